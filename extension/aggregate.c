@@ -1,0 +1,147 @@
+/*-------------------------------------------------------------------------
+ * aggregate.c
+ *	  aggregate(job_id): move a job's pending parts into logs.content.
+ *
+ * The parts merged are exactly the rows the DELETE ... RETURNING removed,
+ * so a part committed concurrently is either merged now or stays pending
+ * for the next run: nothing is lost, nothing doubled.  The job's exclusive
+ * lock (joblock.c) waits for in-flight writers of the same job, so their
+ * parts are merged now rather than later.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+
+#include "assemble.h"
+#include "joblock.h"
+#include "spiutil.h"
+
+PG_FUNCTION_INFO_V1(buildlog_aggregate);
+
+static SPIPlanPtr lock_plan = NULL;
+static SPIPlanPtr delete_plan = NULL;
+static SPIPlanPtr update_plan = NULL;
+static SPIPlanPtr insert_plan = NULL;
+
+/* Read and row-lock the job's logs row; found=false when it has none. */
+static void
+lock_stored_log(int64 job_id, StoredLog *log)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+
+	buildlog_run(buildlog_plan(&lock_plan,
+							   "select " STORED_LOG_COLUMNS
+							   " from buildlog.logs where job_id = $1 for update",
+							   1, types),
+				 values, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+	{
+		memset(log, 0, sizeof(*log));
+		log->final_number = -1;
+		return;
+	}
+	buildlog_stored_log(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, log);
+}
+
+/* Delete the job's pending parts and return exactly those rows. */
+static int
+take_pending(int64 job_id, LogPart **parts)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	LogPart    *p;
+	uint64		i;
+
+	buildlog_run(buildlog_plan(&delete_plan,
+							   "delete from buildlog.log_parts where job_id = $1"
+							   " returning " PENDING_PART_COLUMNS,
+							   1, types),
+				 values, NULL, false, SPI_OK_DELETE_RETURNING);
+	p = palloc(sizeof(LogPart) * Max(SPI_processed, 1));
+	for (i = 0; i < SPI_processed; i++)
+		buildlog_pending_part(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &p[i]);
+	*parts = p;
+	return (int) SPI_processed;
+}
+
+/* Write the merged log back (or create the row if the job had none). */
+static void
+store_log(int64 job_id, bool exists, const AssembledLog *a)
+{
+	Oid			types[5] = {INT8OID, TEXTOID, INT4ARRAYOID, INT4ARRAYOID, INT4OID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = PointerGetDatum(a->content);
+	values[2] = PointerGetDatum(a->numbers);
+	values[3] = PointerGetDatum(a->starts);
+	values[4] = Int32GetDatum(a->final_number);
+	if (a->final_number < 0)
+		nulls[4] = 'n';
+
+	if (exists)
+		buildlog_run(buildlog_plan(&update_plan,
+								   "update buildlog.logs set content = $2,"
+								   " part_numbers = $3, part_starts = $4,"
+								   " final_number = $5, aggregated_at = now(),"
+								   " updated_at = now(), archived_at = null,"
+								   " archive_size = null, archive_sha256 = null,"
+								   " archive_etag = null, verified_at = null"
+								   " where job_id = $1",
+								   5, types),
+					 values, nulls, false, SPI_OK_UPDATE);
+	else
+		buildlog_run(buildlog_plan(&insert_plan,
+								   "insert into buildlog.logs (job_id, content,"
+								   " part_numbers, part_starts, final_number,"
+								   " aggregated_at) values ($1, $2, $3, $4, $5, now())",
+								   5, types),
+					 values, nulls, false, SPI_OK_INSERT);
+}
+
+/* aggregate(job_id) returns the number of parts merged, NULL if unknown. */
+Datum
+buildlog_aggregate(PG_FUNCTION_ARGS)
+{
+	int64		job_id = PG_GETARG_INT64(0);
+	StoredLog	log;
+	LogPart    *pending;
+	LogPart    *seq;
+	int			npending;
+	int			n;
+	int			merged = 0;
+	bool		known;
+
+	buildlog_lock_job_exclusive(job_id);
+	SPI_connect();
+	lock_stored_log(job_id, &log);
+	npending = take_pending(job_id, &pending);
+	known = log.found || npending > 0;
+	if (npending > 0)
+	{
+		AssembledLog a;
+
+		if (log.purged)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("log of job " INT64_FORMAT " was purged; late parts cannot be merged yet",
+							job_id),
+					 errhint("Restore the log with buildlog.set_content() first.")));
+		npending = buildlog_dedupe_pending(pending, npending);
+		n = buildlog_merge(&log, pending, npending, -1, &seq, &merged);
+		if (merged > 0 || !log.found)
+		{
+			a = buildlog_assemble(&log, seq, n);
+			store_log(job_id, log.found, &a);
+		}
+	}
+	SPI_finish();
+	if (!known)
+		PG_RETURN_NULL();
+	PG_RETURN_INT32(merged);
+}

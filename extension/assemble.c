@@ -1,0 +1,238 @@
+/*-------------------------------------------------------------------------
+ * assemble.c
+ *	  One merge of aggregated content and pending parts, used by every
+ *	  reader and by aggregation.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "assemble.h"
+
+/* Pointer to the int4 elements of a bookkeeping array, checked. */
+static const int32 *
+int4_elements(Datum d, int *n)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(d);
+
+	if (ARR_ELEMTYPE(arr) != INT4OID || ARR_NDIM(arr) > 1 || ARR_HASNULL(arr))
+		elog(ERROR, "corrupt part bookkeeping in buildlog.logs");
+	*n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	return (const int32 *) ARR_DATA_PTR(arr);
+}
+
+/* Decode a logs row read with STORED_LOG_COLUMNS. */
+void
+buildlog_stored_log(HeapTuple tuple, TupleDesc desc, StoredLog *log)
+{
+	bool		isnull;
+	Datum		d;
+	int			nstarts;
+
+	memset(log, 0, sizeof(*log));
+	log->found = true;
+	log->final_number = -1;
+
+	d = heap_getattr(tuple, 1, desc, &isnull);
+	if (!isnull)
+	{
+		text	   *t = DatumGetTextPP(d);
+
+		log->content = VARDATA_ANY(t);
+		log->content_len = VARSIZE_ANY_EXHDR(t);
+	}
+	log->numbers = int4_elements(heap_getattr(tuple, 2, desc, &isnull),
+								 &log->nparts);
+	log->starts = int4_elements(heap_getattr(tuple, 3, desc, &isnull),
+								&nstarts);
+	if (nstarts != log->nparts)
+		elog(ERROR, "corrupt part bookkeeping in buildlog.logs");
+	d = heap_getattr(tuple, 4, desc, &isnull);
+	if (!isnull)
+		log->final_number = DatumGetInt32(d);
+	d = heap_getattr(tuple, 5, desc, &isnull);
+	if (!isnull)
+		log->aggregated_at = DatumGetTimestampTz(d);
+	(void) heap_getattr(tuple, 6, desc, &isnull);
+	log->purged = !isnull;
+}
+
+/* Decode a log_parts row read with PENDING_PART_COLUMNS. */
+void
+buildlog_pending_part(HeapTuple tuple, TupleDesc desc, LogPart *part)
+{
+	bool		isnull;
+	text	   *t;
+
+	part->number = DatumGetInt32(heap_getattr(tuple, 1, desc, &isnull));
+	t = DatumGetTextPP(heap_getattr(tuple, 2, desc, &isnull));
+	part->data = VARDATA_ANY(t);
+	part->len = VARSIZE_ANY_EXHDR(t);
+	part->final = DatumGetBool(heap_getattr(tuple, 3, desc, &isnull));
+	part->created_at = DatumGetTimestampTz(heap_getattr(tuple, 4, desc, &isnull));
+	part->pending = true;
+}
+
+/* Order: number, then oldest copy first, then bytes (deterministic). */
+static int
+cmp_parts(const void *a, const void *b)
+{
+	const LogPart *x = a;
+	const LogPart *y = b;
+	int			c;
+
+	if (x->number != y->number)
+		return (x->number > y->number) - (x->number < y->number);
+	if (x->created_at != y->created_at)
+		return (x->created_at > y->created_at) - (x->created_at < y->created_at);
+	c = memcmp(x->data, y->data, Min(x->len, y->len));
+	if (c != 0)
+		return c;
+	return (x->len > y->len) - (x->len < y->len);
+}
+
+/* Sort pending parts by number and keep one copy per number. */
+int
+buildlog_dedupe_pending(LogPart *parts, int n)
+{
+	int			m = 0;
+	int			i;
+
+	if (n > 1)
+		qsort(parts, n, sizeof(LogPart), cmp_parts);
+	for (i = 0; i < n; i++)
+	{
+		if (m > 0 && parts[m - 1].number == parts[i].number)
+		{
+			/* a final flag on any copy marks the part final */
+			parts[m - 1].final |= parts[i].final;
+			continue;
+		}
+		parts[m++] = parts[i];
+	}
+	return m;
+}
+
+/* Length of the head: content bytes before the first numbered part. */
+int32
+buildlog_head_len(const StoredLog *log)
+{
+	return log->nparts > 0 ? log->starts[0] : log->content_len;
+}
+
+/* The i-th merged part of a stored log as a LogPart. */
+static LogPart
+stored_part(const StoredLog *log, int i)
+{
+	LogPart		p;
+	int32		end = (i + 1 < log->nparts) ? log->starts[i + 1] : log->content_len;
+
+	p.number = log->numbers[i];
+	p.final = (p.number == log->final_number);
+	p.pending = false;
+	p.created_at = log->aggregated_at;
+	p.data = log->content + log->starts[i];
+	p.len = end - log->starts[i];
+	return p;
+}
+
+/*
+ * Merge stored parts and deduplicated pending parts into one sequence in
+ * number order, one part per number (a merged part wins over a pending
+ * copy).  Only parts numbered above "after" are returned; *merged counts
+ * the pending parts that are new to the log.
+ */
+int
+buildlog_merge(const StoredLog *log, const LogPart *pending, int npending,
+			   int32 after, LogPart **out, int *merged)
+{
+	LogPart    *seq = palloc(sizeof(LogPart) * Max(log->nparts + npending, 1));
+	int			i = 0;
+	int			j = 0;
+	int			n = 0;
+	int			lo = 0;
+	int			hi = log->nparts;
+
+	if (log->nparts > 0 && log->content == NULL)
+		elog(ERROR, "log has part bookkeeping but no content");
+
+	/* binary search: first stored part numbered above "after" */
+	while (lo < hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (log->numbers[mid] <= after)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	i = lo;
+	while (j < npending && pending[j].number <= after)
+		j++;
+
+	*merged = 0;
+	while (i < log->nparts || j < npending)
+	{
+		if (j >= npending ||
+			(i < log->nparts && log->numbers[i] <= pending[j].number))
+		{
+			if (j < npending && log->numbers[i] == pending[j].number)
+				j++;			/* duplicate of a merged part */
+			seq[n++] = stored_part(log, i++);
+		}
+		else
+		{
+			seq[n++] = pending[j++];
+			(*merged)++;
+		}
+	}
+	*out = seq;
+	return n;
+}
+
+/* Concatenate head and sequence into a text, with new bookkeeping. */
+AssembledLog
+buildlog_assemble(const StoredLog *log, const LogPart *seq, int n)
+{
+	AssembledLog result;
+	int32		head = buildlog_head_len(log);
+	int64		total = head;
+	Datum	   *numbers = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *starts = palloc(sizeof(Datum) * Max(n, 1));
+	char	   *p;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		total += seq[i].len;
+	if (total > (int64) (MaxAllocSize - VARHDRSZ))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("log would exceed the maximum size of a text value"),
+				 errdetail("The assembled log has " INT64_FORMAT " bytes.", total)));
+
+	result.content = (text *) palloc(total + VARHDRSZ);
+	SET_VARSIZE(result.content, total + VARHDRSZ);
+	p = VARDATA(result.content);
+	if (head > 0)
+		memcpy(p, log->content, head);
+	p += head;
+	result.final_number = -1;
+	for (i = 0; i < n; i++)
+	{
+		numbers[i] = Int32GetDatum(seq[i].number);
+		starts[i] = Int32GetDatum((int32) (p - VARDATA(result.content)));
+		memcpy(p, seq[i].data, seq[i].len);
+		p += seq[i].len;
+		if (seq[i].final)
+			result.final_number = seq[i].number;
+	}
+	result.numbers = construct_array(numbers, n, INT4OID, 4, true, TYPALIGN_INT);
+	result.starts = construct_array(starts, n, INT4OID, 4, true, TYPALIGN_INT);
+	return result;
+}

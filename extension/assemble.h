@@ -1,0 +1,74 @@
+/*-------------------------------------------------------------------------
+ * assemble.h
+ *	  Merging a log's aggregated content with its pending parts.
+ *
+ * A logs row keeps, beside its content, the number and start offset of
+ * every part merged into it (part_numbers, part_starts).  Bytes before the
+ * first part are a "head" set by set_content().  With that bookkeeping a
+ * late part is placed at its numbered position, and a duplicate of a merged
+ * part is recognised and dropped.  aggregate(), log() and parts() all use
+ * this one merge, so every reader sees what aggregation will produce.
+ *-------------------------------------------------------------------------
+ */
+#ifndef BUILDLOG_ASSEMBLE_H
+#define BUILDLOG_ASSEMBLE_H
+
+#include "postgres.h"
+
+#include "access/htup.h"
+#include "access/tupdesc.h"
+#include "datatype/timestamp.h"
+
+/* One part, pending in log_parts or sliced out of logs.content. */
+typedef struct LogPart
+{
+	int32		number;
+	bool		final;
+	bool		pending;
+	TimestampTz created_at;
+	const char *data;
+	int32		len;
+} LogPart;
+
+/* A logs row as the merge needs it. */
+typedef struct StoredLog
+{
+	bool		found;
+	bool		purged;
+	const char *content;		/* NULL when the row has none */
+	int32		content_len;
+	int			nparts;
+	const int32 *numbers;
+	const int32 *starts;
+	int32		final_number;	/* -1 when no final part was merged */
+	TimestampTz aggregated_at;
+} StoredLog;
+
+/* A merged log ready to be stored or returned. */
+typedef struct AssembledLog
+{
+	text	   *content;
+	ArrayType  *numbers;
+	ArrayType  *starts;
+	int32		final_number;
+} AssembledLog;
+
+/* Columns, in this order, that buildlog_stored_log() reads. */
+#define STORED_LOG_COLUMNS \
+	"content, part_numbers, part_starts, final_number, aggregated_at, purged_at"
+/* Columns, in this order, that buildlog_pending_part() reads. */
+#define PENDING_PART_COLUMNS "number, content, final, created_at"
+
+extern void buildlog_stored_log(HeapTuple tuple, TupleDesc desc,
+								StoredLog *log);
+extern void buildlog_pending_part(HeapTuple tuple, TupleDesc desc,
+								  LogPart *part);
+extern int	buildlog_dedupe_pending(LogPart *parts, int n);
+extern int	buildlog_merge(const StoredLog *log, const LogPart *pending,
+						   int npending, int32 after, LogPart **out,
+						   int *merged);
+extern int32 buildlog_head_len(const StoredLog *log);
+extern AssembledLog buildlog_assemble(const StoredLog *log,
+									  const LogPart *seq, int n);
+
+#endif							/* BUILDLOG_ASSEMBLE_H */

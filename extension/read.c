@@ -1,0 +1,139 @@
+/*-------------------------------------------------------------------------
+ * read.c
+ *	  The read path: log(job_id) and parts(job_id, after).
+ *
+ * Both read the logs row and the pending parts under one snapshot (SPI
+ * read-only mode), so a concurrent aggregation is seen entirely or not at
+ * all, and both go through the merge aggregation uses.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "assemble.h"
+#include "spiutil.h"
+
+PG_FUNCTION_INFO_V1(buildlog_log);
+PG_FUNCTION_INFO_V1(buildlog_parts);
+
+static SPIPlanPtr stored_plan = NULL;
+static SPIPlanPtr pending_plan = NULL;
+
+/* A job's logs row and its pending parts numbered above "after". */
+typedef struct LogSnapshot
+{
+	StoredLog	stored;
+	LogPart    *pending;
+	int			npending;
+} LogSnapshot;
+
+/* Read the row and the deduplicated pending parts in one snapshot. */
+static void
+read_log(int64 job_id, int32 after, LogSnapshot *snap)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2] = {Int64GetDatum(job_id), Int32GetDatum(after)};
+	uint64		i;
+
+	buildlog_run(buildlog_plan(&stored_plan,
+							   "select " STORED_LOG_COLUMNS
+							   " from buildlog.logs where job_id = $1",
+							   1, types),
+				 values, NULL, true, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		buildlog_stored_log(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+							&snap->stored);
+	else
+	{
+		memset(&snap->stored, 0, sizeof(StoredLog));
+		snap->stored.final_number = -1;
+	}
+
+	buildlog_run(buildlog_plan(&pending_plan,
+							   "select " PENDING_PART_COLUMNS
+							   " from buildlog.log_parts"
+							   " where job_id = $1 and number > $2",
+							   2, types),
+				 values, NULL, true, SPI_OK_SELECT);
+	snap->pending = palloc(sizeof(LogPart) * Max(SPI_processed, 1));
+	for (i = 0; i < SPI_processed; i++)
+		buildlog_pending_part(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+							  &snap->pending[i]);
+	snap->npending = buildlog_dedupe_pending(snap->pending, (int) SPI_processed);
+}
+
+/* log(job_id): the log as a reader sees it now; NULL when there is none. */
+Datum
+buildlog_log(PG_FUNCTION_ARGS)
+{
+	int64		job_id = PG_GETARG_INT64(0);
+	MemoryContext caller = CurrentMemoryContext;
+	LogSnapshot snap;
+	LogPart    *seq;
+	int			n;
+	int			merged;
+	text	   *result = NULL;
+
+	SPI_connect();
+	read_log(job_id, -1, &snap);
+	if (snap.stored.content != NULL || snap.npending > 0)
+	{
+		MemoryContext old;
+		AssembledLog a;
+
+		n = buildlog_merge(&snap.stored, snap.pending, snap.npending, -1,
+						   &seq, &merged);
+		old = MemoryContextSwitchTo(caller);
+		a = buildlog_assemble(&snap.stored, seq, n);
+		result = a.content;
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	if (result == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(result);
+}
+
+/*
+ * parts(job_id, after): one row per part numbered above "after", in order,
+ * whether pending or already merged into the log.
+ */
+Datum
+buildlog_parts(PG_FUNCTION_ARGS)
+{
+	int64		job_id = PG_GETARG_INT64(0);
+	int32		after = PG_ARGISNULL(1) ? -1 : PG_GETARG_INT32(1);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	LogSnapshot snap;
+	LogPart    *seq;
+	int			n;
+	int			merged;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	read_log(job_id, after, &snap);
+	n = buildlog_merge(&snap.stored, snap.pending, snap.npending, after,
+					   &seq, &merged);
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = Int32GetDatum(seq[i].number);
+		values[1] = PointerGetDatum(cstring_to_text_with_len(seq[i].data,
+															 seq[i].len));
+		values[2] = BoolGetDatum(seq[i].final);
+		values[3] = TimestampTzGetDatum(seq[i].created_at);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		pfree(DatumGetPointer(values[1]));
+	}
+	SPI_finish();
+	return (Datum) 0;
+}

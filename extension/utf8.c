@@ -1,0 +1,157 @@
+/*-------------------------------------------------------------------------
+ * utf8.c
+ *	  UTF-8 validation and cleaning for every ingest path.
+ *
+ * Log chunks come from job runners that cut output at arbitrary byte
+ * boundaries and print whatever the build printed.  We store valid UTF-8
+ * text only, but never drop a byte silently: each maximal invalid subpart
+ * (the Unicode/WHATWG decoder rule) and each NUL becomes one U+FFFD, and the
+ * caller learns how many substitutions were made.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <string.h>
+
+#include "utils/memutils.h"
+
+#include "utf8.h"
+
+#define REPLACEMENT_CHAR	"\xEF\xBF\xBD"
+#define REPLACEMENT_LEN		3
+
+/*
+ * Scan one sequence starting at s (s < end, *s >= 0x80).  Returns its length
+ * when valid, or the negated length of the maximal invalid subpart (>= 1).
+ */
+static inline int
+utf8_sequence(const unsigned char *s, const unsigned char *end)
+{
+	unsigned char c = s[0];
+	unsigned char lower = 0x80;
+	unsigned char upper = 0xBF;
+	int			need;
+	int			i;
+
+	if (c >= 0xC2 && c <= 0xDF)
+		need = 1;
+	else if (c >= 0xE0 && c <= 0xEF)
+	{
+		need = 2;
+		if (c == 0xE0)
+			lower = 0xA0;		/* overlong */
+		else if (c == 0xED)
+			upper = 0x9F;		/* surrogates */
+	}
+	else if (c >= 0xF0 && c <= 0xF4)
+	{
+		need = 3;
+		if (c == 0xF0)
+			lower = 0x90;		/* overlong */
+		else if (c == 0xF4)
+			upper = 0x8F;		/* above U+10FFFF */
+	}
+	else
+		return -1;				/* continuation byte, C0/C1, F5..FF */
+
+	for (i = 1; i <= need; i++)
+	{
+		if (s + i >= end || s[i] < lower || s[i] > upper)
+			return -i;			/* truncated or bad continuation */
+		lower = 0x80;
+		upper = 0xBF;
+	}
+	return need + 1;
+}
+
+/* True when the 8 bytes at p are all ASCII and none is NUL. */
+static inline bool
+ascii_word_clean(const unsigned char *p)
+{
+	uint64		w;
+
+	memcpy(&w, p, sizeof(w));
+	/* high bit set anywhere, or a zero byte (classic haszero trick) */
+	return ((w | ((w - UINT64CONST(0x0101010101010101)) & ~w)) &
+			UINT64CONST(0x8080808080808080)) == 0;
+}
+
+size_t
+buildlog_utf8_valid_prefix(const char *buf, size_t len)
+{
+	const unsigned char *s = (const unsigned char *) buf;
+	const unsigned char *end = s + len;
+
+	while (s < end)
+	{
+		int			n;
+
+		if (end - s >= 8 && ascii_word_clean(s))
+		{
+			s += 8;
+			continue;
+		}
+		if (*s < 0x80)
+		{
+			if (*s == 0)
+				break;
+			s++;
+			continue;
+		}
+		n = utf8_sequence(s, end);
+		if (n < 0)
+			break;
+		s += n;
+	}
+	return s - (const unsigned char *) buf;
+}
+
+Utf8Cleaned
+buildlog_utf8_clean(const char *buf, size_t len)
+{
+	Utf8Cleaned result;
+	size_t		valid = buildlog_utf8_valid_prefix(buf, len);
+	const unsigned char *s;
+	const unsigned char *end;
+	char	   *out;
+	char	   *o;
+
+	result.data = buf;
+	result.len = len;
+	result.replaced = 0;
+	if (valid == len)
+		return result;
+
+	/* worst case: every remaining byte becomes a 3-byte U+FFFD */
+	if ((len - valid) > (MaxAllocHugeSize - valid) / REPLACEMENT_LEN)
+		elog(ERROR, "log part too large to clean");
+	out = palloc_extended(valid + (len - valid) * REPLACEMENT_LEN + 1,
+						  MCXT_ALLOC_HUGE);
+	memcpy(out, buf, valid);
+	o = out + valid;
+	s = (const unsigned char *) buf + valid;
+	end = (const unsigned char *) buf + len;
+
+	while (s < end)
+	{
+		size_t		run = buildlog_utf8_valid_prefix((const char *) s, end - s);
+		int			n;
+
+		memcpy(o, s, run);
+		o += run;
+		s += run;
+		if (s >= end)
+			break;
+		/* s is at a NUL or at the start of an invalid subpart */
+		n = (*s == 0) ? -1 : utf8_sequence(s, end);
+		Assert(n < 0);
+		memcpy(o, REPLACEMENT_CHAR, REPLACEMENT_LEN);
+		o += REPLACEMENT_LEN;
+		s += -n;
+		result.replaced++;
+	}
+	*o = '\0';
+	result.data = out;
+	result.len = o - out;
+	return result;
+}

@@ -1,0 +1,258 @@
+-- buildlog 0.1.0: CI build logs inside PostgreSQL.
+\echo Use "CREATE EXTENSION buildlog" to load this file. \quit
+
+-- Preconditions: a UTF-8 database and pg_partman 4.x in schema partman.
+do $$
+declare
+  partman_schema name;
+  partman_version text;
+begin
+  if pg_catalog.getdatabaseencoding() <> 'UTF8' then
+    raise exception 'buildlog needs a UTF-8 database'
+      using errcode = 'feature_not_supported',
+            detail = format('Database %I has encoding %s.', pg_catalog.current_database(),
+                            pg_catalog.getdatabaseencoding()),
+            hint = 'Create the database with ENCODING ''UTF8''.';
+  end if;
+  select n.nspname, e.extversion into partman_schema, partman_version
+    from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace
+   where e.extname = 'pg_partman';
+  if partman_schema is null then
+    raise exception 'buildlog needs the pg_partman extension in schema partman'
+      using errcode = 'undefined_object',
+            detail = 'pg_partman is not installed in this database.',
+            hint = 'Run: CREATE SCHEMA partman; CREATE EXTENSION pg_partman SCHEMA partman;';
+  end if;
+  if partman_schema <> 'partman' or partman_version not like '4.%' then
+    raise exception 'buildlog needs pg_partman 4.x in schema partman'
+      using errcode = 'feature_not_supported',
+            detail = format('pg_partman %s is installed in schema %I.', partman_version, partman_schema),
+            hint = 'Install pg_partman 4.7 with: CREATE EXTENSION pg_partman SCHEMA partman;';
+  end if;
+end
+$$;
+
+-- One row per job: the aggregated log and its life-cycle facts.
+create table buildlog.logs (
+  job_id        bigint primary key check (job_id > 0),
+  content       text,
+  part_numbers  int4[] not null default '{}',
+  part_starts   int4[] not null default '{}',
+  final_number  int4,
+  created_at    timestamptz not null default now(),
+  updated_at    timestamptz not null default now(),
+  aggregated_at timestamptz,
+  archived_at   timestamptz,
+  archive_size  bigint,
+  archive_sha256 text,
+  archive_etag  text,
+  verified_at   timestamptz,
+  purged_at     timestamptz,
+  removed_at    timestamptz,
+  removed_by    bigint
+);
+-- Uncompressed out-of-line storage: slices of a log are read without
+-- decompressing all of it (archive streaming, range reads).
+alter table buildlog.logs alter column content set storage external;
+comment on table buildlog.logs is
+  'One row per job: the aggregated log (content), the number and byte offset of every part merged into it, and its archive facts.';
+comment on column buildlog.logs.part_numbers is 'Numbers of the parts merged into content, ascending.';
+comment on column buildlog.logs.part_starts is 'Byte offset in content where each merged part starts; bytes before the first are the head set by set_content().';
+comment on column buildlog.logs.final_number is 'Number of the merged part that was flagged final, if any.';
+select pg_catalog.pg_extension_config_dump('buildlog.logs', '');
+
+-- Pending log parts, partitioned by day on created_at (pg_partman).
+create table buildlog.log_parts (
+  job_id     bigint not null,
+  number     int4 not null,
+  content    text not null,
+  final      boolean not null default false,
+  late       boolean not null default false,
+  created_at timestamptz not null default now()
+) partition by range (created_at);
+comment on table buildlog.log_parts is
+  'Log parts not yet aggregated. Duplicates (same job_id and number) may be stored; readers and aggregation see one per number.';
+comment on column buildlog.log_parts.late is 'Written after the log had been aggregated: due for aggregation after buildlog.aggregate_delay.';
+create index log_parts_job_number on buildlog.log_parts (job_id, number);
+create index log_parts_due on buildlog.log_parts (created_at) where final or late;
+create index log_parts_created_at on buildlog.log_parts using brin (created_at)
+  with (autosummarize = on);
+
+-- Register with pg_partman: daily, two days premade, three days retention, dropped.
+delete from partman.part_config where parent_table = 'buildlog.log_parts';
+select partman.create_parent(
+  p_parent_table := 'buildlog.log_parts',
+  p_control := 'created_at',
+  p_type := 'native',
+  p_interval := 'daily',
+  p_premake := 2,
+  p_start_partition := pg_catalog.to_char(now() - interval '3 days', 'YYYY-MM-DD'));
+update partman.part_config
+   set retention = '3 days',
+       retention_keep_table = false,
+       retention_keep_index = false,
+       infinite_time_partitions = true
+ where parent_table = 'buildlog.log_parts';
+
+-- Ingest ------------------------------------------------------------------
+
+create type buildlog.write_result as (parts bigint, bytes bigint, replaced bigint);
+comment on type buildlog.write_result is 'What one write_parts() batch stored: parts, content bytes, U+FFFD replacements made.';
+
+create function buildlog.write_parts(job_ids bigint[], numbers int[], contents text[],
+                                     finals bool[])
+returns buildlog.write_result
+language c volatile parallel unsafe
+as 'MODULE_PATHNAME', 'buildlog_write_parts';
+comment on function buildlog.write_parts(bigint[], int[], text[], bool[]) is
+  'Write a batch of log parts (parallel arrays) in one statement; creates logs rows as needed. The one ingest path.';
+
+create function buildlog.write_parts(job_ids bigint[], numbers int[], contents bytea[],
+                                     finals bool[])
+returns buildlog.write_result
+language c volatile parallel unsafe
+as 'MODULE_PATHNAME', 'buildlog_write_raw_parts';
+comment on function buildlog.write_parts(bigint[], int[], bytea[], bool[]) is
+  'Write a batch of raw log parts: invalid UTF-8 and NUL bytes become U+FFFD and are counted in replaced.';
+
+create function buildlog.clean_utf8(raw bytea, out content text, out replaced int)
+language c immutable strict parallel safe
+as 'MODULE_PATHNAME', 'buildlog_clean_utf8';
+comment on function buildlog.clean_utf8(bytea) is
+  'The ingest UTF-8 cleaning: invalid sequences and NUL become U+FFFD (counted in replaced); valid text passes unchanged.';
+
+-- Read --------------------------------------------------------------------
+
+create function buildlog.log(job_id bigint) returns text
+language c stable strict parallel safe
+as 'MODULE_PATHNAME', 'buildlog_log';
+comment on function buildlog.log(bigint) is
+  'The log of a job as a reader sees it now: aggregated content merged with pending parts, one copy per number, in number order. NULL for an unknown job.';
+
+create function buildlog.parts(job_id bigint, after int default -1)
+returns table (number int, content text, final boolean, created_at timestamptz)
+language c stable parallel safe
+as 'MODULE_PATHNAME', 'buildlog_parts';
+comment on function buildlog.parts(bigint, int) is
+  'Parts of a job numbered above after, one per number, in order, pending or already aggregated (created_at is then the aggregation time): the live-polling read.';
+
+-- Aggregate ---------------------------------------------------------------
+
+create function buildlog.aggregate(job_id bigint) returns int
+language c volatile strict parallel unsafe
+as 'MODULE_PATHNAME', 'buildlog_aggregate';
+comment on function buildlog.aggregate(bigint) is
+  'Move the pending parts of a job into logs.content atomically, each at its numbered place, duplicates dropped. Returns the parts merged; NULL for an unknown job.';
+
+create function buildlog.aggregatable(max int default 500) returns setof bigint
+language sql stable parallel safe
+as $$
+  with cutoffs as (
+    select now() - pg_catalog.current_setting('buildlog.aggregate_delay')::interval as due,
+           now() - pg_catalog.current_setting('buildlog.aggregate_force_after')::interval as stale
+  ), due as (
+    select p.job_id, min(p.created_at) as since
+      from buildlog.log_parts p, cutoffs c
+     where (p.final or p.late) and p.created_at < c.due
+     group by p.job_id
+    union all
+    select p.job_id, min(p.created_at)
+      from buildlog.log_parts p, cutoffs c
+     where p.created_at < c.stale
+       and not exists (select 1 from buildlog.log_parts q
+                        where q.job_id = p.job_id and q.created_at >= c.stale)
+     group by p.job_id
+  )
+  select job_id from due group by job_id order by min(since), job_id limit max
+$$;
+comment on function buildlog.aggregatable(int) is
+  'Jobs due for aggregation, oldest first: a final (or late) part older than buildlog.aggregate_delay, or the newest part older than buildlog.aggregate_force_after.';
+
+create function buildlog.set_content(job_id bigint, content text, removed_by bigint default null)
+returns bigint
+language c volatile parallel unsafe
+as 'MODULE_PATHNAME', 'buildlog_set_content';
+comment on function buildlog.set_content(bigint, text, bigint) is
+  'Replace (or with NULL clear) a job''s log: discards pending parts, resets archive state, stamps removed_at/removed_by when removed_by is given. Returns the pending parts discarded.';
+
+-- Maintenance -------------------------------------------------------------
+
+create function buildlog.run_maintenance(attempts int default 5,
+                                         out created text[], out dropped text[], out tries int)
+language plpgsql volatile
+as $$
+declare
+  before text[];
+  done boolean := false;
+  expired boolean;
+  message text;
+  backoff float8 := 0.05;
+begin
+  if attempts is null or attempts < 1 then
+    raise exception 'attempts must be at least 1'
+      using errcode = 'invalid_parameter_value';
+  end if;
+  -- one maintenance at a time; a second caller waits for the first
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('buildlog.run_maintenance'));
+  select coalesce(pg_catalog.array_agg(c.oid::regclass::text order by c.oid), '{}') into before
+    from pg_catalog.pg_inherits i join pg_catalog.pg_class c on c.oid = i.inhrelid
+   where i.inhparent = 'buildlog.log_parts'::regclass;
+
+  for attempt in 1..attempts loop
+    tries := attempt;
+    begin
+      perform pg_catalog.set_config('lock_timeout',
+                                    pg_catalog.current_setting('buildlog.maintenance_lock_timeout'), true);
+      -- a retention drop needs ACCESS EXCLUSIVE on log_parts: queue for it
+      -- here, under lock_timeout, so a timeout raises a clean lock_not_available
+      select exists (
+        select 1
+          from partman.show_partitions('buildlog.log_parts') s,
+               partman.show_partition_info(s.partition_schemaname || '.' || s.partition_tablename,
+                                           p_parent_table := 'buildlog.log_parts') info,
+               partman.part_config cfg
+         where cfg.parent_table = 'buildlog.log_parts'
+           and info.child_end_time < now() - cfg.retention::interval) into expired;
+      if expired then
+        lock table buildlog.log_parts in access exclusive mode;
+      end if;
+      perform partman.run_maintenance(p_parent_table := 'buildlog.log_parts',
+                                      p_analyze := false, p_jobmon := false);
+      done := true;
+    exception
+      when lock_not_available then
+        null;
+      when others then
+        -- pg_partman re-raises lock timeouts as P0001 with the original text
+        get stacked diagnostics message = message_text;
+        if message not like '%lock timeout%' then
+          raise;
+        end if;
+    end;
+    exit when done;
+    if attempt < attempts then
+      perform pg_catalog.pg_sleep(backoff * (1 + pg_catalog.random()));
+      backoff := least(backoff * 2, 2.0);
+    end if;
+  end loop;
+
+  if not done then
+    raise exception 'partition maintenance of buildlog.log_parts gave up after % attempts', attempts
+      using errcode = 'lock_not_available',
+            detail = format('Each attempt waited at most %s for its locks.',
+                            pg_catalog.current_setting('buildlog.maintenance_lock_timeout')),
+            hint = 'A long transaction holds a lock on buildlog.log_parts (see pg_locks); the next run retries.';
+  end if;
+
+  select coalesce(pg_catalog.array_agg(n order by n), '{}') into created
+    from (select c.oid::regclass::text as n
+            from pg_catalog.pg_inherits i join pg_catalog.pg_class c on c.oid = i.inhrelid
+           where i.inhparent = 'buildlog.log_parts'::regclass) now_
+   where n <> all (before);
+  select coalesce(pg_catalog.array_agg(n order by n), '{}') into dropped
+    from pg_catalog.unnest(before) as b(n)
+   where pg_catalog.to_regclass(n) is null;
+end
+$$;
+comment on function buildlog.run_maintenance(int) is
+  'pg_partman maintenance of log_parts (premake, retention drop) under lock_timeout = buildlog.maintenance_lock_timeout, retried with back-off; returns the partitions created and dropped.';
