@@ -25,9 +25,6 @@ PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 EXTRA_CLEAN = test/out test/out_iso
 
-# no LLVM bitcode: JIT inlining of our functions is not worth the build time
-with_llvm = no
-
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

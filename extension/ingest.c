@@ -21,6 +21,7 @@
 #include "guc.h"
 #include "ingest.h"
 #include "joblock.h"
+#include "spiutil.h"
 #include "utf8.h"
 
 PG_FUNCTION_INFO_V1(buildlog_write_parts);
@@ -40,7 +41,7 @@ static SPIPlanPtr insert_plan = NULL;
 	" insert into buildlog.log_parts (job_id, number, content, final, late)" \
 	" select p.job_id, p.number, p.content, p.final, p.job_id = any (a.ids)" \
 	" from aggregated a," \
-	"  pg_catalog.unnest($1, $2, $3, $4) as p(job_id, number, content, final)"
+	"  unnest($1, $2, $3, $4) as p(job_id, number, content, final)"
 
 /* Raise the error for a NULL argument array or element. */
 static void
@@ -153,25 +154,6 @@ check_values(const int64 *jobs, const int32 *numbers, ArrayType *contents,
 	return bytes;
 }
 
-/* Prepare the batch INSERT once per backend. */
-static SPIPlanPtr
-get_insert_plan(void)
-{
-	if (insert_plan == NULL)
-	{
-		Oid			types[5] = {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
-		BOOLARRAYOID, INT8ARRAYOID};
-		SPIPlanPtr	plan = SPI_prepare(INSERT_SQL, 5, types);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		insert_plan = plan;
-	}
-	return insert_plan;
-}
-
 IngestResult
 buildlog_ingest(ArrayType *job_ids, ArrayType *numbers,
 				ArrayType *contents, ArrayType *finals)
@@ -181,7 +163,8 @@ buildlog_ingest(ArrayType *job_ids, ArrayType *numbers,
 	int64	   *jobs;
 	int			njobs;
 	Datum		values[5];
-	int			rc;
+	Oid			types[5] = {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
+	BOOLARRAYOID, INT8ARRAYOID};
 
 	if (checked_length(numbers, "numbers", INT4OID) != n ||
 		checked_length(contents, "contents", TEXTOID) != n ||
@@ -211,26 +194,26 @@ buildlog_ingest(ArrayType *job_ids, ArrayType *numbers,
 												TYPALIGN_DOUBLE));
 
 	SPI_connect();
-	rc = SPI_execute_plan(get_insert_plan(), values, NULL, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "inserting log parts failed: %s", SPI_result_code_string(rc));
+	buildlog_run(buildlog_plan(&insert_plan, INSERT_SQL, 5, types),
+				 values, NULL, false, SPI_OK_INSERT);
 	result.parts = SPI_processed;
 	SPI_finish();
 	return result;
 }
 
-/* Build the (parts, bytes) result row of write_parts. */
+/* Build the write_result row (parts, bytes, replaced). */
 static Datum
-ingest_result_datum(FunctionCallInfo fcinfo, IngestResult r)
+ingest_result_datum(FunctionCallInfo fcinfo, IngestResult r, int64 replaced)
 {
 	TupleDesc	tupdesc;
-	Datum		values[2];
-	bool		nulls[2] = {false, false};
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	values[0] = Int64GetDatum(r.parts);
 	values[1] = Int64GetDatum(r.bytes);
+	values[2] = Int64GetDatum(replaced);
 	return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
 											 values, nulls));
 }
@@ -257,7 +240,7 @@ buildlog_write_parts(PG_FUNCTION_ARGS)
 									 array_arg(fcinfo, 2, "contents"),
 									 array_arg(fcinfo, 3, "finals"));
 
-	return ingest_result_datum(fcinfo, r);
+	return ingest_result_datum(fcinfo, r, 0);
 }
 
 /*
@@ -273,9 +256,6 @@ buildlog_write_raw_parts(PG_FUNCTION_ARGS)
 	char	   *p = ARR_DATA_PTR(raw);
 	int64		replaced = 0;
 	IngestResult r;
-	TupleDesc	tupdesc;
-	Datum		values[3];
-	bool		nulls[3] = {false, false, false};
 	int			i;
 
 	for (i = 0; i < n; i++)
@@ -294,13 +274,7 @@ buildlog_write_raw_parts(PG_FUNCTION_ARGS)
 										TYPALIGN_INT),
 						array_arg(fcinfo, 3, "finals"));
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	values[0] = Int64GetDatum(r.parts);
-	values[1] = Int64GetDatum(r.bytes);
-	values[2] = Int64GetDatum(replaced);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
-													  values, nulls)));
+	return ingest_result_datum(fcinfo, r, replaced);
 }
 
 /* clean_utf8(bytea): the ingest cleaning routine, exposed for checks. */

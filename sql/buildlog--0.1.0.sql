@@ -107,13 +107,13 @@ as 'MODULE_PATHNAME', 'buildlog_write_parts';
 comment on function buildlog.write_parts(bigint[], int[], text[], bool[]) is
   'Write a batch of log parts (parallel arrays) in one statement; creates logs rows as needed. The one ingest path.';
 
-create function buildlog.write_parts(job_ids bigint[], numbers int[], contents bytea[],
+create function buildlog.write_raw_parts(job_ids bigint[], numbers int[], contents bytea[],
                                      finals bool[])
 returns buildlog.write_result
 language c volatile parallel unsafe
 as 'MODULE_PATHNAME', 'buildlog_write_raw_parts';
-comment on function buildlog.write_parts(bigint[], int[], bytea[], bool[]) is
-  'Write a batch of raw log parts: invalid UTF-8 and NUL bytes become U+FFFD and are counted in replaced.';
+comment on function buildlog.write_raw_parts(bigint[], int[], bytea[], bool[]) is
+  'Write a batch of raw log parts through the same path as write_parts: invalid UTF-8 and NUL bytes become U+FFFD and are counted in replaced.';
 
 create function buildlog.clean_utf8(raw bytea, out content text, out replaced int)
 language c immutable strict parallel safe
