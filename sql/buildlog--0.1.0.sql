@@ -144,7 +144,7 @@ as 'MODULE_PATHNAME', 'buildlog_aggregate';
 comment on function buildlog.aggregate(bigint) is
   'Move the pending parts of a job into logs.content atomically, each at its numbered place, duplicates dropped. Returns the parts merged; NULL for an unknown job.';
 
-create function buildlog.aggregatable(max int default 500) returns setof bigint
+create function buildlog.aggregatable(max int default 500) returns table (job_id bigint)
 language sql stable parallel safe
 as $$
   with cutoffs as (
@@ -256,3 +256,12 @@ end
 $$;
 comment on function buildlog.run_maintenance(int) is
   'pg_partman maintenance of log_parts (premake, retention drop) under lock_timeout = buildlog.maintenance_lock_timeout, retried with back-off; returns the partitions created and dropped.';
+
+-- Privileges ----------------------------------------------------------------
+-- Reading is open to whoever may read the tables; writing, aggregation,
+-- content replacement and maintenance are granted explicitly (see README).
+revoke execute on function buildlog.write_parts(bigint[], int[], text[], bool[]) from public;
+revoke execute on function buildlog.write_raw_parts(bigint[], int[], bytea[], bool[]) from public;
+revoke execute on function buildlog.aggregate(bigint) from public;
+revoke execute on function buildlog.set_content(bigint, text, bigint) from public;
+revoke execute on function buildlog.run_maintenance(int) from public;
