@@ -10,7 +10,13 @@ OBJS = \
 	extension/ingest.o \
 	extension/aggregate.o \
 	extension/read.o \
-	extension/content.o
+	extension/content.o \
+	extension/rejected.o \
+	extension/queues.o \
+	bgworker/shmem.o \
+	bgworker/amqp_link.o \
+	bgworker/message.o \
+	bgworker/drain.o
 
 MODULEDIR = extension
 DATA = extension/buildlog.control $(wildcard sql/buildlog--*.sql)
@@ -23,6 +29,7 @@ ISOLATION_OPTS = --inputdir=test --outputdir=test/out_iso
 
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
+SHLIB_LINK = -lrabbitmq -ljansson
 EXTRA_CLEAN = test/out test/out_iso
 
 PG_CONFIG ?= pg_config

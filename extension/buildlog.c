@@ -1,12 +1,15 @@
 /*-------------------------------------------------------------------------
  * buildlog.c
- *	  Module entry point: settings now, background workers later.
+ *	  Module entry point: settings, shared memory and background workers.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
 
+#include "../bgworker/drain.h"
+#include "../bgworker/shmem.h"
 #include "guc.h"
 
 PG_MODULE_MAGIC;
@@ -18,4 +21,10 @@ void
 _PG_init(void)
 {
 	buildlog_define_gucs();
+
+	/* workers and shared memory only when preloaded, never in pg_upgrade */
+	if (!process_shared_preload_libraries_in_progress || IsBinaryUpgrade)
+		return;
+	buildlog_shmem_init_hooks();
+	buildlog_drain_register();
 }

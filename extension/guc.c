@@ -13,12 +13,30 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "../bgworker/amqp_link.h"
 #include "guc.h"
 
 int			buildlog_aggregate_delay_ms = 10 * 1000;
 int			buildlog_aggregate_force_after_s = 3 * 3600;
 int			buildlog_maintenance_lock_timeout_ms = 100;
 int			buildlog_max_part_bytes = 1024 * 1024;
+char	   *buildlog_database = NULL;
+char	   *buildlog_amqp_url = NULL;
+char	   *buildlog_amqp_queues = NULL;
+int			buildlog_drain_workers = 2;
+int			buildlog_batch_size = 500;
+int			buildlog_flush_ms = 20;
+int			buildlog_amqp_heartbeat_s = 30;
+
+/* SHOW and pg_settings display the AMQP URL without its password. */
+static const char *
+show_amqp_url(void)
+{
+	static char buf[1024];
+
+	return buildlog_amqp_redact(buildlog_amqp_url ? buildlog_amqp_url : "",
+								buf, sizeof(buf));
+}
 
 /* Define every setting once, when the library is loaded. */
 void
@@ -51,6 +69,56 @@ buildlog_define_gucs(void)
 							&buildlog_max_part_bytes,
 							1024 * 1024, 1, MaxAllocSize / 4,
 							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("buildlog.database",
+							   "Database the background workers connect to.",
+							   "The buildlog extension must be installed there.",
+							   &buildlog_database,
+							   "postgres",
+							   PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("buildlog.amqp_url",
+							   "RabbitMQ URL of the drain workers: amqp://user:password@host:port/vhost.",
+							   "Superuser only; shown without its password.",
+							   &buildlog_amqp_url,
+							   "amqp://guest:guest@127.0.0.1:5672",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, show_amqp_url);
+	DefineCustomStringVariable("buildlog.amqp_queues",
+							   "Comma-separated queues the drain workers consume.",
+							   "Workers split the list; with fewer queues than workers, workers share queues.",
+							   &buildlog_amqp_queues,
+							   "reporting.jobs.logs",
+							   PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("buildlog.drain_workers",
+							"Number of drain background workers.",
+							NULL,
+							&buildlog_drain_workers,
+							2, 0, BUILDLOG_MAX_DRAIN_WORKERS_GUC,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("buildlog.batch_size",
+							"Deliveries a drain worker writes in one transaction at most.",
+							"The prefetch count is twice this.",
+							&buildlog_batch_size,
+							500, 1, 10000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("buildlog.flush_ms",
+							"Longest time a drain worker holds a batch before writing it.",
+							NULL,
+							&buildlog_flush_ms,
+							20, 1, 10000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("buildlog.amqp_heartbeat",
+							"AMQP heartbeat interval requested by the drain workers (0 disables).",
+							NULL,
+							&buildlog_amqp_heartbeat_s,
+							30, 0, 3600,
+							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("buildlog");

@@ -10,6 +10,15 @@ extern int	buildlog_aggregate_delay_ms;
 extern int	buildlog_aggregate_force_after_s;
 extern int	buildlog_maintenance_lock_timeout_ms;
 extern int	buildlog_max_part_bytes;
+extern char *buildlog_database;
+extern char *buildlog_amqp_url;
+extern char *buildlog_amqp_queues;
+extern int	buildlog_drain_workers;
+extern int	buildlog_batch_size;
+extern int	buildlog_flush_ms;
+extern int	buildlog_amqp_heartbeat_s;
+
+#define BUILDLOG_MAX_DRAIN_WORKERS_GUC 64
 
 extern void buildlog_define_gucs(void);
 

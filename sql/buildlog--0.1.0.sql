@@ -265,3 +265,65 @@ revoke execute on function buildlog.write_raw_parts(bigint[], int[], bytea[], bo
 revoke execute on function buildlog.aggregate(bigint) from public;
 revoke execute on function buildlog.set_content(bigint, text, bigint) from public;
 revoke execute on function buildlog.run_maintenance(int) from public;
+
+-- AMQP drain -----------------------------------------------------------------
+
+-- Deliveries that could not become a part, kept with their reason.
+create table buildlog.rejected_parts (
+  id           bigint generated always as identity primary key,
+  received_at  timestamptz not null default now(),
+  queue        text,
+  exchange     text,
+  routing_key  text,
+  delivery_tag bigint,
+  redelivered  boolean,
+  reason       text not null,
+  body         bytea not null,
+  replayed_at  timestamptz,
+  fixed_body   bytea
+);
+comment on table buildlog.rejected_parts is
+  'Deliveries the drain workers could not turn into a log part (not JSON, bad id or number, bad base64, too large, ...), with the reason; acked with the batch they came in.';
+select pg_catalog.pg_extension_config_dump('buildlog.rejected_parts', '');
+create index rejected_parts_received_at on buildlog.rejected_parts (received_at);
+
+create function buildlog.replay_rejected(id bigint, fixed_body bytea default null)
+returns bigint
+language c volatile parallel unsafe
+as 'MODULE_PATHNAME', 'buildlog_replay_rejected';
+comment on function buildlog.replay_rejected(bigint, bytea) is
+  'Parse a rejected delivery again (or the corrected body given) and write it through the ingest path; marks it replayed. Returns the job id.';
+
+create function buildlog.drain_worker_stats(
+  out worker int, out pid int, out queues text, out connected boolean,
+  out connected_since timestamptz, out deliveries bigint, out parts bigint,
+  out rejected bigint, out replaced bigint, out batches bigint, out mean_batch float8,
+  out max_batch bigint, out last_commit timestamptz, out reconnects bigint,
+  out failed_batches bigint, out last_error text, out last_error_at timestamptz)
+returns setof record
+language c volatile parallel restricted
+as 'MODULE_PATHNAME', 'buildlog_drain_stats';
+comment on function buildlog.drain_worker_stats() is
+  'Counters of the running drain workers, from shared memory (see the view buildlog.drain_stats).';
+
+create view buildlog.drain_stats as select * from buildlog.drain_worker_stats();
+comment on view buildlog.drain_stats is
+  'One row per running drain worker: queues, connection, deliveries, parts written, rejected, batches, last commit, reconnects, last error.';
+
+create function buildlog.restart_workers() returns int
+language c volatile parallel unsafe
+as 'MODULE_PATHNAME', 'buildlog_restart_workers';
+comment on function buildlog.restart_workers() is
+  'Make the drain workers re-read the configuration and reconnect (for buildlog.amqp_url, amqp_queues, amqp_heartbeat; a changed buildlog.database restarts them). Returns the number of workers told.';
+
+create function buildlog.declare_queues(queue text default 'reporting.jobs.logs', shards int default 0,
+                                        exchange text default 'reporting.jobs.logs_sharded')
+returns table (queue_name text)
+language c volatile strict parallel unsafe
+as 'MODULE_PATHNAME', 'buildlog_declare_queues';
+comment on function buildlog.declare_queues(text, int, text) is
+  'Declare the durable queue on buildlog.amqp_url, or with shards > 0 an x-consistent-hash exchange routing by job id to queues <queue>.1..N. Returns the queue names for buildlog.amqp_queues.';
+
+revoke execute on function buildlog.replay_rejected(bigint, bytea) from public;
+revoke execute on function buildlog.restart_workers() from public;
+revoke execute on function buildlog.declare_queues(text, int, text) from public;

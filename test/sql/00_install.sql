@@ -36,7 +36,14 @@ select p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' as u
  where p.pronamespace = 'buildlog'::regnamespace
    and obj_description(p.oid, 'pg_proc') is null;
 -- the settings and their defaults
-select name, setting, unit, context from pg_settings where name like 'buildlog.%' order by name;
+select name, case when name = 'buildlog.amqp_url' then '(secret)' else boot_val end as default_value,
+       unit, context
+  from pg_settings where name like 'buildlog.%' order by name;
+-- the AMQP URL is shown without its password
+select setting ~ '^amqp://guest:\*\*\*@' as password_masked,
+       setting !~ 'guest:guest' as password_absent
+  from pg_settings where name = 'buildlog.amqp_url';
+select current_setting('buildlog.amqp_url') !~ 'guest:guest' as show_masks_it;
 -- writing functions are not open to PUBLIC
 select p.oid::regprocedure as not_public
   from pg_proc p

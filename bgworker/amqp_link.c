@@ -1,0 +1,395 @@
+/*-------------------------------------------------------------------------
+ * amqp_link.c
+ *	  librabbitmq connection handling for the drain workers and for
+ *	  declare_queues().
+ *
+ * Every function here returns a status and leaves a message (never with
+ * the password) in the link; the caller decides whether and how to log.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/socket.h>
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+
+#include "amqp_link.h"
+
+#define CONNECT_TIMEOUT_S	3
+#define RPC_TIMEOUT_S		10
+#define FRAME_MAX			131072
+
+/* Describe a failed RPC reply. */
+static void
+reply_error(char *buf, const char *what, amqp_rpc_reply_t r)
+{
+	switch (r.reply_type)
+	{
+		case AMQP_RESPONSE_NORMAL:
+			snprintf(buf, AMQP_ERROR_LEN, "%s: ok", what);
+			break;
+		case AMQP_RESPONSE_NONE:
+			snprintf(buf, AMQP_ERROR_LEN, "%s: no reply", what);
+			break;
+		case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+			snprintf(buf, AMQP_ERROR_LEN, "%s: %s", what,
+					 amqp_error_string2(r.library_error));
+			break;
+		case AMQP_RESPONSE_SERVER_EXCEPTION:
+			if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD)
+			{
+				amqp_connection_close_t *m = r.reply.decoded;
+
+				snprintf(buf, AMQP_ERROR_LEN, "%s: connection closed by broker: %u %.*s",
+						 what, m->reply_code, (int) m->reply_text.len,
+						 (char *) m->reply_text.bytes);
+			}
+			else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD)
+			{
+				amqp_channel_close_t *m = r.reply.decoded;
+
+				snprintf(buf, AMQP_ERROR_LEN, "%s: channel closed by broker: %u %.*s",
+						 what, m->reply_code, (int) m->reply_text.len,
+						 (char *) m->reply_text.bytes);
+			}
+			else
+				snprintf(buf, AMQP_ERROR_LEN, "%s: broker error (method 0x%08X)",
+						 what, r.reply.id);
+			break;
+	}
+}
+
+/* Replace the password of an AMQP URL by "***" for messages. */
+const char *
+buildlog_amqp_redact(const char *url, char *buf, size_t len)
+{
+	const char *scheme = strstr(url, "://");
+	const char *start = scheme ? scheme + 3 : url;
+	const char *at = strchr(start, '@');
+	const char *colon;
+
+	if (at == NULL)
+	{
+		strlcpy(buf, url, len);
+		return buf;
+	}
+	colon = memchr(start, ':', at - start);
+	if (colon == NULL)
+		strlcpy(buf, url, len);
+	else
+		snprintf(buf, len, "%.*s:***%s", (int) (colon - url), url, at);
+	return buf;
+}
+
+/* Open the TCP connection and log in; false with link->error on failure. */
+static bool
+open_connection(AmqpLink *link, const char *url, int heartbeat_s)
+{
+	struct amqp_connection_info info;
+	char	   *copy = pstrdup(url);
+	amqp_socket_t *socket;
+	struct timeval tv = {CONNECT_TIMEOUT_S, 0};
+	struct timeval rpc = {RPC_TIMEOUT_S, 0};
+	amqp_rpc_reply_t r;
+	int			status;
+	int			one = 1;
+
+	amqp_default_connection_info(&info);
+	if (amqp_parse_url(copy, &info) != AMQP_STATUS_OK)
+	{
+		snprintf(link->error, AMQP_ERROR_LEN, "invalid buildlog.amqp_url");
+		return false;
+	}
+	snprintf(link->where, AMQP_ERROR_LEN, "%s:%d%s%s", info.host, info.port,
+			 info.vhost[0] == '/' ? "" : "/", info.vhost);
+	if (info.ssl)
+	{
+		snprintf(link->error, AMQP_ERROR_LEN, "amqps:// is not supported");
+		return false;
+	}
+
+	link->conn = amqp_new_connection();
+	socket = amqp_tcp_socket_new(link->conn);
+	if (socket == NULL)
+	{
+		snprintf(link->error, AMQP_ERROR_LEN, "could not create a socket");
+		return false;
+	}
+	status = amqp_socket_open_noblock(socket, info.host, info.port, &tv);
+	if (status != AMQP_STATUS_OK)
+	{
+		snprintf(link->error, AMQP_ERROR_LEN, "could not connect to %s: %s",
+				 link->where, amqp_error_string2(status));
+		return false;
+	}
+	(void) setsockopt(amqp_get_sockfd(link->conn), SOL_SOCKET, SO_KEEPALIVE,
+					  &one, sizeof(one));
+	amqp_set_handshake_timeout(link->conn, &rpc);
+	amqp_set_rpc_timeout(link->conn, &rpc);
+	r = amqp_login(link->conn, info.vhost, 0, FRAME_MAX, heartbeat_s,
+				   AMQP_SASL_METHOD_PLAIN, info.user, info.password);
+	memset(copy, 0, strlen(url));	/* do not keep the password around */
+	if (r.reply_type != AMQP_RESPONSE_NORMAL)
+	{
+		char		what[AMQP_ERROR_LEN];
+
+		snprintf(what, sizeof(what), "could not log in to %s", link->where);
+		reply_error(link->error, what, r);
+		return false;
+	}
+	amqp_channel_open(link->conn, 1);
+	r = amqp_get_rpc_reply(link->conn);
+	if (r.reply_type != AMQP_RESPONSE_NORMAL)
+	{
+		reply_error(link->error, "could not open a channel", r);
+		return false;
+	}
+	return true;
+}
+
+bool
+buildlog_amqp_connect(AmqpLink *link, const char *url, char **queues,
+					  int nqueues, int prefetch, int heartbeat_s)
+{
+	amqp_rpc_reply_t r;
+	int			i;
+
+	memset(link, 0, sizeof(*link));
+	if (!open_connection(link, url, heartbeat_s))
+	{
+		buildlog_amqp_disconnect(link);
+		return false;
+	}
+	amqp_basic_qos(link->conn, 1, 0, (uint16) Min(prefetch, 65535), 0);
+	r = amqp_get_rpc_reply(link->conn);
+	if (r.reply_type != AMQP_RESPONSE_NORMAL)
+	{
+		reply_error(link->error, "basic.qos failed", r);
+		buildlog_amqp_disconnect(link);
+		return false;
+	}
+	for (i = 0; i < nqueues; i++)
+	{
+		amqp_basic_consume(link->conn, 1, amqp_cstring_bytes(queues[i]),
+						   amqp_cstring_bytes(queues[i]), 0, 0, 0,
+						   amqp_empty_table);
+		r = amqp_get_rpc_reply(link->conn);
+		if (r.reply_type != AMQP_RESPONSE_NORMAL)
+		{
+			char		what[AMQP_ERROR_LEN];
+
+			snprintf(what, sizeof(what), "could not consume queue \"%s\"", queues[i]);
+			reply_error(link->error, what, r);
+			buildlog_amqp_disconnect(link);
+			return false;
+		}
+	}
+	link->connected = true;
+	return true;
+}
+
+/* Drop the connection; unacked deliveries go back to their queues. */
+void
+buildlog_amqp_disconnect(AmqpLink *link)
+{
+	if (link->conn != NULL)
+		amqp_destroy_connection(link->conn);
+	link->conn = NULL;
+	link->connected = false;
+}
+
+/* True when a frame or bytes already sit in librabbitmq's buffers. */
+bool
+buildlog_amqp_buffered(AmqpLink *link)
+{
+	return amqp_frames_enqueued(link->conn) || amqp_data_in_buffer(link->conn);
+}
+
+int
+buildlog_amqp_fd(AmqpLink *link)
+{
+	return amqp_get_sockfd(link->conn);
+}
+
+/* Copy an amqp_bytes_t into a palloc'd C string. */
+static char *
+bytes_dup(amqp_bytes_t b)
+{
+	char	   *s = palloc(b.len + 1);
+
+	memcpy(s, b.bytes, b.len);
+	s[b.len] = '\0';
+	return s;
+}
+
+/* Handle a non-delivery frame; -1 when it ends the connection. */
+static int
+other_frame(AmqpLink *link)
+{
+	amqp_frame_t frame;
+	struct timeval zero = {0, 0};
+	int			status = amqp_simple_wait_frame_noblock(link->conn, &frame, &zero);
+
+	if (status == AMQP_STATUS_TIMEOUT)
+		return 0;
+	if (status != AMQP_STATUS_OK)
+	{
+		snprintf(link->error, AMQP_ERROR_LEN, "connection to %s lost: %s",
+				 link->where, amqp_error_string2(status));
+		return -1;
+	}
+	if (frame.frame_type != AMQP_FRAME_METHOD)
+		return 0;
+	switch (frame.payload.method.id)
+	{
+		case AMQP_CHANNEL_CLOSE_METHOD:
+			{
+				amqp_channel_close_t *m = frame.payload.method.decoded;
+
+				snprintf(link->error, AMQP_ERROR_LEN, "channel closed by broker: %u %.*s",
+						 m->reply_code, (int) m->reply_text.len,
+						 (char *) m->reply_text.bytes);
+				return -1;
+			}
+		case AMQP_CONNECTION_CLOSE_METHOD:
+			{
+				amqp_connection_close_t *m = frame.payload.method.decoded;
+
+				snprintf(link->error, AMQP_ERROR_LEN, "connection closed by broker: %u %.*s",
+						 m->reply_code, (int) m->reply_text.len,
+						 (char *) m->reply_text.bytes);
+				return -1;
+			}
+		case AMQP_BASIC_CANCEL_METHOD:
+			snprintf(link->error, AMQP_ERROR_LEN,
+					 "consumer cancelled by broker (queue deleted?)");
+			return -1;
+		default:
+			return 0;
+	}
+}
+
+/*
+ * Take the next delivery if one can be read without waiting: 1 = *d filled
+ * (palloc'd in CurrentMemoryContext), 0 = nothing yet, -1 = connection
+ * unusable (link->error says why).  Also services heartbeats.
+ */
+int
+buildlog_amqp_next(AmqpLink *link, AmqpDelivery *d)
+{
+	amqp_envelope_t env;
+	struct timeval zero = {0, 0};
+	amqp_rpc_reply_t r;
+
+	amqp_maybe_release_buffers(link->conn);
+	r = amqp_consume_message(link->conn, &env, &zero, 0);
+	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+	{
+		d->tag = env.delivery_tag;
+		d->redelivered = env.redelivered != 0;
+		d->queue = bytes_dup(env.consumer_tag);
+		d->exchange = bytes_dup(env.exchange);
+		d->routing_key = bytes_dup(env.routing_key);
+		d->len = env.message.body.len;
+		d->body = palloc(d->len + 1);
+		memcpy(d->body, env.message.body.bytes, d->len);
+		d->body[d->len] = '\0';
+		amqp_destroy_envelope(&env);
+		return 1;
+	}
+	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION)
+	{
+		if (r.library_error == AMQP_STATUS_TIMEOUT)
+			return 0;
+		if (r.library_error == AMQP_STATUS_UNEXPECTED_STATE)
+			return other_frame(link);
+	}
+	reply_error(link->error, "connection lost", r);
+	return -1;
+}
+
+/* ack (or nack with requeue) every delivery up to tag. */
+bool
+buildlog_amqp_settle(AmqpLink *link, uint64 tag, bool ack)
+{
+	int			status;
+
+	if (ack)
+		status = amqp_basic_ack(link->conn, 1, tag, 1);
+	else
+		status = amqp_basic_nack(link->conn, 1, tag, 1, 1);
+	if (status != AMQP_STATUS_OK)
+	{
+		snprintf(link->error, AMQP_ERROR_LEN, "could not %s deliveries: %s",
+				 ack ? "ack" : "nack", amqp_error_string2(status));
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Declare durable queues and, when exchange is given, an x-consistent-hash
+ * exchange routing to them (each bound with weight "1").
+ */
+bool
+buildlog_amqp_declare(const char *url, const char *exchange, char **queues,
+					  int nqueues, char *error)
+{
+	AmqpLink	link;
+	amqp_rpc_reply_t r;
+	int			i;
+	bool		ok = false;
+
+	memset(&link, 0, sizeof(link));
+	if (!open_connection(&link, url, 0))
+		goto done;
+	if (exchange != NULL)
+	{
+		amqp_exchange_declare(link.conn, 1, amqp_cstring_bytes(exchange),
+							  amqp_cstring_bytes("x-consistent-hash"),
+							  0, 1, 0, 0, amqp_empty_table);
+		r = amqp_get_rpc_reply(link.conn);
+		if (r.reply_type != AMQP_RESPONSE_NORMAL)
+		{
+			reply_error(link.error, "could not declare the exchange", r);
+			goto done;
+		}
+	}
+	for (i = 0; i < nqueues; i++)
+	{
+		amqp_queue_declare(link.conn, 1, amqp_cstring_bytes(queues[i]),
+						   0, 1, 0, 0, amqp_empty_table);
+		r = amqp_get_rpc_reply(link.conn);
+		if (r.reply_type != AMQP_RESPONSE_NORMAL)
+		{
+			reply_error(link.error, "could not declare a queue", r);
+			goto done;
+		}
+		if (exchange != NULL)
+		{
+			amqp_queue_bind(link.conn, 1, amqp_cstring_bytes(queues[i]),
+							amqp_cstring_bytes(exchange), amqp_cstring_bytes("1"),
+							amqp_empty_table);
+			r = amqp_get_rpc_reply(link.conn);
+			if (r.reply_type != AMQP_RESPONSE_NORMAL)
+			{
+				reply_error(link.error, "could not bind a queue", r);
+				goto done;
+			}
+		}
+	}
+	ok = true;
+done:
+	if (!ok)
+		strlcpy(error, link.error, AMQP_ERROR_LEN);
+	if (link.conn != NULL)
+	{
+		if (ok)
+		{
+			amqp_channel_close(link.conn, 1, AMQP_REPLY_SUCCESS);
+			amqp_connection_close(link.conn, AMQP_REPLY_SUCCESS);
+		}
+		amqp_destroy_connection(link.conn);
+	}
+	return ok;
+}

@@ -1,0 +1,35 @@
+/*-------------------------------------------------------------------------
+ * message.h
+ *	  Parsing of travis-worker log part messages (JSON) into parts.
+ *
+ * This file and message.c include jansson and must never include
+ * utils/builtins.h: PostgreSQL exports a json_object() of its own.
+ *-------------------------------------------------------------------------
+ */
+#ifndef BUILDLOG_MESSAGE_H
+#define BUILDLOG_MESSAGE_H
+
+#include "postgres.h"
+
+#define PART_REASON_LEN 200
+
+/* One message body, parsed: a part to store or the reason to keep it aside. */
+typedef struct ParsedPart
+{
+	bool		ok;
+	int64		job_id;
+	int32		number;
+	bool		final;
+	text	   *content;		/* valid UTF-8, palloc'd */
+	int			replaced;		/* U+FFFD substitutions in body and content */
+	char		reason[PART_REASON_LEN];	/* when !ok */
+} ParsedPart;
+
+/*
+ * Parse body (any bytes).  Never raises an ERROR for bad input: the verdict
+ * is in out->ok / out->reason.  Allocates in CurrentMemoryContext.
+ */
+extern void buildlog_parse_part(const char *body, size_t len,
+								int max_part_bytes, ParsedPart *out);
+
+#endif							/* BUILDLOG_MESSAGE_H */

@@ -1,0 +1,216 @@
+/*-------------------------------------------------------------------------
+ * shmem.c
+ *	  Shared memory of the workers, the drain_stats view's function and
+ *	  restart_workers().
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "shmem.h"
+
+BuildlogShared *buildlog_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+PG_FUNCTION_INFO_V1(buildlog_drain_stats);
+PG_FUNCTION_INFO_V1(buildlog_restart_workers);
+
+/* Ask the postmaster for our segment. */
+static void
+buildlog_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(BuildlogShared)));
+}
+
+/* Create or attach the segment; the first process initialises it. */
+static void
+buildlog_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	buildlog_shared = ShmemInitStruct("buildlog", sizeof(BuildlogShared), &found);
+	if (!found)
+	{
+		int			i;
+
+		memset(buildlog_shared, 0, sizeof(BuildlogShared));
+		pg_atomic_init_u64(&buildlog_shared->generation, 0);
+		for (i = 0; i < BUILDLOG_MAX_DRAIN_WORKERS; i++)
+		{
+			DrainStats *s = &buildlog_shared->drain[i];
+
+			pg_atomic_init_u32(&s->in_use, 0);
+			pg_atomic_init_u32(&s->connected, 0);
+			pg_atomic_init_u64(&s->pid, 0);
+			pg_atomic_init_u64(&s->connected_since, 0);
+			pg_atomic_init_u64(&s->deliveries, 0);
+			pg_atomic_init_u64(&s->parts, 0);
+			pg_atomic_init_u64(&s->rejected, 0);
+			pg_atomic_init_u64(&s->replaced, 0);
+			pg_atomic_init_u64(&s->batches, 0);
+			pg_atomic_init_u64(&s->max_batch, 0);
+			pg_atomic_init_u64(&s->last_commit, 0);
+			pg_atomic_init_u64(&s->reconnects, 0);
+			pg_atomic_init_u64(&s->failed_batches, 0);
+			SpinLockInit(&s->mutex);
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Install the hooks; called from _PG_init while preloading. */
+void
+buildlog_shmem_init_hooks(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = buildlog_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = buildlog_shmem_startup;
+}
+
+/* Clear error for SQL functions that need the preloaded library. */
+void
+buildlog_require_shared(void)
+{
+	if (buildlog_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("buildlog is not loaded through shared_preload_libraries"),
+				 errhint("Add buildlog to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/* Copy a string into a slot field under its spinlock. */
+void
+buildlog_stats_set_text(DrainStats *s, char *dst, const char *text)
+{
+	SpinLockAcquire(&s->mutex);
+	strlcpy(dst, text, BUILDLOG_TEXT_LEN);
+	SpinLockRelease(&s->mutex);
+}
+
+/* Record the latest error of a worker with its time. */
+void
+buildlog_stats_error(DrainStats *s, const char *error)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&s->mutex);
+	strlcpy(s->last_error, error, BUILDLOG_TEXT_LEN);
+	s->last_error_at = now;
+	SpinLockRelease(&s->mutex);
+}
+
+/* A timestamp column that is NULL while never set. */
+static void
+put_timestamp(Datum *values, bool *nulls, int i, uint64 ts)
+{
+	if (ts == 0)
+		nulls[i] = true;
+	else
+		values[i] = TimestampTzGetDatum((TimestampTz) ts);
+}
+
+/* drain_stats(): one row per running drain worker. */
+Datum
+buildlog_drain_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+
+	buildlog_require_shared();
+	InitMaterializedSRF(fcinfo, 0);
+	for (i = 0; i < BUILDLOG_MAX_DRAIN_WORKERS; i++)
+	{
+		DrainStats *s = &buildlog_shared->drain[i];
+		Datum		values[17];
+		bool		nulls[17];
+		char		queues[BUILDLOG_TEXT_LEN];
+		char		error[BUILDLOG_TEXT_LEN];
+		TimestampTz error_at;
+		uint64		batches;
+		uint64		parts;
+		uint64		deliveries;
+
+		if (pg_atomic_read_u32(&s->in_use) == 0)
+			continue;
+		memset(nulls, 0, sizeof(nulls));
+		SpinLockAcquire(&s->mutex);
+		strlcpy(queues, s->queues, sizeof(queues));
+		strlcpy(error, s->last_error, sizeof(error));
+		error_at = s->last_error_at;
+		SpinLockRelease(&s->mutex);
+
+		batches = pg_atomic_read_u64(&s->batches);
+		parts = pg_atomic_read_u64(&s->parts);
+		deliveries = pg_atomic_read_u64(&s->deliveries);
+		values[0] = Int32GetDatum(i + 1);
+		values[1] = Int32GetDatum((int32) pg_atomic_read_u64(&s->pid));
+		values[2] = CStringGetTextDatum(queues);
+		values[3] = BoolGetDatum(pg_atomic_read_u32(&s->connected) != 0);
+		put_timestamp(values, nulls, 4, pg_atomic_read_u64(&s->connected_since));
+		values[5] = Int64GetDatum((int64) deliveries);
+		values[6] = Int64GetDatum((int64) parts);
+		values[7] = Int64GetDatum((int64) pg_atomic_read_u64(&s->rejected));
+		values[8] = Int64GetDatum((int64) pg_atomic_read_u64(&s->replaced));
+		values[9] = Int64GetDatum((int64) batches);
+		if (batches > 0)
+			values[10] = Float8GetDatum((double) (deliveries) / (double) batches);
+		else
+			nulls[10] = true;
+		values[11] = Int64GetDatum((int64) pg_atomic_read_u64(&s->max_batch));
+		put_timestamp(values, nulls, 12, pg_atomic_read_u64(&s->last_commit));
+		values[13] = Int64GetDatum((int64) pg_atomic_read_u64(&s->reconnects));
+		values[14] = Int64GetDatum((int64) pg_atomic_read_u64(&s->failed_batches));
+		if (error[0] != '\0')
+		{
+			values[15] = CStringGetTextDatum(error);
+			values[16] = TimestampTzGetDatum(error_at);
+		}
+		else
+			nulls[15] = nulls[16] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * restart_workers(): make every drain worker re-read the configuration and
+ * reconnect (new URL, queues, heartbeat).  Returns how many were told.
+ */
+Datum
+buildlog_restart_workers(PG_FUNCTION_ARGS)
+{
+	int			told = 0;
+	int			i;
+
+	buildlog_require_shared();
+	pg_atomic_fetch_add_u64(&buildlog_shared->generation, 1);
+	for (i = 0; i < BUILDLOG_MAX_DRAIN_WORKERS; i++)
+	{
+		DrainStats *s = &buildlog_shared->drain[i];
+
+		if (pg_atomic_read_u32(&s->in_use) == 0)
+			continue;
+		SetLatch(&ProcGlobal->allProcs[s->pgprocno].procLatch);
+		told++;
+	}
+	PG_RETURN_INT32(told);
+}

@@ -1,0 +1,55 @@
+/*-------------------------------------------------------------------------
+ * shmem.h
+ *	  Shared state of buildlog's background workers: per-worker statistics
+ *	  (atomics) and the generation counter restart_workers() bumps.
+ *-------------------------------------------------------------------------
+ */
+#ifndef BUILDLOG_SHMEM_H
+#define BUILDLOG_SHMEM_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "port/atomics.h"
+#include "storage/spin.h"
+
+#define BUILDLOG_MAX_DRAIN_WORKERS	64
+#define BUILDLOG_TEXT_LEN			256
+
+/* Statistics of one drain worker; counters are written by it alone. */
+typedef struct DrainStats
+{
+	pg_atomic_uint32 in_use;	/* a worker runs in this slot */
+	pg_atomic_uint32 connected;
+	pg_atomic_uint64 pid;
+	pg_atomic_uint64 connected_since;	/* TimestampTz */
+	pg_atomic_uint64 deliveries;
+	pg_atomic_uint64 parts;
+	pg_atomic_uint64 rejected;
+	pg_atomic_uint64 replaced;
+	pg_atomic_uint64 batches;
+	pg_atomic_uint64 max_batch;
+	pg_atomic_uint64 last_commit;	/* TimestampTz */
+	pg_atomic_uint64 reconnects;
+	pg_atomic_uint64 failed_batches;
+	int			pgprocno;		/* to set the worker's latch */
+	slock_t		mutex;			/* protects the strings below */
+	char		queues[BUILDLOG_TEXT_LEN];
+	char		last_error[BUILDLOG_TEXT_LEN];
+	TimestampTz last_error_at;
+} DrainStats;
+
+typedef struct BuildlogShared
+{
+	pg_atomic_uint64 generation;	/* bumped by restart_workers() */
+	DrainStats	drain[BUILDLOG_MAX_DRAIN_WORKERS];
+} BuildlogShared;
+
+extern BuildlogShared *buildlog_shared;
+
+extern void buildlog_shmem_init_hooks(void);
+extern void buildlog_require_shared(void);
+extern void buildlog_stats_set_text(DrainStats *s, char *dst, const char *text);
+extern void buildlog_stats_error(DrainStats *s, const char *error);
+
+#endif							/* BUILDLOG_SHMEM_H */

@@ -1,0 +1,61 @@
+/*-------------------------------------------------------------------------
+ * queues.c
+ *	  declare_queues(): the documented way to set up RabbitMQ for buildlog.
+ *
+ * Declares the durable queue travis-worker publishes to or, for a sharded
+ * deployment, an x-consistent-hash exchange that routes by job id (the
+ * routing key) to N durable queues.  Uses buildlog.amqp_url.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+
+#include "../bgworker/amqp_link.h"
+#include "guc.h"
+
+PG_FUNCTION_INFO_V1(buildlog_declare_queues);
+
+/* declare_queues(queue, shards, exchange) returns the queue names. */
+Datum
+buildlog_declare_queues(PG_FUNCTION_ARGS)
+{
+	char	   *queue = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int			shards = PG_GETARG_INT32(1);
+	char	   *exchange = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			n = Max(shards, 1);
+	char	  **names = palloc(sizeof(char *) * n);
+	char		error[AMQP_ERROR_LEN];
+	char		shown[1024];
+	int			i;
+
+	if (shards < 0 || shards > 1024)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("shards must be between 0 and 1024"),
+				 errdetail("shards is %d.", shards)));
+	for (i = 0; i < n; i++)
+		names[i] = shards == 0 ? queue : psprintf("%s.%d", queue, i + 1);
+
+	if (!buildlog_amqp_declare(buildlog_amqp_url, shards > 0 ? exchange : NULL,
+							   names, n, error))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not declare the buildlog queues"),
+				 errdetail("%s (buildlog.amqp_url is %s)", error,
+						   buildlog_amqp_redact(buildlog_amqp_url, shown, sizeof(shown))),
+				 errhint("Check that RabbitMQ runs and buildlog.amqp_url is right; sharding needs the rabbitmq_consistent_hash_exchange plugin.")));
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	for (i = 0; i < n; i++)
+	{
+		Datum		value = CStringGetTextDatum(names[i]);
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+	}
+	return (Datum) 0;
+}

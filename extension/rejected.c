@@ -1,0 +1,120 @@
+/*-------------------------------------------------------------------------
+ * rejected.c
+ *	  Storing rejected deliveries and replaying them once fixed.
+ *
+ * A delivery that cannot become a part (not JSON, no id, bad base64, too
+ * large, ...) is written to buildlog.rejected_parts in the same transaction
+ * as the good parts of its batch and acked with them, so it neither blocks
+ * nor reorders good data.  replay_rejected() parses the stored (or a fixed)
+ * body with the drain's own parser and writes it through the ingest path.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/array.h"
+
+#include "../bgworker/message.h"
+#include "guc.h"
+#include "ingest.h"
+#include "rejected.h"
+#include "spiutil.h"
+
+PG_FUNCTION_INFO_V1(buildlog_replay_rejected);
+
+static SPIPlanPtr store_plan = NULL;
+static SPIPlanPtr fetch_plan = NULL;
+static SPIPlanPtr mark_plan = NULL;
+
+void
+buildlog_store_rejected(Datum *arrays)
+{
+	Oid			types[7] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	INT8ARRAYOID, BOOLARRAYOID, TEXTARRAYOID, BYTEAARRAYOID};
+
+	SPI_connect();
+	buildlog_run(buildlog_plan(&store_plan,
+							   "insert into buildlog.rejected_parts"
+							   " (queue, exchange, routing_key, delivery_tag,"
+							   " redelivered, reason, body)"
+							   " select * from unnest($1, $2, $3, $4, $5, $6, $7)",
+							   7, types),
+				 arrays, NULL, false, SPI_OK_INSERT);
+	SPI_finish();
+}
+
+/* One-element array of a fixed-size by-value type. */
+static ArrayType *
+single(Datum d, Oid type, int len, bool byval, char align)
+{
+	return construct_array(&d, 1, type, len, byval, align);
+}
+
+/* Read the stored body of a rejected delivery; errors when unknown. */
+static bytea *
+stored_body(int64 id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(id)};
+	bool		isnull;
+	Datum		body;
+
+	buildlog_run(buildlog_plan(&fetch_plan,
+							   "select body from buildlog.rejected_parts"
+							   " where id = $1 for update",
+							   1, types),
+				 values, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("rejected delivery " INT64_FORMAT " does not exist", id)));
+	body = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return DatumGetByteaPCopy(body);
+}
+
+/*
+ * replay_rejected(id, fixed_body default null): parse the stored body, or
+ * the fixed one, and write the part; marks the row replayed.
+ */
+Datum
+buildlog_replay_rejected(PG_FUNCTION_ARGS)
+{
+	int64		id = PG_GETARG_INT64(0);
+	bytea	   *body;
+	ParsedPart	part;
+	Oid			types[2] = {INT8OID, BYTEAOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+
+	SPI_connect();
+	body = PG_ARGISNULL(1) ? stored_body(id) : PG_GETARG_BYTEA_PP(1);
+	if (!PG_ARGISNULL(1))
+		(void) stored_body(id);	/* checks the row exists, locks it */
+	buildlog_parse_part(VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body),
+						buildlog_max_part_bytes, &part);
+	if (!part.ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("rejected delivery " INT64_FORMAT " is still not a valid log part", id),
+				 errdetail("%s", part.reason),
+				 errhint("Pass a corrected body: buildlog.replay_rejected(id, fixed_body).")));
+
+	buildlog_ingest(single(Int64GetDatum(part.job_id), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE),
+					single(Int32GetDatum(part.number), INT4OID, 4, true, TYPALIGN_INT),
+					single(PointerGetDatum(part.content), TEXTOID, -1, false, TYPALIGN_INT),
+					single(BoolGetDatum(part.final), BOOLOID, 1, true, TYPALIGN_CHAR));
+
+	values[0] = Int64GetDatum(id);
+	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PointerGetDatum(body);
+	if (PG_ARGISNULL(1))
+		nulls[1] = 'n';
+	buildlog_run(buildlog_plan(&mark_plan,
+							   "update buildlog.rejected_parts set replayed_at = now(),"
+							   " fixed_body = $2 where id = $1",
+							   2, types),
+				 values, nulls, false, SPI_OK_UPDATE);
+	SPI_finish();
+	PG_RETURN_INT64(part.job_id);
+}
