@@ -1,0 +1,1482 @@
+/*
+ * publish.c - publish travis-worker style log-part messages to RabbitMQ.
+ *
+ * A test, demo and benchmark load generator for buildlog.  It publishes the
+ * log parts of N jobs (M parts each, `size` content bytes per part) to a
+ * queue or to an exchange (routing key = job id), optionally rate limited,
+ * shuffled, with duplicates, malformed messages, base64 parts, parts with
+ * invalid UTF-8 and publisher confirms, and can write the exact log text the
+ * consumer side must end up with (--expect-dir).  Everything is derived from
+ * --seed, so a run is reproducible (except the --timestamp prefixes and the
+ * meta.queued_at value).
+ *
+ * Build: cc -O2 -Wall -Wextra -Werror -o bin/publish publish.c -lrabbitmq
+ * Usage: bin/publish --help
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+
+#define DEFAULT_QUEUE "reporting.jobs.logs"
+#define TS_PREFIX_LEN 18		/* "T" + 16 digits + " " */
+#define N_MALFORMED_KINDS 13
+#define CONFIRM_TIMEOUT_S 60.0
+#define MAX_BEHIND_S 1.0		/* rate limiting: largest catch-up burst */
+
+/* ------------------------------------------------------------------ options */
+
+static struct
+{
+	const char *url;
+	const char *queue;
+	const char *exchange;
+	const char *exchange_type;
+	int			declare;
+	long		jobs;
+	long long	first_job;
+	long		parts;
+	long		size;
+	double		rate;
+	int			shuffle;
+	double		dup;
+	long		malformed;
+	long		big_size;
+	long long	malformed_job;
+	double		invalid_utf8;
+	int			final;
+	int			last;
+	double		base64;
+	int			persistent;
+	int			confirm;
+	long		confirm_batch;
+	const char *expect_dir;
+	uint64_t	seed;
+	int			timestamp;
+	int			verbose;
+}			opt;
+
+/* ------------------------------------------------------------------ helpers */
+
+static void die(const char *fmt,...) __attribute__((noreturn, format(printf, 1, 2)));
+static void
+die(const char *fmt,...)
+{
+	va_list		ap;
+
+	fputs("publish: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static double
+now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static long long
+now_realtime_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long) ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+static void
+sleep_until_mono(double t)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t) t;
+	ts.tv_nsec = (long) ((t - (double) ts.tv_sec) * 1e9);
+	if (ts.tv_nsec >= 1000000000L)
+	{
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+static long long
+parse_ll(const char *name, const char *s, long long min, long long max)
+{
+	char	   *end;
+	long long	v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		die("--%s: '%s' is not an integer in [%lld, %lld]", name, s, min, max);
+	return v;
+}
+
+static double
+parse_double(const char *name, const char *s, double min, double max)
+{
+	char	   *end;
+	double		v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= min && v <= max))
+		die("--%s: '%s' is not a number in [%g, %g]", name, s, min, max);
+	return v;
+}
+
+/* splitmix64: the only source of randomness; everything derives from --seed */
+static uint64_t
+mix64(uint64_t z)
+{
+	z += 0x9e3779b97f4a7c15ULL;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+enum
+{
+	SALT_DUP = 1, SALT_B64, SALT_BAD, SALT_OFF, SALT_UUID, SALT_EXTRA,
+	SALT_BADPOS, SALT_ORDER, SALT_POOL, SALT_SCHED
+};
+
+/* per-part decision hash: stable for (seed, job id, number, salt) */
+static uint64_t
+hash3(long long job, long long number, int salt)
+{
+	return mix64(mix64(mix64(opt.seed ^ (uint64_t) salt) ^ (uint64_t) job) ^ (uint64_t) number);
+}
+
+static double
+unit(uint64_t h)
+{
+	return (double) (h >> 11) * 0x1.0p-53;
+}
+
+/* sequential generator, for the pool and the schedule */
+typedef struct
+{
+	uint64_t	s;
+}			rng_t;
+
+static uint64_t
+rng_next(rng_t *r)
+{
+	r->s += 0x9e3779b97f4a7c15ULL;
+	return mix64(r->s);
+}
+
+static uint64_t
+rng_below(rng_t *r, uint64_t n)
+{
+	return n ? rng_next(r) % n : 0;
+}
+
+/* growable byte buffer */
+typedef struct
+{
+	char	   *p;
+	size_t		len;
+	size_t		cap;
+}			buf_t;
+
+static void
+buf_reserve(buf_t *b, size_t extra)
+{
+	if (b->len + extra <= b->cap)
+		return;
+	while (b->len + extra > b->cap)
+		b->cap = b->cap ? b->cap * 2 : 4096;
+	b->p = realloc(b->p, b->cap);
+	if (!b->p)
+		die("out of memory");
+}
+
+static void
+buf_add(buf_t *b, const void *data, size_t n)
+{
+	buf_reserve(b, n);
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+}
+
+static void
+buf_printf(buf_t *b, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+static void
+buf_printf(buf_t *b, const char *fmt,...)
+{
+	va_list		ap;
+	int			n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	buf_reserve(b, (size_t) n + 1);
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, (size_t) n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t) n;
+}
+
+/*
+ * JSON string body (without quotes), escaped the way Go's encoding/json does
+ * it (travis-worker is Go): \" \\ \n \r \t, other controls (ESC!) as \u00XX,
+ * and < > & as \u003c \u003e \u0026.  Bytes >= 0x80 are copied as they are.
+ */
+static void
+json_escape(buf_t *b, const unsigned char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t		i;
+	char	   *o;
+
+	buf_reserve(b, n * 6);
+	o = b->p + b->len;
+	for (i = 0; i < n; i++)
+	{
+		unsigned char c = s[i];
+
+		switch (c)
+		{
+			case '"':
+				*o++ = '\\';
+				*o++ = '"';
+				break;
+			case '\\':
+				*o++ = '\\';
+				*o++ = '\\';
+				break;
+			case '\n':
+				*o++ = '\\';
+				*o++ = 'n';
+				break;
+			case '\r':
+				*o++ = '\\';
+				*o++ = 'r';
+				break;
+			case '\t':
+				*o++ = '\\';
+				*o++ = 't';
+				break;
+			default:
+				if (c < 0x20 || c == '<' || c == '>' || c == '&')
+				{
+					*o++ = '\\';
+					*o++ = 'u';
+					*o++ = '0';
+					*o++ = '0';
+					*o++ = hex[c >> 4];
+					*o++ = hex[c & 15];
+				}
+				else
+					*o++ = (char) c;
+		}
+	}
+	b->len = (size_t) (o - b->p);
+}
+
+static void
+base64_encode(buf_t *b, const unsigned char *s, size_t n)
+{
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t		i;
+	char	   *o;
+
+	buf_reserve(b, (n + 2) / 3 * 4);
+	o = b->p + b->len;
+	for (i = 0; i + 2 < n; i += 3)
+	{
+		uint32_t	v = (uint32_t) s[i] << 16 | (uint32_t) s[i + 1] << 8 | s[i + 2];
+
+		*o++ = tab[v >> 18];
+		*o++ = tab[(v >> 12) & 63];
+		*o++ = tab[(v >> 6) & 63];
+		*o++ = tab[v & 63];
+	}
+	if (i < n)
+	{
+		uint32_t	v = (uint32_t) s[i] << 16 | (i + 1 < n ? (uint32_t) s[i + 1] << 8 : 0);
+
+		*o++ = tab[v >> 18];
+		*o++ = tab[(v >> 12) & 63];
+		*o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+		*o++ = '=';
+	}
+	b->len = (size_t) (o - b->p);
+}
+
+/* ------------------------------------------------------------ log content */
+
+/*
+ * A pool of build-log-like text (ANSI colours, \r\n, travis_fold/time
+ * markers, quotes, backslashes, tabs, < > &, and some valid multi-byte
+ * UTF-8) generated once from the seed.  A part's content is a slice of the
+ * pool at an offset derived from (seed, job, number), cut at UTF-8 character
+ * boundaries, so it is always valid UTF-8 and exactly `size` bytes.
+ */
+static unsigned char *pool;
+static size_t pool_len;
+
+static const char *const gems[] = {
+	"rake", "rack", "rspec-core", "nokogiri", "json", "activesupport",
+	"bundler", "minitest", "puma", "sidekiq", "pg", "aws-sdk-s3"
+};
+static const char *const words[] = {
+	"parser", "render", "cache", "login", "upload", "retry", "shard", "drain"
+};
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static void
+pool_line(buf_t *b, rng_t *r)
+{
+	const char *g = gems[rng_below(r, NELEM(gems))];
+	const char *w = words[rng_below(r, NELEM(words))];
+	unsigned	x = (unsigned) rng_next(r);
+	int			a = (int) rng_below(r, 10),
+				c = (int) rng_below(r, 30),
+				d = (int) rng_below(r, 300);
+	unsigned long long t0 = 1600000000000000000ULL + rng_below(r, 1000000000000000ULL);
+	int			i,
+				n;
+
+	switch (rng_below(r, 16))
+	{
+		case 0:
+			buf_printf(b, "$ bundle install --jobs=3 --retry=3 --deployment --path=${BUNDLE_PATH:-vendor/bundle}\r\n");
+			break;
+		case 1:
+		case 2:
+			buf_printf(b, "Installing %s %d.%d.%d%s\r\n", g, a, c, d,
+					   (x & 3) == 0 ? " with native extensions" : "");
+			break;
+		case 3:
+			buf_printf(b, "Using %s %d.%d.%d\r\n", g, a, c, d);
+			break;
+		case 4:
+			buf_printf(b, "\x1b[0K\x1b[33;1mSetting environment variables from .travis.yml\x1b[0m\r\n");
+			break;
+		case 5:
+			buf_printf(b, "travis_fold:start:%s.%d\r\x1b[0Ktravis_time:start:%08x\r\x1b[0K$ bundle exec rake %s\r\n",
+					   w, a, x, w);
+			break;
+		case 6:
+			buf_printf(b, "\r\ntravis_time:end:%08x:start=%llu,finish=%llu,duration=%llu,event=%s\r\x1b[0Ktravis_fold:end:%s.%d\r\x1b[0K\r\n",
+					   x, t0, t0 + (unsigned long long) d * 1000003ULL,
+					   (unsigned long long) d * 1000003ULL, w, w, a);
+			break;
+		case 7:
+			n = 10 + (int) rng_below(r, 50);
+			for (i = 0; i < n; i++)
+				buf_add(b, rng_below(r, 40) ? "\x1b[32m.\x1b[0m" : "\x1b[31mF\x1b[0m", 10);
+			buf_printf(b, "\r\n");
+			break;
+		case 8:
+			buf_printf(b, "  %d) Failure:\r\nFooTest#test_%s [C:\\projects\\app\\test\\%s_test.rb:%d]:\r\nExpected \"%s\" to equal \"%s-%d\".\r\n",
+					   a + 1, w, w, d, g, w, c);
+			break;
+		case 9:
+			buf_printf(b, "\tat org.example.%s.Runner.run(Runner.java:%d)\r\n", w, d);
+			break;
+		case 10:
+			buf_printf(b, "  \xe2\x9c\x93 renders <div class=\"%s\"> & escapes entities (%d ms)\r\n", w, d);
+			break;
+		case 11:
+			buf_printf(b, "npm WARN deprecated %s@%d.%d.%d: caf\xc3\xa9 \xe2\x80\x94 use %s instead\r\n", w, a, c, d, g);
+			break;
+		case 12:
+			for (i = 0; i <= 100; i += 20 + (int) rng_below(r, 30))
+				buf_printf(b, "Downloading %s-%d.%d.%d.gem... %d%%\r", g, a, c, d, i);
+			buf_printf(b, "Downloading %s-%d.%d.%d.gem... 100%%\r\n", g, a, c, d);
+			break;
+		case 13:
+			buf_printf(b, "\x1b[31;1mThe command \"bundle exec rake %s\" exited with %d.\x1b[0m\r\n", w, a & 1);
+			break;
+		case 14:
+			buf_printf(b, "%d examples, %d failures, %d pending\r\n\r\n", d * 7, a, c);
+			break;
+		default:
+			buf_printf(b, "\x1b[1m\x1b[36m==>\x1b[0m \x1b[1mRunning %s tests on \xf0\x9f\x90\xa7 linux (worker %08x)\x1b[0m\r\n", w, x);
+			break;
+	}
+}
+
+static void
+pool_init(void)
+{
+	buf_t		b = {0};
+	rng_t		r = {opt.seed ^ mix64(SALT_POOL)};
+	size_t		want = (size_t) opt.size * 2 + 4096;
+
+	if (want < (1u << 20))
+		want = 1u << 20;
+	buf_printf(&b, "Worker information\r\nhostname: buildlog-bench\r\nversion: v6.2.0 https://github.com/travis-ci/worker\r\n");
+	while (b.len < want)
+		pool_line(&b, &r);
+	pool = (unsigned char *) b.p;
+	pool_len = b.len;
+}
+
+/* make s[0..n) end on a character boundary: an incomplete last char -> '.' */
+static void
+fix_tail(unsigned char *s, size_t n)
+{
+	size_t		i,
+				need;
+
+	if (n == 0)
+		return;
+	i = n - 1;
+	while (i > 0 && (s[i] & 0xC0) == 0x80 && n - i < 4)
+		i--;
+	need = s[i] >= 0xF0 ? 4 : s[i] >= 0xE0 ? 3 : s[i] >= 0xC0 ? 2 : 1;
+	if ((s[i] & 0xC0) == 0x80)
+		need = 4;				/* stray continuation bytes: replace them */
+	if (i + need > n)
+		memset(s + i, '.', n - i);
+}
+
+/* decisions for one good part */
+static int
+part_has_invalid(long long job, long number)
+{
+	size_t		prefix = opt.timestamp ? TS_PREFIX_LEN : 0;
+
+	return opt.invalid_utf8 > 0 && (size_t) opt.size > prefix &&
+		unit(hash3(job, number, SALT_BAD)) < opt.invalid_utf8;
+}
+
+static int
+part_is_base64(long long job, long number)
+{
+	return part_has_invalid(job, number) ||
+		(opt.base64 > 0 && unit(hash3(job, number, SALT_B64)) < opt.base64);
+}
+
+static int
+part_is_dup(long long job, long number)
+{
+	return opt.dup > 0 && unit(hash3(job, number, SALT_DUP)) < opt.dup;
+}
+
+/*
+ * The content bytes of part (job, number), exactly opt.size bytes, into out.
+ * ts is the publish time in microseconds (used with --timestamp).  Invalid
+ * UTF-8 injections are single 0xFF bytes replacing ASCII bytes after the
+ * timestamp prefix, so each one becomes exactly one U+FFFD when cleaned.
+ */
+static void
+part_content(long long job, long number, long long ts, unsigned char *out)
+{
+	size_t		size = (size_t) opt.size;
+	size_t		prefix = 0;
+	size_t		off;
+
+	if (size == 0)
+		return;
+	off = hash3(job, number, SALT_OFF) % (pool_len - size - 4);
+	while ((pool[off] & 0xC0) == 0x80)
+		off++;
+	memcpy(out, pool + off, size);
+	fix_tail(out, size);
+	if (opt.timestamp)
+	{
+		char		tmp[32];
+		size_t		i;
+
+		snprintf(tmp, sizeof tmp, "T%016lld ", ts);
+		memcpy(out, tmp, TS_PREFIX_LEN);
+		for (i = TS_PREFIX_LEN; i < size && (out[i] & 0xC0) == 0x80; i++)
+			out[i] = '.';
+		prefix = TS_PREFIX_LEN;
+	}
+	if (part_has_invalid(job, number))
+	{
+		uint64_t	h = hash3(job, number, SALT_BADPOS);
+		int			k = 1 + (int) (h % 3);
+		int			injected = 0;
+		int			tries;
+
+		for (tries = 0; tries < 64 && injected < k; tries++)
+		{
+			size_t		pos;
+
+			h = mix64(h);
+			pos = prefix + h % (size - prefix);
+			if (out[pos] < 0x80)
+			{
+				out[pos] = 0xFF;
+				injected++;
+			}
+		}
+	}
+}
+
+static void
+make_uuid(char *out, long long job, long long number)
+{
+	uint64_t	a = hash3(job, number, SALT_UUID),
+				b = mix64(a);
+
+	snprintf(out, 37, "%08" PRIx32 "-%04" PRIx32 "-4%03" PRIx32 "-%04" PRIx32 "-%012" PRIx64,
+			 (uint32_t) (a >> 32), (uint32_t) (a >> 16) & 0xffff,
+			 (uint32_t) a & 0xfff, (uint32_t) ((b >> 48) & 0x3fff) | 0x8000,
+			 (uint64_t) (b & 0xffffffffffffULL));
+}
+
+/* ---------------------------------------------------------------- bodies */
+
+static char queued_at[32];
+static unsigned char *content_buf;		/* opt.size bytes (or big_size) */
+static long long *part_ts;		/* per good part: publish time (--timestamp) */
+
+static long long
+job_id_of(long idx)
+{
+	return opt.first_job + idx;
+}
+
+static void
+body_part(buf_t *b, long jidx, long number)
+{
+	long long	job = job_id_of(jidx);
+	int			b64 = part_is_base64(job, number);
+	uint64_t	h = hash3(job, number, SALT_ORDER);
+	char		uuid[37];
+	long long	ts = 0;
+
+	if (opt.timestamp)
+	{
+		long long  *slot = &part_ts[(size_t) jidx * (size_t) opt.parts + (size_t) number];
+
+		/* a duplicate repeats the exact body of the first publication */
+		if (*slot == 0)
+			*slot = now_realtime_us();
+		ts = *slot;
+	}
+	part_content(job, number, ts, content_buf);
+	make_uuid(uuid, job, number);
+
+	buf_printf(b, "{\"id\":%lld,", job);
+	if (b64 && (h & 1))
+		buf_printf(b, "\"encoding\":\"base64\",");
+	buf_add(b, "\"log\":\"", 7);
+	if (b64)
+		base64_encode(b, content_buf, (size_t) opt.size);
+	else
+		json_escape(b, content_buf, (size_t) opt.size);
+	buf_printf(b, "\",\"number\":%ld,", number);
+	if ((h >> 1) % 20 == 0)
+		buf_printf(b, "\"extra\":1,");	/* unknown fields must be ignored */
+	buf_printf(b, "\"uuid\":\"%s\",\"final\":false", uuid);
+	if (b64 && !(h & 1))
+		buf_printf(b, ",\"encoding\":\"base64\"");
+	if (number == 0)
+		buf_printf(b, ",\"meta\":{\"queued_at\":\"%s\",\"repo\":\"buildlog-bench/repo-%lld\","
+				   "\"queue\":\"builds.gce\",\"infra\":\"gce\",\"tags\":[\"bench\",{\"n\":%lld}]}",
+				   queued_at, job % 97, job);
+	buf_add(b, "}", 1);
+}
+
+static void
+body_final(buf_t *b, long jidx)
+{
+	long long	job = job_id_of(jidx);
+	char		uuid[37];
+
+	make_uuid(uuid, job, opt.parts);
+	if (opt.last)
+		buf_printf(b, "{\"id\":%lld,\"log\":\"\",\"number\":\"last\",\"final\":true,\"uuid\":\"%s\"}",
+				   job, uuid);
+	else
+		buf_printf(b, "{\"id\":%lld,\"log\":\"\",\"number\":%ld,\"final\":true,\"uuid\":\"%s\"}",
+				   job, opt.parts, uuid);
+}
+
+static const char *const malformed_names[N_MALFORMED_KINDS] = {
+	"not JSON", "JSON array", "missing id", "id is a string", "negative id",
+	"missing number", "number \"first\"", "number -1", "log not a string",
+	"bad base64", "part larger than 1 MB", "truncated JSON",
+	"raw invalid UTF-8 in the JSON text"
+};
+
+/*
+ * Malformed message k (kind k % 13).  Those that still carry a usable id use
+ * opt.malformed_job (outside the good jobs), so whatever a consumer makes of
+ * them, the good jobs' expected logs are unaffected.
+ */
+static void
+body_malformed(buf_t *b, long k)
+{
+	long long	mj = opt.malformed_job;
+
+	switch (k % N_MALFORMED_KINDS)
+	{
+		case 0:
+			buf_printf(b, "this is not JSON: job %lld part %ld", mj, k);
+			break;
+		case 1:
+			buf_printf(b, "[{\"id\":%lld,\"log\":\"an array\",\"number\":%ld}]", mj, k);
+			break;
+		case 2:
+			buf_printf(b, "{\"log\":\"missing id\",\"number\":%ld,\"final\":false}", k);
+			break;
+		case 3:
+			buf_printf(b, "{\"id\":\"abc\",\"log\":\"id is a string\",\"number\":%ld,\"final\":false}", k);
+			break;
+		case 4:
+			buf_printf(b, "{\"id\":%lld,\"log\":\"negative id\",\"number\":%ld,\"final\":false}", -mj, k);
+			break;
+		case 5:
+			buf_printf(b, "{\"id\":%lld,\"log\":\"missing number\",\"final\":false}", mj);
+			break;
+		case 6:
+			buf_printf(b, "{\"id\":%lld,\"log\":\"number first\",\"number\":\"first\",\"final\":false}", mj);
+			break;
+		case 7:
+			buf_printf(b, "{\"id\":%lld,\"log\":\"number -1\",\"number\":-1,\"final\":false}", mj);
+			break;
+		case 8:
+			buf_printf(b, "{\"id\":%lld,\"log\":12345,\"number\":%ld,\"final\":false}", mj, k);
+			break;
+		case 9:
+			buf_printf(b, "{\"id\":%lld,\"log\":\"!!not*base64 at all%%\",\"number\":%ld,\"final\":false,\"encoding\":\"base64\"}",
+					   mj, k);
+			break;
+		case 10:
+			{
+				size_t		n = (size_t) opt.big_size,
+							i;
+				unsigned char *big = malloc(n ? n : 1);
+
+				if (!big)
+					die("out of memory");
+				for (i = 0; i < n; i += pool_len)
+					memcpy(big + i, pool, n - i < pool_len ? n - i : pool_len);
+				fix_tail(big, n);
+				buf_printf(b, "{\"id\":%lld,\"log\":\"", mj);
+				json_escape(b, big, n);
+				buf_printf(b, "\",\"number\":%ld,\"final\":false}", k);
+				free(big);
+			}
+			break;
+		case 11:
+			buf_printf(b, "{\"id\":%lld,\"log\":\"truncated JSON\",\"numb", mj);
+			break;
+		default:
+			buf_printf(b, "{\"id\":%lld,\"log\":\"raw \xff byte inside the JSON text\",\"number\":%ld,\"final\":false}",
+					   mj, k);
+			break;
+	}
+}
+
+/* ------------------------------------------------------------- schedule */
+
+enum
+{
+	E_PART, E_DUP, E_FINAL, E_MALFORMED
+};
+
+typedef struct
+{
+	double		key;
+	uint32_t	jidx;			/* job index (part, dup, final) */
+	int32_t		number;			/* part number, or malformed index */
+	uint8_t		kind;
+}			entry_t;
+
+static int
+cmp_entry(const void *a, const void *b)
+{
+	double		x = ((const entry_t *) a)->key,
+				y = ((const entry_t *) b)->key;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Default order: jobs round-robin, each job's parts in order; a duplicate
+ * follows its original within about three rounds (never after the job's
+ * final); the final follows the job's last part; malformed messages at
+ * random positions.  --shuffle: a uniform shuffle of all of it.
+ */
+static entry_t *
+build_schedule(size_t *count, long *n_dups)
+{
+	rng_t		r = {opt.seed ^ mix64(SALT_SCHED)};
+	size_t		good = (size_t) opt.jobs * (size_t) opt.parts;
+	size_t		cap = good * 2 + (size_t) opt.jobs + (size_t) opt.malformed;
+	entry_t    *e = malloc((cap ? cap : 1) * sizeof(entry_t));
+	size_t		n = 0;
+	long		j,
+				p,
+				dups = 0;
+
+	if (!e)
+		die("out of memory for the schedule");
+	for (p = 0; p < opt.parts; p++)
+		for (j = 0; j < opt.jobs; j++)
+		{
+			double		i = (double) p * opt.jobs + j;
+			double		fk = opt.final ? ((double) opt.parts - 1) * opt.jobs + j + 0.5
+				: (double) good + 1;
+
+			e[n++] = (entry_t)
+			{
+				i, (uint32_t) j, (int32_t) p, E_PART
+			};
+			if (part_is_dup(job_id_of(j), p))
+			{
+				double		window = fk - i - 0.01;
+
+				if (window > 3.0 * opt.jobs)
+					window = 3.0 * opt.jobs;
+				e[n++] = (entry_t)
+				{
+					i + 0.001 + unit(rng_next(&r)) * window, (uint32_t) j, (int32_t) p, E_DUP
+				};
+				dups++;
+			}
+		}
+	if (opt.final)
+		for (j = 0; j < opt.jobs; j++)
+			e[n++] = (entry_t)
+		{
+			((double) opt.parts - 1) * opt.jobs + j + 0.5, (uint32_t) j, (int32_t) opt.parts, E_FINAL
+		};
+	for (p = 0; p < opt.malformed; p++)
+		e[n++] = (entry_t)
+	{
+		unit(rng_next(&r)) * ((double) good + opt.jobs), 0, (int32_t) p, E_MALFORMED
+	};
+
+	if (opt.shuffle)
+	{
+		size_t		i;
+
+		for (i = n; i > 1; i--)
+		{
+			size_t		k = (size_t) rng_below(&r, i);
+			entry_t		t = e[i - 1];
+
+			e[i - 1] = e[k];
+			e[k] = t;
+		}
+	}
+	else
+		qsort(e, n, sizeof(entry_t), cmp_entry);
+	*count = n;
+	*n_dups = dups;
+	return e;
+}
+
+/* ----------------------------------------------------------------- AMQP */
+
+static amqp_connection_state_t conn;
+static uint64_t next_tag = 1;	/* delivery tag of the next publish */
+static uint64_t low_unconfirmed = 1;
+static uint8_t *conf_bits;
+static long long n_acked,
+			n_nacked,
+			n_returned;
+
+static const char *
+rpc_error(amqp_rpc_reply_t r)
+{
+	static char msg[512];
+
+	switch (r.reply_type)
+	{
+		case AMQP_RESPONSE_NORMAL:
+			return "ok";
+		case AMQP_RESPONSE_NONE:
+			return "missing RPC reply";
+		case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+			return amqp_error_string2(r.library_error);
+		case AMQP_RESPONSE_SERVER_EXCEPTION:
+			if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD)
+			{
+				amqp_connection_close_t *m = r.reply.decoded;
+
+				snprintf(msg, sizeof msg, "broker closed the connection: %u %.*s",
+						 m->reply_code, (int) m->reply_text.len, (char *) m->reply_text.bytes);
+			}
+			else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD)
+			{
+				amqp_channel_close_t *m = r.reply.decoded;
+
+				snprintf(msg, sizeof msg, "broker closed the channel: %u %.*s",
+						 m->reply_code, (int) m->reply_text.len, (char *) m->reply_text.bytes);
+			}
+			else
+				snprintf(msg, sizeof msg, "unexpected broker method 0x%08x", r.reply.id);
+			return msg;
+	}
+	return "unknown error";
+}
+
+static void
+check_rpc(const char *what)
+{
+	amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
+
+	if (r.reply_type != AMQP_RESPONSE_NORMAL)
+		die("%s: %s", what, rpc_error(r));
+}
+
+static void
+connect_broker(void)
+{
+	struct amqp_connection_info ci;
+	char	   *url = strdup(opt.url);
+	amqp_socket_t *sock;
+	struct timeval tv = {10, 0};
+	amqp_rpc_reply_t r;
+	int			st;
+
+	amqp_default_connection_info(&ci);
+	if (!url || amqp_parse_url(url, &ci) != AMQP_STATUS_OK)
+		die("cannot parse AMQP URL (expected amqp://user:pass@host:port[/vhost])");
+	if (ci.ssl)
+		die("amqps:// is not supported");
+	conn = amqp_new_connection();
+	sock = amqp_tcp_socket_new(conn);
+	if (!sock)
+		die("cannot create a TCP socket");
+	st = amqp_socket_open_noblock(sock, ci.host, ci.port, &tv);
+	if (st != AMQP_STATUS_OK)
+		die("cannot connect to %s:%d: %s", ci.host, ci.port, amqp_error_string2(st));
+	r = amqp_login(conn, ci.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
+	if (r.reply_type != AMQP_RESPONSE_NORMAL)
+		die("login to %s:%d vhost '%s' as '%s' failed: %s", ci.host, ci.port, ci.vhost, ci.user,
+			rpc_error(r));
+	amqp_channel_open(conn, 1);
+	check_rpc("channel.open");
+	free(url);
+}
+
+static void
+setup_destination(void)
+{
+	if (opt.exchange)
+	{
+		amqp_exchange_declare(conn, 1, amqp_cstring_bytes(opt.exchange),
+							  amqp_cstring_bytes(opt.exchange_type),
+							  !opt.declare, 1, 0, 0, amqp_empty_table);
+		check_rpc(opt.declare ? "exchange.declare" : "exchange.declare (passive; use --declare to create it)");
+	}
+	else
+	{
+		amqp_queue_declare(conn, 1, amqp_cstring_bytes(opt.queue),
+						   !opt.declare, 1, 0, 0, amqp_empty_table);
+		check_rpc(opt.declare ? "queue.declare" : "queue.declare (passive; use --declare to create it)");
+	}
+	if (opt.confirm)
+	{
+		amqp_confirm_select(conn, 1);
+		check_rpc("confirm.select");
+	}
+}
+
+static void
+mark_confirmed(uint64_t tag, int multiple, int nack)
+{
+	uint64_t	t;
+
+	if (multiple && tag == 0)
+		tag = next_tag - 1;
+	if (tag >= next_tag || tag == 0)
+		die("broker confirmed unknown delivery tag %" PRIu64, tag);
+	for (t = multiple ? low_unconfirmed : tag; t <= tag; t++)
+		if (!(conf_bits[t >> 3] & (1u << (t & 7))))
+		{
+			conf_bits[t >> 3] |= (uint8_t) (1u << (t & 7));
+			if (nack)
+				n_nacked++;
+			else
+				n_acked++;
+		}
+	while (low_unconfirmed < next_tag &&
+		   (conf_bits[low_unconfirmed >> 3] & (1u << (low_unconfirmed & 7))))
+		low_unconfirmed++;
+}
+
+/* handle one frame the broker sent on its own: confirms, returns, closes */
+static void
+handle_frame(amqp_frame_t *f)
+{
+	if (f->frame_type != AMQP_FRAME_METHOD)
+		return;
+	switch (f->payload.method.id)
+	{
+		case AMQP_BASIC_ACK_METHOD:
+			{
+				amqp_basic_ack_t *a = f->payload.method.decoded;
+
+				mark_confirmed(a->delivery_tag, a->multiple, 0);
+				break;
+			}
+		case AMQP_BASIC_NACK_METHOD:
+			{
+				amqp_basic_nack_t *a = f->payload.method.decoded;
+
+				mark_confirmed(a->delivery_tag, a->multiple, 1);
+				break;
+			}
+		case AMQP_BASIC_RETURN_METHOD:
+			{
+				amqp_basic_return_t *m = f->payload.method.decoded;
+				amqp_message_t msg;
+				amqp_rpc_reply_t r;
+
+				if (n_returned++ == 0)
+					fprintf(stderr, "publish: broker returned a message as unroutable: %u %.*s (exchange '%.*s', routing key '%.*s')\n",
+							m->reply_code, (int) m->reply_text.len, (char *) m->reply_text.bytes,
+							(int) m->exchange.len, (char *) m->exchange.bytes,
+							(int) m->routing_key.len, (char *) m->routing_key.bytes);
+				r = amqp_read_message(conn, f->channel, &msg, 0);
+				if (r.reply_type != AMQP_RESPONSE_NORMAL)
+					die("reading a returned message: %s", rpc_error(r));
+				amqp_destroy_message(&msg);
+				break;
+			}
+		case AMQP_CHANNEL_CLOSE_METHOD:
+			{
+				amqp_channel_close_t *m = f->payload.method.decoded;
+
+				die("broker closed the channel: %u %.*s", m->reply_code,
+					(int) m->reply_text.len, (char *) m->reply_text.bytes);
+			}
+		case AMQP_CONNECTION_CLOSE_METHOD:
+			{
+				amqp_connection_close_t *m = f->payload.method.decoded;
+
+				die("broker closed the connection: %u %.*s", m->reply_code,
+					(int) m->reply_text.len, (char *) m->reply_text.bytes);
+			}
+		default:
+			break;
+	}
+}
+
+/*
+ * Process frames from the broker.  want == 0: only what has already arrived
+ * (no waiting).  Otherwise wait (at most CONFIRM_TIMEOUT_S) until every tag
+ * below `want` is confirmed.
+ */
+static void
+pump_frames(uint64_t want)
+{
+	double		deadline = now_mono() + CONFIRM_TIMEOUT_S;
+
+	for (;;)
+	{
+		amqp_frame_t f;
+		struct timeval tv = {0, 0};
+		int			st;
+
+		if (want && low_unconfirmed >= want)
+			break;
+		if (want)
+			tv.tv_sec = 1;
+		st = amqp_simple_wait_frame_noblock(conn, &f, &tv);
+		if (st == AMQP_STATUS_TIMEOUT)
+		{
+			if (!want)
+				break;
+			if (now_mono() > deadline)
+				die("no publisher confirm for delivery tag %" PRIu64 " within %.0f s",
+					low_unconfirmed, CONFIRM_TIMEOUT_S);
+			continue;
+		}
+		if (st != AMQP_STATUS_OK)
+			die("reading from the broker: %s", amqp_error_string2(st));
+		handle_frame(&f);
+	}
+	amqp_maybe_release_buffers(conn);
+}
+
+/* without confirms: a synchronous round trip so that errors and returns for
+ * everything published so far have arrived */
+static void
+sync_channel(void)
+{
+	if (opt.exchange)
+		amqp_exchange_declare(conn, 1, amqp_cstring_bytes(opt.exchange),
+							  amqp_cstring_bytes(opt.exchange_type), 1, 1, 0, 0, amqp_empty_table);
+	else
+		amqp_queue_declare(conn, 1, amqp_cstring_bytes(opt.queue), 1, 1, 0, 0, amqp_empty_table);
+	check_rpc("final synchronisation (passive declare)");
+	while (amqp_frames_enqueued(conn))
+	{
+		amqp_frame_t f;
+		struct timeval tv = {0, 0};
+
+		if (amqp_simple_wait_frame_noblock(conn, &f, &tv) != AMQP_STATUS_OK)
+			break;
+		handle_frame(&f);
+	}
+}
+
+/* --------------------------------------------------------------- expect */
+
+static void
+write_file(const char *path, const void *data, size_t n)
+{
+	FILE	   *f = fopen(path, "wb");
+
+	if (!f)
+		die("cannot create %s: %s", path, strerror(errno));
+	if (n && fwrite(data, 1, n, f) != n)
+		die("cannot write %s: %s", path, strerror(errno));
+	if (fclose(f) != 0)
+		die("cannot write %s: %s", path, strerror(errno));
+}
+
+static void
+write_expected(void)
+{
+	buf_t		raw = {0},
+				clean = {0};
+	char		path[4096];
+	long		j,
+				p;
+
+	if (mkdir(opt.expect_dir, 0777) != 0 && errno != EEXIST)
+		die("cannot create %s: %s", opt.expect_dir, strerror(errno));
+	for (j = 0; j < opt.jobs; j++)
+	{
+		long long	job = job_id_of(j);
+
+		raw.len = clean.len = 0;
+		for (p = 0; p < opt.parts; p++)
+		{
+			long long	ts = opt.timestamp ? part_ts[(size_t) j * (size_t) opt.parts + (size_t) p] : 0;
+			size_t		i;
+
+			part_content(job, p, ts, content_buf);
+			buf_add(&raw, content_buf, (size_t) opt.size);
+			for (i = 0; i < (size_t) opt.size; i++)
+			{
+				if (content_buf[i] == 0xFF)
+					buf_add(&clean, "\xef\xbf\xbd", 3);
+				else
+					buf_add(&clean, content_buf + i, 1);
+			}
+		}
+		snprintf(path, sizeof path, "%s/%lld.log", opt.expect_dir, job);
+		write_file(path, raw.p, raw.len);
+		snprintf(path, sizeof path, "%s/%lld.clean", opt.expect_dir, job);
+		write_file(path, clean.p, clean.len);
+	}
+	free(raw.p);
+	free(clean.p);
+}
+
+/* ----------------------------------------------------------------- main */
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+			"Usage: publish [OPTIONS]\n"
+			"Publish travis-worker style log parts (JSON) to RabbitMQ.\n\n"
+			"Destination:\n"
+			"  --url URL          amqp://user:pass@host:port[/vhost] (default $BUILDLOG_AMQP_URL,\n"
+			"                     else amqp://guest:guest@localhost:5672)\n"
+			"  --queue NAME       publish to this queue via the default exchange\n"
+			"                     (default " DEFAULT_QUEUE ")\n"
+			"  --exchange NAME    publish to this exchange, routing key = job id\n"
+			"  --exchange-type T  type for --declare with --exchange (default x-consistent-hash)\n"
+			"  --declare          declare the queue/exchange durable (otherwise it must exist)\n"
+			"Load:\n"
+			"  --jobs N           number of jobs (default 10)\n"
+			"  --first-job ID     first job id (default 1); jobs are ID .. ID+N-1\n"
+			"  --parts M          parts per job, numbers 0..M-1 (default 100)\n"
+			"  --size BYTES       content bytes per part (default 200)\n"
+			"  --rate R           messages/s over the whole run, 0 = unlimited (default 0)\n"
+			"  --shuffle          shuffle all messages (default: jobs round-robin, parts in order)\n"
+			"  --dup RATIO        fraction of parts published twice (identical body)\n"
+			"  --malformed N      also publish N malformed messages at random positions\n"
+			"                     (cycling through %d kinds; usable ids are --malformed-job)\n"
+			"  --malformed-job ID job id used by malformed messages (default first-job + jobs)\n"
+			"  --big-size BYTES   content size of the 'larger than 1 MB' kind (default 1100000)\n"
+			"  --invalid-utf8 R   fraction of parts with 1-3 raw 0xFF bytes (sent base64)\n"
+			"  --base64 RATIO     fraction of parts sent with \"encoding\":\"base64\"\n"
+			"  --final/--no-final publish {\"final\":true,\"log\":\"\"} after each job (default on)\n"
+			"  --last             number the final part \"last\" instead of M\n"
+			"  --timestamp        content starts with \"T%%016lld \" = publish time in us (realtime)\n"
+			"  --seed S           seed for everything random (default 1)\n"
+			"Delivery:\n"
+			"  --persistent/--transient  delivery mode 2 (default) or 1\n"
+			"  --confirm          publisher confirms, waited for every --confirm-batch messages\n"
+			"  --confirm-batch N  (default 1000)\n"
+			"Output:\n"
+			"  --expect-dir DIR   write DIR/<job>.log (raw content bytes, in number order, once)\n"
+			"                     and DIR/<job>.clean (0xFF -> U+FFFD) for every job\n"
+			"  --verbose          print the settings to stderr\n",
+			N_MALFORMED_KINDS);
+}
+
+int
+main(int argc, char **argv)
+{
+	enum
+	{
+		O_URL = 256, O_QUEUE, O_EXCHANGE, O_EXTYPE, O_DECLARE, O_JOBS, O_FIRST, O_PARTS,
+		O_SIZE, O_RATE, O_SHUFFLE, O_DUP, O_MALFORMED, O_MJOB, O_BIG, O_INVALID, O_FINAL,
+		O_NOFINAL, O_LAST, O_BASE64, O_PERSISTENT, O_TRANSIENT, O_CONFIRM, O_CBATCH,
+		O_EXPECT, O_SEED, O_TIMESTAMP, O_VERBOSE, O_HELP
+	};
+	static const struct option longopts[] = {
+		{"url", required_argument, NULL, O_URL},
+		{"queue", required_argument, NULL, O_QUEUE},
+		{"exchange", required_argument, NULL, O_EXCHANGE},
+		{"exchange-type", required_argument, NULL, O_EXTYPE},
+		{"declare", no_argument, NULL, O_DECLARE},
+		{"jobs", required_argument, NULL, O_JOBS},
+		{"first-job", required_argument, NULL, O_FIRST},
+		{"parts", required_argument, NULL, O_PARTS},
+		{"size", required_argument, NULL, O_SIZE},
+		{"rate", required_argument, NULL, O_RATE},
+		{"shuffle", no_argument, NULL, O_SHUFFLE},
+		{"dup", required_argument, NULL, O_DUP},
+		{"malformed", required_argument, NULL, O_MALFORMED},
+		{"malformed-job", required_argument, NULL, O_MJOB},
+		{"big-size", required_argument, NULL, O_BIG},
+		{"invalid-utf8", required_argument, NULL, O_INVALID},
+		{"final", no_argument, NULL, O_FINAL},
+		{"no-final", no_argument, NULL, O_NOFINAL},
+		{"last", no_argument, NULL, O_LAST},
+		{"base64", required_argument, NULL, O_BASE64},
+		{"persistent", no_argument, NULL, O_PERSISTENT},
+		{"transient", no_argument, NULL, O_TRANSIENT},
+		{"confirm", no_argument, NULL, O_CONFIRM},
+		{"confirm-batch", required_argument, NULL, O_CBATCH},
+		{"expect-dir", required_argument, NULL, O_EXPECT},
+		{"seed", required_argument, NULL, O_SEED},
+		{"timestamp", no_argument, NULL, O_TIMESTAMP},
+		{"verbose", no_argument, NULL, O_VERBOSE},
+		{"help", no_argument, NULL, O_HELP},
+		{NULL, 0, NULL, 0}
+	};
+	int			c;
+	int			mjob_set = 0;
+	entry_t    *sched;
+	size_t		n_sched,
+				i;
+	long		n_dups;
+	long long	n_good = 0,
+				n_dup_sent = 0,
+				n_bad = 0,
+				n_final = 0,
+				n_sent = 0;
+	buf_t		body = {0};
+	amqp_basic_properties_t props;
+	amqp_bytes_t exchange_b,
+				queue_b;
+	double		t_start,
+				t_sched,
+				t_end,
+				elapsed;
+
+	opt.url = getenv("BUILDLOG_AMQP_URL");
+	opt.queue = DEFAULT_QUEUE;
+	opt.exchange_type = "x-consistent-hash";
+	opt.jobs = 10;
+	opt.first_job = 1;
+	opt.parts = 100;
+	opt.size = 200;
+	opt.big_size = 1100000;
+	opt.final = 1;
+	opt.persistent = 1;
+	opt.confirm_batch = 1000;
+	opt.seed = 1;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
+	{
+		switch (c)
+		{
+			case O_URL:
+				opt.url = optarg;
+				break;
+			case O_QUEUE:
+				opt.queue = optarg;
+				break;
+			case O_EXCHANGE:
+				opt.exchange = optarg;
+				break;
+			case O_EXTYPE:
+				opt.exchange_type = optarg;
+				break;
+			case O_DECLARE:
+				opt.declare = 1;
+				break;
+			case O_JOBS:
+				opt.jobs = (long) parse_ll("jobs", optarg, 0, 100000000);
+				break;
+			case O_FIRST:
+				opt.first_job = parse_ll("first-job", optarg, 1, LLONG_MAX / 2);
+				break;
+			case O_PARTS:
+				opt.parts = (long) parse_ll("parts", optarg, 0, 1000000000);
+				break;
+			case O_SIZE:
+				opt.size = (long) parse_ll("size", optarg, 0, 64 << 20);
+				break;
+			case O_RATE:
+				opt.rate = parse_double("rate", optarg, 0, 1e9);
+				break;
+			case O_SHUFFLE:
+				opt.shuffle = 1;
+				break;
+			case O_DUP:
+				opt.dup = parse_double("dup", optarg, 0, 1);
+				break;
+			case O_MALFORMED:
+				opt.malformed = (long) parse_ll("malformed", optarg, 0, 100000000);
+				break;
+			case O_MJOB:
+				opt.malformed_job = parse_ll("malformed-job", optarg, 1, LLONG_MAX / 2);
+				mjob_set = 1;
+				break;
+			case O_BIG:
+				opt.big_size = (long) parse_ll("big-size", optarg, 0, 256 << 20);
+				break;
+			case O_INVALID:
+				opt.invalid_utf8 = parse_double("invalid-utf8", optarg, 0, 1);
+				break;
+			case O_FINAL:
+				opt.final = 1;
+				break;
+			case O_NOFINAL:
+				opt.final = 0;
+				break;
+			case O_LAST:
+				opt.last = 1;
+				break;
+			case O_BASE64:
+				opt.base64 = parse_double("base64", optarg, 0, 1);
+				break;
+			case O_PERSISTENT:
+				opt.persistent = 1;
+				break;
+			case O_TRANSIENT:
+				opt.persistent = 0;
+				break;
+			case O_CONFIRM:
+				opt.confirm = 1;
+				break;
+			case O_CBATCH:
+				opt.confirm_batch = (long) parse_ll("confirm-batch", optarg, 1, 10000000);
+				break;
+			case O_EXPECT:
+				opt.expect_dir = optarg;
+				break;
+			case O_SEED:
+				opt.seed = (uint64_t) parse_ll("seed", optarg, LLONG_MIN, LLONG_MAX);
+				break;
+			case O_TIMESTAMP:
+				opt.timestamp = 1;
+				break;
+			case O_VERBOSE:
+				opt.verbose = 1;
+				break;
+			case 'h':
+			case O_HELP:
+				usage(stdout);
+				return 0;
+			default:
+				usage(stderr);
+				return 2;
+		}
+	}
+	if (optind < argc)
+		die("unexpected argument '%s' (see --help)", argv[optind]);
+	if (!opt.url || !*opt.url)
+		opt.url = "amqp://guest:guest@localhost:5672";
+	if (opt.timestamp && opt.size < TS_PREFIX_LEN)
+		die("--timestamp needs --size >= %d", TS_PREFIX_LEN);
+	if ((double) opt.jobs * (double) opt.parts > 2e9)
+		die("--jobs x --parts is too large");
+	if (!mjob_set)
+		opt.malformed_job = opt.first_job + opt.jobs;
+	if (opt.last && opt.parts >= INT32_MAX)
+		die("--parts too large");
+
+	{
+		time_t		t = time(NULL);
+		struct tm	tm;
+
+		gmtime_r(&t, &tm);
+		strftime(queued_at, sizeof queued_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+	pool_init();
+	content_buf = malloc((size_t) opt.size + 1);
+	if (!content_buf)
+		die("out of memory");
+	if (opt.timestamp)
+	{
+		part_ts = calloc((size_t) opt.jobs * (size_t) opt.parts + 1, sizeof(long long));
+		if (!part_ts)
+			die("out of memory");
+	}
+	sched = build_schedule(&n_sched, &n_dups);
+	if (opt.confirm)
+	{
+		conf_bits = calloc(n_sched / 8 + 2, 1);
+		if (!conf_bits)
+			die("out of memory");
+	}
+	if (opt.verbose)
+		fprintf(stderr, "publish: %zu messages to %s '%s': %ld jobs from %lld, %ld parts of %ld bytes, "
+				"%ld duplicates, %ld malformed (job %lld), rate %g/s, seed %" PRIu64 "\n",
+				n_sched, opt.exchange ? "exchange" : "queue", opt.exchange ? opt.exchange : opt.queue,
+				opt.jobs, opt.first_job, opt.parts, opt.size, n_dups, opt.malformed,
+				opt.malformed_job, opt.rate, opt.seed);
+	if (opt.verbose && opt.malformed)
+	{
+		long		k;
+
+		fprintf(stderr, "publish: malformed kinds (cycled):");
+		for (k = 0; k < N_MALFORMED_KINDS && k < opt.malformed; k++)
+			fprintf(stderr, "%s %ld=%s", k ? "," : "", k, malformed_names[k]);
+		fputc('\n', stderr);
+	}
+
+	connect_broker();
+	setup_destination();
+
+	memset(&props, 0, sizeof props);
+	props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_TYPE_FLAG;
+	props.content_type = amqp_cstring_bytes("application/json");
+	props.delivery_mode = opt.persistent ? 2 : 1;
+	props.type = amqp_cstring_bytes("job:test:log");
+	exchange_b = opt.exchange ? amqp_cstring_bytes(opt.exchange) : amqp_empty_bytes;
+	queue_b = amqp_cstring_bytes(opt.queue);
+	(void) prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);	/* precise sleeps */
+
+	t_start = t_sched = now_mono();
+	for (i = 0; i < n_sched; i++)
+	{
+		entry_t    *e = &sched[i];
+		char		rk[32];
+		long long	rk_job;
+		amqp_bytes_t body_b;
+		int			st;
+
+		if (opt.rate > 0)
+		{
+			double		target = t_sched + (double) i / opt.rate;
+			double		now = now_mono();
+
+			if (target > now)
+				sleep_until_mono(target);
+			else if (now - target > MAX_BEHIND_S)
+				t_sched += now - target - MAX_BEHIND_S;	/* slip; no endless burst */
+		}
+
+		body.len = 0;
+		switch (e->kind)
+		{
+			case E_PART:
+			case E_DUP:
+				body_part(&body, (long) e->jidx, (long) e->number);
+				rk_job = job_id_of((long) e->jidx);
+				if (e->kind == E_PART)
+					n_good++;
+				else
+					n_dup_sent++;
+				break;
+			case E_FINAL:
+				body_final(&body, (long) e->jidx);
+				rk_job = job_id_of((long) e->jidx);
+				n_final++;
+				break;
+			default:
+				body_malformed(&body, (long) e->number);
+				rk_job = opt.malformed_job;
+				n_bad++;
+				break;
+		}
+		body_b.len = body.len;
+		body_b.bytes = body.p;
+		if (opt.exchange)
+			snprintf(rk, sizeof rk, "%lld", rk_job);
+		st = amqp_basic_publish(conn, 1, exchange_b,
+								opt.exchange ? amqp_cstring_bytes(rk) : queue_b,
+								1, 0, &props, body_b);
+		if (st != AMQP_STATUS_OK)
+			die("publishing message %zu failed: %s", i + 1, amqp_error_string2(st));
+		n_sent++;
+		next_tag++;
+		if (opt.confirm)
+		{
+			/* keep at most two batches in flight */
+			if (n_sent % opt.confirm_batch == 0)
+				pump_frames(next_tag > (uint64_t) opt.confirm_batch
+							? next_tag - (uint64_t) opt.confirm_batch : 0);
+			else if (amqp_data_in_buffer(conn) || amqp_frames_enqueued(conn) || (n_sent & 255) == 0)
+				pump_frames(0);
+		}
+		else if ((n_sent & 1023) == 0)
+			pump_frames(0);
+	}
+	if (opt.confirm)
+		pump_frames(next_tag);
+	else
+		sync_channel();
+	t_end = now_mono();
+	elapsed = t_end - t_start;
+
+	if (opt.expect_dir)
+		write_expected();
+
+	{
+		amqp_rpc_reply_t r = amqp_channel_close(conn, 1, AMQP_REPLY_SUCCESS);
+
+		if (r.reply_type != AMQP_RESPONSE_NORMAL)
+			die("channel.close: %s", rpc_error(r));
+		r = amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+		if (r.reply_type != AMQP_RESPONSE_NORMAL)
+			die("connection.close: %s", rpc_error(r));
+		amqp_destroy_connection(conn);
+	}
+
+	printf("published %lld messages (%lld good parts, %lld duplicates, %lld malformed, %lld finals) in %.3f s = %.0f msg/s",
+		   n_sent, n_good, n_dup_sent, n_bad, n_final, elapsed,
+		   elapsed > 0 ? (double) n_sent / elapsed : 0.0);
+	if (opt.confirm)
+		printf(", %lld confirmed", n_acked);
+	putchar('\n');
+	fflush(stdout);
+
+	if (n_nacked)
+		die("%lld messages were nacked by the broker", n_nacked);
+	if (opt.confirm && n_acked != n_sent)
+		die("only %lld of %lld messages confirmed", n_acked, n_sent);
+	if (n_returned)
+		die("%lld messages were unroutable (returned by the broker); is a queue bound?",
+			n_returned);
+	return 0;
+}
