@@ -42,7 +42,8 @@
 
 #define RESTART_SECONDS		10
 #define BACKOFF_MIN_MS		500
-#define BACKOFF_MAX_MS		30000
+#define BACKOFF_MAX_MS		30000	/* after failed batches */
+#define CONNECT_BACKOFF_MAX_MS	5000	/* between connection attempts */
 #define IDLE_WAIT_MS		1000
 
 /* Everything one worker keeps between batches. */
@@ -244,7 +245,7 @@ ensure_connected(DrainWorker *w)
 		snprintf(text, sizeof(text), "%s; retrying with back-off", w->link.error);
 		log_once(w, LOG, text);
 		w->next_connect = TimestampTzPlusMilliseconds(now, w->backoff_ms);
-		w->backoff_ms = Min(w->backoff_ms * 2, BACKOFF_MAX_MS);
+		w->backoff_ms = Min(w->backoff_ms * 2, CONNECT_BACKOFF_MAX_MS);
 		return false;
 	}
 	ereport(LOG, (errmsg("buildlog drain %d: consuming %s from %s",
