@@ -16,6 +16,7 @@ OBJS = \
 	bgworker/shmem.o \
 	bgworker/amqp_link.o \
 	bgworker/message.o \
+	bgworker/scan.o \
 	bgworker/drain.o
 
 MODULEDIR = extension

@@ -365,7 +365,7 @@ parse_batch(AmqpDelivery *d, int n, BatchArrays *b)
 	{
 		ParsedPart p;
 
-		buildlog_parse_part(d[i].body, d[i].len, buildlog_max_part_bytes, &p);
+		buildlog_parse_part(d[i].body, d[i].len, buildlog_max_part_bytes, false, &p);
 		b->replaced += p.replaced;
 		if (p.ok)
 		{

@@ -24,6 +24,7 @@
 #include "../extension/ingest.h"
 #include "../extension/utf8.h"
 #include "message.h"
+#include "scan.h"
 
 /* jansson's allocator: memory context, NULL instead of an ERROR. */
 static void *
@@ -52,6 +53,12 @@ reject(ParsedPart *out, const char *fmt,...)
 	va_end(ap);
 }
 
+/* Reasons worded once for both parsers. */
+#define REASON_ID		"\"id\" is not a positive integer"
+#define REASON_NUMBER	"\"number\" is neither an integer from 0 to %d nor \"last\""
+#define REASON_SIZE		"part of %zu bytes exceeds buildlog.max_part_bytes (%d)"
+#define REASON_B64_SIZE	"base64 part of %zu characters exceeds buildlog.max_part_bytes (%d) when decoded"
+
 /* Read "id"; false (with reason) unless it is an integer > 0. */
 static bool
 read_job_id(json_t *root, ParsedPart *out)
@@ -61,7 +68,7 @@ read_job_id(json_t *root, ParsedPart *out)
 	if (id == NULL)
 		return reject(out, "missing \"id\""), false;
 	if (!json_is_integer(id) || json_integer_value(id) <= 0)
-		return reject(out, "\"id\" is not a positive integer"), false;
+		return reject(out, REASON_ID), false;
 	out->job_id = (int64) json_integer_value(id);
 	return true;
 }
@@ -81,8 +88,7 @@ read_number(json_t *root, ParsedPart *out)
 	}
 	if (!json_is_integer(number) || json_integer_value(number) < 0 ||
 		json_integer_value(number) > PG_INT32_MAX)
-		return reject(out, "\"number\" is neither an integer from 0 to %d nor \"last\"",
-					  PG_INT32_MAX), false;
+		return reject(out, REASON_NUMBER, PG_INT32_MAX), false;
 	out->number = (int32) json_integer_value(number);
 	return true;
 }
@@ -103,8 +109,30 @@ read_final(json_t *root, ParsedPart *out)
 }
 
 /*
- * Copy "log" (decoded when base64) into a palloc'd buffer; jansson memory
- * must not escape.  Returns NULL with a reason on bad input.
+ * Decode base64 content into a palloc'd buffer, bytes at VARHDRSZ.  Returns
+ * NULL with a reason on bad input.
+ */
+static char *
+decode_base64(const char *src, size_t srclen, ParsedPart *out, size_t *len,
+			  int max_part_bytes)
+{
+	char	   *buf;
+	int			n;
+
+	if (srclen > (size_t) max_part_bytes / 3 * 4 + 8)
+		return reject(out, REASON_B64_SIZE, srclen, max_part_bytes), NULL;
+	buf = palloc(VARHDRSZ + pg_b64_dec_len((int) srclen) + 1);
+	n = pg_b64_decode(src, (int) srclen, buf + VARHDRSZ, pg_b64_dec_len((int) srclen));
+	if (n < 0)
+		return reject(out, "\"log\" is not valid base64"), NULL;
+	*len = (size_t) n;
+	return buf;
+}
+
+/*
+ * Copy "log" (decoded when base64) into a palloc'd buffer, bytes at
+ * VARHDRSZ; jansson memory must not escape.  Returns NULL with a reason on
+ * bad input.
  */
 static char *
 read_log(json_t *root, ParsedPart *out, size_t *len, int max_part_bytes)
@@ -134,52 +162,86 @@ read_log(json_t *root, ParsedPart *out, size_t *len, int max_part_bytes)
 	if (!base64)
 	{
 		if (srclen > (size_t) max_part_bytes)
-			return reject(out, "part of %zu bytes exceeds buildlog.max_part_bytes (%d)",
-						  srclen, max_part_bytes), NULL;
-		buf = palloc(srclen + 1);
-		memcpy(buf, src, srclen);
+			return reject(out, REASON_SIZE, srclen, max_part_bytes), NULL;
+		buf = palloc(VARHDRSZ + srclen + 1);
+		memcpy(buf + VARHDRSZ, src, srclen);
 		*len = srclen;
 		return buf;
 	}
-	if (srclen > (size_t) max_part_bytes / 3 * 4 + 8)
-		return reject(out, "base64 part of %zu characters exceeds buildlog.max_part_bytes (%d) when decoded",
-					  srclen, max_part_bytes), NULL;
-	buf = palloc(pg_b64_dec_len((int) srclen) + 1);
-	{
-		int			n = pg_b64_decode(src, (int) srclen, buf,
-									  pg_b64_dec_len((int) srclen));
-
-		if (n < 0)
-			return reject(out, "\"log\" is not valid base64"), NULL;
-		*len = (size_t) n;
-	}
-	return buf;
+	return decode_base64(src, srclen, out, len, max_part_bytes);
 }
 
-/* Clean raw content bytes into the part's text value, within the limit. */
+/*
+ * Clean raw content (len bytes at buf + VARHDRSZ) into the part's text value,
+ * within the limit; valid content becomes the text in place, without a copy.
+ */
 static void
-set_content(ParsedPart *out, const char *raw, size_t len, int max_part_bytes)
+set_content(ParsedPart *out, char *buf, size_t len, int max_part_bytes)
 {
-	Utf8Cleaned c = buildlog_utf8_clean(raw, len);
+	Utf8Cleaned c = buildlog_utf8_clean(buf + VARHDRSZ, len);
 
 	out->replaced += c.replaced;
 	if (c.len > (size_t) max_part_bytes)
 	{
-		reject(out, "part of %zu bytes exceeds buildlog.max_part_bytes (%d)",
-			   c.len, max_part_bytes);
+		reject(out, REASON_SIZE, c.len, max_part_bytes);
 		return;
 	}
-	out->content = (text *) palloc(VARHDRSZ + c.len);
+	if (c.data == buf + VARHDRSZ)
+		out->content = (text *) buf;
+	else
+	{
+		out->content = (text *) palloc(VARHDRSZ + c.len);
+		memcpy(VARDATA(out->content), c.data, c.len);
+	}
 	SET_VARSIZE(out->content, VARHDRSZ + c.len);
-	memcpy(VARDATA(out->content), c.data, c.len);
 	out->ok = true;
+}
+
+/*
+ * Finish a part the scanner read: the same checks and reasons as the jansson
+ * path, without copying the content again.
+ */
+static void
+finish_scanned(ScannedMessage *m, ParsedPart *out, int max_part_bytes)
+{
+	char	   *buf = m->log;
+	size_t		len = m->loglen;
+
+	if (m->job_id <= 0)
+	{
+		reject(out, REASON_ID);
+		return;
+	}
+	if (m->number > PG_INT32_MAX)
+	{
+		reject(out, REASON_NUMBER, PG_INT32_MAX);
+		return;
+	}
+	out->job_id = m->job_id;
+	out->number = (int32) m->number;
+	out->final = m->final;
+	if (buf == NULL)
+	{
+		buf = palloc(VARHDRSZ + 1);
+		len = 0;
+	}
+	if (m->base64)
+		buf = decode_base64(buf + VARHDRSZ, len, out, &len, max_part_bytes);
+	else if (len > (size_t) max_part_bytes)
+	{
+		reject(out, REASON_SIZE, len, max_part_bytes);
+		return;
+	}
+	if (buf != NULL)
+		set_content(out, buf, len, max_part_bytes);
 }
 
 void
 buildlog_parse_part(const char *body, size_t len, int max_part_bytes,
-					ParsedPart *out)
+					bool reference_only, ParsedPart *out)
 {
 	Utf8Cleaned clean;
+	ScannedMessage scanned;
 	json_error_t error;
 	json_t	   *root;
 	char	   *raw = NULL;
@@ -195,6 +257,11 @@ buildlog_parse_part(const char *body, size_t len, int max_part_bytes,
 	/* jansson refuses invalid UTF-8 anywhere: clean the body first */
 	clean = buildlog_utf8_clean(body, len);
 	out->replaced = clean.replaced;
+	if (!reference_only && buildlog_scan_message(clean.data, clean.len, &scanned))
+	{
+		finish_scanned(&scanned, out, max_part_bytes);
+		return;
+	}
 	root = json_loadb(clean.data, clean.len, JSON_ALLOW_NUL, &error);
 	if (root == NULL)
 	{

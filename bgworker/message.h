@@ -27,9 +27,12 @@ typedef struct ParsedPart
 
 /*
  * Parse body (any bytes).  Never raises an ERROR for bad input: the verdict
- * is in out->ok / out->reason.  Allocates in CurrentMemoryContext.
+ * is in out->ok / out->reason.  Allocates in CurrentMemoryContext.  The fast
+ * scanner (scan.h) reads well-formed messages; reference_only skips it so
+ * tests can compare it with jansson.
  */
 extern void buildlog_parse_part(const char *body, size_t len,
-								int max_part_bytes, ParsedPart *out);
+								int max_part_bytes, bool reference_only,
+								ParsedPart *out);
 
 #endif							/* BUILDLOG_MESSAGE_H */

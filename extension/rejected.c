@@ -11,10 +11,13 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "utils/array.h"
+#include "utils/builtins.h"
 
 #include "../bgworker/message.h"
 #include "guc.h"
@@ -23,6 +26,7 @@
 #include "spiutil.h"
 
 PG_FUNCTION_INFO_V1(buildlog_replay_rejected);
+PG_FUNCTION_INFO_V1(buildlog_parse_message);
 
 static SPIPlanPtr store_plan = NULL;
 static SPIPlanPtr fetch_plan = NULL;
@@ -93,7 +97,7 @@ buildlog_replay_rejected(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(1))
 		(void) stored_body(id);	/* checks the row exists, locks it */
 	buildlog_parse_part(VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body),
-						buildlog_max_part_bytes, &part);
+						buildlog_max_part_bytes, false, &part);
 	if (!part.ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
@@ -117,4 +121,35 @@ buildlog_replay_rejected(PG_FUNCTION_ARGS)
 				 values, nulls, false, SPI_OK_UPDATE);
 	SPI_finish();
 	PG_RETURN_INT64(part.job_id);
+}
+
+/*
+ * parse_message(body, reference default false): what the drain would make
+ * of a delivery body, without writing anything.  For operators checking a
+ * fixed body before replaying it, and for tests comparing the fast scanner
+ * with the reference parser (jansson).
+ */
+Datum
+buildlog_parse_message(PG_FUNCTION_ARGS)
+{
+	bytea	   *body = PG_GETARG_BYTEA_PP(0);
+	bool		reference = PG_GETARG_BOOL(1);
+	ParsedPart	part;
+	TupleDesc	tupdesc;
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	buildlog_parse_part(VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body),
+						buildlog_max_part_bytes, reference, &part);
+	values[0] = BoolGetDatum(part.ok);
+	values[1] = Int64GetDatum(part.job_id);
+	values[2] = Int32GetDatum(part.number);
+	values[3] = BoolGetDatum(part.final);
+	values[4] = PointerGetDatum(part.content);
+	values[5] = CStringGetTextDatum(part.reason);
+	nulls[1] = nulls[2] = nulls[3] = nulls[4] = !part.ok;
+	nulls[5] = part.ok;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -294,6 +294,15 @@ as 'MODULE_PATHNAME', 'buildlog_replay_rejected';
 comment on function buildlog.replay_rejected(bigint, bytea) is
   'Parse a rejected delivery again (or the corrected body given) and write it through the ingest path; marks it replayed. Returns the job id.';
 
+create function buildlog.parse_message(body bytea, reference boolean default false,
+  out ok boolean, out job_id bigint, out number int, out final boolean, out content text,
+  out reason text)
+returns record
+language c stable strict parallel safe
+as 'MODULE_PATHNAME', 'buildlog_parse_message';
+comment on function buildlog.parse_message(bytea, boolean) is
+  'What the drain makes of a delivery body, without writing it: the part (ok) or the reason it would be rejected. Check a fixed body before buildlog.replay_rejected(). reference = true parses with jansson only (tests compare it with the fast scanner).';
+
 create function buildlog.drain_worker_stats(
   out worker int, out pid int, out queues text, out connected boolean,
   out connected_since timestamptz, out deliveries bigint, out parts bigint,
