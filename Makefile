@@ -17,7 +17,8 @@ OBJS = \
 	bgworker/amqp_link.o \
 	bgworker/message.o \
 	bgworker/scan.o \
-	bgworker/drain.o
+	bgworker/drain.o \
+	bgworker/scheduler.o
 
 MODULEDIR = extension
 DATA = extension/buildlog.control $(wildcard sql/buildlog--*.sql)

@@ -26,6 +26,7 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 PG_FUNCTION_INFO_V1(buildlog_drain_stats);
 PG_FUNCTION_INFO_V1(buildlog_restart_workers);
+PG_FUNCTION_INFO_V1(buildlog_scheduler_stats);
 
 /* Ask the postmaster for our segment. */
 static void
@@ -34,6 +35,21 @@ buildlog_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(BuildlogShared)));
+}
+
+/* Zero the scheduler's statistics (postmaster start, crash restart). */
+static void
+init_scheduler_stats(SchedulerStats *s)
+{
+	pg_atomic_init_u32(&s->in_use, 0);
+	pg_atomic_init_u64(&s->pid, 0);
+	pg_atomic_init_u64(&s->aggregated, 0);
+	pg_atomic_init_u64(&s->parts_merged, 0);
+	pg_atomic_init_u64(&s->aggregate_failures, 0);
+	pg_atomic_init_u64(&s->last_round, 0);
+	pg_atomic_init_u64(&s->maintenance_runs, 0);
+	SpinLockInit(&s->mutex);
+	s->last_maintenance[0] = s->last_error[0] = '\0';
 }
 
 /* Create or attach the segment; the first process initialises it. */
@@ -72,6 +88,7 @@ buildlog_shmem_startup(void)
 			pg_atomic_init_u64(&s->failed_batches, 0);
 			SpinLockInit(&s->mutex);
 		}
+		init_scheduler_stats(&buildlog_shared->scheduler);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -213,4 +230,97 @@ buildlog_restart_workers(PG_FUNCTION_ARGS)
 		told++;
 	}
 	PG_RETURN_INT32(told);
+}
+
+/* Mark the scheduler's slot free when it exits. */
+static void
+release_scheduler(int code, Datum arg)
+{
+	pg_atomic_write_u32(&buildlog_shared->scheduler.in_use, 0);
+}
+
+/* The scheduler's statistics slot, claimed by the running scheduler. */
+SchedulerStats *
+buildlog_scheduler_claim(void)
+{
+	SchedulerStats *s = &buildlog_shared->scheduler;
+
+	pg_atomic_write_u64(&s->pid, (uint64) MyProcPid);
+	pg_atomic_write_u32(&s->in_use, 1);
+	on_shmem_exit(release_scheduler, (Datum) 0);
+	return s;
+}
+
+/* Record the scheduler's latest error with its time. */
+void
+buildlog_scheduler_error(SchedulerStats *s, const char *error)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&s->mutex);
+	strlcpy(s->last_error, error, BUILDLOG_TEXT_LEN);
+	s->last_error_at = now;
+	SpinLockRelease(&s->mutex);
+}
+
+/* Record what the latest partition maintenance did. */
+void
+buildlog_scheduler_set_maintenance(SchedulerStats *s, const char *result)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&s->mutex);
+	strlcpy(s->last_maintenance, result, BUILDLOG_TEXT_LEN);
+	s->last_maintenance_at = now;
+	SpinLockRelease(&s->mutex);
+}
+
+/* scheduler_stats(): one row while the scheduler runs. */
+Datum
+buildlog_scheduler_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SchedulerStats *s;
+	Datum		values[10];
+	bool		nulls[10];
+	char		maintenance[BUILDLOG_TEXT_LEN];
+	char		error[BUILDLOG_TEXT_LEN];
+	TimestampTz maintenance_at;
+	TimestampTz error_at;
+
+	buildlog_require_shared();
+	InitMaterializedSRF(fcinfo, 0);
+	s = &buildlog_shared->scheduler;
+	if (pg_atomic_read_u32(&s->in_use) == 0)
+		return (Datum) 0;
+	memset(nulls, 0, sizeof(nulls));
+	SpinLockAcquire(&s->mutex);
+	strlcpy(maintenance, s->last_maintenance, sizeof(maintenance));
+	maintenance_at = s->last_maintenance_at;
+	strlcpy(error, s->last_error, sizeof(error));
+	error_at = s->last_error_at;
+	SpinLockRelease(&s->mutex);
+
+	values[0] = Int32GetDatum((int32) pg_atomic_read_u64(&s->pid));
+	values[1] = Int64GetDatum((int64) pg_atomic_read_u64(&s->aggregated));
+	values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&s->parts_merged));
+	values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&s->aggregate_failures));
+	put_timestamp(values, nulls, 4, pg_atomic_read_u64(&s->last_round));
+	values[5] = Int64GetDatum((int64) pg_atomic_read_u64(&s->maintenance_runs));
+	if (maintenance[0] != '\0')
+	{
+		values[6] = CStringGetTextDatum(maintenance);
+		values[7] = TimestampTzGetDatum(maintenance_at);
+	}
+	else
+		nulls[6] = nulls[7] = true;
+	if (error[0] != '\0')
+	{
+		values[8] = CStringGetTextDatum(error);
+		values[9] = TimestampTzGetDatum(error_at);
+	}
+	else
+		nulls[8] = nulls[9] = true;
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
 }

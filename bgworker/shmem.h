@@ -39,10 +39,28 @@ typedef struct DrainStats
 	TimestampTz last_error_at;
 } DrainStats;
 
+/* Statistics of the scheduler worker. */
+typedef struct SchedulerStats
+{
+	pg_atomic_uint32 in_use;
+	pg_atomic_uint64 pid;
+	pg_atomic_uint64 aggregated;	/* jobs */
+	pg_atomic_uint64 parts_merged;
+	pg_atomic_uint64 aggregate_failures;
+	pg_atomic_uint64 last_round;	/* TimestampTz */
+	pg_atomic_uint64 maintenance_runs;
+	slock_t		mutex;			/* protects the fields below */
+	char		last_maintenance[BUILDLOG_TEXT_LEN];
+	TimestampTz last_maintenance_at;
+	char		last_error[BUILDLOG_TEXT_LEN];
+	TimestampTz last_error_at;
+} SchedulerStats;
+
 typedef struct BuildlogShared
 {
 	pg_atomic_uint64 generation;	/* bumped by restart_workers() */
 	DrainStats	drain[BUILDLOG_MAX_DRAIN_WORKERS];
+	SchedulerStats scheduler;
 } BuildlogShared;
 
 extern BuildlogShared *buildlog_shared;
@@ -51,5 +69,8 @@ extern void buildlog_shmem_init_hooks(void);
 extern void buildlog_require_shared(void);
 extern void buildlog_stats_set_text(DrainStats *s, char *dst, const char *text);
 extern void buildlog_stats_error(DrainStats *s, const char *error);
+extern SchedulerStats *buildlog_scheduler_claim(void);
+extern void buildlog_scheduler_error(SchedulerStats *s, const char *error);
+extern void buildlog_scheduler_set_maintenance(SchedulerStats *s, const char *result);
 
 #endif							/* BUILDLOG_SHMEM_H */

@@ -9,6 +9,7 @@
 #include "miscadmin.h"
 
 #include "../bgworker/drain.h"
+#include "../bgworker/scheduler.h"
 #include "../bgworker/shmem.h"
 #include "guc.h"
 
@@ -27,4 +28,5 @@ _PG_init(void)
 		return;
 	buildlog_shmem_init_hooks();
 	buildlog_drain_register();
+	buildlog_scheduler_register();
 }

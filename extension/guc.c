@@ -27,6 +27,7 @@ int			buildlog_drain_workers = 2;
 int			buildlog_batch_size = 500;
 int			buildlog_flush_ms = 20;
 int			buildlog_amqp_heartbeat_s = 30;
+int			buildlog_maintenance_interval_s = 3600;
 
 /* SHOW and pg_settings display the AMQP URL without its password. */
 static const char *
@@ -118,6 +119,14 @@ buildlog_define_gucs(void)
 							NULL,
 							&buildlog_amqp_heartbeat_s,
 							30, 0, 3600,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("buildlog.maintenance_interval",
+							"How often the scheduler runs buildlog.run_maintenance() (0 disables).",
+							NULL,
+							&buildlog_maintenance_interval_s,
+							3600, 0, 7 * 24 * 3600,
 							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 

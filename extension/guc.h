@@ -17,6 +17,7 @@ extern int	buildlog_drain_workers;
 extern int	buildlog_batch_size;
 extern int	buildlog_flush_ms;
 extern int	buildlog_amqp_heartbeat_s;
+extern int	buildlog_maintenance_interval_s;
 
 #define BUILDLOG_MAX_DRAIN_WORKERS_GUC 64
 

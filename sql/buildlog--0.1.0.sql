@@ -319,6 +319,20 @@ create view buildlog.drain_stats as select * from buildlog.drain_worker_stats();
 comment on view buildlog.drain_stats is
   'One row per running drain worker: queues, connection, deliveries, parts written, rejected, batches, last commit, reconnects, last error.';
 
+create function buildlog.scheduler_worker_stats(
+  out pid int, out aggregated bigint, out parts_merged bigint, out aggregate_failures bigint,
+  out last_round timestamptz, out maintenance_runs bigint, out last_maintenance text,
+  out last_maintenance_at timestamptz, out last_error text, out last_error_at timestamptz)
+returns setof record
+language c volatile parallel restricted
+as 'MODULE_PATHNAME', 'buildlog_scheduler_stats';
+comment on function buildlog.scheduler_worker_stats() is
+  'Counters of the scheduler worker, from shared memory (see the view buildlog.scheduler_stats).';
+
+create view buildlog.scheduler_stats as select * from buildlog.scheduler_worker_stats();
+comment on view buildlog.scheduler_stats is
+  'The scheduler worker: jobs aggregated, parts merged, failures, last round, partition maintenance runs and result, last error.';
+
 create function buildlog.restart_workers() returns int
 language c volatile parallel unsafe
 as 'MODULE_PATHNAME', 'buildlog_restart_workers';

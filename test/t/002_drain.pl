@@ -27,6 +27,7 @@ buildlog.database = 'postgres'
 buildlog.amqp_url = '$url'
 buildlog.amqp_queues = 'tq.none'
 buildlog.drain_workers = 2
+buildlog.aggregate_delay = '1s'
 max_worker_processes = 16
 log_min_messages = info
 ));
@@ -72,13 +73,17 @@ sub publish
 	return $out;
 }
 
-# Wait until the jobs' distinct stored parts reach the expected count.
+# Wait until the jobs' distinct stored parts (pending or already aggregated
+# by the scheduler, which runs all along) reach the expected count.
 sub wait_parts
 {
 	my ($first, $jobs, $expected, $what) = @_;
 	my $last = $first + $jobs - 1;
 	ok( $node->poll_query_until('postgres', qq(
-select count(*) from (select distinct job_id, number from buildlog.log_parts
+select count(*) from (select job_id, number from buildlog.log_parts
+                       where job_id between $first and $last
+                      union
+                      select job_id, unnest(part_numbers) from buildlog.logs
                        where job_id between $first and $last) p), $expected),
 		"$what: all $expected parts stored");
 }
@@ -210,6 +215,20 @@ select count(*) > 5000 from buildlog.log_parts where job_id between 500000 and 5
 	check_logs($dir, 500000, 100, 'postmaster crash');
 }
 
+# ---- the scheduler aggregated every finished job, exactly, while parts streamed
+{
+	ok($node->poll_query_until('postgres', q(
+select count(*) = 0 from buildlog.log_parts where job_id between 100000 and 100199)),
+		'scheduler: every part of the finished jobs was aggregated');
+	my $agg = $node->safe_psql('postgres', q(
+select count(*) filter (where aggregated_at is not null and final_number is not null)
+  from buildlog.logs where job_id between 100000 and 100199));
+	is($agg, '200', 'scheduler: all 200 shuffled jobs aggregated with their final part');
+	my $stats = $node->safe_psql('postgres',
+		q(select aggregated > 0, parts_merged > 0, aggregate_failures from buildlog.scheduler_stats));
+	is($stats, 't|t|0', 'scheduler_stats (since the crash restart): jobs and parts counted, no failure');
+}
+
 # ---- DROP DATABASE and DROP EXTENSION do not hang while the workers run
 {
 	my $dir = tempdir(CLEANUP => 1);
@@ -230,7 +249,7 @@ select count(*) > 5000 from buildlog.log_parts where job_id between 500000 and 5
 	$elapsed = time - $t0;
 	cmp_ok($elapsed, '<', 5, sprintf('DROP EXTENSION took %.2f s with the workers running', $elapsed));
 	ok($node->poll_query_until('postgres',
-		q(select count(*) = 0 from pg_stat_activity where backend_type = 'buildlog drain'
+		q(select count(*) = 0 from pg_stat_activity where backend_type in ('buildlog drain', 'buildlog scheduler')
 		    and state = 'active'), 't'), 'workers idle without the extension');
 	$pub->finish;
 	$node->safe_psql('postgres', 'create extension buildlog');
@@ -252,6 +271,13 @@ select count(*) > 5000 from buildlog.log_parts where job_id between 500000 and 5
 	while (kill(0, $pid) && time - $t0 < 5) { sleep 0.02; }
 	my $elapsed = time - $t0;
 	cmp_ok($elapsed, '<', 1, sprintf('a drain worker exited %.3f s after SIGTERM', $elapsed));
+
+	$pid = $node->safe_psql('postgres', 'select pid from buildlog.scheduler_stats');
+	$t0 = time;
+	$node->safe_psql('postgres', "select pg_terminate_backend($pid)");
+	while (kill(0, $pid) && time - $t0 < 5) { sleep 0.02; }
+	$elapsed = time - $t0;
+	cmp_ok($elapsed, '<', 1, sprintf('the scheduler exited %.3f s after SIGTERM', $elapsed));
 }
 
 $node->stop;

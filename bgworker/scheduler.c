@@ -1,0 +1,356 @@
+/*-------------------------------------------------------------------------
+ * scheduler.c
+ *	  The scheduler worker (one per cluster, in buildlog.database).
+ *
+ * Every second it aggregates the jobs buildlog.aggregatable() returns, each
+ * in its own transaction with a short lock timeout, so one job that cannot
+ * be aggregated (a log being archived, a purged log with late parts, a bug)
+ * neither blocks nor fails the others.  Every buildlog.maintenance_interval
+ * it runs buildlog.run_maintenance(), which brings its own lock-timeout and
+ * retry rules.  Errors are logged once per distinct text (no floods) and
+ * shown in buildlog.scheduler_stats; SIGTERM ends it at the next interrupt
+ * check; SIGHUP re-reads the settings.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "../extension/guc.h"
+#include "../extension/spiutil.h"
+#include "scheduler.h"
+#include "shmem.h"
+
+#define RESTART_SECONDS		10
+#define TICK_MS				1000
+#define JOBS_PER_TICK		500
+#define MAINTENANCE_RETRY_S	60	/* after a failed maintenance run */
+#define AGGREGATE_LOCK_TIMEOUT "1s"
+
+/* What the worker keeps between ticks. */
+typedef struct Scheduler
+{
+	SchedulerStats *stats;
+	MemoryContext loop_cxt;
+	MemoryContext tick_cxt;
+	TimestampTz next_maintenance;
+	char		last_logged[BUILDLOG_TEXT_LEN];
+	bool		waiting_for_extension;
+} Scheduler;
+
+static SPIPlanPtr due_plan = NULL;
+static SPIPlanPtr aggregate_plan = NULL;
+static SPIPlanPtr maintenance_plan = NULL;
+
+/* Register the scheduler; called from _PG_init. */
+void
+buildlog_scheduler_register(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = RESTART_SECONDS;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "buildlog");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "buildlog_scheduler_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "buildlog scheduler");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "buildlog scheduler");
+	RegisterBackgroundWorker(&worker);
+}
+
+/* Log a problem once: repeats of the same text stay quiet. */
+static void
+log_once(Scheduler *s, int level, const char *msg)
+{
+	buildlog_scheduler_error(s->stats, msg);
+	if (strcmp(s->last_logged, msg) == 0)
+		return;
+	strlcpy(s->last_logged, msg, sizeof(s->last_logged));
+	ereport(level, (errmsg("buildlog scheduler: %s", msg)));
+}
+
+/* Start a worker transaction with a snapshot and a status line. */
+static void
+begin(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+/* Commit what begin() started. */
+static void
+commit(void)
+{
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Abort after an ERROR, keeping its message in msg; back in loop_cxt. */
+static void
+abort_with(Scheduler *s, char *msg, size_t len, const char *what)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(s->loop_cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	MemoryContextSwitchTo(s->loop_cxt);
+	snprintf(msg, len, "%s: %s", what, edata->message);
+	FreeErrorData(edata);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Is the extension installed in our database?  Says so once if not. */
+static bool
+extension_ready(Scheduler *s)
+{
+	bool		ready;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	ready = OidIsValid(get_extension_oid("buildlog", true));
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(s->loop_cxt);
+	if (!ready && !s->waiting_for_extension)
+		ereport(LOG,
+				(errmsg("buildlog scheduler: extension buildlog is not installed in database \"%s\"; waiting",
+						buildlog_database),
+				 errhint("Run CREATE EXTENSION buildlog in database \"%s\", or set buildlog.database.",
+						 buildlog_database)));
+	s->waiting_for_extension = !ready;
+	return ready;
+}
+
+/* The due jobs, read in one short transaction; *n gets their number. */
+static int64 *
+due_jobs(Scheduler *s, int *n)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(JOBS_PER_TICK)};
+	int64	   *volatile jobs = NULL;
+	volatile int count = 0;
+	char		msg[BUILDLOG_TEXT_LEN];
+
+	PG_TRY();
+	{
+		begin("buildlog scheduler: finding due jobs");
+		SPI_connect();
+		buildlog_run(buildlog_plan(&due_plan,
+								   "select job_id from buildlog.aggregatable($1)",
+								   1, types),
+					 values, NULL, true, SPI_OK_SELECT);
+		jobs = MemoryContextAlloc(s->tick_cxt, sizeof(int64) * Max(SPI_processed, 1));
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+
+			jobs[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												  SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		count = (int) SPI_processed;
+		SPI_finish();
+		commit();
+	}
+	PG_CATCH();
+	{
+		abort_with(s, msg, sizeof(msg), "finding due jobs failed");
+		log_once(s, WARNING, msg);
+		count = 0;
+	}
+	PG_END_TRY();
+	*n = count;
+	return jobs;
+}
+
+/* Aggregate one job in its own transaction; false after an ERROR. */
+static bool
+aggregate_one(Scheduler *s, int64 job_id, int64 *merged)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	volatile bool ok = false;
+	char		msg[BUILDLOG_TEXT_LEN];
+	char		what[64];
+
+	PG_TRY();
+	{
+		begin("buildlog scheduler: aggregating");
+		SPI_connect();
+		buildlog_run(buildlog_plan(&aggregate_plan,
+								   "select buildlog.aggregate($1)", 1, types),
+					 values, NULL, false, SPI_OK_SELECT);
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull);
+
+			*merged = isnull ? 0 : DatumGetInt32(d);
+		}
+		SPI_finish();
+		commit();
+		ok = true;
+	}
+	PG_CATCH();
+	{
+		snprintf(what, sizeof(what), "aggregating job " INT64_FORMAT " failed", job_id);
+		abort_with(s, msg, sizeof(msg), what);
+		log_once(s, WARNING, msg);
+		pg_atomic_fetch_add_u64(&s->stats->aggregate_failures, 1);
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/* One aggregation round over the due jobs. */
+static void
+aggregate_due(Scheduler *s)
+{
+	int			n;
+	int64	   *jobs = due_jobs(s, &n);
+
+	for (int i = 0; i < n; i++)
+	{
+		int64		merged = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		if (aggregate_one(s, jobs[i], &merged))
+		{
+			pg_atomic_fetch_add_u64(&s->stats->aggregated, 1);
+			pg_atomic_fetch_add_u64(&s->stats->parts_merged, (uint64) merged);
+		}
+	}
+	pg_atomic_write_u64(&s->stats->last_round, (uint64) GetCurrentTimestamp());
+}
+
+/* Run buildlog.run_maintenance() when due; records what it did. */
+static void
+maintain_if_due(Scheduler *s)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	char		msg[BUILDLOG_TEXT_LEN];
+	volatile bool ok = false;
+
+	if (buildlog_maintenance_interval_s <= 0 || now < s->next_maintenance)
+		return;
+	PG_TRY();
+	{
+		begin("buildlog scheduler: partition maintenance");
+		SPI_connect();
+		buildlog_run(buildlog_plan(&maintenance_plan,
+								   "select format('created %s, dropped %s, %s attempt(s)',"
+								   " coalesce(array_to_string(created, ' '), '-'),"
+								   " coalesce(array_to_string(dropped, ' '), '-'), tries)"
+								   " from buildlog.run_maintenance()", 0, NULL),
+					 NULL, NULL, false, SPI_OK_SELECT);
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull);
+
+			strlcpy(msg, isnull ? "" : TextDatumGetCString(d), sizeof(msg));
+		}
+		SPI_finish();
+		commit();
+		ok = true;
+	}
+	PG_CATCH();
+	{
+		abort_with(s, msg, sizeof(msg), "partition maintenance failed, retrying in 60 s");
+		log_once(s, WARNING, msg);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(s->loop_cxt);
+	if (ok)
+	{
+		pg_atomic_fetch_add_u64(&s->stats->maintenance_runs, 1);
+		buildlog_scheduler_set_maintenance(s->stats, msg);
+		ereport(DEBUG1, (errmsg("buildlog scheduler: partition maintenance: %s", msg)));
+		s->next_maintenance = TimestampTzPlusMilliseconds(now,
+														  (int64) buildlog_maintenance_interval_s * 1000);
+	}
+	else
+		s->next_maintenance = TimestampTzPlusMilliseconds(now, MAINTENANCE_RETRY_S * 1000);
+}
+
+/* Sleep until the next tick (or a signal). */
+static void
+wait_tick(long ms)
+{
+	int			rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							   ms, PG_WAIT_EXTENSION);
+
+	if (rc & WL_LATCH_SET)
+		ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+void
+buildlog_scheduler_main(Datum arg)
+{
+	Scheduler	s;
+
+	memset(&s, 0, sizeof(s));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	s.stats = buildlog_scheduler_claim();
+	s.loop_cxt = AllocSetContextCreate(TopMemoryContext, "buildlog scheduler",
+									   ALLOCSET_DEFAULT_SIZES);
+	s.tick_cxt = AllocSetContextCreate(s.loop_cxt, "buildlog scheduler tick",
+									   ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(s.loop_cxt);
+	BackgroundWorkerInitializeConnection(buildlog_database, NULL, 0);
+	pgstat_report_appname("buildlog scheduler");
+	/* a log being archived holds its row lock: skip it this round */
+	SetConfigOption("lock_timeout", AGGREGATE_LOCK_TIMEOUT, PGC_USERSET, PGC_S_SESSION);
+	/* first maintenance a minute after start: premake is two days ahead */
+	s.next_maintenance = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 60 * 1000);
+
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			char	   *database = pstrdup(buildlog_database);
+
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			if (strcmp(database, buildlog_database) != 0)
+			{
+				ereport(LOG, (errmsg("buildlog scheduler: buildlog.database changed, restarting")));
+				proc_exit(1);
+			}
+		}
+		MemoryContextReset(s.tick_cxt);
+		if (extension_ready(&s))
+		{
+			aggregate_due(&s);
+			maintain_if_due(&s);
+		}
+		MemoryContextSwitchTo(s.loop_cxt);
+		wait_tick(s.waiting_for_extension ? 5000 : TICK_MS);
+	}
+}
