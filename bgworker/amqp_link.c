@@ -281,6 +281,11 @@ buildlog_amqp_next(AmqpLink *link, AmqpDelivery *d)
 	struct timeval zero = {0, 0};
 	amqp_rpc_reply_t r;
 
+	if (link->conn == NULL)
+	{
+		strlcpy(link->error, "not connected", sizeof(link->error));
+		return -1;
+	}
 	amqp_maybe_release_buffers(link->conn);
 	r = amqp_consume_message(link->conn, &env, &zero, 0);
 	if (r.reply_type == AMQP_RESPONSE_NORMAL)

@@ -593,7 +593,8 @@ buildlog_drain_main(Datum arg)
 				break;
 			}
 			MemoryContextSwitchTo(w.loop_cxt);
-			if (n == 0)
+			/* idle, or the ack failed and the connection is gone */
+			if (n == 0 || !w.link.connected)
 				break;
 		}
 	}
