@@ -8,7 +8,8 @@
  * invalid UTF-8 and publisher confirms, and can write the exact log text the
  * consumer side must end up with (--expect-dir).  Everything is derived from
  * --seed, so a run is reproducible (except the --timestamp prefixes and the
- * meta.queued_at value).
+ * meta.queued_at value).  With --stdin it generates nothing: every input
+ * line is one message body, published as it is (e.g. from script/fleet).
  *
  * Build: cc -O2 -Wall -Wextra -Werror -o bin/publish publish.c -lrabbitmq
  * Usage: bin/publish --help
@@ -65,6 +66,7 @@ static struct
 	const char *expect_dir;
 	uint64_t	seed;
 	int			timestamp;
+	int			from_stdin;
 	int			verbose;
 }			opt;
 
@@ -1038,6 +1040,219 @@ sync_channel(void)
 	}
 }
 
+/* ------------------------------------------------------------ publishing */
+
+static amqp_basic_properties_t props;
+static amqp_bytes_t exchange_b,
+			queue_b;
+static size_t conf_cap;			/* bytes allocated in conf_bits */
+static double t_start,
+			t_sched;			/* rate limiting: when message 0 was due */
+static long long n_sent;
+
+/* message properties and destination; starts the clock */
+static void
+prepare_publishing(void)
+{
+	memset(&props, 0, sizeof props);
+	props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_TYPE_FLAG;
+	props.content_type = amqp_cstring_bytes("application/json");
+	props.delivery_mode = opt.persistent ? 2 : 1;
+	props.type = amqp_cstring_bytes("job:test:log");
+	exchange_b = opt.exchange ? amqp_cstring_bytes(opt.exchange) : amqp_empty_bytes;
+	queue_b = amqp_cstring_bytes(opt.queue);
+	(void) prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);	/* precise sleeps */
+	t_start = t_sched = now_mono();
+}
+
+/* --rate: wait until message i (0-based) is due */
+static void
+pace(size_t i)
+{
+	double		target,
+				now;
+
+	if (opt.rate <= 0)
+		return;
+	target = t_sched + (double) i / opt.rate;
+	now = now_mono();
+	if (target > now)
+		sleep_until_mono(target);
+	else if (now - target > MAX_BEHIND_S)
+		t_sched += now - target - MAX_BEHIND_S; /* slip; no endless burst */
+}
+
+/* room in conf_bits for delivery tag `tag` (grows, zero-filled) */
+static void
+conf_reserve(uint64_t tag)
+{
+	size_t		need = (size_t) (tag >> 3) + 1;
+	size_t		cap = conf_cap ? conf_cap : 4096;
+
+	if (need <= conf_cap)
+		return;
+	while (cap < need)
+		cap *= 2;
+	conf_bits = realloc(conf_bits, cap);
+	if (!conf_bits)
+		die("out of memory");
+	memset(conf_bits + conf_cap, 0, cap - conf_cap);
+	conf_cap = cap;
+}
+
+/* publish one body; with --exchange the routing key is rk_job */
+static void
+publish_body(const char *data, size_t len, long long rk_job)
+{
+	amqp_bytes_t body_b;
+	char		rk[32];
+	int			st;
+
+	body_b.len = len;
+	body_b.bytes = (void *) data;
+	if (opt.exchange)
+		snprintf(rk, sizeof rk, "%lld", rk_job);
+	if (opt.confirm)
+		conf_reserve(next_tag);
+	st = amqp_basic_publish(conn, 1, exchange_b,
+							opt.exchange ? amqp_cstring_bytes(rk) : queue_b,
+							1, 0, &props, body_b);
+	if (st != AMQP_STATUS_OK)
+		die("publishing message %lld failed: %s", n_sent + 1, amqp_error_string2(st));
+	n_sent++;
+	next_tag++;
+	if (opt.confirm)
+	{
+		/* keep at most two batches in flight */
+		if (n_sent % opt.confirm_batch == 0)
+			pump_frames(next_tag > (uint64_t) opt.confirm_batch
+						? next_tag - (uint64_t) opt.confirm_batch : 0);
+		else if (amqp_data_in_buffer(conn) || amqp_frames_enqueued(conn) || (n_sent & 255) == 0)
+			pump_frames(0);
+	}
+	else if ((n_sent & 1023) == 0)
+		pump_frames(0);
+}
+
+/* wait for every confirm (or a round trip); returns seconds since the start */
+static double
+finish_publishing(void)
+{
+	if (opt.confirm)
+		pump_frames(next_tag);
+	else
+		sync_channel();
+	return now_mono() - t_start;
+}
+
+/* channel.close and connection.close, checked */
+static void
+close_broker(void)
+{
+	amqp_rpc_reply_t r = amqp_channel_close(conn, 1, AMQP_REPLY_SUCCESS);
+
+	if (r.reply_type != AMQP_RESPONSE_NORMAL)
+		die("channel.close: %s", rpc_error(r));
+	r = amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+	if (r.reply_type != AMQP_RESPONSE_NORMAL)
+		die("connection.close: %s", rpc_error(r));
+	amqp_destroy_connection(conn);
+}
+
+/* end the summary line; fail on nacks, missing confirms, returns */
+static void
+report_confirms_and_check(void)
+{
+	if (opt.confirm)
+		printf(", %lld confirmed", n_acked);
+	putchar('\n');
+	fflush(stdout);
+
+	if (n_nacked)
+		die("%lld messages were nacked by the broker", n_nacked);
+	if (opt.confirm && n_acked != n_sent)
+		die("only %lld of %lld messages confirmed", n_acked, n_sent);
+	if (n_returned)
+		die("%lld messages were unroutable (returned by the broker); is a queue bound?",
+			n_returned);
+}
+
+/* ----------------------------------------------------------------- stdin */
+
+/*
+ * The job id of a body for the routing key: the integer after the first
+ * "id" key, found by a plain scan (bodies are not parsed); 0 if none.
+ */
+static long long
+body_job_id(const char *s, size_t n)
+{
+	const char *end = s + n;
+	const char *p = s;
+
+	while ((p = memmem(p, (size_t) (end - p), "\"id\"", 4)) != NULL)
+	{
+		const char *q = p + 4;
+
+		while (q < end && (*q == ' ' || *q == '\t'))
+			q++;
+		if (q < end && *q == ':')
+		{
+			long long	v = 0;
+
+			q++;
+			while (q < end && (*q == ' ' || *q == '\t'))
+				q++;
+			if (q < end && *q == '-')
+				q++;
+			while (q < end && *q >= '0' && *q <= '9' && v < LLONG_MAX / 10 - 10)
+				v = v * 10 + (*q++ - '0');
+			return v;
+		}
+		p = q;
+	}
+	return 0;
+}
+
+/* --stdin: publish every input line (without its newline) as one body */
+static void
+publish_stdin(void)
+{
+	char	   *line = NULL;
+	size_t		cap = 0;
+	ssize_t		n;
+	long long	bytes = 0,
+				largest = 0;
+	double		elapsed;
+
+	if (opt.verbose)
+		fprintf(stderr, "publish: lines of standard input to %s '%s', rate %g/s%s%s\n",
+				opt.exchange ? "exchange" : "queue", opt.exchange ? opt.exchange : opt.queue,
+				opt.rate, opt.persistent ? ", persistent" : ", transient",
+				opt.confirm ? ", with confirms" : "");
+	connect_broker();
+	setup_destination();
+	prepare_publishing();
+	while ((n = getline(&line, &cap, stdin)) != -1)
+	{
+		if (n > 0 && line[n - 1] == '\n')
+			n--;
+		pace((size_t) n_sent);
+		publish_body(line, (size_t) n, body_job_id(line, (size_t) n));
+		bytes += n;
+		if (n > largest)
+			largest = n;
+	}
+	if (ferror(stdin))
+		die("reading standard input: %s", strerror(errno));
+	free(line);
+	elapsed = finish_publishing();
+	close_broker();
+
+	printf("published %lld messages (lines of standard input, %lld bytes, largest %lld) in %.3f s = %.0f msg/s",
+		   n_sent, bytes, largest, elapsed, elapsed > 0 ? (double) n_sent / elapsed : 0.0);
+	report_confirms_and_check();
+}
+
 /* --------------------------------------------------------------- expect */
 
 static void
@@ -1100,6 +1315,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 			"Usage: publish [OPTIONS]\n"
+			"       publish --stdin [DESTINATION AND DELIVERY OPTIONS] <BODIES\n"
 			"Publish travis-worker style log parts (JSON) to RabbitMQ.\n\n"
 			"Destination:\n"
 			"  --url URL          amqp://user:pass@host:port[/vhost] (default $BUILDLOG_AMQP_URL,\n"
@@ -1109,7 +1325,7 @@ usage(FILE *f)
 			"  --exchange NAME    publish to this exchange, routing key = job id\n"
 			"  --exchange-type T  type for --declare with --exchange (default x-consistent-hash)\n"
 			"  --declare          declare the queue/exchange durable (otherwise it must exist)\n"
-			"Load:\n"
+			"Load (not with --stdin):\n"
 			"  --jobs N           number of jobs (default 10)\n"
 			"  --first-job ID     first job id (default 1); jobs are ID .. ID+N-1\n"
 			"  --parts M          parts per job, numbers 0..M-1 (default 100)\n"
@@ -1131,6 +1347,11 @@ usage(FILE *f)
 			"  --persistent/--transient  delivery mode 2 (default) or 1\n"
 			"  --confirm          publisher confirms, waited for every --confirm-batch messages\n"
 			"  --confirm-batch N  (default 1000)\n"
+			"Standard input instead of the generated load:\n"
+			"  --stdin            publish every line of standard input (without its newline)\n"
+			"                     as one message body, unchanged, in order; honours the\n"
+			"                     destination, --rate, --persistent and --confirm options\n"
+			"                     (routing key = the integer after the first \"id\" key, else 0)\n"
 			"Output:\n"
 			"  --expect-dir DIR   write DIR/<job>.log (raw content bytes, in number order, once)\n"
 			"                     and DIR/<job>.clean (0xFF -> U+FFFD) for every job\n"
@@ -1146,7 +1367,7 @@ main(int argc, char **argv)
 		O_URL = 256, O_QUEUE, O_EXCHANGE, O_EXTYPE, O_DECLARE, O_JOBS, O_FIRST, O_PARTS,
 		O_SIZE, O_RATE, O_SHUFFLE, O_DUP, O_MALFORMED, O_MJOB, O_BIG, O_INVALID, O_FINAL,
 		O_NOFINAL, O_LAST, O_BASE64, O_PERSISTENT, O_TRANSIENT, O_CONFIRM, O_CBATCH,
-		O_EXPECT, O_SEED, O_TIMESTAMP, O_VERBOSE, O_HELP
+		O_EXPECT, O_SEED, O_TIMESTAMP, O_STDIN, O_VERBOSE, O_HELP
 	};
 	static const struct option longopts[] = {
 		{"url", required_argument, NULL, O_URL},
@@ -1176,12 +1397,15 @@ main(int argc, char **argv)
 		{"expect-dir", required_argument, NULL, O_EXPECT},
 		{"seed", required_argument, NULL, O_SEED},
 		{"timestamp", no_argument, NULL, O_TIMESTAMP},
+		{"stdin", no_argument, NULL, O_STDIN},
 		{"verbose", no_argument, NULL, O_VERBOSE},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0}
 	};
 	int			c;
+	int			longindex = 0;
 	int			mjob_set = 0;
+	const char *load_opt = NULL;
 	entry_t    *sched;
 	size_t		n_sched,
 				i;
@@ -1189,16 +1413,9 @@ main(int argc, char **argv)
 	long long	n_good = 0,
 				n_dup_sent = 0,
 				n_bad = 0,
-				n_final = 0,
-				n_sent = 0;
+				n_final = 0;
 	buf_t		body = {0};
-	amqp_basic_properties_t props;
-	amqp_bytes_t exchange_b,
-				queue_b;
-	double		t_start,
-				t_sched,
-				t_end,
-				elapsed;
+	double		elapsed;
 
 	opt.url = getenv("BUILDLOG_AMQP_URL");
 	opt.queue = DEFAULT_QUEUE;
@@ -1213,8 +1430,11 @@ main(int argc, char **argv)
 	opt.confirm_batch = 1000;
 	opt.seed = 1;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
+	while ((c = getopt_long(argc, argv, "h", longopts, &longindex)) != -1)
 	{
+		if ((c >= O_JOBS && c <= O_BASE64 && c != O_RATE) ||
+			c == O_EXPECT || c == O_SEED || c == O_TIMESTAMP)
+			load_opt = longopts[longindex].name;
 		switch (c)
 		{
 			case O_URL:
@@ -1299,6 +1519,9 @@ main(int argc, char **argv)
 			case O_TIMESTAMP:
 				opt.timestamp = 1;
 				break;
+			case O_STDIN:
+				opt.from_stdin = 1;
+				break;
 			case O_VERBOSE:
 				opt.verbose = 1;
 				break;
@@ -1315,6 +1538,13 @@ main(int argc, char **argv)
 		die("unexpected argument '%s' (see --help)", argv[optind]);
 	if (!opt.url || !*opt.url)
 		opt.url = "amqp://guest:guest@localhost:5672";
+	if (opt.from_stdin)
+	{
+		if (load_opt)
+			die("--%s cannot be used with --stdin (the input is the load)", load_opt);
+		publish_stdin();
+		return 0;
+	}
 	if (opt.timestamp && opt.size < TS_PREFIX_LEN)
 		die("--timestamp needs --size >= %d", TS_PREFIX_LEN);
 	if ((double) opt.jobs * (double) opt.parts > 2e9)
@@ -1342,12 +1572,6 @@ main(int argc, char **argv)
 			die("out of memory");
 	}
 	sched = build_schedule(&n_sched, &n_dups);
-	if (opt.confirm)
-	{
-		conf_bits = calloc(n_sched / 8 + 2, 1);
-		if (!conf_bits)
-			die("out of memory");
-	}
 	if (opt.verbose)
 		fprintf(stderr, "publish: %zu messages to %s '%s': %ld jobs from %lld, %ld parts of %ld bytes, "
 				"%ld duplicates, %ld malformed (job %lld), rate %g/s, seed %" PRIu64 "\n",
@@ -1366,36 +1590,13 @@ main(int argc, char **argv)
 
 	connect_broker();
 	setup_destination();
-
-	memset(&props, 0, sizeof props);
-	props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_TYPE_FLAG;
-	props.content_type = amqp_cstring_bytes("application/json");
-	props.delivery_mode = opt.persistent ? 2 : 1;
-	props.type = amqp_cstring_bytes("job:test:log");
-	exchange_b = opt.exchange ? amqp_cstring_bytes(opt.exchange) : amqp_empty_bytes;
-	queue_b = amqp_cstring_bytes(opt.queue);
-	(void) prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);	/* precise sleeps */
-
-	t_start = t_sched = now_mono();
+	prepare_publishing();
 	for (i = 0; i < n_sched; i++)
 	{
 		entry_t    *e = &sched[i];
-		char		rk[32];
 		long long	rk_job;
-		amqp_bytes_t body_b;
-		int			st;
 
-		if (opt.rate > 0)
-		{
-			double		target = t_sched + (double) i / opt.rate;
-			double		now = now_mono();
-
-			if (target > now)
-				sleep_until_mono(target);
-			else if (now - target > MAX_BEHIND_S)
-				t_sched += now - target - MAX_BEHIND_S;	/* slip; no endless burst */
-		}
-
+		pace(i);
 		body.len = 0;
 		switch (e->kind)
 		{
@@ -1419,64 +1620,17 @@ main(int argc, char **argv)
 				n_bad++;
 				break;
 		}
-		body_b.len = body.len;
-		body_b.bytes = body.p;
-		if (opt.exchange)
-			snprintf(rk, sizeof rk, "%lld", rk_job);
-		st = amqp_basic_publish(conn, 1, exchange_b,
-								opt.exchange ? amqp_cstring_bytes(rk) : queue_b,
-								1, 0, &props, body_b);
-		if (st != AMQP_STATUS_OK)
-			die("publishing message %zu failed: %s", i + 1, amqp_error_string2(st));
-		n_sent++;
-		next_tag++;
-		if (opt.confirm)
-		{
-			/* keep at most two batches in flight */
-			if (n_sent % opt.confirm_batch == 0)
-				pump_frames(next_tag > (uint64_t) opt.confirm_batch
-							? next_tag - (uint64_t) opt.confirm_batch : 0);
-			else if (amqp_data_in_buffer(conn) || amqp_frames_enqueued(conn) || (n_sent & 255) == 0)
-				pump_frames(0);
-		}
-		else if ((n_sent & 1023) == 0)
-			pump_frames(0);
+		publish_body(body.p, body.len, rk_job);
 	}
-	if (opt.confirm)
-		pump_frames(next_tag);
-	else
-		sync_channel();
-	t_end = now_mono();
-	elapsed = t_end - t_start;
+	elapsed = finish_publishing();
 
 	if (opt.expect_dir)
 		write_expected();
-
-	{
-		amqp_rpc_reply_t r = amqp_channel_close(conn, 1, AMQP_REPLY_SUCCESS);
-
-		if (r.reply_type != AMQP_RESPONSE_NORMAL)
-			die("channel.close: %s", rpc_error(r));
-		r = amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
-		if (r.reply_type != AMQP_RESPONSE_NORMAL)
-			die("connection.close: %s", rpc_error(r));
-		amqp_destroy_connection(conn);
-	}
+	close_broker();
 
 	printf("published %lld messages (%lld good parts, %lld duplicates, %lld malformed, %lld finals) in %.3f s = %.0f msg/s",
 		   n_sent, n_good, n_dup_sent, n_bad, n_final, elapsed,
 		   elapsed > 0 ? (double) n_sent / elapsed : 0.0);
-	if (opt.confirm)
-		printf(", %lld confirmed", n_acked);
-	putchar('\n');
-	fflush(stdout);
-
-	if (n_nacked)
-		die("%lld messages were nacked by the broker", n_nacked);
-	if (opt.confirm && n_acked != n_sent)
-		die("only %lld of %lld messages confirmed", n_acked, n_sent);
-	if (n_returned)
-		die("%lld messages were unroutable (returned by the broker); is a queue bound?",
-			n_returned);
+	report_confirms_and_check();
 	return 0;
 }
