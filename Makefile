@@ -13,12 +13,17 @@ OBJS = \
 	extension/content.o \
 	extension/rejected.o \
 	extension/queues.o \
+	extension/s3payload.o \
+	extension/s3client.o \
+	extension/s3sql.o \
+	extension/restore.o \
 	bgworker/shmem.o \
 	bgworker/amqp_link.o \
 	bgworker/message.o \
 	bgworker/scan.o \
 	bgworker/drain.o \
-	bgworker/scheduler.o
+	bgworker/scheduler.o \
+	bgworker/archive.o
 
 MODULEDIR = extension
 DATA = extension/buildlog.control $(wildcard sql/buildlog--*.sql)
@@ -31,7 +36,7 @@ ISOLATION_OPTS = --inputdir=test --outputdir=test/out_iso
 
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
-SHLIB_LINK = -lrabbitmq -ljansson
+SHLIB_LINK = -lrabbitmq -ljansson -lcurl -lcrypto -lz
 EXTRA_CLEAN = test/out test/out_iso
 
 PG_CONFIG ?= pg_config

@@ -105,11 +105,15 @@ commit(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
-/* Abort after an ERROR, keeping its message in msg; back in loop_cxt. */
-static void
+/*
+ * Abort after an ERROR, keeping its message in msg; back in loop_cxt.
+ * Returns the error's SQLSTATE.
+ */
+static int
 abort_with(Scheduler *s, char *msg, size_t len, const char *what)
 {
 	ErrorData  *edata;
+	int			sqlerrcode;
 
 	MemoryContextSwitchTo(s->loop_cxt);
 	edata = CopyErrorData();
@@ -117,8 +121,10 @@ abort_with(Scheduler *s, char *msg, size_t len, const char *what)
 	AbortCurrentTransaction();
 	MemoryContextSwitchTo(s->loop_cxt);
 	snprintf(msg, len, "%s: %s", what, edata->message);
+	sqlerrcode = edata->sqlerrcode;
 	FreeErrorData(edata);
 	pgstat_report_activity(STATE_IDLE, NULL);
+	return sqlerrcode;
 }
 
 /* Is the extension installed in our database?  Says so once if not. */
@@ -215,9 +221,13 @@ aggregate_one(Scheduler *s, int64 job_id, int64 *merged)
 	PG_CATCH();
 	{
 		snprintf(what, sizeof(what), "aggregating job " INT64_FORMAT " failed", job_id);
-		abort_with(s, msg, sizeof(msg), what);
-		log_once(s, WARNING, msg);
-		pg_atomic_fetch_add_u64(&s->stats->aggregate_failures, 1);
+		if (abort_with(s, msg, sizeof(msg), what) == ERRCODE_LOCK_NOT_AVAILABLE)
+			pg_atomic_fetch_add_u64(&s->stats->deferred, 1);	/* being archived */
+		else
+		{
+			log_once(s, WARNING, msg);
+			pg_atomic_fetch_add_u64(&s->stats->aggregate_failures, 1);
+		}
 	}
 	PG_END_TRY();
 	return ok;

@@ -27,6 +27,7 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 PG_FUNCTION_INFO_V1(buildlog_drain_stats);
 PG_FUNCTION_INFO_V1(buildlog_restart_workers);
 PG_FUNCTION_INFO_V1(buildlog_scheduler_stats);
+PG_FUNCTION_INFO_V1(buildlog_archive_stats);
 
 /* Ask the postmaster for our segment. */
 static void
@@ -35,6 +36,26 @@ buildlog_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(BuildlogShared)));
+}
+
+/* Zero an archive worker's statistics. */
+static void
+init_archive_stats(ArchiveStats *s)
+{
+	pg_atomic_init_u32(&s->in_use, 0);
+	pg_atomic_init_u64(&s->pid, 0);
+	pg_atomic_init_u64(&s->in_flight, 0);
+	pg_atomic_init_u64(&s->archived, 0);
+	pg_atomic_init_u64(&s->bytes, 0);
+	pg_atomic_init_u64(&s->busy_us, 0);
+	pg_atomic_init_u64(&s->verified, 0);
+	pg_atomic_init_u64(&s->purged, 0);
+	pg_atomic_init_u64(&s->reuploads, 0);
+	pg_atomic_init_u64(&s->retries, 0);
+	pg_atomic_init_u64(&s->failures, 0);
+	pg_atomic_init_u64(&s->last_archived, 0);
+	SpinLockInit(&s->mutex);
+	s->last_error[0] = '\0';
 }
 
 /* Zero the scheduler's statistics (postmaster start, crash restart). */
@@ -46,6 +67,7 @@ init_scheduler_stats(SchedulerStats *s)
 	pg_atomic_init_u64(&s->aggregated, 0);
 	pg_atomic_init_u64(&s->parts_merged, 0);
 	pg_atomic_init_u64(&s->aggregate_failures, 0);
+	pg_atomic_init_u64(&s->deferred, 0);
 	pg_atomic_init_u64(&s->last_round, 0);
 	pg_atomic_init_u64(&s->maintenance_runs, 0);
 	SpinLockInit(&s->mutex);
@@ -89,6 +111,8 @@ buildlog_shmem_startup(void)
 			SpinLockInit(&s->mutex);
 		}
 		init_scheduler_stats(&buildlog_shared->scheduler);
+		for (i = 0; i < BUILDLOG_MAX_ARCHIVE_WORKERS; i++)
+			init_archive_stats(&buildlog_shared->archive[i]);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -281,8 +305,8 @@ buildlog_scheduler_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	SchedulerStats *s;
-	Datum		values[10];
-	bool		nulls[10];
+	Datum		values[11];
+	bool		nulls[11];
 	char		maintenance[BUILDLOG_TEXT_LEN];
 	char		error[BUILDLOG_TEXT_LEN];
 	TimestampTz maintenance_at;
@@ -305,22 +329,114 @@ buildlog_scheduler_stats(PG_FUNCTION_ARGS)
 	values[1] = Int64GetDatum((int64) pg_atomic_read_u64(&s->aggregated));
 	values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&s->parts_merged));
 	values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&s->aggregate_failures));
-	put_timestamp(values, nulls, 4, pg_atomic_read_u64(&s->last_round));
-	values[5] = Int64GetDatum((int64) pg_atomic_read_u64(&s->maintenance_runs));
+	values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&s->deferred));
+	put_timestamp(values, nulls, 5, pg_atomic_read_u64(&s->last_round));
+	values[6] = Int64GetDatum((int64) pg_atomic_read_u64(&s->maintenance_runs));
 	if (maintenance[0] != '\0')
 	{
-		values[6] = CStringGetTextDatum(maintenance);
-		values[7] = TimestampTzGetDatum(maintenance_at);
+		values[7] = CStringGetTextDatum(maintenance);
+		values[8] = TimestampTzGetDatum(maintenance_at);
 	}
 	else
-		nulls[6] = nulls[7] = true;
+		nulls[7] = nulls[8] = true;
 	if (error[0] != '\0')
 	{
-		values[8] = CStringGetTextDatum(error);
-		values[9] = TimestampTzGetDatum(error_at);
+		values[9] = CStringGetTextDatum(error);
+		values[10] = TimestampTzGetDatum(error_at);
 	}
 	else
-		nulls[8] = nulls[9] = true;
+		nulls[9] = nulls[10] = true;
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}
+
+/* Mark an archive worker's slot free when it exits. */
+static void
+release_archive(int code, Datum arg)
+{
+	ArchiveStats *s = &buildlog_shared->archive[DatumGetInt32(arg)];
+
+	pg_atomic_write_u64(&s->in_flight, 0);
+	pg_atomic_write_u32(&s->in_use, 0);
+}
+
+/* Claim archive worker index's statistics slot. */
+ArchiveStats *
+buildlog_archive_claim(int index)
+{
+	ArchiveStats *s = &buildlog_shared->archive[index];
+
+	pg_atomic_write_u64(&s->pid, (uint64) MyProcPid);
+	pg_atomic_write_u64(&s->in_flight, 0);
+	pg_atomic_write_u32(&s->in_use, 1);
+	on_shmem_exit(release_archive, Int32GetDatum(index));
+	return s;
+}
+
+/* Record an archive worker's latest error with its time. */
+void
+buildlog_archive_error(ArchiveStats *s, const char *error)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&s->mutex);
+	strlcpy(s->last_error, error, BUILDLOG_TEXT_LEN);
+	s->last_error_at = now;
+	SpinLockRelease(&s->mutex);
+}
+
+/* archive_worker_stats(): one row per running archive worker. */
+Datum
+buildlog_archive_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	buildlog_require_shared();
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < BUILDLOG_MAX_ARCHIVE_WORKERS; i++)
+	{
+		ArchiveStats *s = &buildlog_shared->archive[i];
+		Datum		values[14];
+		bool		nulls[14];
+		char		error[BUILDLOG_TEXT_LEN];
+		TimestampTz error_at;
+		uint64		in_flight;
+		uint64		bytes;
+		uint64		busy_us;
+
+		if (pg_atomic_read_u32(&s->in_use) == 0)
+			continue;
+		memset(nulls, 0, sizeof(nulls));
+		SpinLockAcquire(&s->mutex);
+		strlcpy(error, s->last_error, sizeof(error));
+		error_at = s->last_error_at;
+		SpinLockRelease(&s->mutex);
+		in_flight = pg_atomic_read_u64(&s->in_flight);
+		bytes = pg_atomic_read_u64(&s->bytes);
+		busy_us = pg_atomic_read_u64(&s->busy_us);
+
+		values[0] = Int32GetDatum(i + 1);
+		values[1] = Int32GetDatum((int32) pg_atomic_read_u64(&s->pid));
+		values[2] = Int64GetDatum((int64) in_flight);
+		nulls[2] = (in_flight == 0);
+		values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&s->archived));
+		values[4] = Int64GetDatum((int64) bytes);
+		values[5] = Float8GetDatum(busy_us > 0 ? (double) bytes * 1e6 / (double) busy_us : 0.0);
+		nulls[5] = (busy_us == 0);
+		values[6] = Int64GetDatum((int64) pg_atomic_read_u64(&s->verified));
+		values[7] = Int64GetDatum((int64) pg_atomic_read_u64(&s->purged));
+		values[8] = Int64GetDatum((int64) pg_atomic_read_u64(&s->reuploads));
+		values[9] = Int64GetDatum((int64) pg_atomic_read_u64(&s->retries));
+		values[10] = Int64GetDatum((int64) pg_atomic_read_u64(&s->failures));
+		put_timestamp(values, nulls, 11, pg_atomic_read_u64(&s->last_archived));
+		if (error[0] != '\0')
+		{
+			values[12] = CStringGetTextDatum(error);
+			values[13] = TimestampTzGetDatum(error_at);
+		}
+		else
+			nulls[12] = nulls[13] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
 	return (Datum) 0;
 }

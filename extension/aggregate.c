@@ -6,7 +6,9 @@
  * so a part committed concurrently is either merged now or stays pending
  * for the next run: nothing is lost, nothing doubled.  The job's exclusive
  * lock (joblock.c) waits for in-flight writers of the same job, so their
- * parts are merged now rather than later.
+ * parts are merged now rather than later.  Late parts of a purged log are
+ * merged into its full text, restored from the S3 archive; the new content
+ * is archived, verified and purged again by the archive workers.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -17,6 +19,7 @@
 
 #include "assemble.h"
 #include "joblock.h"
+#include "restore.h"
 #include "spiutil.h"
 
 PG_FUNCTION_INFO_V1(buildlog_aggregate);
@@ -91,7 +94,8 @@ store_log(int64 job_id, bool exists, const AssembledLog *a)
 								   " final_number = $5, aggregated_at = now(),"
 								   " updated_at = now(), archived_at = null,"
 								   " archive_size = null, archive_sha256 = null,"
-								   " archive_etag = null, verified_at = null"
+								   " archive_etag = null, verified_at = null,"
+								   " purged_at = null"
 								   " where job_id = $1",
 								   5, types),
 					 values, nulls, false, SPI_OK_UPDATE);
@@ -126,12 +130,9 @@ buildlog_aggregate(PG_FUNCTION_ARGS)
 	{
 		AssembledLog a;
 
+		/* a late part of a purged log joins the full log, restored from S3 */
 		if (log.purged)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("log of job " INT64_FORMAT " was purged; late parts cannot be merged yet",
-							job_id),
-					 errhint("Restore the log with buildlog.set_content() first.")));
+			buildlog_restore_purged(job_id, &log);
 		npending = buildlog_dedupe_pending(pending, npending);
 		n = buildlog_merge(&log, pending, npending, -1, &seq, &merged);
 		if (merged > 0 || !log.found)

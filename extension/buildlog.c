@@ -8,6 +8,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
+#include "../bgworker/archive.h"
 #include "../bgworker/drain.h"
 #include "../bgworker/scheduler.h"
 #include "../bgworker/shmem.h"
@@ -29,4 +30,5 @@ _PG_init(void)
 	buildlog_shmem_init_hooks();
 	buildlog_drain_register();
 	buildlog_scheduler_register();
+	buildlog_archive_register();
 }

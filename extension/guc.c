@@ -15,6 +15,7 @@
 
 #include "../bgworker/amqp_link.h"
 #include "guc.h"
+#include "s3client.h"
 
 int			buildlog_aggregate_delay_ms = 10 * 1000;
 int			buildlog_aggregate_force_after_s = 3 * 3600;
@@ -28,6 +29,23 @@ int			buildlog_batch_size = 500;
 int			buildlog_flush_ms = 20;
 int			buildlog_amqp_heartbeat_s = 30;
 int			buildlog_maintenance_interval_s = 3600;
+int			buildlog_archive_workers = 1;
+int			buildlog_purge_delay_s = 600;
+char	   *buildlog_s3_endpoint = NULL;
+char	   *buildlog_s3_bucket = NULL;
+char	   *buildlog_s3_region = NULL;
+char	   *buildlog_s3_access_key = NULL;
+char	   *buildlog_s3_secret_key = NULL;
+char	   *buildlog_s3_prefix = NULL;
+bool		buildlog_s3_path_style = true;
+int			buildlog_s3_timeout_s = 30;
+int			buildlog_archive_compression = BUILDLOG_COMPRESSION_NONE;
+
+static const struct config_enum_entry compression_options[] = {
+	{"none", BUILDLOG_COMPRESSION_NONE, false},
+	{"gzip", BUILDLOG_COMPRESSION_GZIP, false},
+	{NULL, 0, false}
+};
 
 /* SHOW and pg_settings display the AMQP URL without its password. */
 static const char *
@@ -37,6 +55,26 @@ show_amqp_url(void)
 
 	return buildlog_amqp_redact(buildlog_amqp_url ? buildlog_amqp_url : "",
 								buf, sizeof(buf));
+}
+
+/* SHOW displays only the first characters of the S3 access key id. */
+static const char *
+show_s3_access_key(void)
+{
+	static char buf[16];
+	const char *key = buildlog_s3_access_key ? buildlog_s3_access_key : "";
+
+	if (*key == '\0')
+		return "";
+	snprintf(buf, sizeof(buf), "%.4s****", key);
+	return buf;
+}
+
+/* SHOW never displays the S3 secret key, only whether it is set. */
+static const char *
+show_s3_secret_key(void)
+{
+	return buildlog_s3_secret_key && *buildlog_s3_secret_key ? "********" : "";
 }
 
 /* Define every setting once, when the library is loaded. */
@@ -122,11 +160,92 @@ buildlog_define_gucs(void)
 							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	/* S3 archive; the keys stay out of pg_settings (its reset_val is raw) */
+	DefineCustomStringVariable("buildlog.s3_endpoint",
+							   "S3 endpoint URL: http(s)://host[:port][/path], without the bucket.",
+							   "Empty disables archiving and fetching from S3.",
+							   &buildlog_s3_endpoint,
+							   "",
+							   PGC_SUSET, 0,
+							   buildlog_s3_check_endpoint, NULL, NULL);
+	DefineCustomStringVariable("buildlog.s3_bucket",
+							   "S3 bucket that holds the archived logs.",
+							   NULL,
+							   &buildlog_s3_bucket,
+							   "buildlog",
+							   PGC_SUSET, 0,
+							   buildlog_s3_check_bucket, NULL, NULL);
+	DefineCustomStringVariable("buildlog.s3_region",
+							   "Region used to sign S3 requests (AWS Signature V4).",
+							   NULL,
+							   &buildlog_s3_region,
+							   "us-east-1",
+							   PGC_SUSET, 0,
+							   buildlog_s3_check_region, NULL, NULL);
+	DefineCustomStringVariable("buildlog.s3_access_key",
+							   "S3 access key id.",
+							   "Superuser only; SHOW displays its first characters.",
+							   &buildlog_s3_access_key,
+							   "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
+							   NULL, NULL, show_s3_access_key);
+	DefineCustomStringVariable("buildlog.s3_secret_key",
+							   "S3 secret access key.",
+							   "Superuser only; never displayed.",
+							   &buildlog_s3_secret_key,
+							   "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
+							   NULL, NULL, show_s3_secret_key);
+	DefineCustomStringVariable("buildlog.s3_prefix",
+							   "Prefix of the archive's object keys: <prefix>jobs/<job_id>/log.txt.",
+							   "Give the trailing slash yourself (e.g. 'buildlog/').",
+							   &buildlog_s3_prefix,
+							   "",
+							   PGC_SUSET, 0,
+							   buildlog_s3_check_prefix, NULL, NULL);
+	DefineCustomBoolVariable("buildlog.s3_path_style",
+							 "Address S3 objects as endpoint/bucket/key (path style) instead of bucket.endpoint/key.",
+							 NULL,
+							 &buildlog_s3_path_style,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("buildlog.s3_timeout",
+							"Longest time an S3 request may take to connect, or may make no progress.",
+							NULL,
+							&buildlog_s3_timeout_s,
+							30, 1, 3600,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomEnumVariable("buildlog.archive_compression",
+							 "Compression of archived logs: none, or gzip (stored with Content-Encoding: gzip).",
+							 NULL,
+							 &buildlog_archive_compression,
+							 BUILDLOG_COMPRESSION_NONE,
+							 compression_options,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
 	DefineCustomIntVariable("buildlog.maintenance_interval",
 							"How often the scheduler runs buildlog.run_maintenance() (0 disables).",
 							NULL,
 							&buildlog_maintenance_interval_s,
 							3600, 0, 7 * 24 * 3600,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("buildlog.archive_workers",
+							"Number of archive background workers (0 disables archiving).",
+							NULL,
+							&buildlog_archive_workers,
+							1, 0, 16,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("buildlog.purge_delay",
+							"Time after archiving before a log is verified and purged from the database.",
+							"Late parts arriving within it are merged without a restore from S3.",
+							&buildlog_purge_delay_s,
+							600, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 

@@ -18,6 +18,26 @@ extern int	buildlog_batch_size;
 extern int	buildlog_flush_ms;
 extern int	buildlog_amqp_heartbeat_s;
 extern int	buildlog_maintenance_interval_s;
+extern int	buildlog_archive_workers;
+extern int	buildlog_purge_delay_s;
+
+/* S3 archive (extension/s3client.c) */
+extern char *buildlog_s3_endpoint;
+extern char *buildlog_s3_bucket;
+extern char *buildlog_s3_region;
+extern char *buildlog_s3_access_key;
+extern char *buildlog_s3_secret_key;
+extern char *buildlog_s3_prefix;
+extern bool buildlog_s3_path_style;
+extern int	buildlog_s3_timeout_s;
+extern int	buildlog_archive_compression;
+
+/* values of buildlog.archive_compression */
+typedef enum BuildlogCompression
+{
+	BUILDLOG_COMPRESSION_NONE,
+	BUILDLOG_COMPRESSION_GZIP
+} BuildlogCompression;
 
 #define BUILDLOG_MAX_DRAIN_WORKERS_GUC 64
 

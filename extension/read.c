@@ -4,7 +4,8 @@
  *
  * Both read the logs row and the pending parts under one snapshot (SPI
  * read-only mode), so a concurrent aggregation is seen entirely or not at
- * all, and both go through the merge aggregation uses.
+ * all, and both go through the merge aggregation uses.  A purged log is
+ * read from its S3 archive (restore.c): one read path, wherever the log lives.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -17,6 +18,7 @@
 #include "utils/timestamp.h"
 
 #include "assemble.h"
+#include "restore.h"
 #include "spiutil.h"
 
 PG_FUNCTION_INFO_V1(buildlog_log);
@@ -47,8 +49,13 @@ read_log(int64 job_id, int32 after, LogSnapshot *snap)
 							   1, types),
 				 values, NULL, true, SPI_OK_SELECT);
 	if (SPI_processed > 0)
+	{
 		buildlog_stored_log(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 							&snap->stored);
+		/* one read path: a purged log is read from its archive */
+		if (snap->stored.purged)
+			buildlog_restore_purged(job_id, &snap->stored);
+	}
 	else
 	{
 		memset(&snap->stored, 0, sizeof(StoredLog));

@@ -321,7 +321,7 @@ comment on view buildlog.drain_stats is
 
 create function buildlog.scheduler_worker_stats(
   out pid int, out aggregated bigint, out parts_merged bigint, out aggregate_failures bigint,
-  out last_round timestamptz, out maintenance_runs bigint, out last_maintenance text,
+  out deferred bigint, out last_round timestamptz, out maintenance_runs bigint, out last_maintenance text,
   out last_maintenance_at timestamptz, out last_error text, out last_error_at timestamptz)
 returns setof record
 language c volatile parallel restricted
@@ -331,7 +331,53 @@ comment on function buildlog.scheduler_worker_stats() is
 
 create view buildlog.scheduler_stats as select * from buildlog.scheduler_worker_stats();
 comment on view buildlog.scheduler_stats is
-  'The scheduler worker: jobs aggregated, parts merged, failures, last round, partition maintenance runs and result, last error.';
+  'The scheduler worker: jobs aggregated, parts merged, failures, deferred (the log was being archived: retried next round), last round, partition maintenance runs and result, last error.';
+
+-- Archive --------------------------------------------------------------------
+
+create index logs_to_archive on buildlog.logs (updated_at)
+  where content is not null and archived_at is null;
+create index logs_to_verify on buildlog.logs (archived_at)
+  where archived_at is not null and purged_at is null and content is not null;
+
+create function buildlog.fetch(job_id bigint) returns text
+language c stable strict parallel restricted
+as 'MODULE_PATHNAME', 'buildlog_log';
+comment on function buildlog.fetch(bigint) is
+  'The log wherever it lives: pending parts, logs.content, or the S3 archive of a purged log (GET, gunzipped, checked against the SHA-256 recorded at upload), merged with late parts. NULL for an unknown job. Same as buildlog.log().';
+
+create function buildlog.archive_worker_stats(
+  out worker int, out pid int, out in_flight bigint, out archived bigint, out bytes bigint,
+  out bytes_per_second float8, out verified bigint, out purged bigint, out reuploads bigint,
+  out retries bigint, out failures bigint, out last_archived timestamptz,
+  out last_error text, out last_error_at timestamptz)
+returns setof record
+language c volatile parallel restricted
+as 'MODULE_PATHNAME', 'buildlog_archive_stats';
+comment on function buildlog.archive_worker_stats() is
+  'Counters of the running archive workers, from shared memory (see the view buildlog.archive_stats).';
+
+create view buildlog.archive_stats as
+  select w.*, q.queued
+    from buildlog.archive_worker_stats() w,
+         (select count(*) as queued from buildlog.logs
+           where content is not null and archived_at is null) q;
+comment on view buildlog.archive_stats is
+  'Archive workers: log in flight, archived, bytes and bytes/s while uploading, verified, purged, re-uploads (archive missing or different), retries (S3 unreachable, 5xx), failures (4xx, errors), last error; queued = logs waiting for an upload.';
+
+create view buildlog.lifecycle as
+  select (select count(distinct p.job_id) from buildlog.log_parts p
+           where not exists (select 1 from buildlog.logs l
+                              where l.job_id = p.job_id and l.aggregated_at is not null)) as streaming,
+         (select count(*) from buildlog.aggregatable(2147483647)) as due,
+         count(*) filter (where content is not null and archived_at is null) as aggregated,
+         count(*) filter (where archived_at is not null and purged_at is null) as archived,
+         count(*) filter (where verified_at is not null) as verified,
+         count(*) filter (where purged_at is not null) as purged,
+         count(*) filter (where removed_at is not null) as removed
+    from buildlog.logs;
+comment on view buildlog.lifecycle is
+  'How many logs are streaming (parts, never aggregated), due for aggregation, aggregated (waiting for the archive), archived (waiting for verification and purge), verified, purged, removed.';
 
 create function buildlog.restart_workers() returns int
 language c volatile parallel unsafe
@@ -350,3 +396,71 @@ comment on function buildlog.declare_queues(text, int, text) is
 revoke execute on function buildlog.replay_rejected(bigint, bytea) from public;
 revoke execute on function buildlog.restart_workers() from public;
 revoke execute on function buildlog.declare_queues(text, int, text) from public;
+
+-- ---------------------------------------------------------------- S3 client
+-- Operator and test functions over the S3 client (extension/s3client.c),
+-- with the buildlog.s3_* settings.  None is open to PUBLIC.
+
+create function buildlog.s3_signature_selftest(
+  out example text, out signature text, out authorization_header text)
+returns setof record
+language c volatile parallel unsafe
+as 'MODULE_PATHNAME', 'buildlog_s3_signature_selftest';
+comment on function buildlog.s3_signature_selftest() is
+  'Known-answer test of S3 request signing: sends AWS''s published Signature V4 examples (GET Object with Range, PUT Object) through the request path to a listener on 127.0.0.1 and returns the Authorization header libcurl sent. Expected signatures: f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41 (GET), 98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd (PUT).';
+
+create function buildlog.s3_key(job_id bigint) returns text
+language c stable strict parallel safe
+as 'MODULE_PATHNAME', 'buildlog_s3_key';
+comment on function buildlog.s3_key(bigint) is
+  'The S3 object key of a job''s archived log: <buildlog.s3_prefix>jobs/<job_id>/log.txt.';
+
+create function buildlog.s3_put_text(key text, body text, gzip boolean default false,
+                                     repeat int default 1,
+                                     out status int, out size bigint, out sha256 text,
+                                     out md5 text, out etag text)
+returns record
+language c volatile strict parallel unsafe
+as 'MODULE_PATHNAME', 'buildlog_s3_put_text';
+comment on function buildlog.s3_put_text(text, text, boolean, int) is
+  'Upload body (repeated repeat times, streamed in slices; gzip-compressed when gzip) to the object key, as the archive worker uploads logs. Returns the HTTP status, the size, SHA-256 (hex) and MD5 (base64) of the stored bytes and the ETag; raises an error when the upload fails.';
+
+create function buildlog.s3_get(key text, decode boolean default true) returns bytea
+language c volatile strict parallel unsafe
+as 'MODULE_PATHNAME', 'buildlog_s3_get_object';
+comment on function buildlog.s3_get(text, boolean) is
+  'The bytes of the object key; with decode, an object stored with Content-Encoding: gzip is decompressed. Raises an error when the object cannot be read.';
+
+create function buildlog.s3_head(key text,
+                                 out status int, out outcome text, out size bigint,
+                                 out etag text, out content_type text, out content_encoding text,
+                                 out sha256 text, out error text)
+returns record
+language c volatile strict parallel unsafe
+as 'MODULE_PATHNAME', 'buildlog_s3_head_object';
+comment on function buildlog.s3_head(text) is
+  'HEAD of the object key: size, ETag, Content-Type, Content-Encoding and the SHA-256 recorded at upload (x-amz-meta-sha256). Does not raise for S3 failures: outcome is ok, not_found, retryable or permanent, with the error text.';
+
+create function buildlog.s3_verify(key text,
+                                   out status int, out outcome text, out size bigint,
+                                   out sha256 text, out md5 text, out recorded_sha256 text,
+                                   out content_size bigint, out error text)
+returns record
+language c volatile strict parallel unsafe
+as 'MODULE_PATHNAME', 'buildlog_s3_verify_object';
+comment on function buildlog.s3_verify(text) is
+  'GET the object key and checksum the stored bytes without keeping them: size, SHA-256, MD5, the SHA-256 recorded at upload, and the size after gunzip (gzip data must be complete). Does not raise for S3 failures: see outcome and error.';
+
+revoke execute on function buildlog.s3_signature_selftest() from public;
+revoke execute on function buildlog.s3_key(bigint) from public;
+revoke execute on function buildlog.s3_put_text(text, text, boolean, int) from public;
+revoke execute on function buildlog.s3_get(text, boolean) from public;
+revoke execute on function buildlog.s3_head(text) from public;
+revoke execute on function buildlog.s3_verify(text) from public;
+
+-- pg_partman's create_parent() restores the search_path it found with a
+-- session-level set_config(); inside CREATE EXTENSION that is the script's own
+-- "buildlog, pg_temp", which would outlive the script.  Give the session its
+-- configured search_path back (last statement: nothing below needs the
+-- script's search_path).
+reset search_path;

@@ -1,0 +1,471 @@
+/*-------------------------------------------------------------------------
+ * archive.c
+ *	  Archive workers: upload aggregated logs to S3, verify them, purge them.
+ *
+ * Archiving: claim one log whose content is not archived with FOR UPDATE
+ * SKIP LOCKED and keep the transaction open while uploading, so the claim
+ * survives nothing: a crash or an error rolls it back and the next claim
+ * uploads again (a PUT replaces the object atomically).  The content is
+ * streamed in slices twice (SigV4 signs the payload's SHA-256 first), so
+ * memory stays bounded whatever the log size.  The row lock also keeps
+ * aggregation from changing the content mid-upload.
+ *
+ * Verification and purge: once buildlog.purge_delay has passed since the
+ * upload, the object is checked against the size, ETag and SHA-256
+ * recorded at upload (HEAD; a GET hashing the stored bytes when HEAD
+ * cannot prove it).  Proven: content becomes NULL, verified_at and
+ * purged_at are stamped.  Missing or different: the archive facts are
+ * cleared so the log is archived again; it is never purged meanwhile.
+ *
+ * S3 unreachable or 5xx: the transaction rolls back, the worker backs off
+ * (1 s doubling to 60 s) and nothing is purged.  4xx (credentials, bucket,
+ * region): shown in archive_stats, logged at most once a minute.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "../extension/guc.h"
+#include "../extension/s3client.h"
+#include "../extension/spiutil.h"
+#include "archive.h"
+#include "shmem.h"
+
+#define RESTART_SECONDS		10
+#define IDLE_WAIT_MS		1000
+#define BACKOFF_MIN_MS		1000
+#define BACKOFF_MAX_MS		60000
+#define LOG_REPEAT_SECONDS	60	/* the same error is logged once a minute */
+
+/* What happened to one unit of work. */
+typedef enum Step
+{
+	STEP_IDLE,					/* nothing to do */
+	STEP_DONE,					/* did something */
+	STEP_FAILED					/* S3 or the database failed: back off */
+} Step;
+
+/* What a worker keeps between steps. */
+typedef struct Archiver
+{
+	int			index;
+	ArchiveStats *stats;
+	MemoryContext loop_cxt;
+	MemoryContext step_cxt;
+	int			backoff_ms;
+	char		last_logged[BUILDLOG_TEXT_LEN];
+	TimestampTz last_logged_at;
+	bool		waiting_for_extension;
+	bool		waiting_for_endpoint;
+} Archiver;
+
+static SPIPlanPtr claim_plan = NULL;
+static SPIPlanPtr archived_plan = NULL;
+static SPIPlanPtr due_plan = NULL;
+static SPIPlanPtr purge_plan = NULL;
+static SPIPlanPtr reset_plan = NULL;
+
+/* Register buildlog.archive_workers workers; called from _PG_init. */
+void
+buildlog_archive_register(void)
+{
+	for (int i = 0; i < buildlog_archive_workers; i++)
+	{
+		BackgroundWorker worker;
+
+		memset(&worker, 0, sizeof(worker));
+		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		worker.bgw_restart_time = RESTART_SECONDS;
+		snprintf(worker.bgw_library_name, BGW_MAXLEN, "buildlog");
+		snprintf(worker.bgw_function_name, BGW_MAXLEN, "buildlog_archive_main");
+		snprintf(worker.bgw_name, BGW_MAXLEN, "buildlog archive %d", i + 1);
+		snprintf(worker.bgw_type, BGW_MAXLEN, "buildlog archive");
+		memcpy(worker.bgw_extra, &i, sizeof(i));
+		RegisterBackgroundWorker(&worker);
+	}
+}
+
+/* Log a problem: a new text at once, the same text at most once a minute. */
+static void
+log_limited(Archiver *a, int level, const char *msg)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	buildlog_archive_error(a->stats, msg);
+	if (strcmp(a->last_logged, msg) == 0 &&
+		!TimestampDifferenceExceeds(a->last_logged_at, now, LOG_REPEAT_SECONDS * 1000))
+		return;
+	strlcpy(a->last_logged, msg, sizeof(a->last_logged));
+	a->last_logged_at = now;
+	ereport(level, (errmsg("buildlog archive %d: %s", a->index + 1, msg)));
+}
+
+/* Start a worker transaction with a snapshot and a status line. */
+static void
+begin(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+/* Commit what begin() started. */
+static void
+commit(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Roll back what begin() started (nothing changed, the claim is released). */
+static void
+rollback(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	AbortCurrentTransaction();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* An S3 failure: counted, logged (rate-limited), and a reason to back off. */
+static Step
+s3_failed(Archiver *a, const char *action, const S3Result *r)
+{
+	char		msg[BUILDLOG_TEXT_LEN];
+
+	if (r->outcome == S3_RETRYABLE)
+		pg_atomic_fetch_add_u64(&a->stats->retries, 1);
+	else
+		pg_atomic_fetch_add_u64(&a->stats->failures, 1);
+	/* the job id changes from log to log: log the kind of failure */
+	snprintf(msg, sizeof(msg), "%s failed (%s): %s", action,
+			 buildlog_s3_outcome_name(r->outcome), r->error);
+	log_limited(a, r->outcome == S3_RETRYABLE ? LOG : WARNING, msg);
+	return STEP_FAILED;
+}
+
+/* Fetch an int8 / text column of the first SPI row. */
+static int64
+row_int8(int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
+
+	return isnull ? -1 : DatumGetInt64(d);
+}
+
+static char *
+row_text(int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
+
+	return isnull ? pstrdup("") : TextDatumGetCString(d);
+}
+
+/* Claim one log to archive and upload it; the claim is the row lock. */
+static Step
+archive_one(Archiver *a)
+{
+	S3Target	target;
+	S3Source	source;
+	S3DatumSource state;
+	S3Digest	digest;
+	S3Result	result;
+	int64		job_id;
+	char	   *key;
+	bool		gzip = (buildlog_archive_compression == BUILDLOG_COMPRESSION_GZIP);
+	bool		isnull;
+	TimestampTz t0;
+
+	begin("buildlog archive: uploading a log");
+	buildlog_run(buildlog_plan(&claim_plan,
+							   "select job_id, content from buildlog.logs"
+							   " where content is not null and archived_at is null"
+							   " order by updated_at limit 1"
+							   " for update skip locked", 0, NULL),
+				 NULL, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+	{
+		commit();
+		return STEP_IDLE;
+	}
+	job_id = row_int8(1);
+	buildlog_s3_target(&target);
+	key = buildlog_s3_key_for_job(buildlog_s3_prefix, job_id);
+	buildlog_s3_datum_source(&source, &state,
+							 SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	pg_atomic_write_u64(&a->stats->in_flight, (uint64) job_id);
+	t0 = GetCurrentTimestamp();
+	buildlog_s3_digest(&source, gzip, &digest);
+	buildlog_s3_datum_source_rewind(&state);
+	buildlog_s3_put(&target, key, &source, gzip, &digest, &result);
+	pg_atomic_write_u64(&a->stats->in_flight, 0);
+	if (result.outcome != S3_OK)
+	{
+		rollback();
+		return s3_failed(a, "archiving", &result);
+	}
+	{
+		Oid			types[4] = {INT8OID, INT8OID, TEXTOID, TEXTOID};
+		Datum		values[4] = {
+			Int64GetDatum(job_id), Int64GetDatum((int64) digest.size),
+			CStringGetTextDatum(digest.sha256), CStringGetTextDatum(result.etag)
+		};
+
+		buildlog_run(buildlog_plan(&archived_plan,
+								   "update buildlog.logs set archived_at = now(),"
+								   " archive_size = $2, archive_sha256 = $3,"
+								   " archive_etag = $4, verified_at = null"
+								   " where job_id = $1", 4, types),
+					 values, NULL, false, SPI_OK_UPDATE);
+	}
+	commit();
+	pg_atomic_fetch_add_u64(&a->stats->archived, 1);
+	pg_atomic_fetch_add_u64(&a->stats->bytes, digest.size);
+	pg_atomic_fetch_add_u64(&a->stats->busy_us,
+							(uint64) (GetCurrentTimestamp() - t0));
+	pg_atomic_write_u64(&a->stats->last_archived, (uint64) GetCurrentTimestamp());
+	return STEP_DONE;
+}
+
+/*
+ * Does the stored object match what the upload recorded?  HEAD proves it
+ * with size, ETag and the x-amz-meta-sha256 the upload set; otherwise the
+ * stored bytes are fetched and hashed.  *result tells S3 failures apart.
+ */
+static bool
+archive_matches(const S3Target *target, const char *key, int64 size,
+				const char *sha256, const char *etag, S3Result *result)
+{
+	buildlog_s3_head(target, key, result);
+	if (result->outcome != S3_OK)
+		return false;
+	if (result->content_length != size)
+		return false;
+	if (strcmp(result->etag, etag) == 0 && strcmp(result->meta_sha256, sha256) == 0)
+		return true;
+	buildlog_s3_get(target, key, false, NULL, result);
+	return result->outcome == S3_OK && result->received.size == (uint64) size &&
+		strcmp(result->received.sha256, sha256) == 0;
+}
+
+/* Verify one archived log past buildlog.purge_delay; purge or re-archive it. */
+static Step
+verify_one(Archiver *a)
+{
+	S3Target	target;
+	S3Result	result;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(buildlog_purge_delay_s)};
+	int64		job_id;
+	int64		size;
+	char	   *sha256;
+	char	   *etag;
+	char	   *key;
+	bool		ok;
+
+	begin("buildlog archive: verifying a log");
+	buildlog_run(buildlog_plan(&due_plan,
+							   "select job_id, archive_size, archive_sha256, archive_etag"
+							   " from buildlog.logs"
+							   " where archived_at is not null and purged_at is null"
+							   " and content is not null"
+							   " and archived_at <= now() - make_interval(secs => $1)"
+							   " order by archived_at limit 1"
+							   " for update skip locked", 1, types),
+				 values, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+	{
+		commit();
+		return STEP_IDLE;
+	}
+	job_id = row_int8(1);
+	size = row_int8(2);
+	sha256 = row_text(3);
+	etag = row_text(4);
+	buildlog_s3_target(&target);
+	key = buildlog_s3_key_for_job(buildlog_s3_prefix, job_id);
+	ok = archive_matches(&target, key, size, sha256, etag, &result);
+	if (!ok && result.outcome != S3_OK && result.outcome != S3_NOT_FOUND)
+	{
+		rollback();
+		return s3_failed(a, "verifying", &result);
+	}
+	values[0] = Int64GetDatum(job_id);
+	types[0] = INT8OID;
+	if (ok)
+	{
+		buildlog_run(buildlog_plan(&purge_plan,
+								   "update buildlog.logs set verified_at = now(),"
+								   " purged_at = now(), content = null"
+								   " where job_id = $1", 1, types),
+					 values, NULL, false, SPI_OK_UPDATE);
+		commit();
+		pg_atomic_fetch_add_u64(&a->stats->verified, 1);
+		pg_atomic_fetch_add_u64(&a->stats->purged, 1);
+		return STEP_DONE;
+	}
+	buildlog_run(buildlog_plan(&reset_plan,
+							   "update buildlog.logs set archived_at = null,"
+							   " archive_size = null, archive_sha256 = null,"
+							   " archive_etag = null, verified_at = null"
+							   " where job_id = $1", 1, types),
+				 values, NULL, false, SPI_OK_UPDATE);
+	commit();
+	pg_atomic_fetch_add_u64(&a->stats->reuploads, 1);
+	ereport(LOG,
+			(errmsg("buildlog archive %d: the archive of job " INT64_FORMAT " is %s; archiving it again, not purging",
+					a->index + 1, job_id,
+					result.outcome == S3_NOT_FOUND ? "missing" : "different from what was uploaded")));
+	return STEP_DONE;
+}
+
+/* Run one step under PG_TRY: an ERROR rolls back and means back off. */
+static Step
+run_step(Archiver *a, Step (*step) (Archiver *), const char *what)
+{
+	volatile Step result = STEP_FAILED;
+
+	MemoryContextReset(a->step_cxt);
+	MemoryContextSwitchTo(a->step_cxt);
+	PG_TRY();
+	{
+		result = step(a);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		char		msg[BUILDLOG_TEXT_LEN];
+
+		MemoryContextSwitchTo(a->loop_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pg_atomic_write_u64(&a->stats->in_flight, 0);
+		snprintf(msg, sizeof(msg), "%s failed: %s", what, edata->message);
+		FreeErrorData(edata);
+		pg_atomic_fetch_add_u64(&a->stats->failures, 1);
+		log_limited(a, WARNING, msg);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		result = STEP_FAILED;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(a->loop_cxt);
+	return result;
+}
+
+/* Is the extension installed, and is S3 configured?  Says so once if not. */
+static bool
+ready(Archiver *a)
+{
+	bool		installed;
+	bool		configured = buildlog_s3_endpoint != NULL && *buildlog_s3_endpoint != '\0';
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	installed = OidIsValid(get_extension_oid("buildlog", true));
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(a->loop_cxt);
+	if (!installed && !a->waiting_for_extension)
+		ereport(LOG,
+				(errmsg("buildlog archive %d: extension buildlog is not installed in database \"%s\"; waiting",
+						a->index + 1, buildlog_database)));
+	a->waiting_for_extension = !installed;
+	if (installed && !configured && !a->waiting_for_endpoint)
+		ereport(LOG,
+				(errmsg("buildlog archive %d: buildlog.s3_endpoint is empty; archiving is off",
+						a->index + 1),
+				 errhint("Set buildlog.s3_endpoint and the other buildlog.s3_* settings, then reload.")));
+	a->waiting_for_endpoint = installed && !configured;
+	return installed && configured;
+}
+
+/* Sleep on the latch (or until a signal). */
+static void
+wait_ms(long ms)
+{
+	int			rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							   ms, PG_WAIT_EXTENSION);
+
+	if (rc & WL_LATCH_SET)
+		ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+void
+buildlog_archive_main(Datum arg)
+{
+	Archiver	a;
+
+	memset(&a, 0, sizeof(a));
+	memcpy(&a.index, MyBgworkerEntry->bgw_extra, sizeof(int));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	a.stats = buildlog_archive_claim(a.index);
+	a.loop_cxt = AllocSetContextCreate(TopMemoryContext, "buildlog archive",
+									   ALLOCSET_DEFAULT_SIZES);
+	a.step_cxt = AllocSetContextCreate(a.loop_cxt, "buildlog archive step",
+									   ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(a.loop_cxt);
+	BackgroundWorkerInitializeConnection(buildlog_database, NULL, 0);
+	pgstat_report_appname(MyBgworkerEntry->bgw_name);
+
+	for (;;)
+	{
+		Step		archived;
+		Step		verified;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			char	   *database = pstrdup(buildlog_database);
+
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			if (strcmp(database, buildlog_database) != 0)
+				proc_exit(1);
+			a.backoff_ms = 0;
+		}
+		if (!ready(&a))
+		{
+			wait_ms(5000);
+			continue;
+		}
+		archived = run_step(&a, archive_one, "archiving");
+		verified = archived == STEP_FAILED ? STEP_IDLE : run_step(&a, verify_one, "verifying");
+		if (archived == STEP_FAILED || verified == STEP_FAILED)
+		{
+			a.backoff_ms = Max(BACKOFF_MIN_MS, Min(a.backoff_ms * 2, BACKOFF_MAX_MS));
+			wait_ms(a.backoff_ms);
+			continue;
+		}
+		a.backoff_ms = 0;
+		if (archived == STEP_IDLE && verified == STEP_IDLE)
+			wait_ms(IDLE_WAIT_MS);
+	}
+}
