@@ -37,6 +37,7 @@ buildlog.s3_secret_key = 'S3RVER'
 buildlog.s3_prefix = '$prefix'
 buildlog.s3_timeout = '5s'
 max_worker_processes = 16
+restart_after_crash = on
 ));
 $node->start;
 $node->safe_psql('postgres', q(
@@ -219,10 +220,58 @@ select buildlog.write_parts(array_fill(500::bigint, array[10]), array_agg(n),
 	wait_purged(500, 500, '200 MB log');
 }
 
+# ---- a wrong bucket (4xx): counted and shown, logged at most once a minute, nothing lost
+{
+	my $before = $node->safe_psql('postgres', 'select failures from buildlog.archive_stats');
+	my $log_offset = -s $node->logfile;
+	set_conf('buildlog.s3_bucket', 'no-such-bucket');
+	write_jobs(601, 605, 20);
+	sleep 8;
+	is($node->safe_psql('postgres', q(
+select count(*) from buildlog.logs where job_id between 601 and 605 and content is not null and archived_at is null)),
+		'5', 'wrong bucket: the logs stay in the database, unarchived');
+	is($node->safe_psql('postgres', qq(
+select failures > $before and last_error ~ 'permanent' from buildlog.archive_stats)),
+		't', 'wrong bucket: failures counted, last_error shows the permanent error');
+	my $lines = () = substr(slurp_file($node->logfile), $log_offset) =~ /archiving failed \(permanent\)/g;
+	cmp_ok($lines, '<=', 1, "wrong bucket: logged $lines time(s) in 8 s, not once per attempt or log");
+	set_conf('buildlog.s3_bucket', $bucket);
+	wait_purged(601, 605, 'bucket fixed');
+	check_objects(601, 605, 20, 0, 'bucket fixed');
+}
+
+# ---- the archive worker killed mid-upload: the restart finishes the job
+{
+	set_conf('buildlog.purge_delay', '1h');
+	$node->safe_psql('postgres', q(
+select buildlog.write_parts(array_fill(700::bigint, array[61]), array_agg(n),
+                            array_agg(case when n < 60 then repeat(chr(65 + n % 26), 1048576) else '' end),
+                            array_agg(n = 60))
+  from generate_series(0, 60) n));
+	ok($node->poll_query_until('postgres', 'select in_flight = 700 from buildlog.archive_stats'),
+		'a 60 MB upload is in flight');
+	my $pid = $node->safe_psql('postgres', 'select pid from buildlog.archive_stats');
+	kill 'KILL', $pid;
+	# the postmaster reinitialises after a crashed worker; wait until it answers
+	sleep 1;
+	for (1 .. 120) {
+		last if system('pg_isready', '-q', '-h', $node->host, '-p', $node->port) == 0;
+		sleep 0.5;
+	}
+	ok($node->poll_query_until('postgres', q(
+select archived_at is not null and archive_size = 60 * 1048576 from buildlog.logs where job_id = 700)),
+		'after the crash restart the log was archived in full');
+	set_conf('buildlog.purge_delay', '1s');
+	wait_purged(700, 700, 'crashed upload');
+	is($node->safe_psql('postgres', q(select md5(buildlog.fetch(700)) =
+  md5(string_agg(repeat(chr(65 + n % 26), 1048576), '' order by n)) from generate_series(0, 59) n)),
+		't', 'crashed upload: the purged log reads back complete');
+}
+
 # ---- views
 is($node->safe_psql('postgres', 'select streaming, due, aggregated, archived from buildlog.lifecycle'),
 	'0|0|0|0', 'lifecycle: nothing left streaming, due, waiting for the archive or for verification');
-is($node->safe_psql('postgres', 'select purged = 174 and verified = 174 from buildlog.lifecycle'),
+is($node->safe_psql('postgres', 'select purged = 180 and verified = 180 from buildlog.lifecycle'),
 	't', 'lifecycle: every log verified and purged');
 
 $node->stop;
