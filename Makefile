@@ -18,6 +18,7 @@ OBJS = \
 	extension/s3sql.o \
 	extension/restore.o \
 	bgworker/shmem.o \
+	bgworker/worker.o \
 	bgworker/amqp_link.o \
 	bgworker/message.o \
 	bgworker/scan.o \

@@ -46,8 +46,8 @@
 #include "../extension/spiutil.h"
 #include "archive.h"
 #include "shmem.h"
+#include "worker.h"
 
-#define RESTART_SECONDS		10
 #define IDLE_WAIT_MS		1000
 #define BACKOFF_MIN_MS		1000
 #define BACKOFF_MAX_MS		60000
@@ -86,20 +86,7 @@ void
 buildlog_archive_register(void)
 {
 	for (int i = 0; i < buildlog_archive_workers; i++)
-	{
-		BackgroundWorker worker;
-
-		memset(&worker, 0, sizeof(worker));
-		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-		worker.bgw_restart_time = RESTART_SECONDS;
-		snprintf(worker.bgw_library_name, BGW_MAXLEN, "buildlog");
-		snprintf(worker.bgw_function_name, BGW_MAXLEN, "buildlog_archive_main");
-		snprintf(worker.bgw_name, BGW_MAXLEN, "buildlog archive %d", i + 1);
-		snprintf(worker.bgw_type, BGW_MAXLEN, "buildlog archive");
-		memcpy(worker.bgw_extra, &i, sizeof(i));
-		RegisterBackgroundWorker(&worker);
-	}
+		buildlog_worker_register("archive", "buildlog_archive_main", i, true);
 }
 
 /* Log a problem: a new text at once, the same text at most once a minute. */
@@ -121,11 +108,8 @@ log_limited(Archiver *a, int level, const char *msg)
 static void
 begin(const char *activity)
 {
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	buildlog_worker_begin(activity);
 	SPI_connect();
-	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
 /* Commit what begin() started. */
@@ -133,10 +117,7 @@ static void
 commit(void)
 {
 	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
+	buildlog_worker_commit();
 }
 
 /* Roll back what begin() started (nothing changed, the claim is released). */
@@ -384,16 +365,8 @@ ready(Archiver *a)
 	bool		installed;
 	bool		configured = buildlog_s3_endpoint != NULL && *buildlog_s3_endpoint != '\0';
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	installed = OidIsValid(get_extension_oid("buildlog", true));
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(a->loop_cxt);
-	if (!installed && !a->waiting_for_extension)
-		ereport(LOG,
-				(errmsg("buildlog archive %d: extension buildlog is not installed in database \"%s\"; waiting",
-						a->index + 1, buildlog_database)));
-	a->waiting_for_extension = !installed;
+	installed = buildlog_worker_extension_ready(MyBgworkerEntry->bgw_name,
+												&a->waiting_for_extension);
 	if (installed && !configured && !a->waiting_for_endpoint)
 		ereport(LOG,
 				(errmsg("buildlog archive %d: buildlog.s3_endpoint is empty; archiving is off",
@@ -403,18 +376,6 @@ ready(Archiver *a)
 	return installed && configured;
 }
 
-/* Sleep on the latch (or until a signal). */
-static void
-wait_ms(long ms)
-{
-	int			rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							   ms, PG_WAIT_EXTENSION);
-
-	if (rc & WL_LATCH_SET)
-		ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
-}
-
 void
 buildlog_archive_main(Datum arg)
 {
@@ -422,9 +383,7 @@ buildlog_archive_main(Datum arg)
 
 	memset(&a, 0, sizeof(a));
 	memcpy(&a.index, MyBgworkerEntry->bgw_extra, sizeof(int));
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
+	buildlog_worker_signals();
 
 	a.stats = buildlog_archive_claim(a.index);
 	a.loop_cxt = AllocSetContextCreate(TopMemoryContext, "buildlog archive",
@@ -441,19 +400,11 @@ buildlog_archive_main(Datum arg)
 		Step		verified;
 
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			char	   *database = pstrdup(buildlog_database);
-
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-			if (strcmp(database, buildlog_database) != 0)
-				proc_exit(1);
-			a.backoff_ms = 0;
-		}
+		if (buildlog_worker_reload(MyBgworkerEntry->bgw_name))
+			a.backoff_ms = 0;	/* new settings: try at once */
 		if (!ready(&a))
 		{
-			wait_ms(5000);
+			buildlog_worker_wait(5000);
 			continue;
 		}
 		archived = run_step(&a, archive_one, "archiving");
@@ -461,11 +412,11 @@ buildlog_archive_main(Datum arg)
 		if (archived == STEP_FAILED || verified == STEP_FAILED)
 		{
 			a.backoff_ms = Max(BACKOFF_MIN_MS, Min(a.backoff_ms * 2, BACKOFF_MAX_MS));
-			wait_ms(a.backoff_ms);
+			buildlog_worker_wait(a.backoff_ms);
 			continue;
 		}
 		a.backoff_ms = 0;
 		if (archived == STEP_IDLE && verified == STEP_IDLE)
-			wait_ms(IDLE_WAIT_MS);
+			buildlog_worker_wait(IDLE_WAIT_MS);
 	}
 }

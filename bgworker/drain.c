@@ -39,8 +39,8 @@
 #include "drain.h"
 #include "message.h"
 #include "shmem.h"
+#include "worker.h"
 
-#define RESTART_SECONDS		10
 #define BACKOFF_MIN_MS		500
 #define BACKOFF_MAX_MS		30000	/* after failed batches */
 #define CONNECT_BACKOFF_MAX_MS	5000	/* between connection attempts */
@@ -70,24 +70,8 @@ typedef struct DrainWorker
 void
 buildlog_drain_register(void)
 {
-	int			i;
-
-	for (i = 0; i < buildlog_drain_workers; i++)
-	{
-		BackgroundWorker worker;
-
-		memset(&worker, 0, sizeof(worker));
-		worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-			BGWORKER_BACKEND_DATABASE_CONNECTION;
-		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-		worker.bgw_restart_time = RESTART_SECONDS;
-		snprintf(worker.bgw_library_name, BGW_MAXLEN, "buildlog");
-		snprintf(worker.bgw_function_name, BGW_MAXLEN, "buildlog_drain_main");
-		snprintf(worker.bgw_name, BGW_MAXLEN, "buildlog drain %d", i + 1);
-		snprintf(worker.bgw_type, BGW_MAXLEN, "buildlog drain");
-		memcpy(worker.bgw_extra, &i, sizeof(i));
-		RegisterBackgroundWorker(&worker);
-	}
+	for (int i = 0; i < buildlog_drain_workers; i++)
+		buildlog_worker_register("drain", "buildlog_drain_main", i, true);
 }
 
 /* Log a problem once: repeats of the same text stay quiet. */
@@ -202,23 +186,8 @@ wait_for(DrainWorker *w, long timeout_ms, bool socket)
 static bool
 extension_ready(DrainWorker *w)
 {
-	bool		ready;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	ready = OidIsValid(get_extension_oid("buildlog", true));
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(w->loop_cxt);
-	if (!ready && !w->waiting_for_extension)
-		ereport(LOG,
-				(errmsg("buildlog drain %d: extension buildlog is not installed in database \"%s\"; waiting",
-						w->index + 1, buildlog_database),
-				 errhint("Run CREATE EXTENSION buildlog in database \"%s\", or set buildlog.database.",
-						 buildlog_database)));
-	else if (ready && w->waiting_for_extension)
-		ereport(LOG, (errmsg("buildlog drain %d: extension buildlog found", w->index + 1)));
-	w->waiting_for_extension = !ready;
-	return ready;
+	return buildlog_worker_extension_ready(MyBgworkerEntry->bgw_name,
+										   &w->waiting_for_extension);
 }
 
 /* Connect when due; false while disconnected. */
@@ -537,9 +506,7 @@ buildlog_drain_main(Datum arg)
 
 	memset(&w, 0, sizeof(w));
 	memcpy(&w.index, MyBgworkerEntry->bgw_extra, sizeof(int));
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
+	buildlog_worker_signals();
 
 	w.stats = claim_slot(w.index);
 	w.generation = pg_atomic_read_u64(&buildlog_shared->generation);

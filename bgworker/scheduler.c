@@ -35,8 +35,8 @@
 #include "../extension/spiutil.h"
 #include "scheduler.h"
 #include "shmem.h"
+#include "worker.h"
 
-#define RESTART_SECONDS		10
 #define TICK_MS				1000
 #define JOBS_PER_TICK		500
 #define MAINTENANCE_RETRY_S	60	/* after a failed maintenance run */
@@ -61,17 +61,7 @@ static SPIPlanPtr maintenance_plan = NULL;
 void
 buildlog_scheduler_register(void)
 {
-	BackgroundWorker worker;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = RESTART_SECONDS;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "buildlog");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "buildlog_scheduler_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "buildlog scheduler");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "buildlog scheduler");
-	RegisterBackgroundWorker(&worker);
+	buildlog_worker_register("scheduler", "buildlog_scheduler_main", 0, false);
 }
 
 /* Log a problem once: repeats of the same text stay quiet. */
@@ -83,26 +73,6 @@ log_once(Scheduler *s, int level, const char *msg)
 		return;
 	strlcpy(s->last_logged, msg, sizeof(s->last_logged));
 	ereport(level, (errmsg("buildlog scheduler: %s", msg)));
-}
-
-/* Start a worker transaction with a snapshot and a status line. */
-static void
-begin(const char *activity)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, activity);
-}
-
-/* Commit what begin() started. */
-static void
-commit(void)
-{
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 /*
@@ -127,27 +97,6 @@ abort_with(Scheduler *s, char *msg, size_t len, const char *what)
 	return sqlerrcode;
 }
 
-/* Is the extension installed in our database?  Says so once if not. */
-static bool
-extension_ready(Scheduler *s)
-{
-	bool		ready;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	ready = OidIsValid(get_extension_oid("buildlog", true));
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(s->loop_cxt);
-	if (!ready && !s->waiting_for_extension)
-		ereport(LOG,
-				(errmsg("buildlog scheduler: extension buildlog is not installed in database \"%s\"; waiting",
-						buildlog_database),
-				 errhint("Run CREATE EXTENSION buildlog in database \"%s\", or set buildlog.database.",
-						 buildlog_database)));
-	s->waiting_for_extension = !ready;
-	return ready;
-}
-
 /* The due jobs, read in one short transaction; *n gets their number. */
 static int64 *
 due_jobs(Scheduler *s, int *n)
@@ -160,7 +109,7 @@ due_jobs(Scheduler *s, int *n)
 
 	PG_TRY();
 	{
-		begin("buildlog scheduler: finding due jobs");
+		buildlog_worker_begin("buildlog scheduler: finding due jobs");
 		SPI_connect();
 		buildlog_run(buildlog_plan(&due_plan,
 								   "select job_id from buildlog.aggregatable($1)",
@@ -176,7 +125,7 @@ due_jobs(Scheduler *s, int *n)
 		}
 		count = (int) SPI_processed;
 		SPI_finish();
-		commit();
+		buildlog_worker_commit();
 	}
 	PG_CATCH();
 	{
@@ -201,7 +150,7 @@ aggregate_one(Scheduler *s, int64 job_id, int64 *merged)
 
 	PG_TRY();
 	{
-		begin("buildlog scheduler: aggregating");
+		buildlog_worker_begin("buildlog scheduler: aggregating");
 		SPI_connect();
 		buildlog_run(buildlog_plan(&aggregate_plan,
 								   "select buildlog.aggregate($1)", 1, types),
@@ -215,7 +164,7 @@ aggregate_one(Scheduler *s, int64 job_id, int64 *merged)
 			*merged = isnull ? 0 : DatumGetInt32(d);
 		}
 		SPI_finish();
-		commit();
+		buildlog_worker_commit();
 		ok = true;
 	}
 	PG_CATCH();
@@ -266,7 +215,7 @@ maintain_if_due(Scheduler *s)
 		return;
 	PG_TRY();
 	{
-		begin("buildlog scheduler: partition maintenance");
+		buildlog_worker_begin("buildlog scheduler: partition maintenance");
 		SPI_connect();
 		buildlog_run(buildlog_plan(&maintenance_plan,
 								   "select format('created %s, dropped %s, %s attempt(s)',"
@@ -282,7 +231,7 @@ maintain_if_due(Scheduler *s)
 			strlcpy(msg, isnull ? "" : TextDatumGetCString(d), sizeof(msg));
 		}
 		SPI_finish();
-		commit();
+		buildlog_worker_commit();
 		ok = true;
 	}
 	PG_CATCH();
@@ -304,27 +253,13 @@ maintain_if_due(Scheduler *s)
 		s->next_maintenance = TimestampTzPlusMilliseconds(now, MAINTENANCE_RETRY_S * 1000);
 }
 
-/* Sleep until the next tick (or a signal). */
-static void
-wait_tick(long ms)
-{
-	int			rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							   ms, PG_WAIT_EXTENSION);
-
-	if (rc & WL_LATCH_SET)
-		ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
-}
-
 void
 buildlog_scheduler_main(Datum arg)
 {
 	Scheduler	s;
 
 	memset(&s, 0, sizeof(s));
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
+	buildlog_worker_signals();
 
 	s.stats = buildlog_scheduler_claim();
 	s.loop_cxt = AllocSetContextCreate(TopMemoryContext, "buildlog scheduler",
@@ -342,25 +277,14 @@ buildlog_scheduler_main(Datum arg)
 	for (;;)
 	{
 		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			char	   *database = pstrdup(buildlog_database);
-
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-			if (strcmp(database, buildlog_database) != 0)
-			{
-				ereport(LOG, (errmsg("buildlog scheduler: buildlog.database changed, restarting")));
-				proc_exit(1);
-			}
-		}
+		buildlog_worker_reload("buildlog scheduler");
 		MemoryContextReset(s.tick_cxt);
-		if (extension_ready(&s))
+		if (buildlog_worker_extension_ready("buildlog scheduler", &s.waiting_for_extension))
 		{
 			aggregate_due(&s);
 			maintain_if_due(&s);
 		}
 		MemoryContextSwitchTo(s.loop_cxt);
-		wait_tick(s.waiting_for_extension ? 5000 : TICK_MS);
+		buildlog_worker_wait(s.waiting_for_extension ? 5000 : TICK_MS);
 	}
 }

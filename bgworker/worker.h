@@ -1,0 +1,45 @@
+/*-------------------------------------------------------------------------
+ * worker.h
+ *	  What every buildlog background worker does the same way: registration,
+ *	  signals, waiting, transactions, and waiting for the extension.
+ *-------------------------------------------------------------------------
+ */
+#ifndef BUILDLOG_WORKER_H
+#define BUILDLOG_WORKER_H
+
+#include "postgres.h"
+
+/* Seconds before the postmaster restarts a worker that exited with an error. */
+#define BUILDLOG_WORKER_RESTART_SECONDS 10
+
+/*
+ * Register worker number index (0-based) of kind ("drain", "scheduler",
+ * "archive") running function; named "buildlog <kind> <index + 1>", or
+ * "buildlog <kind>" for a single worker (numbered = false).
+ */
+extern void buildlog_worker_register(const char *kind, const char *function,
+									 int index, bool numbered);
+
+/* SIGTERM ends the worker (die), SIGHUP sets ConfigReloadPending. */
+extern void buildlog_worker_signals(void);
+
+/*
+ * Apply a pending SIGHUP; a changed buildlog.database restarts the worker
+ * (it cannot switch databases).  Returns whether settings were reloaded.
+ */
+extern bool buildlog_worker_reload(const char *who);
+
+/* Sleep on the latch for up to ms (or until a signal); serves interrupts. */
+extern void buildlog_worker_wait(long ms);
+
+/*
+ * Is the extension installed in buildlog.database?  Says so once when it
+ * is missing (*waiting remembers) and once when it appears.
+ */
+extern bool buildlog_worker_extension_ready(const char *who, bool *waiting);
+
+/* Start a transaction with a snapshot and an activity line, and commit it. */
+extern void buildlog_worker_begin(const char *activity);
+extern void buildlog_worker_commit(void);
+
+#endif							/* BUILDLOG_WORKER_H */
