@@ -130,10 +130,16 @@ buildlog_aggregate(PG_FUNCTION_ARGS)
 	{
 		AssembledLog a;
 
+		npending = buildlog_dedupe_pending(pending, npending);
+		/* duplicates of a purged log's parts are dropped without a download */
+		if (log.purged && buildlog_count_new(&log, pending, npending) == 0)
+		{
+			SPI_finish();
+			PG_RETURN_INT32(0);
+		}
 		/* a late part of a purged log joins the full log, restored from S3 */
 		if (log.purged)
 			buildlog_restore_purged(job_id, &log);
-		npending = buildlog_dedupe_pending(pending, npending);
 		n = buildlog_merge(&log, pending, npending, -1, &seq, &merged);
 		if (merged > 0 || !log.found)
 		{

@@ -196,6 +196,26 @@ buildlog_merge(const StoredLog *log, const LogPart *pending, int npending,
 	return n;
 }
 
+/*
+ * How many deduplicated pending parts are new to the log: its bookkeeping
+ * alone answers, so a purged log is restored only when something merges.
+ */
+int
+buildlog_count_new(const StoredLog *log, const LogPart *pending, int npending)
+{
+	int			i = 0;
+	int			fresh = 0;
+
+	for (int j = 0; j < npending; j++)
+	{
+		while (i < log->nparts && log->numbers[i] < pending[j].number)
+			i++;
+		if (i >= log->nparts || log->numbers[i] != pending[j].number)
+			fresh++;
+	}
+	return fresh;
+}
+
 /* Concatenate head and sequence into a text, with new bookkeeping. */
 AssembledLog
 buildlog_assemble(const StoredLog *log, const LogPart *seq, int n)

@@ -67,6 +67,8 @@ extern int	buildlog_dedupe_pending(LogPart *parts, int n);
 extern int	buildlog_merge(const StoredLog *log, const LogPart *pending,
 						   int npending, int32 after, LogPart **out,
 						   int *merged);
+extern int	buildlog_count_new(const StoredLog *log, const LogPart *pending,
+							   int npending);
 extern int32 buildlog_head_len(const StoredLog *log);
 extern AssembledLog buildlog_assemble(const StoredLog *log,
 									  const LogPart *seq, int n);

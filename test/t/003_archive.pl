@@ -185,6 +185,20 @@ select purged_at is not null and purged_at > aggregated_at and content is null
   from buildlog.logs where job_id = 401 and 13 = any(part_numbers))),
 		'late part merged (log restored from S3), archived, verified and purged again');
 	check_objects(401, 401, 30, 0, 'late part');
+
+	# a duplicate of a purged log's part is dropped without a download (S3 is down)
+	system("$root/script/stack", 'stop', 's3') == 0 or die 'stopping s3rver failed';
+	my $failures = $node->safe_psql('postgres', 'select aggregate_failures from buildlog.scheduler_stats');
+	$node->safe_psql('postgres', q(
+select buildlog.write_parts('{401}', '{3}', array[gen(401, 3)], '{f}')));
+	ok($node->poll_query_until('postgres', q(
+select count(*) = 0 from buildlog.log_parts where job_id = 401)),
+		'duplicate of a purged part aggregated away while S3 is down');
+	is($node->safe_psql('postgres', qq(
+select l.purged_at is not null and s.aggregate_failures = $failures
+  from buildlog.logs l, buildlog.scheduler_stats s where l.job_id = 401)),
+		't', 'the log stays purged and nothing failed');
+	system("$root/script/stack", 'start', 's3') == 0 or die 'starting s3rver failed';
 }
 
 # ---- a 200 MB log: the archive worker's own memory stays bounded
