@@ -282,6 +282,26 @@ select archived_at is not null and archive_size = 60 * 1048576 from buildlog.log
 		't', 'crashed upload: the purged log reads back complete');
 }
 
+# ---- fetch() of a purged log whose archive is gone or unreachable: clear errors
+{
+	my ($ret, $out, $err) = $node->psql('postgres', '\\set VERBOSITY verbose
+select buildlog.fetch(2)');
+	is($ret, 0, 'fetch of a purged log works while its object exists');
+	s3_curl('-X', 'DELETE', object_url(2));
+	($ret, $out, $err) = $node->psql('postgres', '\\set VERBOSITY verbose
+select buildlog.fetch(2)');
+	like($err, qr/ERROR:  42704: could not read S3 object "t003\/jobs\/2\/log.txt".*HINT:  The bucket has no object/s,
+		'fetch of a purged log whose object is missing: 42704 with the key and a hint');
+	system("$root/script/stack", 'stop', 's3') == 0 or die 'stopping s3rver failed';
+	($ret, $out, $err) = $node->psql('postgres', '\\set VERBOSITY verbose
+select buildlog.fetch(3)');
+	like($err, qr/ERROR:  08006: could not read S3 object "t003\/jobs\/3\/log.txt".*HINT:  The S3 endpoint is unreachable/s,
+		'fetch while S3 is down: 08006 with a hint');
+	system("$root/script/stack", 'start', 's3') == 0 or die 'starting s3rver failed';
+	is($node->safe_psql('postgres', 'select md5(buildlog.fetch(3)) = md5(expected(3, 20))'), 't',
+		'fetch works again once S3 is back');
+}
+
 # ---- views
 is($node->safe_psql('postgres', 'select streaming, due, aggregated, archived from buildlog.lifecycle'),
 	'0|0|0|0', 'lifecycle: nothing left streaming, due, waiting for the archive or for verification');
