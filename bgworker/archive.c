@@ -391,8 +391,7 @@ buildlog_archive_main(Datum arg)
 	a.step_cxt = AllocSetContextCreate(a.loop_cxt, "buildlog archive step",
 									   ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(a.loop_cxt);
-	BackgroundWorkerInitializeConnection(buildlog_database, NULL, 0);
-	pgstat_report_appname(MyBgworkerEntry->bgw_name);
+	buildlog_worker_connect();
 
 	for (;;)
 	{

@@ -520,8 +520,7 @@ buildlog_drain_main(Datum arg)
 	w.backoff_ms = BACKOFF_MIN_MS;
 	assign_queues(&w);
 
-	BackgroundWorkerInitializeConnection(buildlog_database, NULL, 0);
-	pgstat_report_appname(MyBgworkerEntry->bgw_name);
+	buildlog_worker_connect();
 
 	for (;;)
 	{

@@ -267,8 +267,7 @@ buildlog_scheduler_main(Datum arg)
 	s.tick_cxt = AllocSetContextCreate(s.loop_cxt, "buildlog scheduler tick",
 									   ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(s.loop_cxt);
-	BackgroundWorkerInitializeConnection(buildlog_database, NULL, 0);
-	pgstat_report_appname("buildlog scheduler");
+	buildlog_worker_connect();
 	/* a log being archived holds its row lock: skip it this round */
 	SetConfigOption("lock_timeout", AGGREGATE_LOCK_TIMEOUT, PGC_USERSET, PGC_S_SESSION);
 	/* first maintenance a minute after start: premake is two days ahead */

@@ -56,6 +56,15 @@ buildlog_worker_signals(void)
 	BackgroundWorkerUnblockSignals();
 }
 
+void
+buildlog_worker_connect(void)
+{
+	BackgroundWorkerInitializeConnection(buildlog_database, NULL, 0);
+	pgstat_report_appname(MyBgworkerEntry->bgw_name);
+	/* small fixed queries on big tables: JIT would cost more than it saves */
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_SESSION);
+}
+
 bool
 buildlog_worker_reload(const char *who)
 {

@@ -23,6 +23,9 @@ extern void buildlog_worker_register(const char *kind, const char *function,
 /* SIGTERM ends the worker (die), SIGHUP sets ConfigReloadPending. */
 extern void buildlog_worker_signals(void);
 
+/* Connect to buildlog.database as the bootstrap superuser, JIT off. */
+extern void buildlog_worker_connect(void);
+
 /*
  * Apply a pending SIGHUP; a changed buildlog.database restarts the worker
  * (it cannot switch databases).  Returns whether settings were reloaded.

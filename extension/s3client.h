@@ -66,6 +66,9 @@ typedef struct S3Source
 {
 	S3FillFn	fill;
 	void	   *arg;
+	bool		stable;			/* the bytes cannot change between the passes
+								 * (a value read under one snapshot): the put
+								 * checks sizes only, without hashing again */
 } S3Source;
 
 /* Where a download goes, slice by slice; may call PostgreSQL. */

