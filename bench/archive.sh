@@ -271,7 +271,7 @@ table() {
     curl_put:curl~PUT,~1~process,~keep-alive:$SMALL_N curl_head:curl~HEAD,~1~process,~keep-alive:$SMALL_N
   echo
   echo "scheduler: $AGG_JOBS jobs x $AGG_PARTS parts x $AGG_SIZE B = $((AGG_JOBS * AGG_PARTS * AGG_SIZE / 1000000)) MB, all made due at once"
-  echo "(aggregate_delay 1h -> 0, reload) until the last job is aggregated (rounds of at most 500 jobs, 1 s wait after each)"
+  echo "(aggregate_delay 1h -> 0, reload) until the last job is aggregated (rounds of at most 500 jobs; a full round that made progress is followed at once by the next)"
   printf '%-38s %8s %9s   %s\n' "" seconds "logs/s" "logs/s of each run"
   table "$STACK_DIR/scheduler" scheduler:scheduler:$AGG_JOBS
   awk -v parts=$AGG_PARTS -v size=$AGG_SIZE -v jobs=$AGG_JOBS '{if (b == "" || $2 < b) b = $2} END {

@@ -3,13 +3,14 @@
 #
 # Starts its own PostgreSQL + RabbitMQ stack in a temporary folder on its own
 # ports (never the development stack), then measures in one run:
-#   1. sustained parts/s from queue to committed rows (2 drain workers) at 200 B
+#   1. sustained parts/s from queue to committed rows (BENCH_WORKERS drain workers) at 200 B
 #      and 1,600 B parts, against bench/bin/consume_raw (ack only, same prefetch,
 #      1 and 2 consumers) draining the same pre-filled queue;
 #   2. publish-to-commit latency at a steady 5,000 parts/s (track_commit_timestamp);
 #   3. drain worker memory before and after BENCH_RSS_MESSAGES (default 5 M) messages.
 # Knobs: BENCH_DRAIN_PARTS_200 (default 300000), BENCH_DRAIN_PARTS_1600 (100000),
-# BENCH_LATENCY_SECONDS (20), BENCH_RSS_MESSAGES (5000000, 0 skips), BENCH_OUT=FILE.
+# BENCH_LATENCY_SECONDS (20), BENCH_RSS_MESSAGES (5000000, 0 skips), BENCH_WORKERS (2),
+# BENCH_BATCH (500), BENCH_OUT=FILE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,13 +19,22 @@ N1600=${BENCH_DRAIN_PARTS_1600:-100000}
 LAT_S=${BENCH_LATENCY_SECONDS:-20}
 RSS_N=${BENCH_RSS_MESSAGES:-5000000}
 PARTS_PER_JOB=500
+WORKERS=${BENCH_WORKERS:-2}
+BATCH=${BENCH_BATCH:-500}
 
 say() { echo "bench: $*"; }
 export STACK_DIR; STACK_DIR=$(mktemp -d /tmp/buildlog-bench.XXXXXX)
 chmod 755 "$STACK_DIR"
 export STACK_PG_PORT=54345 STACK_AMQP_PORT=56745 STACK_RABBITMQ_DIST_PORT=56746 \
        STACK_RABBITMQ_MGMT_PORT=15697 STACK_EPMD_PORT=56747 STACK_S3_PORT=45692
+# the scheduler and archive workers stay out of the way: rows are counted in log_parts
 export STACK_PG_EXTRA_CONF="track_commit_timestamp = on
+buildlog.aggregate_delay = '1d'
+buildlog.aggregate_force_after = '1000d'
+buildlog.maintenance_interval = 0
+buildlog.archive_workers = 0
+buildlog.drain_workers = $WORKERS
+buildlog.batch_size = $BATCH
 buildlog.amqp_queues = 'bench.idle'
 shared_buffers = '512MB'
 max_wal_size = '4GB'"
@@ -50,7 +60,7 @@ consume() {
   sql <<EOF
 do \$\$ begin
   for i in 1..500 loop
-    exit when (select count(*) from buildlog.drain_stats where connected and queues = '$1') = 2;
+    exit when (select count(*) from buildlog.drain_stats where connected and queues = '$1') = $WORKERS;
     perform pg_sleep(0.02);
   end loop;
 end \$\$;
@@ -63,7 +73,7 @@ queue_len() { script/stack rabbitmqctl list_queues -q name messages | awk '$1 ==
 {
   echo "buildlog drain benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load at start $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "settings: 2 drain workers, batch_size $(sql -c 'show buildlog.batch_size'), flush_ms $(sql -c 'show buildlog.flush_ms'), prefetch 2 x batch, persistent messages, fsync on, synchronous_commit on"
+  echo "settings: $WORKERS drain worker(s), batch_size $(sql -c 'show buildlog.batch_size'), flush_ms $(sql -c 'show buildlog.flush_ms'), prefetch 2 x batch, persistent messages, fsync on, synchronous_commit on"
 } >"$RESULTS"
 
 # ------------------------------------------------------------------ throughput
@@ -74,14 +84,14 @@ drain_case() {
   consume bench.idle
   say "$size B: publishing $msgs messages, raw drain with 1 consumer"
   publish --jobs "$jobs" --parts "$PARTS_PER_JOB" --size "$size" --shuffle --seed 1
-  raw1=$(bench/bin/consume_raw --url "$BUILDLOG_AMQP_URL" --queue bench.drain --prefetch 1000 --batch 500 --idle-ms 1000 2>/dev/null | awk '{print $(NF-1)}')
+  raw1=$(bench/bin/consume_raw --url "$BUILDLOG_AMQP_URL" --queue bench.drain --prefetch $((2 * BATCH)) --batch $BATCH --idle-ms 1000 2>/dev/null | awk '{print $(NF-1)}')
   say "$size B: raw 1 consumer: $raw1 msg/s; publishing again, raw drain with 2 consumers"
   publish --jobs "$jobs" --parts "$PARTS_PER_JOB" --size "$size" --shuffle --seed 1
-  r=$( (bench/bin/consume_raw --url "$BUILDLOG_AMQP_URL" --queue bench.drain --prefetch 1000 --batch 500 --idle-ms 1000 2>/dev/null &
-        bench/bin/consume_raw --url "$BUILDLOG_AMQP_URL" --queue bench.drain --prefetch 1000 --batch 500 --idle-ms 1000 2>/dev/null; wait) |
+  r=$( (bench/bin/consume_raw --url "$BUILDLOG_AMQP_URL" --queue bench.drain --prefetch $((2 * BATCH)) --batch $BATCH --idle-ms 1000 2>/dev/null &
+        bench/bin/consume_raw --url "$BUILDLOG_AMQP_URL" --queue bench.drain --prefetch $((2 * BATCH)) --batch $BATCH --idle-ms 1000 2>/dev/null; wait) |
        awk '{n += $2; if ($5 > s) s = $5} END {printf "%.0f", n / s}')
   raw2=$r
-  say "$size B: raw 2 consumers: $raw2 msg/s; publishing again, buildlog drain (2 workers)"
+  say "$size B: raw 2 consumers: $raw2 msg/s; publishing again, buildlog drain ($WORKERS workers)"
   publish --jobs "$jobs" --parts "$PARTS_PER_JOB" --size "$size" --shuffle --seed 1
   sql -c 'truncate buildlog.log_parts, buildlog.logs' -c 'checkpoint'
   secs=$(sql <<EOF

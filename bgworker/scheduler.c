@@ -182,12 +182,16 @@ aggregate_one(Scheduler *s, int64 job_id, int64 *merged)
 	return ok;
 }
 
-/* One aggregation round over the due jobs. */
-static void
+/*
+ * One aggregation round over the due jobs.  True when the round was full
+ * and made progress: more jobs may be due, so the next round starts at once.
+ */
+static bool
 aggregate_due(Scheduler *s)
 {
 	int			n;
 	int64	   *jobs = due_jobs(s, &n);
+	int			done = 0;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -196,11 +200,13 @@ aggregate_due(Scheduler *s)
 		CHECK_FOR_INTERRUPTS();
 		if (aggregate_one(s, jobs[i], &merged))
 		{
+			done++;
 			pg_atomic_fetch_add_u64(&s->stats->aggregated, 1);
 			pg_atomic_fetch_add_u64(&s->stats->parts_merged, (uint64) merged);
 		}
 	}
 	pg_atomic_write_u64(&s->stats->last_round, (uint64) GetCurrentTimestamp());
+	return n == JOBS_PER_TICK && done > 0;
 }
 
 /* Run buildlog.run_maintenance() when due; records what it did. */
@@ -275,15 +281,18 @@ buildlog_scheduler_main(Datum arg)
 
 	for (;;)
 	{
+		bool		backlog = false;
+
 		CHECK_FOR_INTERRUPTS();
 		buildlog_worker_reload("buildlog scheduler");
 		MemoryContextReset(s.tick_cxt);
 		if (buildlog_worker_extension_ready("buildlog scheduler", &s.waiting_for_extension))
 		{
-			aggregate_due(&s);
+			backlog = aggregate_due(&s);
 			maintain_if_due(&s);
 		}
 		MemoryContextSwitchTo(s.loop_cxt);
-		buildlog_worker_wait(s.waiting_for_extension ? 5000 : TICK_MS);
+		if (!backlog)
+			buildlog_worker_wait(s.waiting_for_extension ? 5000 : TICK_MS);
 	}
 }
