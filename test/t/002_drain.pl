@@ -263,6 +263,22 @@ select count(*) filter (where aggregated_at is not null and final_number is not 
 		'the workers said once that the extension is missing');
 }
 
+# ---- heartbeats are served while idle: a 2 s heartbeat survives 9 idle seconds
+{
+	$node->safe_psql('postgres', q(
+alter system set buildlog.amqp_heartbeat = '2s';
+select pg_reload_conf();
+));
+	$node->safe_psql('postgres', 'select buildlog.restart_workers()');
+	ok($node->poll_query_until('postgres',
+		q(select count(*) = 2 from buildlog.drain_stats where connected)), 'reconnected with a 2 s heartbeat');
+	my $before = $node->safe_psql('postgres', 'select sum(reconnects) from buildlog.drain_stats');
+	sleep 9;    # the broker closes a connection after two missed heartbeats (4 s)
+	is($node->safe_psql('postgres',
+		"select sum(reconnects) = $before and bool_and(connected) from buildlog.drain_stats"),
+		't', 'idle for 9 s with a 2 s heartbeat: still connected, no reconnect');
+}
+
 # ---- SIGTERM stops a worker within a second
 {
 	my $pid = $node->safe_psql('postgres', 'select min(pid) from buildlog.drain_stats');
