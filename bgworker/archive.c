@@ -69,8 +69,7 @@ typedef struct Archiver
 	MemoryContext loop_cxt;
 	MemoryContext step_cxt;
 	int			backoff_ms;
-	char		last_logged[BUILDLOG_TEXT_LEN];
-	TimestampTz last_logged_at;
+	WorkerLogLimit log;
 	bool		waiting_for_extension;
 	bool		waiting_for_endpoint;
 } Archiver;
@@ -93,15 +92,9 @@ buildlog_archive_register(void)
 static void
 log_limited(Archiver *a, int level, const char *msg)
 {
-	TimestampTz now = GetCurrentTimestamp();
-
 	buildlog_archive_error(a->stats, msg);
-	if (strcmp(a->last_logged, msg) == 0 &&
-		!TimestampDifferenceExceeds(a->last_logged_at, now, LOG_REPEAT_SECONDS * 1000))
-		return;
-	strlcpy(a->last_logged, msg, sizeof(a->last_logged));
-	a->last_logged_at = now;
-	ereport(level, (errmsg("buildlog archive %d: %s", a->index + 1, msg)));
+	buildlog_worker_log(&a->log, level, MyBgworkerEntry->bgw_name, msg,
+						LOG_REPEAT_SECONDS);
 }
 
 /* Start a worker transaction with a snapshot and a status line. */
@@ -338,19 +331,14 @@ run_step(Archiver *a, Step (*step) (Archiver *), const char *what)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		char		failed[64];
 		char		msg[BUILDLOG_TEXT_LEN];
 
-		MemoryContextSwitchTo(a->loop_cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
+		snprintf(failed, sizeof(failed), "%s failed", what);
+		buildlog_worker_abort(a->loop_cxt, failed, msg, sizeof(msg));
 		pg_atomic_write_u64(&a->stats->in_flight, 0);
-		snprintf(msg, sizeof(msg), "%s failed: %s", what, edata->message);
-		FreeErrorData(edata);
 		pg_atomic_fetch_add_u64(&a->stats->failures, 1);
 		log_limited(a, WARNING, msg);
-		pgstat_report_activity(STATE_IDLE, NULL);
 		result = STEP_FAILED;
 	}
 	PG_END_TRY();
@@ -380,6 +368,7 @@ void
 buildlog_archive_main(Datum arg)
 {
 	Archiver	a;
+	bool		checked = false;	/* extension and endpoint seen since the last idle step */
 
 	memset(&a, 0, sizeof(a));
 	memcpy(&a.index, MyBgworkerEntry->bgw_extra, sizeof(int));
@@ -400,22 +389,31 @@ buildlog_archive_main(Datum arg)
 
 		CHECK_FOR_INTERRUPTS();
 		if (buildlog_worker_reload(MyBgworkerEntry->bgw_name))
+		{
 			a.backoff_ms = 0;	/* new settings: try at once */
-		if (!ready(&a))
+			checked = false;
+		}
+		/* a catalog lookup: at start, after a reload, when idle or failing */
+		if (!checked && !ready(&a))
 		{
 			buildlog_worker_wait(5000);
 			continue;
 		}
+		checked = true;
 		archived = run_step(&a, archive_one, "archiving");
 		verified = archived == STEP_FAILED ? STEP_IDLE : run_step(&a, verify_one, "verifying");
 		if (archived == STEP_FAILED || verified == STEP_FAILED)
 		{
 			a.backoff_ms = Max(BACKOFF_MIN_MS, Min(a.backoff_ms * 2, BACKOFF_MAX_MS));
 			buildlog_worker_wait(a.backoff_ms);
+			checked = false;
 			continue;
 		}
 		a.backoff_ms = 0;
 		if (archived == STEP_IDLE && verified == STEP_IDLE)
+		{
 			buildlog_worker_wait(IDLE_WAIT_MS);
+			checked = false;
+		}
 	}
 }

@@ -62,7 +62,7 @@ typedef struct DrainWorker
 	int			backoff_ms;		/* connection back-off */
 	int			failure_backoff_ms; /* back-off after a failed batch */
 	TimestampTz next_connect;
-	char		last_logged[AMQP_ERROR_LEN];
+	WorkerLogLimit log;
 	bool		waiting_for_extension;
 } DrainWorker;
 
@@ -79,10 +79,7 @@ static void
 log_once(DrainWorker *w, int level, const char *text)
 {
 	buildlog_stats_error(w->stats, text);
-	if (strcmp(w->last_logged, text) == 0)
-		return;
-	strlcpy(w->last_logged, text, sizeof(w->last_logged));
-	ereport(level, (errmsg("buildlog drain %d: %s", w->index + 1, text)));
+	buildlog_worker_log(&w->log, level, MyBgworkerEntry->bgw_name, text, 0);
 }
 
 /* The queues this worker consumes: its share of buildlog.amqp_queues. */
@@ -134,34 +131,27 @@ disconnect(DrainWorker *w)
 	pg_atomic_write_u32(&w->stats->connected, 0);
 }
 
-/* Apply SIGHUP, and restart_workers(): re-read settings, reconnect. */
+/*
+ * Apply SIGHUP (batch settings take effect with the next batch) and
+ * restart_workers(): re-read the settings, then reconnect.
+ */
 static void
 handle_config(DrainWorker *w)
 {
 	uint64		generation = pg_atomic_read_u64(&buildlog_shared->generation);
-	char	   *database = pstrdup(buildlog_database);
 
-	if (!ConfigReloadPending && generation == w->generation)
-		return;
-	ConfigReloadPending = false;
-	ProcessConfigFile(PGC_SIGHUP);
 	if (generation != w->generation)
-	{
-		w->generation = generation;
-		if (strcmp(database, buildlog_database) != 0)
-		{
-			ereport(LOG, (errmsg("buildlog drain %d: buildlog.database changed, restarting",
-								 w->index + 1)));
-			proc_exit(1);
-		}
-		disconnect(w);
-		assign_queues(w);
-		w->backoff_ms = BACKOFF_MIN_MS;
-		w->next_connect = 0;
-		w->last_logged[0] = '\0';
-		ereport(LOG, (errmsg("buildlog drain %d: settings reloaded, reconnecting",
-							 w->index + 1)));
-	}
+		ConfigReloadPending = true; /* read the file now, whatever the SIGHUP does */
+	buildlog_worker_reload(MyBgworkerEntry->bgw_name);
+	if (generation == w->generation)
+		return;
+	w->generation = generation;
+	disconnect(w);
+	assign_queues(w);
+	w->backoff_ms = BACKOFF_MIN_MS;
+	w->next_connect = 0;
+	buildlog_worker_log_reset(&w->log);
+	ereport(LOG, (errmsg("%s: settings reloaded, reconnecting", MyBgworkerEntry->bgw_name)));
 }
 
 /* Wait on the latch (and optionally the socket); serves interrupts. */
@@ -219,7 +209,7 @@ ensure_connected(DrainWorker *w)
 	}
 	ereport(LOG, (errmsg("buildlog drain %d: consuming %s from %s",
 						 w->index + 1, w->stats->queues, w->link.where)));
-	w->last_logged[0] = '\0';
+	buildlog_worker_log_reset(&w->log);
 	w->backoff_ms = BACKOFF_MIN_MS;
 	pg_atomic_write_u64(&w->stats->connected_since, (uint64) now);
 	pg_atomic_write_u32(&w->stats->connected, 1);
@@ -445,18 +435,13 @@ process_batch(DrainWorker *w, int n)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		char		what[64];
 		char		text[AMQP_ERROR_LEN];
 
-		MemoryContextSwitchTo(w->loop_cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		MemoryContextSwitchTo(w->loop_cxt);
-		snprintf(text, sizeof(text), "batch of %d deliveries not written, returned to the broker: %s",
-				 n, edata->message);
+		snprintf(what, sizeof(what),
+				 "batch of %d deliveries not written, returned to the broker", n);
+		buildlog_worker_abort(w->loop_cxt, what, text, sizeof(text));
 		log_once(w, WARNING, text);
-		FreeErrorData(edata);
 		pg_atomic_fetch_add_u64(&w->stats->failed_batches, 1);
 	}
 	PG_END_TRY();

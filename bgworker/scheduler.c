@@ -49,7 +49,7 @@ typedef struct Scheduler
 	MemoryContext loop_cxt;
 	MemoryContext tick_cxt;
 	TimestampTz next_maintenance;
-	char		last_logged[BUILDLOG_TEXT_LEN];
+	WorkerLogLimit log;
 	bool		waiting_for_extension;
 } Scheduler;
 
@@ -69,32 +69,7 @@ static void
 log_once(Scheduler *s, int level, const char *msg)
 {
 	buildlog_scheduler_error(s->stats, msg);
-	if (strcmp(s->last_logged, msg) == 0)
-		return;
-	strlcpy(s->last_logged, msg, sizeof(s->last_logged));
-	ereport(level, (errmsg("buildlog scheduler: %s", msg)));
-}
-
-/*
- * Abort after an ERROR, keeping its message in msg; back in loop_cxt.
- * Returns the error's SQLSTATE.
- */
-static int
-abort_with(Scheduler *s, char *msg, size_t len, const char *what)
-{
-	ErrorData  *edata;
-	int			sqlerrcode;
-
-	MemoryContextSwitchTo(s->loop_cxt);
-	edata = CopyErrorData();
-	FlushErrorState();
-	AbortCurrentTransaction();
-	MemoryContextSwitchTo(s->loop_cxt);
-	snprintf(msg, len, "%s: %s", what, edata->message);
-	sqlerrcode = edata->sqlerrcode;
-	FreeErrorData(edata);
-	pgstat_report_activity(STATE_IDLE, NULL);
-	return sqlerrcode;
+	buildlog_worker_log(&s->log, level, "buildlog scheduler", msg, 0);
 }
 
 /* The due jobs, read in one short transaction; *n gets their number. */
@@ -129,7 +104,7 @@ due_jobs(Scheduler *s, int *n)
 	}
 	PG_CATCH();
 	{
-		abort_with(s, msg, sizeof(msg), "finding due jobs failed");
+		buildlog_worker_abort(s->loop_cxt, "finding due jobs failed", msg, sizeof(msg));
 		log_once(s, WARNING, msg);
 		count = 0;
 	}
@@ -170,7 +145,7 @@ aggregate_one(Scheduler *s, int64 job_id, int64 *merged)
 	PG_CATCH();
 	{
 		snprintf(what, sizeof(what), "aggregating job " INT64_FORMAT " failed", job_id);
-		if (abort_with(s, msg, sizeof(msg), what) == ERRCODE_LOCK_NOT_AVAILABLE)
+		if (buildlog_worker_abort(s->loop_cxt, what, msg, sizeof(msg)) == ERRCODE_LOCK_NOT_AVAILABLE)
 			pg_atomic_fetch_add_u64(&s->stats->deferred, 1);	/* being archived */
 		else
 		{
@@ -242,7 +217,7 @@ maintain_if_due(Scheduler *s)
 	}
 	PG_CATCH();
 	{
-		abort_with(s, msg, sizeof(msg), "partition maintenance failed, retrying in 60 s");
+		buildlog_worker_abort(s->loop_cxt, "partition maintenance failed, retrying in 60 s", msg, sizeof(msg));
 		log_once(s, WARNING, msg);
 	}
 	PG_END_TRY();

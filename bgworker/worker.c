@@ -23,6 +23,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "../extension/guc.h"
 #include "worker.h"
@@ -116,6 +117,46 @@ buildlog_worker_extension_ready(const char *who, bool *waiting)
 		ereport(LOG, (errmsg("%s: extension buildlog found", who)));
 	*waiting = !ready;
 	return ready;
+}
+
+bool
+buildlog_worker_log(WorkerLogLimit *limit, int level, const char *who,
+					const char *msg, int repeat_s)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (strcmp(limit->last, msg) == 0 &&
+		(repeat_s <= 0 ||
+		 !TimestampDifferenceExceeds(limit->at, now, repeat_s * 1000)))
+		return false;
+	strlcpy(limit->last, msg, sizeof(limit->last));
+	limit->at = now;
+	ereport(level, (errmsg("%s: %s", who, msg)));
+	return true;
+}
+
+void
+buildlog_worker_log_reset(WorkerLogLimit *limit)
+{
+	limit->last[0] = '\0';
+}
+
+int
+buildlog_worker_abort(MemoryContext cxt, const char *what, char *msg, size_t len)
+{
+	ErrorData  *edata;
+	int			sqlerrcode;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	MemoryContextSwitchTo(cxt);
+	snprintf(msg, len, "%s: %s", what, edata->message);
+	sqlerrcode = edata->sqlerrcode;
+	FreeErrorData(edata);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return sqlerrcode;
 }
 
 void

@@ -9,6 +9,8 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
+
 /* Seconds before the postmaster restarts a worker that exited with an error. */
 #define BUILDLOG_WORKER_RESTART_SECONDS 10
 
@@ -40,6 +42,32 @@ extern void buildlog_worker_wait(long ms);
  * is missing (*waiting remembers) and once when it appears.
  */
 extern bool buildlog_worker_extension_ready(const char *who, bool *waiting);
+
+/* The last problem a worker logged, so that repeats stay quiet. */
+#define BUILDLOG_WORKER_LOG_LEN 512
+typedef struct WorkerLogLimit
+{
+	char		last[BUILDLOG_WORKER_LOG_LEN];
+	TimestampTz at;
+} WorkerLogLimit;
+
+/*
+ * Log "<who>: <msg>" at level unless it repeats the last text logged; with
+ * repeat_s > 0 a repeat is logged again once that many seconds have passed.
+ * Returns whether it was logged.
+ */
+extern bool buildlog_worker_log(WorkerLogLimit *limit, int level, const char *who,
+								const char *msg, int repeat_s);
+
+/* Forget the last text logged (after a recovery: the next problem is news). */
+extern void buildlog_worker_log_reset(WorkerLogLimit *limit);
+
+/*
+ * In PG_CATCH: abort the transaction, put "<what>: <message>" into msg and
+ * switch to cxt.  Returns the error's SQLSTATE.
+ */
+extern int	buildlog_worker_abort(MemoryContext cxt, const char *what,
+								  char *msg, size_t len);
 
 /* Start a transaction with a snapshot and an activity line, and commit it. */
 extern void buildlog_worker_begin(const char *activity);
