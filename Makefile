@@ -17,6 +17,7 @@ OBJS = \
 	extension/s3client.o \
 	extension/s3sql.o \
 	extension/restore.o \
+	extension/redact.o \
 	bgworker/shmem.o \
 	bgworker/worker.o \
 	bgworker/amqp_link.o \

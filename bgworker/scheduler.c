@@ -41,6 +41,8 @@
 #define JOBS_PER_TICK		500
 #define MAINTENANCE_RETRY_S	60	/* after a failed maintenance run */
 #define AGGREGATE_LOCK_TIMEOUT "1s"
+#define FAILURES_PER_ROUND	20	/* then the round ends: the rest wait a second */
+#define BUILDLOG_SCHEMA_VERSION "0.2.0" /* per-job back-off needs this schema */
 
 /* What the worker keeps between ticks. */
 typedef struct Scheduler
@@ -51,11 +53,16 @@ typedef struct Scheduler
 	TimestampTz next_maintenance;
 	WorkerLogLimit log;
 	bool		waiting_for_extension;
+	bool		backoff_schema;	/* the installed schema has per-job back-off */
+	bool		told_old_schema;
 } Scheduler;
 
 static SPIPlanPtr due_plan = NULL;
 static SPIPlanPtr aggregate_plan = NULL;
 static SPIPlanPtr maintenance_plan = NULL;
+static SPIPlanPtr failed_plan = NULL;
+static SPIPlanPtr recovered_plan = NULL;
+static SPIPlanPtr version_plan = NULL;
 
 /* Register the scheduler; called from _PG_init. */
 void
@@ -72,6 +79,27 @@ log_once(Scheduler *s, int level, const char *msg)
 	buildlog_worker_log(&s->log, level, "buildlog scheduler", msg, 0);
 }
 
+/*
+ * Is the installed extension the version this library was built for?  The
+ * per-job back-off needs its columns; until ALTER EXTENSION buildlog UPDATE
+ * ran, jobs are aggregated without it.
+ */
+static bool
+schema_is_current(void)
+{
+	bool		isnull;
+	Datum		d;
+
+	buildlog_run(buildlog_plan(&version_plan,
+							   "select extversion from pg_catalog.pg_extension"
+							   " where extname = 'buildlog'", 0, NULL),
+				 NULL, NULL, true, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return false;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return !isnull && strcmp(TextDatumGetCString(d), BUILDLOG_SCHEMA_VERSION) == 0;
+}
+
 /* The due jobs, read in one short transaction; *n gets their number. */
 static int64 *
 due_jobs(Scheduler *s, int *n)
@@ -86,6 +114,7 @@ due_jobs(Scheduler *s, int *n)
 	{
 		buildlog_worker_begin("buildlog scheduler: finding due jobs");
 		SPI_connect();
+		s->backoff_schema = schema_is_current();
 		buildlog_run(buildlog_plan(&due_plan,
 								   "select job_id from buildlog.aggregatable($1)",
 								   1, types),
@@ -113,6 +142,42 @@ due_jobs(Scheduler *s, int *n)
 	return jobs;
 }
 
+/*
+ * Back a failing job off (buildlog.aggregate_failed(), its own transaction):
+ * it is retried later and later instead of every second, and aggregatable()
+ * puts healthy jobs first, so failures never crowd out due work.
+ */
+static void
+record_failure(Scheduler *s, int64 job_id, const char *error)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+	char		msg[BUILDLOG_TEXT_LEN];
+
+	if (!s->backoff_schema)
+		return;
+	PG_TRY();
+	{
+		buildlog_worker_begin("buildlog scheduler: backing off a failing job");
+		SPI_connect();
+		values[0] = Int64GetDatum(job_id);
+		values[1] = CStringGetTextDatum(error);
+		buildlog_run(buildlog_plan(&failed_plan,
+								   "select buildlog.aggregate_failed($1, $2)", 2, types),
+					 values, NULL, false, SPI_OK_SELECT);
+		SPI_finish();
+		buildlog_worker_commit();
+	}
+	PG_CATCH();
+	{
+		buildlog_worker_abort(s->loop_cxt, "recording a failed aggregation failed",
+							  msg, sizeof(msg));
+		log_once(s, WARNING, msg);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(s->loop_cxt);
+}
+
 /* Aggregate one job in its own transaction; false after an ERROR. */
 static bool
 aggregate_one(Scheduler *s, int64 job_id, int64 *merged)
@@ -138,6 +203,13 @@ aggregate_one(Scheduler *s, int64 job_id, int64 *merged)
 
 			*merged = isnull ? 0 : DatumGetInt32(d);
 		}
+		if (s->backoff_schema)
+			buildlog_run(buildlog_plan(&recovered_plan,
+									   "update buildlog.logs set aggregate_failures = 0,"
+									   " aggregate_error = null, aggregate_retry_at = null"
+									   " where job_id = $1 and aggregate_failures > 0",
+									   1, types),
+						 values, NULL, false, SPI_OK_UPDATE);
 		SPI_finish();
 		buildlog_worker_commit();
 		ok = true;
@@ -151,6 +223,7 @@ aggregate_one(Scheduler *s, int64 job_id, int64 *merged)
 		{
 			log_once(s, WARNING, msg);
 			pg_atomic_fetch_add_u64(&s->stats->aggregate_failures, 1);
+			record_failure(s, job_id, msg);
 		}
 	}
 	PG_END_TRY();
@@ -167,8 +240,16 @@ aggregate_due(Scheduler *s)
 	int			n;
 	int64	   *jobs = due_jobs(s, &n);
 	int			done = 0;
+	int			failed = 0;
 
-	for (int i = 0; i < n; i++)
+	if (!s->backoff_schema && !s->told_old_schema)
+		ereport(LOG,
+				(errmsg("buildlog scheduler: the installed extension is not version %s; aggregating without per-job back-off",
+						BUILDLOG_SCHEMA_VERSION),
+				 errhint("Run ALTER EXTENSION buildlog UPDATE in database \"%s\".",
+						 buildlog_database)));
+	s->told_old_schema = !s->backoff_schema;
+	for (int i = 0; i < n && failed < FAILURES_PER_ROUND; i++)
 	{
 		int64		merged = 0;
 
@@ -179,6 +260,8 @@ aggregate_due(Scheduler *s)
 			pg_atomic_fetch_add_u64(&s->stats->aggregated, 1);
 			pg_atomic_fetch_add_u64(&s->stats->parts_merged, (uint64) merged);
 		}
+		else
+			failed++;
 	}
 	pg_atomic_write_u64(&s->stats->last_round, (uint64) GetCurrentTimestamp());
 	return n == JOBS_PER_TICK && done > 0;
@@ -199,10 +282,8 @@ maintain_if_due(Scheduler *s)
 		buildlog_worker_begin("buildlog scheduler: partition maintenance");
 		SPI_connect();
 		buildlog_run(buildlog_plan(&maintenance_plan,
-								   "select format('created %s, dropped %s, %s attempt(s)',"
-								   " coalesce(array_to_string(created, ' '), '-'),"
-								   " coalesce(array_to_string(dropped, ' '), '-'), tries)"
-								   " from buildlog.run_maintenance()", 0, NULL),
+								   "select pg_catalog.to_jsonb(m)::text"
+								   " from buildlog.run_maintenance() m", 0, NULL),
 					 NULL, NULL, false, SPI_OK_SELECT);
 		{
 			bool		isnull;

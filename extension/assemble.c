@@ -15,16 +15,71 @@
 
 #include "assemble.h"
 
+/*
+ * Report a logs row whose bookkeeping cannot describe its content (a
+ * hand-edited row, typically): an error naming the job and how to repair
+ * it, never a read out of bounds.
+ */
+static void pg_attribute_noreturn() pg_attribute_printf(2, 3)
+corrupt(int64 job_id, const char *fmt,...)
+{
+	char		detail[256];
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("log of job " INT64_FORMAT " has inconsistent part bookkeeping", job_id),
+			 errdetail("%s", detail),
+			 errhint("The row was probably edited by hand; edit logs with buildlog.redact(). "
+					 "To keep the text as it is: SELECT buildlog.set_content(" INT64_FORMAT
+					 ", content) FROM buildlog.logs WHERE job_id = " INT64_FORMAT
+					 " (discards pending parts and the part numbers).", job_id, job_id)));
+}
+
 /* Pointer to the int4 elements of a bookkeeping array, checked. */
 static const int32 *
-int4_elements(Datum d, int *n)
+int4_elements(Datum d, bool isnull, int64 job_id, const char *column, int *n)
 {
-	ArrayType  *arr = DatumGetArrayTypeP(d);
+	ArrayType  *arr;
 
+	if (isnull)
+		corrupt(job_id, "%s is NULL.", column);
+	arr = DatumGetArrayTypeP(d);
 	if (ARR_ELEMTYPE(arr) != INT4OID || ARR_NDIM(arr) > 1 || ARR_HASNULL(arr))
-		elog(ERROR, "corrupt part bookkeeping in buildlog.logs");
+		corrupt(job_id, "%s is not a one-dimensional int4 array without NULLs.", column);
 	*n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
 	return (const int32 *) ARR_DATA_PTR(arr);
+}
+
+/*
+ * Check that the bookkeeping of a stored log describes its content: part
+ * numbers strictly ascending and not negative, offsets ascending within the
+ * content.  Every use of the offsets goes through buildlog_merge(), which
+ * calls this first (a purged log once its text has been restored).
+ */
+void
+buildlog_check_stored(const StoredLog *log)
+{
+	int32		prev_start = 0;
+
+	if (log->nparts == 0)
+		return;
+	if (log->content == NULL)
+		corrupt(log->job_id, "part_numbers lists %d parts but content is NULL.",
+				log->nparts);
+	for (int i = 0; i < log->nparts; i++)
+	{
+		if (log->numbers[i] < 0 || (i > 0 && log->numbers[i] <= log->numbers[i - 1]))
+			corrupt(log->job_id, "part_numbers is not strictly ascending from 0 (element %d is %d).",
+					i + 1, log->numbers[i]);
+		if (log->starts[i] < prev_start || log->starts[i] > log->content_len)
+			corrupt(log->job_id, "part_starts element %d is %d; it must lie between %d and the content length %d.",
+					i + 1, log->starts[i], prev_start, log->content_len);
+		prev_start = log->starts[i];
+	}
 }
 
 /* Decode a logs row read with STORED_LOG_COLUMNS. */
@@ -47,12 +102,14 @@ buildlog_stored_log(HeapTuple tuple, TupleDesc desc, StoredLog *log)
 		log->content = VARDATA_ANY(t);
 		log->content_len = VARSIZE_ANY_EXHDR(t);
 	}
-	log->numbers = int4_elements(heap_getattr(tuple, 2, desc, &isnull),
-								 &log->nparts);
-	log->starts = int4_elements(heap_getattr(tuple, 3, desc, &isnull),
-								&nstarts);
+	log->job_id = DatumGetInt64(heap_getattr(tuple, 7, desc, &isnull));
+	d = heap_getattr(tuple, 2, desc, &isnull);
+	log->numbers = int4_elements(d, isnull, log->job_id, "part_numbers", &log->nparts);
+	d = heap_getattr(tuple, 3, desc, &isnull);
+	log->starts = int4_elements(d, isnull, log->job_id, "part_starts", &nstarts);
 	if (nstarts != log->nparts)
-		elog(ERROR, "corrupt part bookkeeping in buildlog.logs");
+		corrupt(log->job_id, "part_numbers has %d elements, part_starts %d.",
+				log->nparts, nstarts);
 	d = heap_getattr(tuple, 4, desc, &isnull);
 	if (!isnull)
 		log->final_number = DatumGetInt32(d);
@@ -159,8 +216,7 @@ buildlog_merge(const StoredLog *log, const LogPart *pending, int npending,
 	int			lo = 0;
 	int			hi = log->nparts;
 
-	if (log->nparts > 0 && log->content == NULL)
-		elog(ERROR, "log has part bookkeeping but no content");
+	buildlog_check_stored(log);
 
 	/* binary search: first stored part numbered above "after" */
 	while (lo < hi)

@@ -33,6 +33,7 @@ typedef struct LogPart
 /* A logs row as the merge needs it. */
 typedef struct StoredLog
 {
+	int64		job_id;			/* for error messages */
 	bool		found;
 	bool		purged;
 	const char *content;		/* NULL when the row has none */
@@ -55,7 +56,8 @@ typedef struct AssembledLog
 
 /* Columns, in this order, that buildlog_stored_log() reads. */
 #define STORED_LOG_COLUMNS \
-	"content, part_numbers, part_starts, final_number, aggregated_at, purged_at"
+	"content, part_numbers, part_starts, final_number, aggregated_at, purged_at," \
+	" job_id"
 /* Columns, in this order, that buildlog_pending_part() reads. */
 #define PENDING_PART_COLUMNS "number, content, final, created_at"
 
@@ -63,6 +65,7 @@ extern void buildlog_stored_log(HeapTuple tuple, TupleDesc desc,
 								StoredLog *log);
 extern void buildlog_pending_part(HeapTuple tuple, TupleDesc desc,
 								  LogPart *part);
+extern void buildlog_check_stored(const StoredLog *log);
 extern int	buildlog_dedupe_pending(LogPart *parts, int n);
 extern int	buildlog_merge(const StoredLog *log, const LogPart *pending,
 						   int npending, int32 after, LogPart **out,

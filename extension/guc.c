@@ -29,6 +29,7 @@ int			buildlog_batch_size = 500;
 int			buildlog_flush_ms = 20;
 int			buildlog_amqp_heartbeat_s = 30;
 int			buildlog_maintenance_interval_s = 3600;
+int			buildlog_rejected_retention_s = 14 * 24 * 3600;
 int			buildlog_archive_workers = 1;
 int			buildlog_purge_delay_s = 600;
 char	   *buildlog_s3_endpoint = NULL;
@@ -232,6 +233,13 @@ buildlog_define_gucs(void)
 							&buildlog_maintenance_interval_s,
 							3600, 0, 7 * 24 * 3600,
 							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("buildlog.rejected_retention",
+							"How long partition maintenance keeps rows of buildlog.rejected_parts (0 keeps them forever).",
+							"Rows older than this, replayed or not, are deleted by buildlog.run_maintenance().",
+							&buildlog_rejected_retention_s,
+							14 * 24 * 3600, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("buildlog.archive_workers",

@@ -18,6 +18,7 @@ extern int	buildlog_batch_size;
 extern int	buildlog_flush_ms;
 extern int	buildlog_amqp_heartbeat_s;
 extern int	buildlog_maintenance_interval_s;
+extern int	buildlog_rejected_retention_s;
 extern int	buildlog_archive_workers;
 extern int	buildlog_purge_delay_s;
 

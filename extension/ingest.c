@@ -17,6 +17,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 
 #include "guc.h"
 #include "ingest.h"
@@ -30,18 +31,27 @@ PG_FUNCTION_INFO_V1(buildlog_clean_utf8);
 
 static SPIPlanPtr insert_plan = NULL;
 
+/*
+ * One statement per batch.  It runs with a snapshot taken after the job
+ * locks (see buildlog_ingest), so under every isolation level it sees the
+ * aggregation or removal that committed before: parts of an aggregated log
+ * are flagged late, parts of a removed log are not stored.
+ */
 #define INSERT_SQL \
 	"with new_logs as (" \
 	"  insert into buildlog.logs (job_id) select pg_catalog.unnest($5)" \
 	"  on conflict (job_id) do nothing)," \
-	" aggregated as (" \
-	"  select coalesce(pg_catalog.array_agg(job_id), '{}') as ids" \
-	"  from buildlog.logs" \
-	"  where job_id = any ($5) and aggregated_at is not null)" \
+	" state as (" \
+	"  select coalesce(pg_catalog.array_agg(job_id)" \
+	"           filter (where aggregated_at is not null), '{}') as aggregated," \
+	"         coalesce(pg_catalog.array_agg(job_id)" \
+	"           filter (where removed_at is not null), '{}') as removed" \
+	"  from buildlog.logs where job_id = any ($5))" \
 	" insert into buildlog.log_parts (job_id, number, content, final, late)" \
-	" select p.job_id, p.number, p.content, p.final, p.job_id = any (a.ids)" \
-	" from aggregated a," \
-	"  unnest($1, $2, $3, $4) as p(job_id, number, content, final)"
+	" select p.job_id, p.number, p.content, p.final, p.job_id = any (s.aggregated)" \
+	" from state s," \
+	"  unnest($1, $2, $3, $4) as p(job_id, number, content, final)" \
+	" where p.job_id <> all (s.removed)"
 
 /* Raise the error for a NULL argument array or element. */
 static void
@@ -194,8 +204,14 @@ buildlog_ingest(ArrayType *job_ids, ArrayType *numbers,
 												TYPALIGN_DOUBLE));
 
 	SPI_connect();
-	buildlog_run(buildlog_plan(&insert_plan, INSERT_SQL, 5, types),
-				 values, NULL, false, SPI_OK_INSERT);
+	/*
+	 * A snapshot taken now, after the locks: a REPEATABLE READ transaction's
+	 * own snapshot may predate an aggregation that committed meanwhile.
+	 */
+	if (SPI_execute_snapshot(buildlog_plan(&insert_plan, INSERT_SQL, 5, types),
+							 values, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 false, true, 0) != SPI_OK_INSERT)
+		elog(ERROR, "ingest statement did not insert");
 	result.parts = SPI_processed;
 	SPI_finish();
 	return result;

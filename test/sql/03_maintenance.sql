@@ -1,16 +1,41 @@
--- run_maintenance: nothing to do right after install, nothing dropped
-select created, dropped, tries from buildlog.run_maintenance();
--- an expired partition (older than the 3 day retention) is dropped
+-- run_maintenance: nothing to drop right after install (premake may add a day)
+select dropped, kept, kept_parts, rejected_deleted, tries from buildlog.run_maintenance();
+-- buildlog owns the maintenance of log_parts: pg_partman's own runs skip it
+select automatic_maintenance from partman.part_config where parent_table = 'buildlog.log_parts';
+-- an expired partition (older than the 3 day retention) holding a part that
+-- was never aggregated is kept (with a warning); once aggregated, dropped
 select partman.create_partition_time('buildlog.log_parts',
                                      array[date_trunc('day', now()) - interval '6 days']);
 insert into buildlog.log_parts (job_id, number, content, created_at)
 values (31, 0, 'expired', date_trunc('day', now()) - interval '6 days' + interval '1 hour');
 select buildlog.write_parts('{31}', '{1}', '{"live"}', '{f}');
+set client_min_messages = error;    -- the warning names today's partitions
+select cardinality(created) as created, cardinality(dropped) as dropped,
+       kept = array['buildlog.log_parts_p' || to_char(now() - interval '6 days', 'YYYY_MM_DD')] as kept_the_expired_one,
+       kept_parts, tries
+  from buildlog.run_maintenance();
+reset client_min_messages;
+select number, content from buildlog.log_parts where job_id = 31;
+select buildlog.aggregate(31);
 select cardinality(created) as created, cardinality(dropped) as dropped,
        dropped[1] = 'buildlog.log_parts_p' || to_char(now() - interval '6 days', 'YYYY_MM_DD') as expired_one,
-       tries
+       kept, kept_parts, tries
   from buildlog.run_maintenance();
-select number, content from buildlog.log_parts where job_id = 31;
+select buildlog.log(31);
+-- the retention of rejected deliveries (buildlog.rejected_retention)
+insert into buildlog.rejected_parts (received_at, reason, body)
+values (now() - interval '15 days', 'old', '\x00'), (now() - interval '13 days', 'recent', '\x01');
+select rejected_deleted from buildlog.run_maintenance();
+select reason from buildlog.rejected_parts where reason in ('old', 'recent');
+set buildlog.rejected_retention = 0;
+insert into buildlog.rejected_parts (received_at, reason, body)
+values (now() - interval '400 days', 'ancient', '\x00');
+select rejected_deleted from buildlog.run_maintenance();
+reset buildlog.rejected_retention;
+select rejected_deleted from buildlog.run_maintenance();
+delete from buildlog.rejected_parts;
+-- the session's search_path survives run_maintenance (pg_partman resets it)
+show search_path;
 select expect_error($$select buildlog.run_maintenance(0)$$);
 
 -- privileges: a reading service and a writing service
