@@ -41,7 +41,7 @@
 #define JOBS_PER_TICK		500
 #define MAINTENANCE_RETRY_S	60	/* after a failed maintenance run */
 #define AGGREGATE_LOCK_TIMEOUT "1s"
-#define FAILURES_PER_ROUND	20	/* then the round ends: the rest wait a second */
+#define FAILURES_PER_ROUND	20	/* then a new round: failing jobs go last */
 #define BUILDLOG_SCHEMA_VERSION "0.2.0" /* per-job back-off needs this schema */
 
 /* What the worker keeps between ticks. */
@@ -264,6 +264,9 @@ aggregate_due(Scheduler *s)
 			failed++;
 	}
 	pg_atomic_write_u64(&s->stats->last_round, (uint64) GetCurrentTimestamp());
+	/* cut short by failures: the jobs behind them are due now */
+	if (failed >= FAILURES_PER_ROUND)
+		return true;
 	return n == JOBS_PER_TICK && done > 0;
 }
 

@@ -127,15 +127,19 @@ buildlog_shmem_init_hooks(void)
 	shmem_startup_hook = buildlog_shmem_startup;
 }
 
-/* Clear error for SQL functions that need the preloaded library. */
-void
-buildlog_require_shared(void)
+/*
+ * Is the workers' shared state there?  Without the preload there are no
+ * workers: the stats functions answer with no rows and a notice saying why.
+ */
+bool
+buildlog_shared_available(void)
 {
 	if (buildlog_shared == NULL)
-		ereport(ERROR,
+		ereport(NOTICE,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("buildlog is not loaded through shared_preload_libraries"),
+				 errmsg("buildlog is not loaded through shared_preload_libraries: no background workers run"),
 				 errhint("Add buildlog to shared_preload_libraries in postgresql.conf and restart the server.")));
+	return buildlog_shared != NULL;
 }
 
 /* Copy a string into a slot field under its spinlock. */
@@ -176,8 +180,9 @@ buildlog_drain_stats(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			i;
 
-	buildlog_require_shared();
 	InitMaterializedSRF(fcinfo, 0);
+	if (!buildlog_shared_available())
+		return (Datum) 0;
 	for (i = 0; i < BUILDLOG_MAX_DRAIN_WORKERS; i++)
 	{
 		DrainStats *s = &buildlog_shared->drain[i];
@@ -242,7 +247,8 @@ buildlog_restart_workers(PG_FUNCTION_ARGS)
 	int			told = 0;
 	int			i;
 
-	buildlog_require_shared();
+	if (!buildlog_shared_available())
+		PG_RETURN_INT32(0);
 	pg_atomic_fetch_add_u64(&buildlog_shared->generation, 1);
 	for (i = 0; i < BUILDLOG_MAX_DRAIN_WORKERS; i++)
 	{
@@ -312,8 +318,9 @@ buildlog_scheduler_stats(PG_FUNCTION_ARGS)
 	TimestampTz maintenance_at;
 	TimestampTz error_at;
 
-	buildlog_require_shared();
 	InitMaterializedSRF(fcinfo, 0);
+	if (!buildlog_shared_available())
+		return (Datum) 0;
 	s = &buildlog_shared->scheduler;
 	if (pg_atomic_read_u32(&s->in_use) == 0)
 		return (Datum) 0;
@@ -391,8 +398,9 @@ buildlog_archive_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
-	buildlog_require_shared();
 	InitMaterializedSRF(fcinfo, 0);
+	if (!buildlog_shared_available())
+		return (Datum) 0;
 	for (int i = 0; i < BUILDLOG_MAX_ARCHIVE_WORKERS; i++)
 	{
 		ArchiveStats *s = &buildlog_shared->archive[i];

@@ -90,7 +90,7 @@ typedef struct BuildlogShared
 extern BuildlogShared *buildlog_shared;
 
 extern void buildlog_shmem_init_hooks(void);
-extern void buildlog_require_shared(void);
+extern bool buildlog_shared_available(void);
 extern void buildlog_stats_set_text(DrainStats *s, char *dst, const char *text);
 extern void buildlog_stats_error(DrainStats *s, const char *error);
 extern SchedulerStats *buildlog_scheduler_claim(void);

@@ -10,6 +10,7 @@
 
 #include <limits.h>
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -132,13 +133,6 @@ buildlog_define_gucs(void)
 							   "reporting.jobs.logs",
 							   PGC_SIGHUP, 0,
 							   NULL, NULL, NULL);
-	DefineCustomIntVariable("buildlog.drain_workers",
-							"Number of drain background workers.",
-							NULL,
-							&buildlog_drain_workers,
-							2, 0, BUILDLOG_MAX_DRAIN_WORKERS_GUC,
-							PGC_POSTMASTER, 0,
-							NULL, NULL, NULL);
 	DefineCustomIntVariable("buildlog.batch_size",
 							"Deliveries a drain worker writes in one transaction at most.",
 							"The prefetch count is twice this.",
@@ -242,13 +236,6 @@ buildlog_define_gucs(void)
 							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
-	DefineCustomIntVariable("buildlog.archive_workers",
-							"Number of archive background workers (0 disables archiving).",
-							NULL,
-							&buildlog_archive_workers,
-							1, 0, 16,
-							PGC_POSTMASTER, 0,
-							NULL, NULL, NULL);
 	DefineCustomIntVariable("buildlog.purge_delay",
 							"Time after archiving before a log is verified and purged from the database.",
 							"Late parts arriving within it are merged without a restore from S3.",
@@ -256,6 +243,29 @@ buildlog_define_gucs(void)
 							600, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
+
+	/*
+	 * Worker counts exist only when preloaded: PostgreSQL refuses (FATAL) to
+	 * define a PGC_POSTMASTER setting in a backend that loads the library
+	 * later, and without the preload no worker runs anyway.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomIntVariable("buildlog.drain_workers",
+								"Number of drain background workers.",
+								NULL,
+								&buildlog_drain_workers,
+								2, 0, BUILDLOG_MAX_DRAIN_WORKERS_GUC,
+								PGC_POSTMASTER, 0,
+								NULL, NULL, NULL);
+		DefineCustomIntVariable("buildlog.archive_workers",
+								"Number of archive background workers (0 disables archiving).",
+								NULL,
+								&buildlog_archive_workers,
+								1, 0, 16,
+								PGC_POSTMASTER, 0,
+								NULL, NULL, NULL);
+	}
 
 	MarkGUCPrefixReserved("buildlog");
 }

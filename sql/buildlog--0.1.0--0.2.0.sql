@@ -216,6 +216,27 @@ revoke execute on function buildlog.run_maintenance(int) from public;
 
 -- A restored dump must go on numbering rejected deliveries after the last one.
 select pg_catalog.pg_extension_config_dump('buildlog.rejected_parts_id_seq', '');
+-- The partitions CREATE EXTENSION made (like those maintenance makes later)
+-- are ordinary tables, not members of the extension: pg_dump dumps their
+-- rows, the pending parts, which it skipped as extension members.
+do $$
+declare
+  child regclass;
+begin
+  for child in
+    select i.inhrelid::regclass
+      from pg_catalog.pg_inherits i
+      join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_class'::regclass
+                                 and d.objid = i.inhrelid and d.deptype = 'e'
+                                 and d.refclassid = 'pg_catalog.pg_extension'::regclass
+                                 and d.refobjid = (select oid from pg_catalog.pg_extension
+                                                    where extname = 'buildlog')
+     where i.inhparent = 'buildlog.log_parts'::regclass
+  loop
+    execute pg_catalog.format('alter extension buildlog drop table %s', child);
+  end loop;
+end
+$$;
 
 -- ------------------------------------------------ ingest
 

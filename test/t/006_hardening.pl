@@ -1,0 +1,155 @@
+# Hardening of the core (issue 8) with the scheduler running: a hand-edited
+# row neither crashes the cluster nor stops the scheduler, failing jobs back
+# off and never starve healthy ones, the worker sessions ignore a hostile
+# database search_path, a pg_dump / pg_restore round trip keeps numbering
+# rejected deliveries, and the SQL surface answers without the preload.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time sleep);
+use IPC::Run;
+
+my $node = PostgreSQL::Test::Cluster->new('hardening');
+$node->init;
+$node->append_conf('postgresql.conf', q(
+shared_preload_libraries = 'buildlog'
+buildlog.database = 'postgres'
+buildlog.drain_workers = 0
+buildlog.archive_workers = 0
+buildlog.aggregate_delay = '1s'
+log_min_messages = info
+));
+$node->start;
+$node->safe_psql('postgres', q(
+create schema partman;
+create extension pg_partman schema partman;
+create extension buildlog;
+));
+
+# Poll $sql until it returns $want, for at most $seconds; fail fast, saying
+# what was awaited and what was seen last.
+sub wait_for
+{
+	my ($sql, $want, $seconds, $what) = @_;
+	my $deadline = time + $seconds;
+	my $got;
+	while (time < $deadline) {
+		$got = $node->safe_psql('postgres', $sql);
+		return pass($what) if $got eq $want;
+		sleep 0.2;
+	}
+	fail($what);
+	diag("waited $seconds s for <$want> from: $sql\nlast seen: <" . ($got // '') . '>');
+	return 0;
+}
+
+sub scheduler_pid
+{
+	return $node->safe_psql('postgres', q(
+select pid from pg_stat_activity where backend_type = 'buildlog scheduler'));
+}
+
+my $pid = scheduler_pid();
+like($pid, qr/^\d+$/, 'the scheduler runs');
+
+# ---- 1. a hand-edited row: an error for that job, no crash, no crash loop
+$node->safe_psql('postgres', q(
+select buildlog.write_parts('{1,1,1}', '{0,1,2}', array[E'a\n', E'b\n', E'c\n'], '{f,f,t}');
+select buildlog.aggregate(1);
+update buildlog.logs set content = 'x' where job_id = 1;
+select buildlog.write_parts('{1}', '{3}', '{late}', '{f}');
+));
+wait_for(q(select aggregate_failures > 0 from buildlog.logs where job_id = 1), 't', 20,
+	'the scheduler tried the corrupt job and recorded the failure');
+like($node->safe_psql('postgres', q(select aggregate_error from buildlog.logs where job_id = 1)),
+	qr/log of job 1 has inconsistent part bookkeeping/, 'its aggregate_error names the corruption');
+is(scheduler_pid(), $pid, 'the scheduler carries on (same process, no crash)');
+ok(slurp_file($node->logfile) !~ /terminated by signal/, 'no backend died of a signal');
+
+# ---- 5. 600 failing jobs older than a healthy one: the healthy one is not starved
+$node->safe_psql('postgres', q(
+insert into buildlog.logs (job_id, content, part_numbers, part_starts, aggregated_at)
+select j, 'x', '{0,1}', '{0,99}', now() from generate_series(1000, 1599) j;
+insert into buildlog.log_parts (job_id, number, content, final, created_at)
+select j, 5, 'p', true, now() - interval '1 hour' from generate_series(1000, 1599) j;
+select buildlog.write_parts('{2}', '{0}', '{healthy}', '{t}');
+));
+my $t0 = time;
+wait_for(q(select aggregated_at is not null from buildlog.logs where job_id = 2), 't', 30,
+	'a healthy job behind 600 failing ones is aggregated');
+note(sprintf('healthy job aggregated %.1f s after it became due', time - $t0 - 1));
+wait_for(q(select count(*) from buildlog.logs where job_id between 1000 and 1599 and aggregate_failures > 0),
+	'600', 60, 'every failing job was tried and backs off');
+# while they back off, they are not retried every second
+my $tries = $node->safe_psql('postgres',
+	q(select sum(aggregate_failures) from buildlog.logs where job_id between 1000 and 1599));
+sleep 3;
+my $later = $node->safe_psql('postgres',
+	q(select sum(aggregate_failures) from buildlog.logs where job_id between 1000 and 1599));
+cmp_ok($later - $tries, '<=', 600 * 2, "failing jobs are retried with back-off ($tries, then $later tries)");
+is($node->safe_psql('postgres', q(select count(*) from buildlog.aggregatable(2147483647) a
+	join buildlog.logs l using (job_id) where l.aggregate_retry_at > now())), '0',
+	'aggregatable() skips jobs that back off');
+is(scheduler_pid(), $pid, 'the scheduler still runs');
+# the same log line for 600 jobs is not repeated 600 times a second
+my $lines = () = slurp_file($node->logfile) =~ /aggregating job \d+ failed/g;
+note("log lines about failed aggregations: $lines");
+
+# repaired rows recover: the failure columns are cleared by the next success
+$node->safe_psql('postgres', q(
+update buildlog.logs set part_starts = '{0,1}', content = 'xy',
+       aggregate_retry_at = now() where job_id between 1000 and 1599;
+));
+wait_for(q(select count(*) from buildlog.logs where job_id between 1000 and 1599
+            and aggregate_failures = 0 and aggregate_error is null and aggregated_at is not null
+            and content = 'xyp'), '600', 60,
+	'repaired jobs are aggregated and their failure columns cleared');
+$node->safe_psql('postgres', q(delete from buildlog.logs where job_id = 1));
+
+# ---- 15. pg_dump / pg_restore round trip: data kept, rejected ids go on
+$node->safe_psql('postgres', q(
+insert into buildlog.rejected_parts (reason, body) select 'r' || i, '\x00' from generate_series(1, 5) i;
+select buildlog.write_parts('{3,3}', '{0,1}', '{x,y}', '{f,t}');
+));
+my $dump = $node->basedir . '/buildlog.dump';
+$node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('postgres'), '-f', $dump ],
+	'pg_dump of a database holding buildlog data');
+$node->safe_psql('postgres', 'create database restored');
+# CREATE EXTENSION (replayed by the restore) makes today's partitions and
+# pg_partman's config row again: those objects "already exist"; nothing else
+# may fail
+my ($rret, $rout, $rerr) = ('', '', '');
+IPC::Run::run([ 'pg_restore', '-d', $node->connstr('restored'), $dump ], '>', \$rout, '2>', \$rerr);
+my @errors = grep { /ERROR:/ } split /\n/, $rerr;
+my @unexpected = grep { !/already exists|is already a partition|duplicate key value violates unique constraint "part_config_parent_table_pkey"/ } @errors;
+is(scalar(@unexpected), 0, 'pg_restore: only objects that CREATE EXTENSION re-made already exist')
+  or diag(join("\n", @unexpected));
+is($node->safe_psql('restored', q(select count(*) from buildlog.rejected_parts)), '5',
+	'restored: the rejected deliveries');
+is($node->safe_psql('restored', q(select buildlog.log(2) || '|' || buildlog.log(3))), 'healthy|xy',
+	'restored: aggregated and pending logs read the same');
+is($node->safe_psql('restored', q(select count(*) from buildlog.log_parts where job_id = 3)), '2',
+	'restored: the pending parts (they were skipped as extension members before)');
+is($node->safe_psql('restored', q(
+insert into buildlog.rejected_parts (reason, body) values ('after restore', '\x01')
+returning id > 5)), 't', 'restored: the next rejected delivery gets a new id');
+
+# ---- 21. without shared_preload_libraries the SQL surface answers
+$node->append_conf('postgresql.conf', q(shared_preload_libraries = ''));
+$node->restart;
+my ($ret, $out, $err) = $node->psql('postgres', q(
+select count(*) from buildlog.drain_stats;
+select count(*) from buildlog.scheduler_stats;
+select count(*) from buildlog.archive_stats;
+select buildlog.restart_workers();
+select buildlog.log(2);
+));
+is($ret, 0, 'without the preload: stats views and restart_workers() do not fail');
+is($out, "0\n0\n0\n0\nhealthy", 'without the preload: empty stats, no worker told, logs readable');
+like($err, qr/buildlog is not loaded through shared_preload_libraries/,
+	'without the preload: a notice says why the stats are empty');
+
+$node->stop;
+done_testing();
