@@ -136,6 +136,52 @@ is($node->safe_psql('restored', q(
 insert into buildlog.rejected_parts (reason, body) values ('after restore', '\x01')
 returning id > 5)), 't', 'restored: the next rejected delivery gets a new id');
 
+# ---- 11. a database owner's search_path never reaches the workers' sessions
+$node->safe_psql('postgres', q(
+create schema evil;
+create sequence evil.calls;
+create function evil.now() returns timestamptz language plpgsql volatile
+  as $$ begin perform pg_catalog.nextval('evil.calls'); return pg_catalog.now(); end $$;
+create function evil.int8eq(bigint, bigint) returns boolean language plpgsql volatile
+  as $$ begin perform pg_catalog.nextval('evil.calls'); return $1 operator(pg_catalog.=) $2; end $$;
+create operator evil.= (leftarg = bigint, rightarg = bigint, function = evil.int8eq);
+create function evil.texteq(text, text) returns boolean language plpgsql volatile
+  as $$ begin perform pg_catalog.nextval('evil.calls'); return $1 operator(pg_catalog.=) $2; end $$;
+create operator evil.= (leftarg = text, rightarg = text, function = evil.texteq);
+alter database postgres set search_path = evil, pg_catalog;
+));
+$node->restart;
+my $safe = 'set search_path = pg_catalog, public; ';
+$node->safe_psql('postgres', $safe . q(
+select buildlog.write_parts('{4,4}', '{0,1}', '{a,b}', '{f,t}');
+insert into buildlog.logs (job_id, content, part_numbers, part_starts, aggregated_at)
+values (5, 'x', '{0}', '{7}', pg_catalog.now());
+insert into buildlog.log_parts (job_id, number, content, final) values (5, 1, 'y', true);
+));
+my $deadline = time + 30;
+my $state = '';
+while (time < $deadline) {
+	$state = $node->safe_psql('postgres', $safe . q(
+select (select aggregated_at is not null from buildlog.logs where job_id = 4)
+    || '|' || (select aggregate_failures > 0 from buildlog.logs where job_id = 5)));
+	last if $state eq 'true|true';
+	sleep 0.2;
+}
+is($state, 'true|true', 'the scheduler aggregated a job and backed off a failing one under the hostile search_path');
+$node->safe_psql('postgres', $safe . q(
+update buildlog.logs set part_starts = '{0}', aggregate_retry_at = pg_catalog.now() where job_id = 5));
+$deadline = time + 30;
+while (time < $deadline) {
+	$state = $node->safe_psql('postgres', $safe . q(
+select aggregate_failures operator(pg_catalog.=) 0 from buildlog.logs where job_id operator(pg_catalog.=) 5));
+	last if $state eq 't';
+	sleep 0.2;
+}
+is($state, 't', 'the repaired job recovered (the recovery statement ran too)');
+is($node->safe_psql('postgres', $safe . q(select is_called from evil.calls)), 'f',
+	'no planted function or operator ran in a worker session');
+$node->safe_psql('postgres', $safe . q(alter database postgres reset search_path; drop schema evil cascade;));
+
 # ---- 21. without shared_preload_libraries the SQL surface answers
 $node->append_conf('postgresql.conf', q(shared_preload_libraries = ''));
 $node->restart;
