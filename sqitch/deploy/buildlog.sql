@@ -4,6 +4,7 @@
 
 BEGIN;
 
-CREATE EXTENSION buildlog;
+-- Pinned to 0.1.0: the change buildlog_0.2.0 updates it.
+CREATE EXTENSION buildlog VERSION '0.1.0';
 
 COMMIT;
