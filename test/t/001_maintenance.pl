@@ -1,7 +1,8 @@
 # Partition maintenance under load: run_maintenance() drops expired partitions
 # while other sessions keep writing and reading; writers never wait longer than
-# buildlog.maintenance_lock_timeout plus a margin, readers get no error, and no
-# row of a live partition is lost.
+# buildlog.maintenance_lock_timeout plus a margin, readers get no error, no row
+# of a live partition is lost, and an expired partition that still holds parts
+# that were never aggregated is kept.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -42,6 +43,17 @@ select 1 + g % 50, g, 'expired part ' || g,
 my $expired = $node->safe_psql('postgres',
 	q(select count(*) from buildlog.log_parts where created_at < now() - interval '3 days'));
 is($expired, '5000', 'expired parts are in place before maintenance');
+# Those jobs are aggregated (their partition is then empty and may go); an
+# older expired partition keeps 10 parts of a job that was never aggregated.
+$node->safe_psql('postgres', q(
+select sum(buildlog.aggregate(j)) from generate_series(1, 50) j;
+select partman.create_partition_time('buildlog.log_parts',
+                                     array[date_trunc('day', now()) - interval '7 days']);
+insert into buildlog.log_parts (job_id, number, content, created_at)
+select 500, g, 'never aggregated ' || g,
+       date_trunc('day', now()) - interval '7 days' + interval '1 hour'
+  from generate_series(1, 10) g;
+));
 
 # Writers (two parts per transaction, job ids >= 1000) and readers, for 6 s.
 my $dir = tempdir(CLEANUP => 1);
@@ -83,9 +95,11 @@ my $holder = IPC::Run::start(
 select(undef, undef, undef, 0.3);
 
 my $result = $node->safe_psql('postgres',
-	q(select cardinality(dropped), tries from buildlog.run_maintenance(attempts => 30)));
-my ($dropped, $tries) = split /\|/, $result;
-is($dropped, '1', 'maintenance dropped the expired partition');
+	q(select cardinality(dropped), cardinality(kept), kept_parts, tries
+	    from buildlog.run_maintenance(attempts => 30)));
+my ($dropped, $kept, $kept_parts, $tries) = split /\|/, $result;
+is($dropped, '1', 'maintenance dropped the expired partition whose parts were aggregated');
+is("$kept|$kept_parts", '1|10', 'and kept the one holding 10 parts that were never aggregated');
 cmp_ok($tries, '>', 1, "maintenance backed off and retried ($tries attempts)");
 
 ok($holder->finish, 'the lock-holding reader finished without error') or diag($herr);
@@ -116,8 +130,14 @@ my $live = $node->safe_psql('postgres',
 	q(select count(*) from buildlog.log_parts where job_id >= 1000));
 is($live, 2 * $writes, "all $writes write transactions' parts are present");
 is($node->safe_psql('postgres',
-	q(select count(*) from buildlog.log_parts where job_id < 1000)), '0',
-	'expired parts are gone');
+	q(select count(*) from buildlog.log_parts where job_id < 500)), '0',
+	'the aggregated expired parts are gone from log_parts');
+is($node->safe_psql('postgres',
+	q(select sum(cardinality(part_numbers)) from buildlog.logs where job_id < 500)), '5000',
+	'and all 5000 are in their logs');
+is($node->safe_psql('postgres',
+	q(select count(*) from buildlog.log_parts where job_id = 500)), '10',
+	'the never-aggregated parts are all still there');
 
 # Two concurrent maintenance calls do not conflict.
 my @h;
