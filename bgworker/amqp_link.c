@@ -9,15 +9,19 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 
+#include "../extension/guc.h"
 #include "amqp_link.h"
 
 #define CONNECT_TIMEOUT_S	3
 #define RPC_TIMEOUT_S		10
 #define FRAME_MAX			131072
+#define PASSWORD_MAX		1024
 
 /* Describe a failed RPC reply. */
 static void
@@ -81,6 +85,51 @@ buildlog_amqp_redact(const char *url, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * Read buildlog.amqp_password_file into buf (trimmed of surrounding
+ * whitespace); false with link->error (the path, never the content).
+ */
+static bool
+read_password_file(AmqpLink *link, const char *path, char *buf, size_t len)
+{
+	FILE	   *f = fopen(path, "r");
+	size_t		n;
+	char	   *start = buf;
+	char	   *end;
+
+	if (f == NULL)
+	{
+		snprintf(link->error, AMQP_ERROR_LEN,
+				 "could not open buildlog.amqp_password_file \"%s\": %m", path);
+		return false;
+	}
+	n = fread(buf, 1, len - 1, f);
+	if (ferror(f) || !feof(f))
+	{
+		snprintf(link->error, AMQP_ERROR_LEN, ferror(f)
+				 ? "could not read buildlog.amqp_password_file \"%s\""
+				 : "buildlog.amqp_password_file \"%s\" is too large", path);
+		fclose(f);
+		memset(buf, 0, len);
+		return false;
+	}
+	fclose(f);
+	buf[n] = '\0';
+	while (*start != '\0' && isspace((unsigned char) *start))
+		start++;
+	end = start + strlen(start);
+	while (end > start && isspace((unsigned char) end[-1]))
+		*--end = '\0';
+	if (*start == '\0')
+	{
+		snprintf(link->error, AMQP_ERROR_LEN,
+				 "buildlog.amqp_password_file \"%s\" is empty", path);
+		return false;
+	}
+	memmove(buf, start, end - start + 1);
+	return true;
+}
+
 /* Open the TCP connection and log in; false with link->error on failure. */
 static bool
 open_connection(AmqpLink *link, const char *url, int heartbeat_s)
@@ -93,6 +142,8 @@ open_connection(AmqpLink *link, const char *url, int heartbeat_s)
 	amqp_rpc_reply_t r;
 	int			status;
 	int			one = 1;
+	char		password[PASSWORD_MAX];
+	bool		ok;
 
 	amqp_default_connection_info(&info);
 	if (amqp_parse_url(copy, &info) != AMQP_STATUS_OK)
@@ -100,11 +151,24 @@ open_connection(AmqpLink *link, const char *url, int heartbeat_s)
 		snprintf(link->error, AMQP_ERROR_LEN, "invalid buildlog.amqp_url");
 		return false;
 	}
+	if (buildlog_amqp_password_file != NULL && buildlog_amqp_password_file[0] != '\0')
+	{
+		if (!read_password_file(link, buildlog_amqp_password_file, password,
+								sizeof(password)))
+		{
+			memset(copy, 0, strlen(url));
+			return false;
+		}
+		info.password = password;
+	}
 	snprintf(link->where, AMQP_ERROR_LEN, "%s:%d%s%s", info.host, info.port,
 			 info.vhost[0] == '/' ? "" : "/", info.vhost);
-	if (info.ssl)
+	ok = !info.ssl;
+	if (!ok)
 	{
 		snprintf(link->error, AMQP_ERROR_LEN, "amqps:// is not supported");
+		memset(copy, 0, strlen(url));
+		memset(password, 0, sizeof(password));
 		return false;
 	}
 
@@ -128,7 +192,9 @@ open_connection(AmqpLink *link, const char *url, int heartbeat_s)
 	amqp_set_rpc_timeout(link->conn, &rpc);
 	r = amqp_login(link->conn, info.vhost, 0, FRAME_MAX, heartbeat_s,
 				   AMQP_SASL_METHOD_PLAIN, info.user, info.password);
-	memset(copy, 0, strlen(url));	/* do not keep the password around */
+	/* do not keep the password around */
+	memset(copy, 0, strlen(url));
+	memset(password, 0, sizeof(password));
 	if (r.reply_type != AMQP_RESPONSE_NORMAL)
 	{
 		char		what[AMQP_ERROR_LEN];
@@ -311,6 +377,34 @@ buildlog_amqp_next(AmqpLink *link, AmqpDelivery *d)
 	}
 	reply_error(link->error, "connection lost", r);
 	return -1;
+}
+
+/*
+ * Tell the broker we are alive without reading from the socket: while a
+ * failed batch waits for its retry the worker reads no deliveries, but the
+ * broker closes a connection that sends nothing for two heartbeats.  The
+ * broker's own heartbeats wait in the socket (librabbitmq counts them when
+ * reading resumes).  False with link->error when the send failed.
+ */
+bool
+buildlog_amqp_keepalive(AmqpLink *link)
+{
+	amqp_frame_t frame;
+	int			status;
+
+	if (link->conn == NULL || amqp_get_heartbeat(link->conn) == 0)
+		return link->conn != NULL;
+	memset(&frame, 0, sizeof(frame));
+	frame.frame_type = AMQP_FRAME_HEARTBEAT;
+	frame.channel = 0;
+	status = amqp_send_frame(link->conn, &frame);
+	if (status != AMQP_STATUS_OK)
+	{
+		snprintf(link->error, AMQP_ERROR_LEN, "connection to %s lost: %s",
+				 link->where, amqp_error_string2(status));
+		return false;
+	}
+	return true;
 }
 
 /* ack (or nack with requeue) every delivery up to tag. */

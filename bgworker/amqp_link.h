@@ -44,6 +44,7 @@ extern void buildlog_amqp_disconnect(AmqpLink *link);
 extern int	buildlog_amqp_next(AmqpLink *link, AmqpDelivery *d);
 extern bool buildlog_amqp_buffered(AmqpLink *link);
 extern int	buildlog_amqp_fd(AmqpLink *link);
+extern bool buildlog_amqp_keepalive(AmqpLink *link);
 extern bool buildlog_amqp_settle(AmqpLink *link, uint64 tag, bool ack);
 extern bool buildlog_amqp_declare(const char *url, const char *exchange,
 								  char **queues, int nqueues, char *error);

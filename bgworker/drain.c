@@ -3,13 +3,21 @@
  *	  The drain worker: batches deliveries, writes them in one transaction
  *	  through the ingest path, then acks them.
  *
- * Loop: gather up to buildlog.batch_size deliveries or buildlog.flush_ms
- * after the first, whichever comes first; parse them; write good parts
- * (buildlog_ingest) and rejected deliveries (rejected_parts) in one
- * transaction; commit; then one basic.ack with multiple=true.  An ERROR
- * aborts the transaction and nacks the batch back to the broker (requeue),
- * is logged once, and the worker backs off and carries on.  A broken
- * connection is re-established with capped exponential back-off.
+ * Loop: gather up to buildlog.batch_size deliveries, buildlog.batch_bytes
+ * or buildlog.flush_ms after the first, whichever comes first; parse them;
+ * write good parts (buildlog_ingest) and rejected deliveries
+ * (rejected_parts) in one transaction; commit; then one basic.ack with
+ * multiple=true.
+ *
+ * A batch that fails with an ERROR is retried in halves, down to single
+ * deliveries, each piece acked after its commit; a single delivery that
+ * still fails is stored in rejected_parts with the error as its reason, so
+ * a poison delivery never blocks the queue.  Errors that are not about the
+ * data (disk full, lock timeouts, a cancel, the extension gone, or storing
+ * the rejected row failing too) keep the rest of the batch unacked in
+ * memory: the worker backs off (0.5 s .. 30 s), keeping the connection
+ * alive with heartbeats, and retries it.  A broken connection is
+ * re-established with capped exponential back-off.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -59,6 +67,10 @@ typedef struct DrainWorker
 	MemoryContext batch_cxt;	/* reset for every batch */
 	AmqpDelivery *deliveries;
 	int			capacity;
+	int			nworkers;		/* drain workers registered (queue split) */
+	MemoryContext attempt_cxt;	/* reset for every write attempt */
+	int			held;			/* deliveries kept for a retry, from [0] */
+	TimestampTz retry_at;		/* when to retry them */
 	int			backoff_ms;		/* connection back-off */
 	int			failure_backoff_ms; /* back-off after a failed batch */
 	TimestampTz next_connect;
@@ -66,12 +78,17 @@ typedef struct DrainWorker
 	bool		waiting_for_extension;
 } DrainWorker;
 
-/* Register buildlog.drain_workers workers; called from _PG_init. */
+/*
+ * Register buildlog.drain_workers workers, at most slots of them; called
+ * from _PG_init.  Each learns how many there are (they split the queues).
+ */
 void
-buildlog_drain_register(void)
+buildlog_drain_register(int slots)
 {
-	for (int i = 0; i < buildlog_drain_workers; i++)
-		buildlog_worker_register("drain", "buildlog_drain_main", i, true);
+	int			n = Min(buildlog_drain_workers, Max(slots, 0));
+
+	for (int i = 0; i < n; i++)
+		buildlog_worker_register_n("drain", "buildlog_drain_main", i, true, n);
 }
 
 /* Log a problem once: repeats of the same text stay quiet. */
@@ -86,18 +103,21 @@ log_once(DrainWorker *w, int level, const char *text)
 static void
 assign_queues(DrainWorker *w)
 {
-	char	   *list;
-	List	   *names = NIL;
+	char	   *problem;
+	List	   *names;
 	int			total;
 	int			i;
 	char		shown[BUILDLOG_TEXT_LEN] = "";
 	MemoryContext old = MemoryContextSwitchTo(w->loop_cxt);
 
-	list = pstrdup(buildlog_amqp_queues ? buildlog_amqp_queues : "");
-	if (!SplitIdentifierString(list, ',', &names) || list_length(names) == 0)
+	names = buildlog_split_queues(buildlog_amqp_queues, &problem);
+	if (names == NIL)
 	{
-		log_once(w, WARNING, "buildlog.amqp_queues is empty or not a valid list");
-		names = NIL;
+		char		text[BUILDLOG_TEXT_LEN];
+
+		/* the check hook refuses such values; only a default could get here */
+		snprintf(text, sizeof(text), "buildlog.amqp_queues is not a valid list: %s", problem);
+		log_once(w, WARNING, text);
 	}
 	total = list_length(names);
 	w->queues = palloc0(sizeof(char *) * Max(total, 1));
@@ -105,8 +125,8 @@ assign_queues(DrainWorker *w)
 	for (i = 0; i < total; i++)
 	{
 		/* split a longer list; share a shorter one */
-		bool		mine = (total >= buildlog_drain_workers)
-			? (i % buildlog_drain_workers == w->index)
+		bool		mine = (total >= w->nworkers)
+			? (i % w->nworkers == w->index)
 			: (i == w->index % total);
 
 		if (mine)
@@ -128,6 +148,7 @@ disconnect(DrainWorker *w)
 {
 	if (w->link.conn != NULL)
 		buildlog_amqp_disconnect(&w->link);
+	w->held = 0;				/* their tags died with the connection */
 	pg_atomic_write_u32(&w->stats->connected, 0);
 }
 
@@ -168,7 +189,7 @@ wait_for(DrainWorker *w, long timeout_ms, bool socket)
 						   Max(timeout_ms, 0), PG_WAIT_EXTENSION);
 	if (rc & WL_LATCH_SET)
 		ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
+	buildlog_worker_check_interrupts();
 	return rc;
 }
 
@@ -226,6 +247,7 @@ connection_lost(DrainWorker *w)
 	snprintf(text, sizeof(text), "%s; reconnecting", w->link.error);
 	log_once(w, LOG, text);
 	disconnect(w);
+	w->failure_backoff_ms = 0;
 	w->next_connect = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), w->backoff_ms);
 }
 
@@ -239,6 +261,7 @@ gather(DrainWorker *w)
 	int			n = 0;
 	TimestampTz deadline = 0;
 	int			limit = Min(buildlog_batch_size, w->capacity);
+	int64		bytes = 0;
 	bool		waited_idle = false;
 
 	while (n < limit)
@@ -253,10 +276,14 @@ gather(DrainWorker *w)
 		}
 		if (r > 0)
 		{
+			bytes += w->deliveries[n].len;
 			if (n++ == 0)
 				deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   buildlog_flush_ms);
 			else if (GetCurrentTimestamp() >= deadline)
+				break;
+			/* bounded by bytes too: arrays hold at most 1 GB */
+			if (bytes >= buildlog_batch_bytes)
 				break;
 			continue;
 		}
@@ -301,12 +328,10 @@ typedef struct BatchArrays
 	int64		replaced;
 } BatchArrays;
 
-/* Parse every delivery into good parts or rejected rows. */
+/* Room for n deliveries in the parallel arrays. */
 static void
-parse_batch(AmqpDelivery *d, int n, BatchArrays *b)
+alloc_arrays(BatchArrays *b, int n)
 {
-	int			i;
-
 	memset(b, 0, sizeof(*b));
 	b->jobs = palloc(sizeof(Datum) * n);
 	b->numbers = palloc(sizeof(Datum) * n);
@@ -319,11 +344,38 @@ parse_batch(AmqpDelivery *d, int n, BatchArrays *b)
 	b->r_redelivered = palloc(sizeof(Datum) * n);
 	b->r_reason = palloc(sizeof(Datum) * n);
 	b->r_body = palloc(sizeof(Datum) * n);
+}
 
+/* Add a delivery to the rejected rows, with its reason. */
+static void
+add_rejected(BatchArrays *b, AmqpDelivery *d, const char *reason)
+{
+	bytea	   *body = palloc(VARHDRSZ + d->len);
+
+	SET_VARSIZE(body, VARHDRSZ + d->len);
+	memcpy(VARDATA(body), d->body, d->len);
+	b->r_queue[b->nbad] = CStringGetTextDatum(d->queue);
+	b->r_exchange[b->nbad] = CStringGetTextDatum(d->exchange);
+	b->r_key[b->nbad] = CStringGetTextDatum(d->routing_key);
+	b->r_tag[b->nbad] = Int64GetDatum((int64) d->tag);
+	b->r_redelivered[b->nbad] = BoolGetDatum(d->redelivered);
+	b->r_reason[b->nbad] = CStringGetTextDatum(reason);
+	b->r_body[b->nbad] = PointerGetDatum(body);
+	b->nbad++;
+}
+
+/* Parse every delivery into good parts or rejected rows. */
+static void
+parse_batch(AmqpDelivery *d, int n, BatchArrays *b)
+{
+	int			i;
+
+	alloc_arrays(b, n);
 	for (i = 0; i < n; i++)
 	{
 		ParsedPart p;
 
+		CHECK_FOR_INTERRUPTS();
 		buildlog_parse_part(d[i].body, d[i].len, buildlog_max_part_bytes, false, &p);
 		b->replaced += p.replaced;
 		if (p.ok)
@@ -335,20 +387,7 @@ parse_batch(AmqpDelivery *d, int n, BatchArrays *b)
 			b->ngood++;
 		}
 		else
-		{
-			bytea	   *body = palloc(VARHDRSZ + d[i].len);
-
-			SET_VARSIZE(body, VARHDRSZ + d[i].len);
-			memcpy(VARDATA(body), d[i].body, d[i].len);
-			b->r_queue[b->nbad] = CStringGetTextDatum(d[i].queue);
-			b->r_exchange[b->nbad] = CStringGetTextDatum(d[i].exchange);
-			b->r_key[b->nbad] = CStringGetTextDatum(d[i].routing_key);
-			b->r_tag[b->nbad] = Int64GetDatum((int64) d[i].tag);
-			b->r_redelivered[b->nbad] = BoolGetDatum(d[i].redelivered);
-			b->r_reason[b->nbad] = CStringGetTextDatum(p.reason);
-			b->r_body[b->nbad] = PointerGetDatum(body);
-			b->nbad++;
-		}
+			add_rejected(b, &d[i], p.reason);
 	}
 }
 
@@ -405,22 +444,64 @@ count_batch(DrainWorker *w, int n, BatchArrays *b)
 	pg_atomic_write_u64(&s->last_commit, (uint64) GetCurrentTimestamp());
 }
 
+/* How a write attempt ended. */
+typedef enum WriteResult
+{
+	WRITE_OK,					/* committed (and acked, unless the link broke) */
+	WRITE_DATA_ERROR,			/* an ERROR that may be caused by the data */
+	WRITE_SYSTEM_ERROR			/* an ERROR about the system: retry later */
+} WriteResult;
+
 /*
- * Write a gathered batch and settle it with the broker: ack after the
- * commit, nack (requeue) after an ERROR.  False when the batch failed.
+ * Errors that say nothing about the deliveries: retrying the same data
+ * later may succeed, so it is never split or rejected because of them.
  */
 static bool
-process_batch(DrainWorker *w, int n)
+systemic_error(int sqlerrcode)
 {
-	BatchArrays b;
-	uint64		last_tag = w->deliveries[n - 1].tag;
-	volatile bool ok = false;
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_CONNECTION_EXCEPTION:	/* 08 */
+		case ERRCODE_TRANSACTION_ROLLBACK:	/* 40: deadlock, serialization */
+		case ERRCODE_OPERATOR_INTERVENTION: /* 57: cancel, shutdown */
+		case ERRCODE_SYSTEM_ERROR:	/* 58: I/O errors */
+			return true;
+		default:
+			break;
+	}
+	return sqlerrcode == ERRCODE_DISK_FULL ||
+		sqlerrcode == ERRCODE_TOO_MANY_CONNECTIONS ||
+		sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		sqlerrcode == ERRCODE_UNDEFINED_TABLE ||	/* extension dropped */
+		sqlerrcode == ERRCODE_UNDEFINED_OBJECT ||
+		sqlerrcode == ERRCODE_UNDEFINED_FUNCTION ||
+		sqlerrcode == ERRCODE_READ_ONLY_SQL_TRANSACTION;
+}
 
-	parse_batch(w->deliveries, n, &b);
+/*
+ * One transaction writing deliveries [lo, hi): parsed (inside the error
+ * handling, so even an out-of-memory while parsing is caught), or, with
+ * reason, the single delivery lo stored as rejected with that reason.
+ * Acks them after the commit.  On an ERROR, error gets the SQLSTATE and
+ * message.
+ */
+static WriteResult
+write_range(DrainWorker *w, int lo, int hi, const char *reason,
+			char *error, size_t errlen)
+{
+	int			n = hi - lo;
+	volatile bool committed = false;
+	volatile int sqlerrcode = 0;
+	BatchArrays b;
+
+	MemoryContextReset(w->attempt_cxt);
 	PG_TRY();
 	{
+		MemoryContext old;
+
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
+		buildlog_worker_set_cancellable(true);
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "buildlog drain: writing a batch");
 		if (!OidIsValid(get_extension_oid("buildlog", true)))
@@ -428,35 +509,163 @@ process_batch(DrainWorker *w, int n)
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("extension buildlog is not installed in database \"%s\"",
 							buildlog_database)));
+		old = MemoryContextSwitchTo(w->attempt_cxt);
+		if (reason != NULL)
+		{
+			alloc_arrays(&b, 1);
+			add_rejected(&b, &w->deliveries[lo], reason);
+		}
+		else
+			parse_batch(&w->deliveries[lo], n, &b);
+		MemoryContextSwitchTo(old);
 		write_batch(&b);
+		buildlog_worker_set_cancellable(false);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
-		ok = true;
+		committed = true;
+		count_batch(w, n, &b);
+		if (reason != NULL)
+			pg_atomic_fetch_add_u64(&w->stats->error_rejected, 1);
 	}
 	PG_CATCH();
 	{
-		char		what[64];
-		char		text[AMQP_ERROR_LEN];
-
-		snprintf(what, sizeof(what),
-				 "batch of %d deliveries not written, returned to the broker", n);
-		buildlog_worker_abort(w->loop_cxt, what, text, sizeof(text));
-		log_once(w, WARNING, text);
+		sqlerrcode = buildlog_worker_abort(w->loop_cxt, unpack_sql_state(ERRCODE_INTERNAL_ERROR),
+										   error, errlen);
 		pg_atomic_fetch_add_u64(&w->stats->failed_batches, 1);
 	}
 	PG_END_TRY();
-	MemoryContextSwitchTo(w->loop_cxt);
+	MemoryContextSwitchTo(w->batch_cxt);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
-
-	if (!buildlog_amqp_settle(&w->link, last_tag, ok))
-		connection_lost(w);
-	if (ok)
+	if (!committed)
 	{
-		count_batch(w, n, &b);
-		w->failure_backoff_ms = 0;
+		/* "SQLSTATE: message": buildlog_worker_abort wrote "XX000: message" */
+		memcpy(error, unpack_sql_state(sqlerrcode), 5);
+		return systemic_error(sqlerrcode) ? WRITE_SYSTEM_ERROR : WRITE_DATA_ERROR;
 	}
-	return ok;
+	if (w->link.connected &&
+		!buildlog_amqp_settle(&w->link, w->deliveries[hi - 1].tag, true))
+		connection_lost(w);
+	return WRITE_OK;
+}
+
+/* Log a failed write attempt (rate-limited per kind of error). */
+static void
+log_failure(DrainWorker *w, const char *what, const char *error)
+{
+	char		text[BUILDLOG_WORKER_LOG_LEN];
+
+	snprintf(text, sizeof(text), "%s: %s", what, error);
+	log_once(w, WARNING, text);
+}
+
+/*
+ * Write deliveries [lo, hi), splitting a failed range in halves down to
+ * single deliveries; a single delivery that still fails is stored as
+ * rejected with its error.  Returns how many deliveries from lo were
+ * settled; fewer than hi - lo after a systemic error (the rest stay
+ * unacked for a retry) or a lost connection.
+ */
+static int
+write_pieces(DrainWorker *w, int lo, int hi)
+{
+	char		error[BUILDLOG_WORKER_LOG_LEN];
+	char		what[128];
+	char		reason[BUILDLOG_WORKER_LOG_LEN + 64];
+	WriteResult r;
+	int			mid;
+	int			done;
+
+	if (!w->link.connected)
+		return 0;
+	r = write_range(w, lo, hi, NULL, error, sizeof(error));
+	if (r == WRITE_OK)
+		return hi - lo;
+	if (r == WRITE_SYSTEM_ERROR)
+	{
+		snprintf(what, sizeof(what), "%d deliveries not written, kept for a retry", hi - lo);
+		log_failure(w, what, error);
+		return 0;
+	}
+	if (hi - lo > 1)
+	{
+		snprintf(what, sizeof(what), "%d deliveries not written, retrying them in smaller pieces",
+				 hi - lo);
+		log_failure(w, what, error);
+		pg_atomic_fetch_add_u64(&w->stats->split_retries, 1);
+		/* serve the connection between pieces: there may be many */
+		if (!buildlog_amqp_keepalive(&w->link))
+		{
+			connection_lost(w);
+			return 0;
+		}
+		mid = lo + (hi - lo) / 2;
+		done = write_pieces(w, lo, mid);
+		if (done < mid - lo)
+			return done;
+		return done + write_pieces(w, mid, hi);
+	}
+
+	/* one delivery the data path cannot write: keep it aside, with why */
+	snprintf(reason, sizeof(reason), "could not be written: %s", error);
+	r = write_range(w, lo, hi, reason, error, sizeof(error));
+	if (r == WRITE_OK)
+	{
+		snprintf(what, sizeof(what),
+				 "a delivery of queue \"%.64s\" (delivery tag " UINT64_FORMAT ") was stored in rejected_parts",
+				 w->deliveries[lo].queue, w->deliveries[lo].tag);
+		log_failure(w, what, reason);
+		return 1;
+	}
+	/* even that failed: a systemic problem, never turn data into rejects */
+	log_failure(w, "could not store a failed delivery in rejected_parts either, kept for a retry",
+				error);
+	return 0;
+}
+
+/*
+ * Write a gathered (or held) batch of n deliveries from [0].  After a
+ * systemic failure the unwritten rest is moved to [0] and held for a retry
+ * after the back-off; false then.
+ */
+static bool
+process_batch(DrainWorker *w, int n)
+{
+	int			done = write_pieces(w, 0, n);
+
+	w->held = 0;
+	if (done == n)
+	{
+		w->failure_backoff_ms = 0;
+		return true;
+	}
+	if (!w->link.connected)
+		return false;			/* the broker redelivers the rest */
+	memmove(w->deliveries, w->deliveries + done, sizeof(AmqpDelivery) * (n - done));
+	w->held = n - done;
+	w->failure_backoff_ms = Max(BACKOFF_MIN_MS,
+								Min(w->failure_backoff_ms * 2, BACKOFF_MAX_MS));
+	w->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), w->failure_backoff_ms);
+	return false;
+}
+
+/*
+ * Wait for the retry of held deliveries without going deaf: at most a
+ * second at a time, sending heartbeats.  False when the connection broke.
+ */
+static bool
+back_off(DrainWorker *w)
+{
+	long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), w->retry_at);
+
+	if (!buildlog_amqp_keepalive(&w->link))
+	{
+		connection_lost(w);
+		return false;
+	}
+	if (left > 0)
+		wait_for(w, Min(left, IDLE_WAIT_MS), false);
+	return true;
 }
 
 /* Mark our stats slot free when the worker exits. */
@@ -491,6 +700,9 @@ buildlog_drain_main(Datum arg)
 
 	memset(&w, 0, sizeof(w));
 	memcpy(&w.index, MyBgworkerEntry->bgw_extra, sizeof(int));
+	memcpy(&w.nworkers, MyBgworkerEntry->bgw_extra + sizeof(int), sizeof(int));
+	if (w.nworkers <= 0)
+		w.nworkers = buildlog_drain_workers;
 	buildlog_worker_signals();
 
 	w.stats = claim_slot(w.index);
@@ -499,6 +711,8 @@ buildlog_drain_main(Datum arg)
 									   ALLOCSET_DEFAULT_SIZES);
 	w.batch_cxt = AllocSetContextCreate(w.loop_cxt, "buildlog drain batch",
 										ALLOCSET_DEFAULT_SIZES);
+	w.attempt_cxt = AllocSetContextCreate(w.loop_cxt, "buildlog drain attempt",
+										  ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(w.loop_cxt);
 	w.capacity = 10000;			/* the largest buildlog.batch_size */
 	w.deliveries = palloc(sizeof(AmqpDelivery) * w.capacity);
@@ -511,7 +725,7 @@ buildlog_drain_main(Datum arg)
 	{
 		int			n;
 
-		CHECK_FOR_INTERRUPTS();
+		buildlog_worker_check_interrupts();
 		handle_config(&w);
 		if (!extension_ready(&w))
 		{
@@ -527,20 +741,30 @@ buildlog_drain_main(Datum arg)
 		/* extension_ready() is a catalog lookup: only when idle or failing */
 		for (;;)
 		{
-			CHECK_FOR_INTERRUPTS();
+			buildlog_worker_check_interrupts();
 			if (ConfigReloadPending ||
 				pg_atomic_read_u64(&buildlog_shared->generation) != w.generation)
 				break;
-			MemoryContextReset(w.batch_cxt);
-			MemoryContextSwitchTo(w.batch_cxt);
-			n = gather(&w);
+			if (w.held > 0)
+			{
+				/* a batch kept after a systemic failure: back off, retry */
+				MemoryContextSwitchTo(w.batch_cxt);
+				if (GetCurrentTimestamp() < w.retry_at)
+				{
+					back_off(&w);
+					break;		/* re-check the extension and settings */
+				}
+				n = w.held;
+			}
+			else
+			{
+				MemoryContextReset(w.batch_cxt);
+				MemoryContextSwitchTo(w.batch_cxt);
+				n = gather(&w);
+			}
 			if (n > 0 && !process_batch(&w, n))
 			{
-				/* capped back-off after a failed batch, then re-check */
-				w.failure_backoff_ms = Max(BACKOFF_MIN_MS,
-										   Min(w.failure_backoff_ms * 2, BACKOFF_MAX_MS));
 				MemoryContextSwitchTo(w.loop_cxt);
-				wait_for(&w, w.failure_backoff_ms, false);
 				break;
 			}
 			MemoryContextSwitchTo(w.loop_cxt);

@@ -8,7 +8,7 @@
 
 #include "postgres.h"
 
-extern void buildlog_drain_register(void);
+extern void buildlog_drain_register(int slots);
 extern PGDLLEXPORT void buildlog_drain_main(Datum arg);
 
 #endif							/* BUILDLOG_DRAIN_H */

@@ -108,6 +108,8 @@ buildlog_shmem_startup(void)
 			pg_atomic_init_u64(&s->last_commit, 0);
 			pg_atomic_init_u64(&s->reconnects, 0);
 			pg_atomic_init_u64(&s->failed_batches, 0);
+			pg_atomic_init_u64(&s->split_retries, 0);
+			pg_atomic_init_u64(&s->error_rejected, 0);
 			SpinLockInit(&s->mutex);
 		}
 		init_scheduler_stats(&buildlog_shared->scheduler);
@@ -186,8 +188,8 @@ buildlog_drain_stats(PG_FUNCTION_ARGS)
 	for (i = 0; i < BUILDLOG_MAX_DRAIN_WORKERS; i++)
 	{
 		DrainStats *s = &buildlog_shared->drain[i];
-		Datum		values[17];
-		bool		nulls[17];
+		Datum		values[19];
+		bool		nulls[19];
 		char		queues[BUILDLOG_TEXT_LEN];
 		char		error[BUILDLOG_TEXT_LEN];
 		TimestampTz error_at;
@@ -225,13 +227,15 @@ buildlog_drain_stats(PG_FUNCTION_ARGS)
 		put_timestamp(values, nulls, 12, pg_atomic_read_u64(&s->last_commit));
 		values[13] = Int64GetDatum((int64) pg_atomic_read_u64(&s->reconnects));
 		values[14] = Int64GetDatum((int64) pg_atomic_read_u64(&s->failed_batches));
+		values[15] = Int64GetDatum((int64) pg_atomic_read_u64(&s->split_retries));
+		values[16] = Int64GetDatum((int64) pg_atomic_read_u64(&s->error_rejected));
 		if (error[0] != '\0')
 		{
-			values[15] = CStringGetTextDatum(error);
-			values[16] = TimestampTzGetDatum(error_at);
+			values[17] = CStringGetTextDatum(error);
+			values[18] = TimestampTzGetDatum(error_at);
 		}
 		else
-			nulls[15] = nulls[16] = true;
+			nulls[17] = nulls[18] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -31,7 +31,9 @@ typedef struct DrainStats
 	pg_atomic_uint64 max_batch;
 	pg_atomic_uint64 last_commit;	/* TimestampTz */
 	pg_atomic_uint64 reconnects;
-	pg_atomic_uint64 failed_batches;
+	pg_atomic_uint64 failed_batches;	/* write transactions that failed */
+	pg_atomic_uint64 split_retries; /* failed pieces retried in two halves */
+	pg_atomic_uint64 error_rejected;	/* kept aside after an ERROR */
 	int			pgprocno;		/* to set the worker's latch */
 	slock_t		mutex;			/* protects the strings below */
 	char		queues[BUILDLOG_TEXT_LEN];

@@ -11,11 +11,16 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+#include <signal.h>
+
 #include "access/xact.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "lib/ilist.h"
 #include "postmaster/bgworker.h"
+#include "postmaster/bgworker_internals.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -28,9 +33,25 @@
 #include "../extension/guc.h"
 #include "worker.h"
 
+/*
+ * True while a unit of work (a transaction inside PG_TRY) runs: only then
+ * does pg_cancel_backend() cancel something.  Read by the SIGINT handler.
+ */
+static volatile sig_atomic_t cancellable = false;
+
+/* Default interval of the log limiter when the caller gives none. */
+#define LOG_DEFAULT_REPEAT_S	300
+
 void
 buildlog_worker_register(const char *kind, const char *function, int index,
 						 bool numbered)
+{
+	buildlog_worker_register_n(kind, function, index, numbered, 0);
+}
+
+void
+buildlog_worker_register_n(const char *kind, const char *function, int index,
+						   bool numbered, int total)
 {
 	BackgroundWorker worker;
 
@@ -46,7 +67,38 @@ buildlog_worker_register(const char *kind, const char *function, int index,
 		snprintf(worker.bgw_name, BGW_MAXLEN, "buildlog %s", kind);
 	snprintf(worker.bgw_type, BGW_MAXLEN, "buildlog %s", kind);
 	memcpy(worker.bgw_extra, &index, sizeof(index));
+	memcpy(worker.bgw_extra + sizeof(index), &total, sizeof(total));
 	RegisterBackgroundWorker(&worker);
+}
+
+int
+buildlog_worker_slots_free(void)
+{
+	slist_iter	iter;
+	int			used = 0;
+
+	slist_foreach(iter, &BackgroundWorkerList)
+		used++;
+	return max_worker_processes - used;
+}
+
+/*
+ * SIGINT (pg_cancel_backend): cancel the running unit of work, if any.  An
+ * idle worker has nothing to cancel; the default handler would make the
+ * next CHECK_FOR_INTERRUPTS() outside PG_TRY raise an ERROR that ends it.
+ */
+static void
+cancel_handler(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	if (cancellable && !proc_exit_inprogress)
+	{
+		InterruptPending = true;
+		QueryCancelPending = true;
+	}
+	SetLatch(MyLatch);
+	errno = save_errno;
 }
 
 void
@@ -54,14 +106,47 @@ buildlog_worker_signals(void)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
+	pqsignal(SIGINT, cancel_handler);
 	BackgroundWorkerUnblockSignals();
 }
+
+void
+buildlog_worker_set_cancellable(bool on)
+{
+	cancellable = on;
+	/* a cancel that came too late for the unit of work cancels nothing */
+	if (!on)
+		QueryCancelPending = false;
+}
+
+/*
+ * Settings a server, database or role default could set to something that
+ * breaks a worker: pinned with PGC_S_OVERRIDE, which beats postgresql.conf,
+ * ALTER SYSTEM, ALTER DATABASE and ALTER ROLE (also on reload), while a
+ * function's own SET clause still applies inside it.
+ */
+static const char *const pinned_settings[][2] = {
+	/* ack only after a durable commit (the broker forgets acked messages) */
+	{"synchronous_commit", "on"},
+	/* a database owner's search_path must not run code as the superuser */
+	{"search_path", "pg_catalog, pg_temp"},
+	{"default_transaction_isolation", "read committed"},
+	{"default_transaction_read_only", "off"},
+	{"default_transaction_deferrable", "off"},
+	{"statement_timeout", "0"},
+	{"idle_in_transaction_session_timeout", "0"},
+	{"idle_session_timeout", "0"},
+	{"session_replication_role", "origin"},
+};
 
 void
 buildlog_worker_connect(void)
 {
 	BackgroundWorkerInitializeConnection(buildlog_database, NULL, 0);
 	pgstat_report_appname(MyBgworkerEntry->bgw_name);
+	for (int i = 0; i < lengthof(pinned_settings); i++)
+		SetConfigOption(pinned_settings[i][0], pinned_settings[i][1],
+						PGC_SUSET, PGC_S_OVERRIDE);
 	/* small fixed queries on big tables: JIT would cost more than it saves */
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_SESSION);
 }
@@ -93,6 +178,15 @@ buildlog_worker_wait(long ms)
 
 	if (rc & WL_LATCH_SET)
 		ResetLatch(MyLatch);
+	buildlog_worker_check_interrupts();
+}
+
+void
+buildlog_worker_check_interrupts(void)
+{
+	/* idle: a cancel cancels nothing (cancel_handler sets none, but be sure) */
+	if (!cancellable)
+		QueryCancelPending = false;
 	CHECK_FOR_INTERRUPTS();
 }
 
@@ -119,26 +213,114 @@ buildlog_worker_extension_ready(const char *who, bool *waiting)
 	return ready;
 }
 
+/*
+ * The kind of a message: its text with every run of digits replaced by
+ * "#", so "aggregating job 17 failed" and "... job 18 ..." are one kind.
+ */
+static void
+message_kind(const char *msg, char *kind, size_t len)
+{
+	size_t		o = 0;
+
+	for (const char *p = msg; *p != '\0' && o + 1 < len; p++)
+	{
+		if (isdigit((unsigned char) *p))
+		{
+			while (isdigit((unsigned char) p[1]))
+				p++;
+			kind[o++] = '#';
+		}
+		else
+			kind[o++] = *p;
+	}
+	kind[o] = '\0';
+}
+
+/* The limiter's entry for a kind: found, a free or expired one, or NULL. */
+static WorkerLogKind *
+find_kind(WorkerLogLimit *limit, const char *kind, TimestampTz now, int repeat_ms)
+{
+	WorkerLogKind *free_slot = NULL;
+	WorkerLogKind *oldest = NULL;
+	WorkerLogKind *reuse;
+
+	for (int i = 0; i < BUILDLOG_WORKER_LOG_KINDS; i++)
+	{
+		WorkerLogKind *k = &limit->kinds[i];
+
+		if (k->at == 0)
+		{
+			if (free_slot == NULL)
+				free_slot = k;
+		}
+		else if (strcmp(k->kind, kind) == 0)
+			return k;
+		else if (TimestampDifferenceExceeds(k->at, now, repeat_ms) &&
+				 (oldest == NULL || k->at < oldest->at))
+			oldest = k;
+	}
+	reuse = free_slot ? free_slot : oldest;
+	if (reuse != NULL)
+	{
+		strlcpy(reuse->kind, kind, sizeof(reuse->kind));
+		reuse->at = 0;
+		reuse->suppressed = 0;
+	}
+	return reuse;
+}
+
 bool
 buildlog_worker_log(WorkerLogLimit *limit, int level, const char *who,
 					const char *msg, int repeat_s)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	int			repeat_ms = (repeat_s > 0 ? repeat_s : LOG_DEFAULT_REPEAT_S) * 1000;
+	char		kind[BUILDLOG_WORKER_LOG_LEN];
+	WorkerLogKind *k;
+	int64		suppressed;
 
-	if (strcmp(limit->last, msg) == 0 &&
-		(repeat_s <= 0 ||
-		 !TimestampDifferenceExceeds(limit->at, now, repeat_s * 1000)))
+	message_kind(msg, kind, sizeof(kind));
+	k = find_kind(limit, kind, now, repeat_ms);
+	if (k == NULL)
+	{
+		/* more kinds than slots within one interval: one line for all */
+		k = &limit->other;
+		if (k->at != 0 && !TimestampDifferenceExceeds(k->at, now, repeat_ms))
+		{
+			k->suppressed++;
+			return false;
+		}
+		suppressed = k->suppressed;
+		k->at = now;
+		k->suppressed = 0;
+		ereport(level,
+				(errmsg("%s: %s", who, msg),
+				 errdetail("Too many kinds of problems at once: others like it are suppressed for %d s (%lld were).",
+						   repeat_ms / 1000, (long long) suppressed)));
+		return true;
+	}
+	if (k->at != 0 && !TimestampDifferenceExceeds(k->at, now, repeat_ms))
+	{
+		k->suppressed++;
 		return false;
-	strlcpy(limit->last, msg, sizeof(limit->last));
-	limit->at = now;
-	ereport(level, (errmsg("%s: %s", who, msg)));
+	}
+	suppressed = k->suppressed;
+	k->at = now;
+	k->suppressed = 0;
+	if (suppressed > 0)
+		ereport(level,
+				(errmsg("%s: %s", who, msg),
+				 errdetail("%lld similar messages were suppressed since the last one like it.",
+						   (long long) suppressed)));
+	else
+		ereport(level, (errmsg("%s: %s", who, msg)));
 	return true;
 }
 
 void
 buildlog_worker_log_reset(WorkerLogLimit *limit)
 {
-	limit->last[0] = '\0';
+	memset(limit, 0, sizeof(*limit));
 }
 
 int
@@ -151,6 +333,7 @@ buildlog_worker_abort(MemoryContext cxt, const char *what, char *msg, size_t len
 	edata = CopyErrorData();
 	FlushErrorState();
 	AbortCurrentTransaction();
+	buildlog_worker_set_cancellable(false);
 	MemoryContextSwitchTo(cxt);
 	snprintf(msg, len, "%s: %s", what, edata->message);
 	sqlerrcode = edata->sqlerrcode;
@@ -166,11 +349,13 @@ buildlog_worker_begin(const char *activity)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, activity);
+	buildlog_worker_set_cancellable(true);
 }
 
 void
 buildlog_worker_commit(void)
 {
+	buildlog_worker_set_cancellable(false);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_stat(false);

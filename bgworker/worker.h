@@ -22,10 +22,24 @@
 extern void buildlog_worker_register(const char *kind, const char *function,
 									 int index, bool numbered);
 
+/* The same, telling each worker that total of its kind were registered. */
+extern void buildlog_worker_register_n(const char *kind, const char *function,
+									   int index, bool numbered, int total);
+
+/*
+ * Background worker slots (max_worker_processes) not yet taken by workers
+ * registered so far (the logical replication launcher, other libraries).
+ */
+extern int	buildlog_worker_slots_free(void);
+
 /* SIGTERM ends the worker (die), SIGHUP sets ConfigReloadPending. */
 extern void buildlog_worker_signals(void);
 
-/* Connect to buildlog.database as the bootstrap superuser, JIT off. */
+/*
+ * Connect to buildlog.database as the bootstrap superuser, JIT off, with
+ * durable commits, a safe search_path and no timeouts, whatever the
+ * server, database or role defaults say.
+ */
 extern void buildlog_worker_connect(void);
 
 /*
@@ -38,28 +52,54 @@ extern bool buildlog_worker_reload(const char *who);
 extern void buildlog_worker_wait(long ms);
 
 /*
+ * CHECK_FOR_INTERRUPTS() for a worker outside its units of work: a pending
+ * cancel (pg_cancel_backend) is dropped there, never raised.
+ */
+extern void buildlog_worker_check_interrupts(void);
+
+/*
+ * Mark the start (true) and end (false) of a unit of work that runs in
+ * PG_TRY: pg_cancel_backend() aborts it; outside one it is ignored.
+ * buildlog_worker_begin/commit/abort do this themselves.
+ */
+extern void buildlog_worker_set_cancellable(bool on);
+
+/*
  * Is the extension installed in buildlog.database?  Says so once when it
  * is missing (*waiting remembers) and once when it appears.
  */
 extern bool buildlog_worker_extension_ready(const char *who, bool *waiting);
 
-/* The last problem a worker logged, so that repeats stay quiet. */
+/*
+ * The log limiter: each kind of problem (the text with digit runs
+ * normalised) is logged at most once per interval, with the number of
+ * repeats suppressed meanwhile on its next line.  A small fixed table of
+ * kinds; when more kinds arrive within one interval they share one slot.
+ */
 #define BUILDLOG_WORKER_LOG_LEN 512
+#define BUILDLOG_WORKER_LOG_KINDS 16
+typedef struct WorkerLogKind
+{
+	char		kind[BUILDLOG_WORKER_LOG_LEN];
+	TimestampTz at;				/* last logged, 0 = free slot */
+	int64		suppressed;		/* repeats not logged since */
+} WorkerLogKind;
+
 typedef struct WorkerLogLimit
 {
-	char		last[BUILDLOG_WORKER_LOG_LEN];
-	TimestampTz at;
+	WorkerLogKind kinds[BUILDLOG_WORKER_LOG_KINDS];
+	WorkerLogKind other;		/* kinds that found no slot */
 } WorkerLogLimit;
 
 /*
- * Log "<who>: <msg>" at level unless it repeats the last text logged; with
- * repeat_s > 0 a repeat is logged again once that many seconds have passed.
- * Returns whether it was logged.
+ * Log "<who>: <msg>" at level unless a message of the same kind was logged
+ * less than repeat_s seconds ago (repeat_s <= 0: 300 s).  Returns whether
+ * it was logged.
  */
 extern bool buildlog_worker_log(WorkerLogLimit *limit, int level, const char *who,
 								const char *msg, int repeat_s);
 
-/* Forget the last text logged (after a recovery: the next problem is news). */
+/* Forget what was logged (after a recovery: the next problem is news). */
 extern void buildlog_worker_log_reset(WorkerLogLimit *limit);
 
 /*

@@ -8,9 +8,11 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
 #include <limits.h>
 
 #include "miscadmin.h"
+#include "nodes/pg_list.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -29,6 +31,8 @@ int			buildlog_drain_workers = 2;
 int			buildlog_batch_size = 500;
 int			buildlog_flush_ms = 20;
 int			buildlog_amqp_heartbeat_s = 30;
+int			buildlog_batch_bytes = 32 * 1024 * 1024;
+char	   *buildlog_amqp_password_file = NULL;
 int			buildlog_maintenance_interval_s = 3600;
 int			buildlog_rejected_retention_s = 14 * 24 * 3600;
 int			buildlog_archive_workers = 1;
@@ -57,6 +61,65 @@ show_amqp_url(void)
 
 	return buildlog_amqp_redact(buildlog_amqp_url ? buildlog_amqp_url : "",
 								buf, sizeof(buf));
+}
+
+/*
+ * Split buildlog.amqp_queues: comma-separated names taken verbatim (AMQP
+ * queue names are case-sensitive and up to 255 bytes), trimmed of
+ * whitespace.  Returns the names (palloc'd) or NIL with *problem set.
+ */
+List *
+buildlog_split_queues(const char *value, char **problem)
+{
+	List	   *names = NIL;
+	const char *p = value ? value : "";
+
+	*problem = NULL;
+	for (;;)
+	{
+		const char *end = strchr(p, ',');
+		const char *stop = end ? end : p + strlen(p);
+		size_t		len;
+
+		while (p < stop && isspace((unsigned char) *p))
+			p++;
+		while (stop > p && isspace((unsigned char) stop[-1]))
+			stop--;
+		len = stop - p;
+		if (len == 0)
+		{
+			*problem = psprintf("Entry %d of the list is empty.", list_length(names) + 1);
+			return NIL;
+		}
+		if (len > BUILDLOG_QUEUE_NAME_MAX)
+		{
+			*problem = psprintf("Entry %d of the list has %zu bytes; AMQP queue names have at most %d.",
+								list_length(names) + 1, len, BUILDLOG_QUEUE_NAME_MAX);
+			return NIL;
+		}
+		names = lappend(names, pnstrdup(p, len));
+		if (end == NULL)
+			return names;
+		p = end + 1;
+	}
+}
+
+/* Refuse empty entries and over-long names in buildlog.amqp_queues. */
+static bool
+check_amqp_queues(char **newval, void **extra, GucSource source)
+{
+	char	   *problem;
+	List	   *names = buildlog_split_queues(*newval, &problem);
+
+	if (names == NIL)
+	{
+		GUC_check_errmsg("buildlog.amqp_queues must be a comma-separated list of queue names");
+		GUC_check_errdetail("%s", problem);
+		GUC_check_errhint("Names are taken verbatim (case-sensitive, no quoting), trimmed of surrounding whitespace.");
+		return false;
+	}
+	list_free_deep(names);
+	return true;
 }
 
 /* SHOW displays only the first characters of the S3 access key id. */
@@ -121,24 +184,38 @@ buildlog_define_gucs(void)
 							   NULL, NULL, NULL);
 	DefineCustomStringVariable("buildlog.amqp_url",
 							   "RabbitMQ URL of the drain workers: amqp://user:password@host:port/vhost.",
-							   "Superuser only; shown without its password.",
+							   "Superuser only; SHOW displays it without its password; not in pg_settings (its reset_val would be raw).",
 							   &buildlog_amqp_url,
 							   "amqp://guest:guest@127.0.0.1:5672",
-							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
 							   NULL, NULL, show_amqp_url);
+	DefineCustomStringVariable("buildlog.amqp_password_file",
+							   "File holding the AMQP password (trimmed), used instead of the one in buildlog.amqp_url.",
+							   "Superuser only; read at every connection attempt, so the password never passes through postgresql.conf.",
+							   &buildlog_amqp_password_file,
+							   "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
 	DefineCustomStringVariable("buildlog.amqp_queues",
 							   "Comma-separated queues the drain workers consume.",
 							   "Workers split the list; with fewer queues than workers, workers share queues.",
 							   &buildlog_amqp_queues,
 							   "reporting.jobs.logs",
 							   PGC_SIGHUP, 0,
-							   NULL, NULL, NULL);
+							   check_amqp_queues, NULL, NULL);
 	DefineCustomIntVariable("buildlog.batch_size",
 							"Deliveries a drain worker writes in one transaction at most.",
 							"The prefetch count is twice this.",
 							&buildlog_batch_size,
 							500, 1, 10000,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("buildlog.batch_bytes",
+							"Delivery bytes a drain worker writes in one transaction at most.",
+							"A batch ends once it holds this much; a single larger delivery is a batch of its own.",
+							&buildlog_batch_bytes,
+							32 * 1024 * 1024, 1024, 256 * 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("buildlog.flush_ms",
 							"Longest time a drain worker holds a batch before writing it.",

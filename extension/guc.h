@@ -17,6 +17,8 @@ extern int	buildlog_drain_workers;
 extern int	buildlog_batch_size;
 extern int	buildlog_flush_ms;
 extern int	buildlog_amqp_heartbeat_s;
+extern int	buildlog_batch_bytes;
+extern char *buildlog_amqp_password_file;
 extern int	buildlog_maintenance_interval_s;
 extern int	buildlog_rejected_retention_s;
 extern int	buildlog_archive_workers;
@@ -42,6 +44,13 @@ typedef enum BuildlogCompression
 
 #define BUILDLOG_MAX_DRAIN_WORKERS_GUC 64
 
+/* AMQP's limit on a queue name (a shortstr), in bytes. */
+#define BUILDLOG_QUEUE_NAME_MAX 255
+
 extern void buildlog_define_gucs(void);
+
+/* buildlog.amqp_queues as a List of palloc'd names; NIL and *problem if invalid. */
+struct List;
+extern struct List *buildlog_split_queues(const char *value, char **problem);
 
 #endif							/* BUILDLOG_GUC_H */
