@@ -17,6 +17,15 @@
  * purged_at are stamped.  Missing or different: the archive facts are
  * cleared so the log is archived again; it is never purged meanwhile.
  *
+ * Deletion: a removal (set_content) of a log whose object may exist leaves
+ * archive_delete_since in the row.  A worker claims such a row (FOR UPDATE
+ * SKIP LOCKED), DELETEs the object and HEADs it: only a 404 proves the
+ * deletion, which is then stamped (archive_deleted_at).  A failure is
+ * recorded in the row (attempts, next attempt after a back-off doubling to
+ * 5 minutes), so it survives restarts and is never forgotten.  A row with a
+ * pending deletion is not archived again until the deletion is proven (the
+ * PUT of the new content must not be deleted by the old removal).
+ *
  * S3 unreachable or 5xx: the transaction rolls back, the worker backs off
  * (1 s doubling to 60 s) and nothing is purged.  4xx (credentials, bucket,
  * region): shown in archive_stats, logged at most once a minute.
@@ -79,6 +88,11 @@ static SPIPlanPtr archived_plan = NULL;
 static SPIPlanPtr due_plan = NULL;
 static SPIPlanPtr purge_plan = NULL;
 static SPIPlanPtr reset_plan = NULL;
+static SPIPlanPtr delete_due_plan = NULL;
+static SPIPlanPtr deleted_plan = NULL;
+static SPIPlanPtr delete_failed_plan = NULL;
+
+#define DELETE_BACKOFF_MAX_S 300	/* per log, between failed deletions */
 
 /* Register buildlog.archive_workers workers; called from _PG_init. */
 void
@@ -178,6 +192,7 @@ archive_one(Archiver *a)
 	buildlog_run(buildlog_plan(&claim_plan,
 							   "select job_id, content from buildlog.logs"
 							   " where content is not null and archived_at is null"
+							   " and archive_delete_since is null"
 							   " order by updated_at limit 1"
 							   " for update skip locked", 0, NULL),
 				 NULL, NULL, false, SPI_OK_SELECT);
@@ -203,17 +218,19 @@ archive_one(Archiver *a)
 		return s3_failed(a, "archiving", &result);
 	}
 	{
-		Oid			types[4] = {INT8OID, INT8OID, TEXTOID, TEXTOID};
-		Datum		values[4] = {
+		Oid			types[5] = {INT8OID, INT8OID, TEXTOID, TEXTOID, BOOLOID};
+		Datum		values[5] = {
 			Int64GetDatum(job_id), Int64GetDatum((int64) digest.size),
-			CStringGetTextDatum(digest.sha256), CStringGetTextDatum(result.etag)
+			CStringGetTextDatum(digest.sha256), CStringGetTextDatum(result.etag),
+			BoolGetDatum(gzip)
 		};
 
 		buildlog_run(buildlog_plan(&archived_plan,
 								   "update buildlog.logs set archived_at = now(),"
 								   " archive_size = $2, archive_sha256 = $3,"
-								   " archive_etag = $4, verified_at = null"
-								   " where job_id = $1", 4, types),
+								   " archive_etag = $4, archive_gzip = $5,"
+								   " archive_object = true, verified_at = null"
+								   " where job_id = $1", 5, types),
 					 values, NULL, false, SPI_OK_UPDATE);
 	}
 	commit();
@@ -317,6 +334,88 @@ verify_one(Archiver *a)
 	return STEP_DONE;
 }
 
+/* Record a failed deletion in the row (it survives restarts) and back off. */
+static Step
+delete_failed(Archiver *a, int64 job_id, const S3Result *r)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2] = {Int64GetDatum(job_id), Int32GetDatum(DELETE_BACKOFF_MAX_S)};
+
+	buildlog_run(buildlog_plan(&delete_failed_plan,
+							   "update buildlog.logs set"
+							   " archive_delete_attempts = archive_delete_attempts + 1,"
+							   " archive_delete_after = now() + make_interval(secs =>"
+							   " least(pg_catalog.power(2, least(archive_delete_attempts, 20)), $2))"
+							   " where job_id = $1", 2, types),
+				 values, NULL, false, SPI_OK_UPDATE);
+	commit();
+	return s3_failed(a, "deleting an archive", r);
+}
+
+/*
+ * Delete the archive object of one removed log and prove it gone: DELETE,
+ * then HEAD must answer 404.  Only then is the deletion recorded.
+ */
+static Step
+delete_one(Archiver *a)
+{
+	S3Target	target;
+	S3Result	result;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	int64		job_id;
+	char	   *key;
+
+	begin("buildlog archive: deleting the archive of a removed log");
+	buildlog_run(buildlog_plan(&delete_due_plan,
+							   "select job_id from buildlog.logs"
+							   " where archive_delete_since is not null"
+							   " and (archive_delete_after is null"
+							   " or archive_delete_after <= now())"
+							   " order by archive_delete_since limit 1"
+							   " for update skip locked", 0, NULL),
+				 NULL, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+	{
+		commit();
+		return STEP_IDLE;
+	}
+	job_id = row_int8(1);
+	buildlog_s3_target(&target);
+	key = buildlog_s3_key_for_job(buildlog_s3_prefix, job_id);
+	pg_atomic_write_u64(&a->stats->in_flight, (uint64) job_id);
+	buildlog_s3_delete(&target, key, &result);
+	if (result.outcome == S3_OK || result.outcome == S3_NOT_FOUND)
+		buildlog_s3_head(&target, key, &result);
+	else
+	{
+		pg_atomic_write_u64(&a->stats->in_flight, 0);
+		return delete_failed(a, job_id, &result);
+	}
+	pg_atomic_write_u64(&a->stats->in_flight, 0);
+	if (result.outcome != S3_NOT_FOUND)
+	{
+		if (result.outcome == S3_OK)
+		{
+			/* the object outlived its DELETE: not proven, try again later */
+			result.outcome = S3_RETRYABLE;
+			snprintf(result.error, sizeof(result.error),
+					 "the object still exists after DELETE (HEAD answered %ld)",
+					 result.status);
+		}
+		return delete_failed(a, job_id, &result);
+	}
+	values[0] = Int64GetDatum(job_id);
+	buildlog_run(buildlog_plan(&deleted_plan,
+							   "update buildlog.logs set archive_delete_since = null,"
+							   " archive_delete_attempts = 0, archive_delete_after = null,"
+							   " archive_object = false, archive_deleted_at = now()"
+							   " where job_id = $1", 1, types),
+				 values, NULL, false, SPI_OK_UPDATE);
+	commit();
+	return STEP_DONE;
+}
+
 /* Run one step under PG_TRY: an ERROR rolls back and means back off. */
 static Step
 run_step(Archiver *a, Step (*step) (Archiver *), const char *what)
@@ -384,6 +483,7 @@ buildlog_archive_main(Datum arg)
 
 	for (;;)
 	{
+		Step		deleted;
 		Step		archived;
 		Step		verified;
 
@@ -400,9 +500,12 @@ buildlog_archive_main(Datum arg)
 			continue;
 		}
 		checked = true;
+		/* removals first: a removed log's text must leave S3 soonest */
+		deleted = run_step(&a, delete_one, "deleting an archive");
 		archived = run_step(&a, archive_one, "archiving");
 		verified = archived == STEP_FAILED ? STEP_IDLE : run_step(&a, verify_one, "verifying");
-		if (archived == STEP_FAILED || verified == STEP_FAILED)
+		if (archived == STEP_FAILED || verified == STEP_FAILED ||
+			(deleted == STEP_FAILED && archived == STEP_IDLE && verified == STEP_IDLE))
 		{
 			a.backoff_ms = Max(BACKOFF_MIN_MS, Min(a.backoff_ms * 2, BACKOFF_MAX_MS));
 			buildlog_worker_wait(a.backoff_ms);
@@ -410,7 +513,7 @@ buildlog_archive_main(Datum arg)
 			continue;
 		}
 		a.backoff_ms = 0;
-		if (archived == STEP_IDLE && verified == STEP_IDLE)
+		if (deleted == STEP_IDLE && archived == STEP_IDLE && verified == STEP_IDLE)
 		{
 			buildlog_worker_wait(IDLE_WAIT_MS);
 			checked = false;

@@ -25,6 +25,8 @@
 PG_FUNCTION_INFO_V1(buildlog_aggregate);
 
 static SPIPlanPtr lock_plan = NULL;
+static SPIPlanPtr peek_plan = NULL;
+static SPIPlanPtr pending_plan = NULL;
 static SPIPlanPtr delete_plan = NULL;
 static SPIPlanPtr update_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
@@ -48,6 +50,82 @@ lock_stored_log(int64 job_id, StoredLog *log)
 		return;
 	}
 	buildlog_stored_log(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, log);
+}
+
+/* Read the job's deduplicated pending parts without taking them. */
+static int
+read_pending(int64 job_id, LogPart **parts)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	LogPart    *p;
+	uint64		i;
+
+	buildlog_run(buildlog_plan(&pending_plan,
+							   "select " PENDING_PART_COLUMNS
+							   " from buildlog.log_parts where job_id = $1",
+							   1, types),
+				 values, NULL, false, SPI_OK_SELECT);
+	p = palloc(sizeof(LogPart) * Max(SPI_processed, 1));
+	for (i = 0; i < SPI_processed; i++)
+		buildlog_pending_part(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &p[i]);
+	*parts = p;
+	return buildlog_dedupe_pending(p, (int) SPI_processed);
+}
+
+/*
+ * Without any lock: is the log purged with parts new to it?  Then download
+ * its archive now (true), before aggregation takes the job's lock.
+ */
+static bool
+prefetch_purged(int64 job_id, RestoredLog *restored)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	StoredLog	log;
+	LogPart    *pending;
+	int			npending;
+
+	buildlog_run(buildlog_plan(&peek_plan,
+							   "select " STORED_LOG_COLUMNS
+							   " from buildlog.logs where job_id = $1",
+							   1, types),
+				 values, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return false;
+	buildlog_stored_log(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &log);
+	if (!log.purged)
+		return false;
+	npending = read_pending(job_id, &pending);
+	if (buildlog_count_new(&log, pending, npending) == 0)
+		return false;			/* duplicates only: dropped without a download */
+	buildlog_restore_download(job_id, restored);
+	return true;
+}
+
+/*
+ * Under the lock: may a purged log be merged now?  Yes when nothing new is
+ * pending (duplicates are dropped) or the download is of its current
+ * archive.  *use_download says whether to merge into the download.
+ */
+static bool
+purged_mergeable(int64 job_id, const StoredLog *log, bool prefetched,
+				 const RestoredLog *restored, bool *use_download)
+{
+	LogPart    *pending;
+	int			npending = read_pending(job_id, &pending);
+	ArchiveFacts facts;
+
+	*use_download = false;
+	if (buildlog_count_new(log, pending, npending) == 0)
+		return true;
+	if (!prefetched)
+		return false;
+	buildlog_archive_facts(job_id, &facts);
+	if (strcmp(facts.sha256, restored->sha256) != 0)
+		return false;
+	*use_download = true;
+	return true;
 }
 
 /* Delete the job's pending parts and return exactly those rows. */
@@ -94,8 +172,8 @@ store_log(int64 job_id, bool exists, const AssembledLog *a)
 								   " final_number = $5, aggregated_at = now(),"
 								   " updated_at = now(), archived_at = null,"
 								   " archive_size = null, archive_sha256 = null,"
-								   " archive_etag = null, verified_at = null,"
-								   " purged_at = null"
+								   " archive_etag = null, archive_gzip = null,"
+								   " verified_at = null, purged_at = null"
 								   " where job_id = $1",
 								   5, types),
 					 values, nulls, false, SPI_OK_UPDATE);
@@ -120,10 +198,25 @@ buildlog_aggregate(PG_FUNCTION_ARGS)
 	int			n;
 	int			merged = 0;
 	bool		known;
+	bool		prefetched;
+	bool		use_download = false;
+	RestoredLog restored;
 
-	buildlog_lock_job_exclusive(job_id);
 	SPI_connect();
+	/* S3 first, with no lock held: writers never wait for it */
+	prefetched = prefetch_purged(job_id, &restored);
+	buildlog_lock_job_exclusive(job_id);
 	lock_stored_log(job_id, &log);
+	if (log.purged &&
+		!purged_mergeable(job_id, &log, prefetched, &restored, &use_download))
+	{
+		/* purged or re-archived since the download: the next call merges */
+		ereport(DEBUG1,
+				(errmsg("archive of job " INT64_FORMAT " changed during aggregation; parts left pending",
+						job_id)));
+		SPI_finish();
+		PG_RETURN_INT32(0);
+	}
 	npending = take_pending(job_id, &pending);
 	known = log.found || npending > 0;
 	if (npending > 0)
@@ -139,7 +232,11 @@ buildlog_aggregate(PG_FUNCTION_ARGS)
 		}
 		/* a late part of a purged log joins the full log, restored from S3 */
 		if (log.purged)
-			buildlog_restore_purged(job_id, &log);
+		{
+			if (!use_download)	/* writers wait for our lock: cannot happen */
+				elog(ERROR, "new parts of purged job " INT64_FORMAT " appeared under its lock", job_id);
+			buildlog_restore_apply(job_id, &log, &restored);
+		}
 		n = buildlog_merge(&log, pending, npending, -1, &seq, &merged);
 		if (merged > 0 || !log.found)
 		{

@@ -6,6 +6,12 @@
  * removal by a user: pending parts are discarded, the content and its part
  * bookkeeping replaced, the archive state reset.  Parts written afterwards
  * are placed after the new content, in number order.
+ *
+ * A log whose archive object may exist (archive_object) gets a pending
+ * deletion: the archive workers delete the object and prove it gone, off
+ * the caller's path; the new content (if any) is archived only after that.
+ * purged_at is cleared, so no reader or aggregation ever restores the old
+ * archive of a removed log.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -57,6 +63,7 @@ buildlog_set_content(PG_FUNCTION_ARGS)
 							   1, types),
 				 values, NULL, false, SPI_OK_DELETE);
 	discarded = SPI_processed;
+	/* an archive object may hold the old text: the archive workers delete it */
 	buildlog_run(buildlog_plan(&upsert_plan,
 							   "insert into buildlog.logs as l (job_id, content,"
 							   " removed_at, removed_by)"
@@ -68,10 +75,16 @@ buildlog_set_content(PG_FUNCTION_ARGS)
 							   " final_number = null, aggregated_at = null,"
 							   " updated_at = now(), archived_at = null,"
 							   " archive_size = null, archive_sha256 = null,"
-							   " archive_etag = null, verified_at = null,"
-							   " purged_at = null,"
+							   " archive_etag = null, archive_gzip = null,"
+							   " verified_at = null, purged_at = null,"
 							   " removed_at = excluded.removed_at,"
-							   " removed_by = excluded.removed_by",
+							   " removed_by = excluded.removed_by,"
+							   " archive_delete_since = case when l.archive_object"
+							   " then coalesce(l.archive_delete_since, now())"
+							   " else l.archive_delete_since end,"
+							   " archive_delete_attempts = case when l.archive_object"
+							   " and l.archive_delete_since is null then 0"
+							   " else l.archive_delete_attempts end",
 							   3, types),
 				 values, nulls, false, SPI_OK_INSERT);
 	SPI_finish();

@@ -45,6 +45,9 @@ char	   *buildlog_s3_secret_key = NULL;
 char	   *buildlog_s3_prefix = NULL;
 bool		buildlog_s3_path_style = true;
 int			buildlog_s3_timeout_s = 30;
+int			buildlog_s3_request_timeout_ms = 5 * 60 * 1000;
+char	   *buildlog_s3_access_key_file = NULL;
+char	   *buildlog_s3_secret_key_file = NULL;
 int			buildlog_archive_compression = BUILDLOG_COMPRESSION_NONE;
 
 static const struct config_enum_entry compression_options[] = {
@@ -268,6 +271,20 @@ buildlog_define_gucs(void)
 							   "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
 							   NULL, NULL, show_s3_secret_key);
+	DefineCustomStringVariable("buildlog.s3_access_key_file",
+							   "File holding the S3 access key id (trimmed); overrides buildlog.s3_access_key.",
+							   "Superuser only; read when a key is needed, its content never shown or logged.",
+							   &buildlog_s3_access_key_file,
+							   "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("buildlog.s3_secret_key_file",
+							   "File holding the S3 secret access key (trimmed); overrides buildlog.s3_secret_key.",
+							   "Superuser only; read when a key is needed, its content never shown or logged.",
+							   &buildlog_s3_secret_key_file,
+							   "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
 	DefineCustomStringVariable("buildlog.s3_prefix",
 							   "Prefix of the archive's object keys: <prefix>jobs/<job_id>/log.txt.",
 							   "Give the trailing slash yourself (e.g. 'buildlog/').",
@@ -288,6 +305,13 @@ buildlog_define_gucs(void)
 							&buildlog_s3_timeout_s,
 							30, 1, 3600,
 							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("buildlog.s3_request_timeout",
+							"Longest total time of one S3 request (connect, transfer, response).",
+							"A slow but moving transfer is cut off too; size it for the largest log.",
+							&buildlog_s3_request_timeout_ms,
+							5 * 60 * 1000, 100, 24 * 3600 * 1000,
+							PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomEnumVariable("buildlog.archive_compression",
 							 "Compression of archived logs: none, or gzip (stored with Content-Encoding: gzip).",

@@ -33,6 +33,9 @@ extern char *buildlog_s3_secret_key;
 extern char *buildlog_s3_prefix;
 extern bool buildlog_s3_path_style;
 extern int	buildlog_s3_timeout_s;
+extern int	buildlog_s3_request_timeout_ms;
+extern char *buildlog_s3_access_key_file;
+extern char *buildlog_s3_secret_key_file;
 extern int	buildlog_archive_compression;
 
 /* values of buildlog.archive_compression */

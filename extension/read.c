@@ -6,6 +6,8 @@
  * read-only mode), so a concurrent aggregation is seen entirely or not at
  * all, and both go through the merge aggregation uses.  A purged log is
  * read from its S3 archive (restore.c): one read path, wherever the log lives.
+ * parts() of a purged, uncompressed log reads only the byte range of the
+ * parts numbered above "after" (none: no S3 request at all).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -37,7 +39,7 @@ typedef struct LogSnapshot
 
 /* Read the row and the deduplicated pending parts in one snapshot. */
 static void
-read_log(int64 job_id, int32 after, LogSnapshot *snap)
+read_log(int64 job_id, int32 after, bool ranged, LogSnapshot *snap)
 {
 	Oid			types[2] = {INT8OID, INT4OID};
 	Datum		values[2] = {Int64GetDatum(job_id), Int32GetDatum(after)};
@@ -53,7 +55,8 @@ read_log(int64 job_id, int32 after, LogSnapshot *snap)
 		buildlog_stored_log(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 							&snap->stored);
 		/* one read path: a purged log is read from its archive */
-		if (snap->stored.purged)
+		if (snap->stored.purged &&
+			!(ranged && buildlog_restore_range(job_id, &snap->stored, after)))
 			buildlog_restore_purged(job_id, &snap->stored);
 	}
 	else
@@ -88,7 +91,7 @@ buildlog_log(PG_FUNCTION_ARGS)
 	text	   *result = NULL;
 
 	SPI_connect();
-	read_log(job_id, -1, &snap);
+	read_log(job_id, -1, false, &snap);
 	if (snap.stored.content != NULL || snap.npending > 0)
 	{
 		MemoryContext old;
@@ -125,7 +128,7 @@ buildlog_parts(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
-	read_log(job_id, after, &snap);
+	read_log(job_id, after, true, &snap);
 	n = buildlog_merge(&snap.stored, snap.pending, snap.npending, after,
 					   &seq, &merged);
 	for (i = 0; i < n; i++)

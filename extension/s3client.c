@@ -25,6 +25,7 @@
 #include "postgres.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -33,6 +34,7 @@
 
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/fd.h"
 #include "utils/builtins.h"
 
 #include "guc.h"
@@ -103,6 +105,10 @@ typedef struct S3Exchange
 } S3Exchange;
 
 static bool curl_ready = false;
+
+S3ClientCounters buildlog_s3_counters;
+
+#define S3_MAX_KEY_FILE 4096	/* a key file larger than this is not a key */
 
 /* libcurl's global state, set up by the first request of this process. */
 static void
@@ -310,6 +316,65 @@ buildlog_s3_key_for_job(const char *prefix, int64 job_id)
 					job_id);
 }
 
+/*
+ * The trimmed content of a key file named by setting (palloc'd).  Errors
+ * name the setting and the file, never a byte of the content.
+ */
+static char *
+s3_read_key_file(const char *setting, const char *path)
+{
+	char		buf[S3_MAX_KEY_FILE + 1];
+	int			fd;
+	ssize_t		n;
+	Size		len = 0;
+	char	   *start;
+
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\" named by %s: %m", path, setting),
+				 errhint("The file must be readable by the PostgreSQL server's operating system user.")));
+	while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) != 0)
+	{
+		if (n < 0)
+		{
+			int			save = errno;
+
+			CloseTransientFile(fd);
+			explicit_bzero(buf, sizeof(buf));
+			errno = save;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\" named by %s: %m", path, setting)));
+		}
+		len += n;
+	}
+	CloseTransientFile(fd);
+	if (len > S3_MAX_KEY_FILE)
+	{
+		explicit_bzero(buf, sizeof(buf));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("file \"%s\" named by %s is too large for a key", path, setting),
+				 errdetail("A key file may have at most %d bytes.", S3_MAX_KEY_FILE)));
+	}
+	buf[len] = '\0';
+	start = buf;
+	while (*start == ' ' || *start == '\t' || *start == '\r' || *start == '\n')
+		start++;
+	while (len > 0 && (buf[len - 1] == ' ' || buf[len - 1] == '\t' ||
+					   buf[len - 1] == '\r' || buf[len - 1] == '\n'))
+		buf[--len] = '\0';
+	if (*start == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("file \"%s\" named by %s is empty", path, setting)));
+	start = pstrdup(start);
+	explicit_bzero(buf, sizeof(buf));
+	return start;
+}
+
 /* Fill a target from the buildlog.s3_* settings; ERROR when incomplete. */
 void
 buildlog_s3_target(S3Target *target)
@@ -324,8 +389,16 @@ buildlog_s3_target(S3Target *target)
 	target->region = buildlog_s3_region;
 	target->access_key = buildlog_s3_access_key;
 	target->secret_key = buildlog_s3_secret_key;
+	/* a key file, when named, wins over the plain setting; read when needed */
+	if (buildlog_s3_access_key_file && *buildlog_s3_access_key_file)
+		target->access_key = s3_read_key_file("buildlog.s3_access_key_file",
+											  buildlog_s3_access_key_file);
+	if (buildlog_s3_secret_key_file && *buildlog_s3_secret_key_file)
+		target->secret_key = s3_read_key_file("buildlog.s3_secret_key_file",
+											  buildlog_s3_secret_key_file);
 	target->path_style = buildlog_s3_path_style;
 	target->timeout_s = buildlog_s3_timeout_s;
+	target->request_timeout_ms = buildlog_s3_request_timeout_ms;
 }
 
 /* ------------------------------------------------------ curl callbacks */
@@ -377,6 +450,7 @@ s3_header_cb(char *line, size_t size, size_t nitems, void *arg)
 		r->etag[0] = r->content_type[0] = r->content_encoding[0] = '\0';
 		r->meta_sha256[0] = '\0';
 		r->content_length = -1;
+		r->range_first = r->range_last = r->range_total = -1;
 		x->reason[0] = '\0';
 		/* "HTTP/1.1 404 Not Found": the reason follows the second space */
 		if (sp && (sp = memchr(sp + 1, ' ', end - sp - 1)) != NULL)
@@ -401,6 +475,20 @@ s3_header_cb(char *line, size_t size, size_t nitems, void *arg)
 		strlcpy(r->content_encoding, value, sizeof(r->content_encoding));
 	else if (s3_header_value(line, n, "x-amz-meta-sha256", value, sizeof(value)))
 		strlcpy(r->meta_sha256, value, sizeof(r->meta_sha256));
+	else if (s3_header_value(line, n, "Content-Range", value, sizeof(value)))
+	{
+		long long	first,
+					last,
+					total;
+
+		/* "bytes first-last/total"; anything else stays -1 (not trusted) */
+		if (sscanf(value, "bytes %lld-%lld/%lld", &first, &last, &total) == 3)
+		{
+			r->range_first = first;
+			r->range_last = last;
+			r->range_total = total;
+		}
+	}
 	return n;
 }
 
@@ -568,6 +656,7 @@ s3_drain(S3Exchange *x)
 								  pg_strcasecmp(x->result->content_encoding, "gzip") == 0);
 		x->consumer_ready = true;
 	}
+	buildlog_s3_counters.received_bytes += x->buf_len;
 	if (!x->failed && x->buf_len > 0 &&
 		!buildlog_s3_consumer_write(&x->consumer, x->buf, x->buf_len, error))
 		s3_fail(x, S3_BAD_DATA, error);
@@ -755,6 +844,7 @@ s3_set_options(CURL *easy, S3Exchange *x, const S3Target *t, const char *method,
 			   struct curl_slist *connect_to, struct curl_slist *resolve)
 {
 	long		timeout = Max(t->timeout_s, 1);
+	long		total_ms = t->request_timeout_ms > 0 ? t->request_timeout_ms : 300000L;
 	bool		ok = true;
 
 #define SETOPT(opt, val) (ok = ok && curl_easy_setopt(easy, opt, val) == CURLE_OK)
@@ -772,6 +862,7 @@ s3_set_options(CURL *easy, S3Exchange *x, const S3Target *t, const char *method,
 	SETOPT(CURLOPT_CONNECTTIMEOUT, timeout);
 	SETOPT(CURLOPT_LOW_SPEED_LIMIT, 1L);
 	SETOPT(CURLOPT_LOW_SPEED_TIME, timeout);
+	SETOPT(CURLOPT_TIMEOUT_MS, total_ms);	/* the whole request, whatever happens */
 	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
 	SETOPT(CURLOPT_HEADERFUNCTION, s3_header_cb);
 	SETOPT(CURLOPT_HEADERDATA, x);
@@ -786,6 +877,8 @@ s3_set_options(CURL *easy, S3Exchange *x, const S3Target *t, const char *method,
 	}
 	else if (strcmp(method, "HEAD") == 0)
 		SETOPT(CURLOPT_NOBODY, 1L);
+	else if (strcmp(method, "DELETE") == 0)
+		SETOPT(CURLOPT_CUSTOMREQUEST, "DELETE");
 	if (connect_to)
 	{
 		/* self-test: the example's host is 127.0.0.1, no proxy, capture */
@@ -841,10 +934,12 @@ s3_exchange(const S3Target *t, const char *method, const char *key,
 
 	s3_check_request(t, key, &ep);
 	url = s3_object_url(t, &ep, key);
+	buildlog_s3_counters.requests++;
 	sigv4 = psprintf("aws:amz:%s:s3", t->region);
 	s3_curl_init();
 	x->result->outcome = S3_RETRYABLE;
 	x->result->content_length = -1;
+	x->result->range_first = x->result->range_last = x->result->range_total = -1;
 	x->buf = palloc(S3_SLICE);
 
 	PG_TRY();
@@ -971,6 +1066,35 @@ buildlog_s3_get(const S3Target *target, const char *key, bool decode,
 	x->decode = decode;
 	x->sink = sink;
 	s3_exchange(target, "GET", key, headers, lengthof(headers), x);
+	pfree(x);
+}
+
+/* GET a byte range of an object as stored; the caller checks the range. */
+void
+buildlog_s3_get_range(const S3Target *target, const char *key, int64 first,
+					  int64 last, const S3Sink *sink, S3Result *result)
+{
+	S3Exchange *x = s3_new_exchange(result);
+	const char *headers[2];
+
+	Assert(first >= 0 && last >= first);
+	headers[0] = psprintf("Range: bytes=" INT64_FORMAT "-" INT64_FORMAT, first, last);
+	headers[1] = S3_EMPTY_PAYLOAD_HEADER;
+	x->download = true;
+	x->decode = false;
+	x->sink = sink;
+	s3_exchange(target, "GET", key, headers, lengthof(headers), x);
+	pfree(x);
+}
+
+/* DELETE an object. */
+void
+buildlog_s3_delete(const S3Target *target, const char *key, S3Result *result)
+{
+	S3Exchange *x = s3_new_exchange(result);
+	const char *headers[] = {S3_EMPTY_PAYLOAD_HEADER};
+
+	s3_exchange(target, "DELETE", key, headers, lengthof(headers), x);
 	pfree(x);
 }
 
@@ -1146,7 +1270,8 @@ buildlog_s3_selftest(S3SelfTest which)
 		.access_key = "AKIAIOSFODNN7EXAMPLE",
 		.secret_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 		.path_style = false,
-		.timeout_s = 5
+		.timeout_s = 5,
+		.request_timeout_ms = 10000
 	};
 	S3Result	result;
 	S3Exchange *volatile x = s3_new_exchange(&result);

@@ -54,6 +54,7 @@ typedef struct S3Target
 	const char *secret_key;
 	bool		path_style;		/* endpoint/bucket/key, else bucket.host/key */
 	int			timeout_s;		/* connect timeout and longest stall */
+	int			request_timeout_ms; /* longest total time of one request */
 } S3Target;
 
 /*
@@ -114,7 +115,20 @@ typedef struct S3Result
 	/* GET: the bytes received as stored, and how many reached the sink */
 	S3Digest	received;
 	uint64		sink_bytes;
+	/* ranged GET: Content-Range "bytes first-last/total", -1 when absent */
+	int64		range_first;
+	int64		range_last;
+	int64		range_total;
 } S3Result;
+
+/* What this process's S3 client did, for tests and operators. */
+typedef struct S3ClientCounters
+{
+	uint64		requests;
+	uint64		received_bytes; /* body bytes of 2xx GET responses */
+} S3ClientCounters;
+
+extern S3ClientCounters buildlog_s3_counters;
 
 /* Fill a target from the buildlog.s3_* settings; ERROR when incomplete. */
 extern void buildlog_s3_target(S3Target *target);
@@ -149,6 +163,19 @@ extern void buildlog_s3_head(const S3Target *target, const char *key,
 extern void buildlog_s3_get(const S3Target *target, const char *key,
 							bool decode, const S3Sink *sink,
 							S3Result *result);
+
+/*
+ * GET bytes first..last (inclusive) of an object, as stored (no gunzip),
+ * into sink.  The caller must check the result: status 206, range_first,
+ * range_last and range_total, received.size.  The sink sees only 2xx bodies.
+ */
+extern void buildlog_s3_get_range(const S3Target *target, const char *key,
+								  int64 first, int64 last, const S3Sink *sink,
+								  S3Result *result);
+
+/* DELETE an object (S3 answers 204 whether or not it existed). */
+extern void buildlog_s3_delete(const S3Target *target, const char *key,
+							   S3Result *result);
 
 /*
  * A source over a text or bytea datum.  A value stored out of line without

@@ -21,6 +21,7 @@ PG_FUNCTION_INFO_V1(buildlog_s3_put_text);
 PG_FUNCTION_INFO_V1(buildlog_s3_get_object);
 PG_FUNCTION_INFO_V1(buildlog_s3_head_object);
 PG_FUNCTION_INFO_V1(buildlog_s3_verify_object);
+PG_FUNCTION_INFO_V1(buildlog_s3_client_stats);
 
 /* A text repeated n times, read in slices (tests upload large bodies). */
 typedef struct RepeatSource
@@ -238,5 +239,16 @@ buildlog_s3_verify_object(PG_FUNCTION_ARGS)
 	col_text(&row, result.meta_sha256);
 	col(&row, ok, Int64GetDatum((int64) result.sink_bytes));
 	col_text(&row, result.error);
+	return row_datum(fcinfo, &row);
+}
+
+/* s3_client_stats(): requests and GET body bytes of this session's client. */
+Datum
+buildlog_s3_client_stats(PG_FUNCTION_ARGS)
+{
+	Row			row = {0};
+
+	col(&row, true, Int64GetDatum((int64) buildlog_s3_counters.requests));
+	col(&row, true, Int64GetDatum((int64) buildlog_s3_counters.received_bytes));
 	return row_datum(fcinfo, &row);
 }

@@ -151,6 +151,27 @@ insert into s3_texts select row(h.*)::text from buildlog.s3_head('regress/jobs/1
 select count(*) > 20 as texts_checked, count(*) filter (where t like '%' || :'s3_secret' || '%') as with_secret
   from s3_texts;
 
+-- key files and the request timeout: superuser-only settings; an unreadable
+-- key file is named in the error (with the setting), its content never
+select name, context, setting, unit from pg_settings
+ where name in ('buildlog.s3_access_key_file', 'buildlog.s3_secret_key_file',
+                'buildlog.s3_request_timeout')
+ order by name;
+alter system set buildlog.s3_secret_key_file = '/nonexistent/buildlog-regress-key';
+select pg_reload_conf();
+select pg_sleep(0.5);
+select expect_error($$select buildlog.s3_head('regress/jobs/1/log.txt')$$);
+alter system reset buildlog.s3_secret_key_file;
+select pg_reload_conf();
+select pg_sleep(0.5);
+create role s3_regress_user;
+set role s3_regress_user;
+select expect_error($$show buildlog.s3_secret_key_file$$);
+select expect_error($$select * from buildlog.s3_client_stats()$$);
+reset role;
+drop role s3_regress_user;
+select requests > 0 as client_counted from buildlog.s3_client_stats();
+
 -- back to the stack's configuration
 alter system reset buildlog.s3_endpoint;
 alter system reset buildlog.s3_bucket;
