@@ -53,7 +53,7 @@ typedef struct Scheduler
 	TimestampTz next_maintenance;
 	WorkerLogLimit log;
 	bool		waiting_for_extension;
-	bool		backoff_schema;	/* the installed schema has per-job back-off */
+	bool		schema_current;	/* the installed schema is the library's */
 	bool		told_old_schema;
 } Scheduler;
 
@@ -80,9 +80,9 @@ log_once(Scheduler *s, int level, const char *msg)
 }
 
 /*
- * Is the installed extension the version this library was built for?  The
- * per-job back-off needs its columns; until ALTER EXTENSION buildlog UPDATE
- * ran, jobs are aggregated without it.
+ * Is the installed extension the version this library was built for?  Its
+ * SQL needs the current schema: until ALTER EXTENSION buildlog UPDATE ran,
+ * the scheduler does not aggregate (ingestion goes on meanwhile).
  */
 static bool
 schema_is_current(void)
@@ -114,7 +114,7 @@ due_jobs(Scheduler *s, int *n)
 	{
 		buildlog_worker_begin("buildlog scheduler: finding due jobs");
 		SPI_connect();
-		s->backoff_schema = schema_is_current();
+		s->schema_current = schema_is_current();
 		buildlog_run(buildlog_plan(&due_plan,
 								   "select job_id from buildlog.aggregatable($1)",
 								   1, types),
@@ -154,7 +154,7 @@ record_failure(Scheduler *s, int64 job_id, const char *error)
 	Datum		values[2];
 	char		msg[BUILDLOG_TEXT_LEN];
 
-	if (!s->backoff_schema)
+	if (!s->schema_current)
 		return;
 	PG_TRY();
 	{
@@ -203,7 +203,7 @@ aggregate_one(Scheduler *s, int64 job_id, int64 *merged)
 
 			*merged = isnull ? 0 : DatumGetInt32(d);
 		}
-		if (s->backoff_schema)
+		if (s->schema_current)
 			buildlog_run(buildlog_plan(&recovered_plan,
 									   "update buildlog.logs set aggregate_failures = 0,"
 									   " aggregate_error = null, aggregate_retry_at = null"
@@ -242,13 +242,16 @@ aggregate_due(Scheduler *s)
 	int			done = 0;
 	int			failed = 0;
 
-	if (!s->backoff_schema && !s->told_old_schema)
+	/* the library's SQL needs its own schema: wait for ALTER EXTENSION UPDATE */
+	if (!s->schema_current && !s->told_old_schema)
 		ereport(LOG,
-				(errmsg("buildlog scheduler: the installed extension is not version %s; aggregating without per-job back-off",
+				(errmsg("buildlog scheduler: the installed extension is not version %s; not aggregating until it is updated",
 						BUILDLOG_SCHEMA_VERSION),
 				 errhint("Run ALTER EXTENSION buildlog UPDATE in database \"%s\".",
 						 buildlog_database)));
-	s->told_old_schema = !s->backoff_schema;
+	s->told_old_schema = !s->schema_current;
+	if (!s->schema_current)
+		n = 0;
 	for (int i = 0; i < n && failed < FAILURES_PER_ROUND; i++)
 	{
 		int64		merged = 0;

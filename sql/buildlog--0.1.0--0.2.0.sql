@@ -317,10 +317,13 @@ create or replace view buildlog.lifecycle as
          count(*) filter (where verified_at is not null) as verified,
          count(*) filter (where purged_at is not null) as purged,
          count(*) filter (where removed_at is not null) as removed,
-         count(*) filter (where archive_delete_since is not null) as deleting
+         count(*) filter (where archive_delete_since is not null) as deleting,
+         (select count(*) from buildlog.log_parts p, partman.part_config c
+           where c.parent_table = 'buildlog.log_parts' and c.retention is not null
+             and p.created_at < now() - c.retention::interval) as expired_parts
     from buildlog.logs;
 comment on view buildlog.lifecycle is
-  'How many logs are streaming (parts, never aggregated), due for aggregation, aggregated (waiting for the archive), archived (waiting for verification and purge), verified, purged, removed, and deleting (removed or replaced, the old archive object not yet proven deleted).';
+  'How many logs are streaming (parts, never aggregated), due for aggregation, aggregated (waiting for the archive), archived (waiting for verification and purge), verified, purged, removed, deleting (removed or replaced, the old archive object not yet proven deleted), and expired_parts (parts older than the retention that were never aggregated: maintenance keeps their partitions).';
 
 -- ------------------------------------------------ monitoring
 

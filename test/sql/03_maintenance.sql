@@ -16,7 +16,9 @@ select cardinality(created) as created, cardinality(dropped) as dropped,
   from buildlog.run_maintenance();
 reset client_min_messages;
 select number, content from buildlog.log_parts where job_id = 31;
+select expired_parts from buildlog.lifecycle;
 select buildlog.aggregate(31);
+select expired_parts from buildlog.lifecycle;
 select cardinality(created) as created, cardinality(dropped) as dropped,
        dropped[1] = 'buildlog.log_parts_p' || to_char(now() - interval '6 days', 'YYYY_MM_DD') as expired_one,
        kept, kept_parts, tries

@@ -3,10 +3,14 @@
 drop extension buildlog;
 create extension buildlog version '0.1.0';
 select extversion from pg_extension where extname = 'buildlog';
-select * from buildlog.write_parts('{71,71,71,72}', '{0,1,2,0}', array[E'one\n', E'two\n', E'three\n', E'pending\n'], '{f,f,t,f}');
-select buildlog.aggregate(71);
+-- (filled with what the new library can do on the old schema: ingestion
+-- works during the upgrade window; aggregated and removed rows are written
+-- as 0.1.0 wrote them)
+select * from buildlog.write_parts('{72}', '{0}', array[E'pending\n'], '{f}');
+insert into buildlog.logs (job_id, content, part_numbers, part_starts, final_number, aggregated_at)
+values (71, E'one\ntwo\nthree\n', '{0,1,2}', '{0,4,8}', 2, now());
 select * from buildlog.write_parts('{71}', '{3}', array[E'late\n'], '{f}');
-select buildlog.set_content(73, E'set by hand\n', 5);
+insert into buildlog.logs (job_id, content, removed_at, removed_by) values (73, E'set by hand\n', now(), 5);
 insert into buildlog.rejected_parts (reason, body) values ('kept across the upgrade', '\x7b');
 create temp table before as
   select job_id, buildlog.log(job_id) as log, content, part_numbers, part_starts, removed_by
