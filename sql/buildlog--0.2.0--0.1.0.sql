@@ -17,8 +17,56 @@ end
 $$;
 
 -- ------------------------------------------------ archive and S3
+drop view buildlog.archive_stats;
+drop view buildlog.lifecycle;
+drop function buildlog.s3_client_stats();
+drop index buildlog.logs_to_delete;
+alter table buildlog.logs
+  drop column archive_gzip,
+  drop column archive_object,
+  drop column archive_delete_since,
+  drop column archive_delete_attempts,
+  drop column archive_delete_after,
+  drop column archive_deleted_at;
+create view buildlog.archive_stats as
+  select w.*, q.queued
+    from buildlog.archive_worker_stats() w,
+         (select count(*) as queued from buildlog.logs
+           where content is not null and archived_at is null) q;
+comment on view buildlog.archive_stats is
+  'Archive workers: log in flight, archived, bytes and bytes/s while uploading, verified, purged, re-uploads (archive missing or different), retries (S3 unreachable, 5xx), failures (4xx, errors), last error; queued = logs waiting for an upload.';
+create view buildlog.lifecycle as
+  select (select count(distinct p.job_id) from buildlog.log_parts p
+           where not exists (select 1 from buildlog.logs l
+                              where l.job_id = p.job_id and l.aggregated_at is not null)) as streaming,
+         (select count(*) from buildlog.aggregatable(2147483647)) as due,
+         count(*) filter (where content is not null and archived_at is null) as aggregated,
+         count(*) filter (where archived_at is not null and purged_at is null) as archived,
+         count(*) filter (where verified_at is not null) as verified,
+         count(*) filter (where purged_at is not null) as purged,
+         count(*) filter (where removed_at is not null) as removed
+    from buildlog.logs;
+comment on view buildlog.lifecycle is
+  'How many logs are streaming (parts, never aggregated), due for aggregation, aggregated (waiting for the archive), archived (waiting for verification and purge), verified, purged, removed.';
 
 -- ------------------------------------------------ drain
+drop view buildlog.drain_stats;
+drop function buildlog.drain_worker_stats();
+create function buildlog.drain_worker_stats(
+  out worker int, out pid int, out queues text, out connected boolean,
+  out connected_since timestamptz, out deliveries bigint, out parts bigint,
+  out rejected bigint, out replaced bigint, out batches bigint, out mean_batch float8,
+  out max_batch bigint, out last_commit timestamptz, out reconnects bigint,
+  out failed_batches bigint, out last_error text, out last_error_at timestamptz)
+returns setof record
+language c volatile parallel restricted
+as 'MODULE_PATHNAME', 'buildlog_drain_stats';
+comment on function buildlog.drain_worker_stats() is
+  'Counters of the running drain workers, from shared memory (see the view buildlog.drain_stats).';
+
+create view buildlog.drain_stats as select * from buildlog.drain_worker_stats();
+comment on view buildlog.drain_stats is
+  'One row per running drain worker: queues, connection, deliveries, parts written, rejected, batches, last commit, reconnects, last error.';
 
 -- ------------------------------------------------ aggregation and maintenance
 drop function buildlog.aggregate_failed(bigint, text);
