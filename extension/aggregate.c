@@ -26,6 +26,7 @@ PG_FUNCTION_INFO_V1(buildlog_aggregate);
 
 static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr peek_plan = NULL;
+static SPIPlanPtr row_lock_plan = NULL;
 static SPIPlanPtr pending_plan = NULL;
 static SPIPlanPtr delete_plan = NULL;
 static SPIPlanPtr update_plan = NULL;
@@ -50,6 +51,23 @@ lock_stored_log(int64 job_id, StoredLog *log)
 		return;
 	}
 	buildlog_stored_log(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, log);
+}
+
+/*
+ * Row-lock the job's logs row before the job's lock: an archive worker
+ * holds the row during an S3 request, and writers must not queue behind
+ * our job lock while we wait for it.  Lock order everywhere: row, job.
+ */
+static void
+lock_row_first(int64 job_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+
+	buildlog_run(buildlog_plan(&row_lock_plan,
+							   "select 1 from buildlog.logs where job_id = $1 for update",
+							   1, types),
+				 values, NULL, false, SPI_OK_SELECT);
 }
 
 /* Read the job's deduplicated pending parts without taking them. */
@@ -205,6 +223,7 @@ buildlog_aggregate(PG_FUNCTION_ARGS)
 	SPI_connect();
 	/* S3 first, with no lock held: writers never wait for it */
 	prefetched = prefetch_purged(job_id, &restored);
+	lock_row_first(job_id);
 	buildlog_lock_job_exclusive(job_id);
 	lock_stored_log(job_id, &log);
 	if (log.purged &&

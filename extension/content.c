@@ -27,6 +27,7 @@ PG_FUNCTION_INFO_V1(buildlog_set_content);
 
 static SPIPlanPtr discard_plan = NULL;
 static SPIPlanPtr upsert_plan = NULL;
+static SPIPlanPtr row_lock_plan = NULL;
 
 /* set_content() returns how many pending parts it discarded. */
 Datum
@@ -56,8 +57,16 @@ buildlog_set_content(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(2))
 		nulls[2] = 'n';
 
-	buildlog_lock_job_exclusive(job_id);
 	SPI_connect();
+	/*
+	 * Row before job (as aggregate()): an archive worker's S3 request holds
+	 * the row; writers must not queue behind our job lock meanwhile.
+	 */
+	buildlog_run(buildlog_plan(&row_lock_plan,
+							   "select 1 from buildlog.logs where job_id = $1 for update",
+							   1, types),
+				 values, NULL, false, SPI_OK_SELECT);
+	buildlog_lock_job_exclusive(job_id);
 	buildlog_run(buildlog_plan(&discard_plan,
 							   "delete from buildlog.log_parts where job_id = $1",
 							   1, types),

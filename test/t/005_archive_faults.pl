@@ -218,6 +218,37 @@ select parts from buildlog.write_parts('{4}', '{31}', array[gen(4, 31)], '{f}'))
 	like($err, qr/08006: could not read S3 object .*Operation timed out/s,
 		'aggregate() gives up with a timeout error (08006)');
 	cmp_ok($agg_s, '<', 7.5, sprintf('aggregate() gave up after %.1f s (request timeout 4 s)', $agg_s));
+
+	# an archive worker stalled in an upload holds the log's row: aggregate()
+	# waits for it without holding the job's lock, so writers still pass
+	$node->safe_psql('postgres', q(
+alter system set buildlog.s3_request_timeout = '8s';
+select pg_reload_conf();));
+	ok($node->poll_query_until('postgres', "select current_setting('buildlog.s3_request_timeout') = '8s'"),
+		'request timeout 8 s');
+	write_job(9, 5);
+	ok(scalar($sel->can_read(10)), 'an archive worker connected to the stalled endpoint to upload job 9');
+	push @held, $hole->accept;
+	ok($node->poll_query_until('postgres', 'select count(*) = 1 from buildlog.archive_stats where in_flight = 9'),
+		'the upload of job 9 is in flight (its row locked)');
+	$node->safe_psql('postgres', q(select buildlog.write_parts('{9}', '{10}', array[gen(9, 10)], '{f}')));
+	($out, $err) = ('', '');
+	$agg = IPC::Run::start(
+		[ 'psql', '-X', '-At', '-d', $node->connstr('postgres'), '-c', 'select buildlog.aggregate(9)' ],
+		'>', \$out, '2>', \$err);
+	ok($node->poll_query_until('postgres', q(
+select count(*) = 1 from pg_stat_activity
+ where query = 'select buildlog.aggregate(9)' and wait_event_type = 'Lock')),
+		'aggregate(9) waits for the row the archive worker holds');
+	$w0 = time;
+	($ret, $wout, $werr) = $node->psql('postgres', q(
+set statement_timeout = '3s';
+select parts from buildlog.write_parts('{9}', '{11}', array[gen(9, 11)], '{f}')));
+	$write_s = time - $w0;
+	is("$ret $wout", '0 1', 'a writer of job 9 stores its part while aggregate() waits behind the upload');
+	cmp_ok($write_s, '<', 1.5, sprintf('the writer returned in %.2f s', $write_s));
+	$agg->finish;
+	is($out, "2\n", 'once the upload gave up, aggregate(9) merged both parts');
 	close($_) for grep { defined } @held;
 	close($hole);
 
