@@ -119,7 +119,16 @@ lex_string(Parser *ps, const char **text, size_t *len)
 					p += 6;
 					continue;
 				default:
-					return fail_at(ps, p, "invalid escape");
+					{
+						char		what[64];
+						unsigned char e = (unsigned char) p[1];
+
+						if (e > 0x20 && e < 0x7F)
+							snprintf(what, sizeof(what), "invalid escape '\\%c'", e);
+						else
+							snprintf(what, sizeof(what), "invalid escape '\\' + byte 0x%02X", e);
+						return fail_at(ps, p, what);
+					}
 			}
 		}
 		if (c < 0x20 && c != 0)
