@@ -23,6 +23,8 @@ OBJS = \
 	bgworker/amqp_link.o \
 	bgworker/message.o \
 	bgworker/scan.o \
+	bgworker/wire_ref.o \
+	bgworker/base64.o \
 	bgworker/drain.o \
 	bgworker/scheduler.o \
 	bgworker/archive.o
@@ -38,7 +40,7 @@ ISOLATION_OPTS = --inputdir=test --outputdir=test/out_iso
 
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
-SHLIB_LINK = -lrabbitmq -ljansson -lcurl -lcrypto -lz
+SHLIB_LINK = -lrabbitmq -lcurl -lcrypto -lz
 EXTRA_CLEAN = test/out test/out_iso
 
 PG_CONFIG ?= pg_config

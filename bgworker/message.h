@@ -1,9 +1,6 @@
 /*-------------------------------------------------------------------------
  * message.h
  *	  Parsing of travis-worker log part messages (JSON) into parts.
- *
- * This file and message.c include jansson and must never include
- * utils/builtins.h: PostgreSQL exports a json_object() of its own.
  *-------------------------------------------------------------------------
  */
 #ifndef BUILDLOG_MESSAGE_H
@@ -21,7 +18,9 @@ typedef struct ParsedPart
 	int32		number;
 	bool		final;
 	text	   *content;		/* valid UTF-8, palloc'd */
-	int			replaced;		/* U+FFFD substitutions in body and content */
+	int			replaced;		/* U+FFFD substitutions in the content
+								 * (invalid UTF-8, NUL, lone surrogates); 0
+								 * when rejected (nothing is stored as text) */
 	char		reason[PART_REASON_LEN];	/* when !ok */
 } ParsedPart;
 
@@ -29,7 +28,7 @@ typedef struct ParsedPart
  * Parse body (any bytes).  Never raises an ERROR for bad input: the verdict
  * is in out->ok / out->reason.  Allocates in CurrentMemoryContext.  The fast
  * scanner (scan.h) reads well-formed messages; reference_only skips it so
- * tests can compare it with jansson.
+ * tests can compare it with the reference parser (wire_ref.h).
  */
 extern void buildlog_parse_part(const char *body, size_t len,
 								int max_part_bytes, bool reference_only,

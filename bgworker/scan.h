@@ -2,13 +2,12 @@
  * scan.h
  *	  One-pass scanner for well-formed travis-worker messages.
  *
- * jansson builds a tree and lexes one character at a time through a stream
- * abstraction, which costs most of a drain worker's CPU on large parts.  The
- * scanner reads the usual message shape in one pass and decodes "log" straight
- * into a text buffer.  It only answers when it is sure: anything unusual
- * (malformed JSON, escaped keys, duplicate fields we read, numbers that are
- * not plain digits, unexpected types) makes it return false, and jansson,
- * the reference parser, decides and words the rejection.
+ * The scanner reads the usual message shape in one pass and decodes "log"
+ * straight into a text buffer.  It only answers when it is sure: anything
+ * unusual (malformed JSON, escaped keys, duplicate fields we read, ids and
+ * numbers that are not plain digits, lone surrogates, unexpected types) makes
+ * it return false, and the reference parser (wire_ref.h) decides and words
+ * the rejection.
  *-------------------------------------------------------------------------
  */
 #ifndef BUILDLOG_SCAN_H
@@ -29,9 +28,10 @@ typedef struct ScannedMessage
 } ScannedMessage;
 
 /*
- * Scan body (valid UTF-8, as cleaned by the caller).  True when body is a
- * well-formed JSON object of the usual shape and *m holds its fields; false
- * when the reference parser must decide.  Never raises an ERROR for bad input.
+ * Scan body (any bytes).  True when body is a well-formed JSON object of the
+ * usual shape and *m holds its fields; false when the reference parser must
+ * decide (m->log may then hold a buffer the caller frees).  Never raises an
+ * ERROR for bad input.
  */
 extern bool buildlog_scan_message(const char *body, size_t len, ScannedMessage *m);
 

@@ -127,7 +127,8 @@ buildlog_replay_rejected(PG_FUNCTION_ARGS)
  * parse_message(body, reference default false): what the drain would make
  * of a delivery body, without writing anything.  For operators checking a
  * fixed body before replaying it, and for tests comparing the fast scanner
- * with the reference parser (jansson).
+ * with the reference parser (bgworker/wire_ref.c).  replaced is the number
+ * of U+FFFD substitutions in the content.
  */
 Datum
 buildlog_parse_message(PG_FUNCTION_ARGS)
@@ -136,8 +137,8 @@ buildlog_parse_message(PG_FUNCTION_ARGS)
 	bool		reference = PG_GETARG_BOOL(1);
 	ParsedPart	part;
 	TupleDesc	tupdesc;
-	Datum		values[6];
-	bool		nulls[6] = {false, false, false, false, false, false};
+	Datum		values[7];
+	bool		nulls[7] = {false, false, false, false, false, false, false};
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -149,7 +150,8 @@ buildlog_parse_message(PG_FUNCTION_ARGS)
 	values[3] = BoolGetDatum(part.final);
 	values[4] = PointerGetDatum(part.content);
 	values[5] = CStringGetTextDatum(part.reason);
-	nulls[1] = nulls[2] = nulls[3] = nulls[4] = !part.ok;
+	values[6] = Int32GetDatum(part.replaced);
+	nulls[1] = nulls[2] = nulls[3] = nulls[4] = nulls[6] = !part.ok;
 	nulls[5] = part.ok;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

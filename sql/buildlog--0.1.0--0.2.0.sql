@@ -264,6 +264,18 @@ create view buildlog.drain_stats as select * from buildlog.drain_worker_stats();
 comment on view buildlog.drain_stats is
   'One row per running drain worker: queues, connection, deliveries, parts written, rejected (error_rejected: because writing them raised an ERROR), batches, failed write transactions, split retries, last commit, reconnects, last error.';
 
+-- wire-format parser (issue 8, items 6-8): parse_message also reports the
+-- U+FFFD substitutions, and its reference parser is no longer jansson
+drop function buildlog.parse_message(bytea, boolean);
+create function buildlog.parse_message(body bytea, reference boolean default false,
+  out ok boolean, out job_id bigint, out number int, out final boolean, out content text,
+  out reason text, out replaced int)
+returns record
+language c stable strict parallel safe
+as 'MODULE_PATHNAME', 'buildlog_parse_message';
+comment on function buildlog.parse_message(bytea, boolean) is
+  'What the drain makes of a delivery body, without writing it: the part (ok) with the number of U+FFFD substitutions in its content (replaced), or the reason it would be rejected. Check a fixed body before buildlog.replay_rejected(). reference = true parses with the reference parser only (tests compare it with the fast scanner).';
+
 -- ------------------------------------------------ archive and S3
 
 -- Removal deletes the archive (issue 8, item 12): set_content() on a log
