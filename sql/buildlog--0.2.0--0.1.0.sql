@@ -50,6 +50,15 @@ comment on view buildlog.lifecycle is
   'How many logs are streaming (parts, never aggregated), due for aggregation, aggregated (waiting for the archive), archived (waiting for verification and purge), verified, purged, removed.';
 
 -- ------------------------------------------------ drain
+drop function buildlog.parse_message(bytea, boolean);
+create function buildlog.parse_message(body bytea, reference boolean default false,
+  out ok boolean, out job_id bigint, out number int, out final boolean, out content text,
+  out reason text)
+returns record
+language c stable strict parallel safe
+as 'MODULE_PATHNAME', 'buildlog_parse_message';
+comment on function buildlog.parse_message(bytea, boolean) is
+  'What the drain makes of a delivery body, without writing it: the part (ok) or the reason it would be rejected. Check a fixed body before buildlog.replay_rejected(). reference = true parses with jansson only (tests compare it with the fast scanner).';
 drop view buildlog.drain_stats;
 drop function buildlog.drain_worker_stats();
 create function buildlog.drain_worker_stats(
