@@ -81,6 +81,7 @@ typedef struct Archiver
 	WorkerLogLimit log;
 	bool		waiting_for_extension;
 	bool		waiting_for_endpoint;
+	bool		waiting_for_update; /* the schema is older than the library */
 } Archiver;
 
 static SPIPlanPtr claim_plan = NULL;
@@ -453,7 +454,8 @@ ready(Archiver *a)
 	bool		configured = buildlog_s3_endpoint != NULL && *buildlog_s3_endpoint != '\0';
 
 	installed = buildlog_worker_extension_ready(MyBgworkerEntry->bgw_name,
-												&a->waiting_for_extension);
+												&a->waiting_for_extension) &&
+		buildlog_worker_schema_current(MyBgworkerEntry->bgw_name, &a->waiting_for_update);
 	if (installed && !configured && !a->waiting_for_endpoint)
 		ereport(LOG,
 				(errmsg("buildlog archive %d: buildlog.s3_endpoint is empty; archiving is off",

@@ -42,7 +42,6 @@
 #define MAINTENANCE_RETRY_S	60	/* after a failed maintenance run */
 #define AGGREGATE_LOCK_TIMEOUT "1s"
 #define FAILURES_PER_ROUND	20	/* then a new round: failing jobs go last */
-#define BUILDLOG_SCHEMA_VERSION "0.2.0" /* per-job back-off needs this schema */
 
 /* What the worker keeps between ticks. */
 typedef struct Scheduler

@@ -14,7 +14,11 @@
 #include <ctype.h>
 #include <signal.h>
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -25,7 +29,10 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/rel.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -211,6 +218,46 @@ buildlog_worker_extension_ready(const char *who, bool *waiting)
 		ereport(LOG, (errmsg("%s: extension buildlog found", who)));
 	*waiting = !ready;
 	return ready;
+}
+
+bool
+buildlog_worker_schema_current(const char *who, bool *told)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	bool		current = false;
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tuple;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("buildlog"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tuple, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
+		current = !isnull &&
+			strcmp(TextDatumGetCString(d), BUILDLOG_SCHEMA_VERSION) == 0;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	if (!current && !*told)
+		ereport(LOG,
+				(errmsg("%s: the installed extension buildlog is not version %s; waiting for the update",
+						who, BUILDLOG_SCHEMA_VERSION),
+				 errhint("Run ALTER EXTENSION buildlog UPDATE in database \"%s\".",
+						 buildlog_database)));
+	*told = !current;
+	return current;
 }
 
 /*

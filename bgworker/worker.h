@@ -70,6 +70,15 @@ extern void buildlog_worker_set_cancellable(bool on);
  */
 extern bool buildlog_worker_extension_ready(const char *who, bool *waiting);
 
+/* The schema version this library's SQL needs (ALTER EXTENSION ... UPDATE). */
+#define BUILDLOG_SCHEMA_VERSION "0.2.0"
+
+/*
+ * Is the installed extension at BUILDLOG_SCHEMA_VERSION?  Workers whose SQL
+ * needs the new schema wait until it is; says so once (*told remembers).
+ */
+extern bool buildlog_worker_schema_current(const char *who, bool *told);
+
 /*
  * The log limiter: each kind of problem (the text with digit runs
  * normalised) is logged at most once per interval, with the number of

@@ -199,6 +199,25 @@ stored_part(const StoredLog *log, int i)
 	return p;
 }
 
+/* Index of the first stored part numbered above "after" (binary search). */
+int
+buildlog_first_part_after(const StoredLog *log, int32 after)
+{
+	int			lo = 0;
+	int			hi = log->nparts;
+
+	while (lo < hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (log->numbers[mid] <= after)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /*
  * Merge stored parts and deduplicated pending parts into one sequence in
  * number order, one part per number (a merged part wins over a pending
@@ -213,22 +232,9 @@ buildlog_merge(const StoredLog *log, const LogPart *pending, int npending,
 	int			i = 0;
 	int			j = 0;
 	int			n = 0;
-	int			lo = 0;
-	int			hi = log->nparts;
 
 	buildlog_check_stored(log);
-
-	/* binary search: first stored part numbered above "after" */
-	while (lo < hi)
-	{
-		int			mid = lo + (hi - lo) / 2;
-
-		if (log->numbers[mid] <= after)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	i = lo;
+	i = buildlog_first_part_after(log, after);
 	while (j < npending && pending[j].number <= after)
 		j++;
 

@@ -66,6 +66,7 @@ extern void buildlog_stored_log(HeapTuple tuple, TupleDesc desc,
 extern void buildlog_pending_part(HeapTuple tuple, TupleDesc desc,
 								  LogPart *part);
 extern void buildlog_check_stored(const StoredLog *log);
+extern int	buildlog_first_part_after(const StoredLog *log, int32 after);
 extern int	buildlog_dedupe_pending(LogPart *parts, int n);
 extern int	buildlog_merge(const StoredLog *log, const LogPart *pending,
 						   int npending, int32 after, LogPart **out,

@@ -147,8 +147,6 @@ bool
 buildlog_restore_range(int64 job_id, StoredLog *log, int32 after)
 {
 	ArchiveFacts facts;
-	int			lo = 0;
-	int			hi = log->nparts;
 	int			first;
 	int64		start;
 	int64		want;
@@ -163,17 +161,7 @@ buildlog_restore_range(int64 job_id, StoredLog *log, int32 after)
 	buildlog_archive_facts(job_id, &facts);
 	if (facts.gzip != 0 || facts.size < 0)
 		return false;			/* gzip or unknown: the whole object */
-	/* first stored part numbered above "after" */
-	while (lo < hi)
-	{
-		int			mid = lo + (hi - lo) / 2;
-
-		if (log->numbers[mid] <= after)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	first = lo;
+	first = buildlog_first_part_after(log, after);
 	n = log->nparts - first;
 	check_offsets(job_id, log, first, facts.size);
 	log->purged = false;

@@ -341,6 +341,29 @@ select position('job 8 part' in coalesce(buildlog.log(8), ''));));
 	is($head->(8), 'not_found', 'the object of job 8 is gone');
 }
 
+# ---------------------------------------------------------------- item 1: redact()
+# a purged log is restored, redacted, archived again over the old object,
+# verified and purged; the object never keeps the secret once that is done
+{
+	$node->safe_psql('postgres', q(
+select buildlog.write_parts('{20,20,20}', '{0,1,2}',
+  array[E'$ export TOKEN=hunter2\n', E'ok\n', E'echo hunter2\n'], '{f,f,t}');
+select buildlog.aggregate(20);));
+	wait_purged(20);
+	is($node->safe_psql('postgres', q(select buildlog.redact(20, 'hunter2', '[REDACTED]'))), '2',
+		'redact() of a purged log: two parts changed');
+	is($node->safe_psql('postgres', q(
+select content is not null and purged_at is null and archived_at is null from buildlog.logs where job_id = 20)),
+		't', 'redact(): the redacted text is back in the database, to be archived again');
+	wait_purged(20);
+	is($node->safe_psql('postgres', q(select convert_from(buildlog.s3_get(buildlog.s3_key(20)), 'UTF8'))),
+		"\$ export TOKEN=[REDACTED]\nok\necho [REDACTED]\n",
+		'redact(): the object at the same key now holds the redacted log');
+	is($node->safe_psql('postgres', q(select string_agg(content, '' order by number) from buildlog.parts(20))),
+		"\$ export TOKEN=[REDACTED]\nok\necho [REDACTED]\n",
+		'redact(): parts() of the purged log reads the redacted parts');
+}
+
 $node->stop;
 unlike(slurp_file($node->logfile), qr/\Q$secret\E|\Q$secret2\E|S3RVER/,
 	'no key ever appears in the server log (reloads included)');
