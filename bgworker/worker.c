@@ -6,7 +6,11 @@
  * restarted after 10 s rather than at once, SIGTERM handled by die() so
  * CHECK_FOR_INTERRUPTS() ends them promptly, waits on the latch with
  * WL_EXIT_ON_PM_DEATH, transactions reported to pgstat, and one log line,
- * not one per second, while the extension is missing.
+ * not one per second, while the extension is missing.  Their sessions pin
+ * durable commits, a safe search_path and no timeouts whatever the server,
+ * database or role defaults; pg_cancel_backend() cancels only a running
+ * unit of work (an idle worker ignores it); problems are logged at most
+ * once per kind and interval.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
