@@ -7,7 +7,7 @@
  * be aggregated (a log being archived, a purged log with late parts, a bug)
  * neither blocks nor fails the others.  Every buildlog.maintenance_interval
  * it runs buildlog.run_maintenance(), which brings its own lock-timeout and
- * retry rules.  Errors are logged once per distinct text (no floods) and
+ * retry rules.  Errors are logged once per kind (job ids normalised; no floods) and
  * shown in buildlog.scheduler_stats; SIGTERM ends it at the next interrupt
  * check; SIGHUP re-reads the settings.
  *-------------------------------------------------------------------------
