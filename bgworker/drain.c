@@ -313,6 +313,7 @@ gather(DrainWorker *w)
 typedef struct BatchArrays
 {
 	int			ngood;
+	int64		stored;			/* parts written (none for removed logs) */
 	Datum	   *jobs;
 	Datum	   *numbers;
 	Datum	   *contents;
@@ -403,14 +404,14 @@ static void
 write_batch(BatchArrays *b)
 {
 	if (b->ngood > 0)
-		buildlog_ingest(construct_array(b->jobs, b->ngood, INT8OID, 8,
+		b->stored = buildlog_ingest(construct_array(b->jobs, b->ngood, INT8OID, 8,
 										FLOAT8PASSBYVAL, TYPALIGN_DOUBLE),
 						construct_array(b->numbers, b->ngood, INT4OID, 4,
 										true, TYPALIGN_INT),
 						construct_array(b->contents, b->ngood, TEXTOID, -1,
 										false, TYPALIGN_INT),
 						construct_array(b->finals, b->ngood, BOOLOID, 1,
-										true, TYPALIGN_CHAR));
+										true, TYPALIGN_CHAR)).parts;
 	if (b->nbad > 0)
 	{
 		Datum		arrays[7];
@@ -435,7 +436,7 @@ count_batch(DrainWorker *w, int n, BatchArrays *b)
 	DrainStats *s = w->stats;
 
 	pg_atomic_fetch_add_u64(&s->deliveries, n);
-	pg_atomic_fetch_add_u64(&s->parts, b->ngood);
+	pg_atomic_fetch_add_u64(&s->parts, (uint64) b->stored);
 	pg_atomic_fetch_add_u64(&s->rejected, b->nbad);
 	pg_atomic_fetch_add_u64(&s->replaced, b->replaced);
 	pg_atomic_fetch_add_u64(&s->batches, 1);
