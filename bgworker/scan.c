@@ -13,6 +13,7 @@
 #include "postgres.h"
 
 #include "../extension/ingest.h"
+#include "../extension/utf8.h"
 #include "scan.h"
 
 #define MAX_DEPTH		64		/* deeper: the reference decides */
@@ -85,35 +86,6 @@ read_hex4(const char *p, const char *end, unsigned int *cp)
 	return true;
 }
 
-/* Append code point cp as UTF-8 at *o. */
-static void
-put_utf8(char **o, unsigned int cp)
-{
-	unsigned char *u = (unsigned char *) *o;
-
-	if (cp < 0x80)
-		*u++ = cp;
-	else if (cp < 0x800)
-	{
-		*u++ = 0xC0 | (cp >> 6);
-		*u++ = 0x80 | (cp & 0x3F);
-	}
-	else if (cp < 0x10000)
-	{
-		*u++ = 0xE0 | (cp >> 12);
-		*u++ = 0x80 | ((cp >> 6) & 0x3F);
-		*u++ = 0x80 | (cp & 0x3F);
-	}
-	else
-	{
-		*u++ = 0xF0 | (cp >> 18);
-		*u++ = 0x80 | ((cp >> 12) & 0x3F);
-		*u++ = 0x80 | ((cp >> 6) & 0x3F);
-		*u++ = 0x80 | (cp & 0x3F);
-	}
-	*o = (char *) u;
-}
-
 /*
  * Decode one \u escape (p after the 'u'), pairing surrogates; returns the
  * position after it, or NULL for lone surrogates and bad hex.
@@ -138,7 +110,7 @@ decode_unicode_escape(const char *p, const char *end, char **o)
 		p += 6;
 	}
 	if (o != NULL)
-		put_utf8(o, cp);
+		buildlog_put_utf8(o, cp);
 	return p;
 }
 

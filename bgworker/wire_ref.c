@@ -11,6 +11,8 @@
  */
 #include "postgres.h"
 
+#include "../extension/utf8.h"
+
 #include "wire_ref.h"
 
 #define INLINE_DEPTH_BYTES 64	/* 512 levels before the first allocation */
@@ -417,35 +419,6 @@ buildlog_wire_parse(const char *body, size_t len, WireMessage *m,
 	return ok;
 }
 
-/* Append code point cp as UTF-8 at *o. */
-static void
-put_utf8(char **o, unsigned int cp)
-{
-	unsigned char *u = (unsigned char *) *o;
-
-	if (cp < 0x80)
-		*u++ = cp;
-	else if (cp < 0x800)
-	{
-		*u++ = 0xC0 | (cp >> 6);
-		*u++ = 0x80 | (cp & 0x3F);
-	}
-	else if (cp < 0x10000)
-	{
-		*u++ = 0xE0 | (cp >> 12);
-		*u++ = 0x80 | ((cp >> 6) & 0x3F);
-		*u++ = 0x80 | (cp & 0x3F);
-	}
-	else
-	{
-		*u++ = 0xF0 | (cp >> 18);
-		*u++ = 0x80 | ((cp >> 12) & 0x3F);
-		*u++ = 0x80 | ((cp >> 6) & 0x3F);
-		*u++ = 0x80 | (cp & 0x3F);
-	}
-	*o = (char *) u;
-}
-
 /* The 4 hex digits at p (already validated by the lexer). */
 static unsigned int
 hex4(const char *p)
@@ -502,7 +475,7 @@ buildlog_wire_unescape(const char *s, size_t len, char *out, int *lone)
 					cp = 0xFFFD;	/* a lone surrogate */
 					(*lone)++;
 				}
-				put_utf8(&o, cp);
+				buildlog_put_utf8(&o, cp);
 				continue;
 			default:			/* " \ / */
 				*o++ = s[1];
