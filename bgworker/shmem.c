@@ -15,6 +15,7 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "shmem.h"
@@ -130,6 +131,25 @@ buildlog_shmem_init_hooks(void)
 }
 
 /*
+ * The SQL declaration of a stats function must have the columns this
+ * library fills: between installing a new library and ALTER EXTENSION
+ * UPDATE, the old declaration would read the wrong types (a crash).
+ */
+static void
+buildlog_check_columns(FunctionCallInfo fcinfo, int natts)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	if (rsinfo->setDesc->natts != natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the SQL definitions of extension buildlog are older than its library"),
+				 errdetail("%s returns %d columns; the library fills %d.",
+						   get_func_name(fcinfo->flinfo->fn_oid), rsinfo->setDesc->natts, natts),
+				 errhint("Run ALTER EXTENSION buildlog UPDATE.")));
+}
+
+/*
  * Is the workers' shared state there?  Without the preload there are no
  * workers: the stats functions answer with no rows and a notice saying why.
  */
@@ -183,6 +203,7 @@ buildlog_drain_stats(PG_FUNCTION_ARGS)
 	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
+	buildlog_check_columns(fcinfo, 19);
 	if (!buildlog_shared_available())
 		return (Datum) 0;
 	for (i = 0; i < BUILDLOG_MAX_DRAIN_WORKERS; i++)
@@ -323,6 +344,7 @@ buildlog_scheduler_stats(PG_FUNCTION_ARGS)
 	TimestampTz error_at;
 
 	InitMaterializedSRF(fcinfo, 0);
+	buildlog_check_columns(fcinfo, 11);
 	if (!buildlog_shared_available())
 		return (Datum) 0;
 	s = &buildlog_shared->scheduler;
@@ -403,6 +425,7 @@ buildlog_archive_stats(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
 	InitMaterializedSRF(fcinfo, 0);
+	buildlog_check_columns(fcinfo, 14);
 	if (!buildlog_shared_available())
 		return (Datum) 0;
 	for (int i = 0; i < BUILDLOG_MAX_ARCHIVE_WORKERS; i++)

@@ -17,7 +17,11 @@ create temp table before as
     from buildlog.logs;
 create temp table parts_before as select * from buildlog.log_parts;
 
+-- the new library with the old declarations: a clear error, never a crash
+select expect_error('select count(*) from buildlog.drain_stats');
+select count(*) >= 0 as scheduler_stats_works from buildlog.scheduler_stats;
 alter extension buildlog update;
+select count(*) >= 0 as drain_stats_works from buildlog.drain_stats;
 select extversion from pg_extension where extname = 'buildlog';
 -- nothing lost: every log reads the same, rows and pending parts unchanged
 select b.job_id, buildlog.log(b.job_id) = b.log as same_log,
