@@ -50,6 +50,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "../extension/assemble.h"
 #include "../extension/guc.h"
 #include "../extension/s3client.h"
 #include "../extension/spiutil.h"
@@ -321,9 +322,7 @@ verify_one(Archiver *a)
 		return STEP_DONE;
 	}
 	buildlog_run(buildlog_plan(&reset_plan,
-							   "update buildlog.logs set archived_at = null,"
-							   " archive_size = null, archive_sha256 = null,"
-							   " archive_etag = null, verified_at = null"
+							   "update buildlog.logs set " ARCHIVE_RESET_SQL
 							   " where job_id = $1", 1, types),
 				 values, NULL, false, SPI_OK_UPDATE);
 	commit();

@@ -52,16 +52,13 @@ typedef struct Scheduler
 	TimestampTz next_maintenance;
 	WorkerLogLimit log;
 	bool		waiting_for_extension;
-	bool		schema_current;	/* the installed schema is the library's */
-	bool		told_old_schema;
+	bool		waiting_for_update; /* the schema is older than the library */
 } Scheduler;
 
 static SPIPlanPtr due_plan = NULL;
 static SPIPlanPtr aggregate_plan = NULL;
 static SPIPlanPtr maintenance_plan = NULL;
 static SPIPlanPtr failed_plan = NULL;
-static SPIPlanPtr recovered_plan = NULL;
-static SPIPlanPtr version_plan = NULL;
 
 /* Register the scheduler; called from _PG_init. */
 void
@@ -78,27 +75,6 @@ log_once(Scheduler *s, int level, const char *msg)
 	buildlog_worker_log(&s->log, level, "buildlog scheduler", msg, 0);
 }
 
-/*
- * Is the installed extension the version this library was built for?  Its
- * SQL needs the current schema: until ALTER EXTENSION buildlog UPDATE ran,
- * the scheduler does not aggregate (ingestion goes on meanwhile).
- */
-static bool
-schema_is_current(void)
-{
-	bool		isnull;
-	Datum		d;
-
-	buildlog_run(buildlog_plan(&version_plan,
-							   "select extversion from pg_catalog.pg_extension"
-							   " where extname = 'buildlog'", 0, NULL),
-				 NULL, NULL, true, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		return false;
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return !isnull && strcmp(TextDatumGetCString(d), BUILDLOG_SCHEMA_VERSION) == 0;
-}
-
 /* The due jobs, read in one short transaction; *n gets their number. */
 static int64 *
 due_jobs(Scheduler *s, int *n)
@@ -113,7 +89,6 @@ due_jobs(Scheduler *s, int *n)
 	{
 		buildlog_worker_begin("buildlog scheduler: finding due jobs");
 		SPI_connect();
-		s->schema_current = schema_is_current();
 		buildlog_run(buildlog_plan(&due_plan,
 								   "select job_id from buildlog.aggregatable($1)",
 								   1, types),
@@ -153,8 +128,6 @@ record_failure(Scheduler *s, int64 job_id, const char *error)
 	Datum		values[2];
 	char		msg[BUILDLOG_TEXT_LEN];
 
-	if (!s->schema_current)
-		return;
 	PG_TRY();
 	{
 		buildlog_worker_begin("buildlog scheduler: backing off a failing job");
@@ -202,13 +175,6 @@ aggregate_one(Scheduler *s, int64 job_id, int64 *merged)
 
 			*merged = isnull ? 0 : DatumGetInt32(d);
 		}
-		if (s->schema_current)
-			buildlog_run(buildlog_plan(&recovered_plan,
-									   "update buildlog.logs set aggregate_failures = 0,"
-									   " aggregate_error = null, aggregate_retry_at = null"
-									   " where job_id = $1 and aggregate_failures > 0",
-									   1, types),
-						 values, NULL, false, SPI_OK_UPDATE);
 		SPI_finish();
 		buildlog_worker_commit();
 		ok = true;
@@ -241,16 +207,6 @@ aggregate_due(Scheduler *s)
 	int			done = 0;
 	int			failed = 0;
 
-	/* the library's SQL needs its own schema: wait for ALTER EXTENSION UPDATE */
-	if (!s->schema_current && !s->told_old_schema)
-		ereport(LOG,
-				(errmsg("buildlog scheduler: the installed extension is not version %s; not aggregating until it is updated",
-						BUILDLOG_SCHEMA_VERSION),
-				 errhint("Run ALTER EXTENSION buildlog UPDATE in database \"%s\".",
-						 buildlog_database)));
-	s->told_old_schema = !s->schema_current;
-	if (!s->schema_current)
-		n = 0;
 	for (int i = 0; i < n && failed < FAILURES_PER_ROUND; i++)
 	{
 		int64		merged = 0;
@@ -347,7 +303,9 @@ buildlog_scheduler_main(Datum arg)
 		CHECK_FOR_INTERRUPTS();
 		buildlog_worker_reload("buildlog scheduler");
 		MemoryContextReset(s.tick_cxt);
-		if (buildlog_worker_extension_ready("buildlog scheduler", &s.waiting_for_extension))
+		/* the library's SQL needs its own schema: wait for ALTER EXTENSION UPDATE */
+		if (buildlog_worker_extension_ready("buildlog scheduler", &s.waiting_for_extension) &&
+			buildlog_worker_schema_current("buildlog scheduler", &s.waiting_for_update))
 		{
 			backlog = aggregate_due(&s);
 			maintain_if_due(&s);

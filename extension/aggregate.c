@@ -33,8 +33,8 @@ static SPIPlanPtr update_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
 
 /* Read and row-lock the job's logs row; found=false when it has none. */
-static void
-lock_stored_log(int64 job_id, StoredLog *log)
+void
+buildlog_lock_stored_log(int64 job_id, StoredLog *log)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(job_id)};
@@ -188,10 +188,9 @@ store_log(int64 job_id, bool exists, const AssembledLog *a)
 								   "update buildlog.logs set content = $2,"
 								   " part_numbers = $3, part_starts = $4,"
 								   " final_number = $5, aggregated_at = now(),"
-								   " updated_at = now(), archived_at = null,"
-								   " archive_size = null, archive_sha256 = null,"
-								   " archive_etag = null, archive_gzip = null,"
-								   " verified_at = null, purged_at = null"
+								   " updated_at = now(), aggregate_failures = 0,"
+								   " aggregate_error = null, aggregate_retry_at = null, "
+								   ARCHIVE_RESET_SQL
 								   " where job_id = $1",
 								   5, types),
 					 values, nulls, false, SPI_OK_UPDATE);
@@ -225,7 +224,7 @@ buildlog_aggregate(PG_FUNCTION_ARGS)
 	prefetched = prefetch_purged(job_id, &restored);
 	lock_row_first(job_id);
 	buildlog_lock_job_exclusive(job_id);
-	lock_stored_log(job_id, &log);
+	buildlog_lock_stored_log(job_id, &log);
 	if (log.purged &&
 		!purged_mergeable(job_id, &log, prefetched, &restored, &use_download))
 	{

@@ -58,6 +58,15 @@ typedef struct AssembledLog
 #define STORED_LOG_COLUMNS \
 	"content, part_numbers, part_starts, final_number, aggregated_at, purged_at," \
 	" job_id"
+/*
+ * The archive facts every change of a log's content resets, so the archive
+ * workers upload it again (a SET list for an UPDATE of buildlog.logs).
+ */
+#define ARCHIVE_RESET_SQL \
+	"archived_at = null, archive_size = null, archive_sha256 = null," \
+	" archive_etag = null, archive_gzip = null, verified_at = null," \
+	" purged_at = null"
+
 /* Columns, in this order, that buildlog_pending_part() reads. */
 #define PENDING_PART_COLUMNS "number, content, final, created_at"
 
@@ -66,6 +75,7 @@ extern void buildlog_stored_log(HeapTuple tuple, TupleDesc desc,
 extern void buildlog_pending_part(HeapTuple tuple, TupleDesc desc,
 								  LogPart *part);
 extern void buildlog_check_stored(const StoredLog *log);
+extern void buildlog_lock_stored_log(int64 job_id, StoredLog *log);
 extern int	buildlog_first_part_after(const StoredLog *log, int32 after);
 extern int	buildlog_dedupe_pending(LogPart *parts, int n);
 extern int	buildlog_merge(const StoredLog *log, const LogPart *pending,

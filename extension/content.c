@@ -20,6 +20,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 
+#include "assemble.h"
 #include "joblock.h"
 #include "spiutil.h"
 
@@ -82,10 +83,8 @@ buildlog_set_content(PG_FUNCTION_ARGS)
 							   " content = excluded.content,"
 							   " part_numbers = '{}', part_starts = '{}',"
 							   " final_number = null, aggregated_at = null,"
-							   " updated_at = now(), archived_at = null,"
-							   " archive_size = null, archive_sha256 = null,"
-							   " archive_etag = null, archive_gzip = null,"
-							   " verified_at = null, purged_at = null,"
+							   " updated_at = now(), "
+							   ARCHIVE_RESET_SQL ","
 							   " removed_at = excluded.removed_at,"
 							   " removed_by = excluded.removed_by,"
 							   " archive_delete_since = case when l.archive_object"

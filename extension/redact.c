@@ -26,14 +26,12 @@
 #include "utils/memutils.h"
 
 #include "assemble.h"
-#include "joblock.h"
 #include "restore.h"
 #include "spiutil.h"
 
 PG_FUNCTION_INFO_V1(buildlog_redact);
 
 static SPIPlanPtr aggregate_plan = NULL;
-static SPIPlanPtr row_plan = NULL;
 static SPIPlanPtr store_plan = NULL;
 
 /* regexp_replace(slice, pattern, replacement, flags) as a text value. */
@@ -74,24 +72,6 @@ still_matches(text *t, text *pattern, text *flags)
 		elog(ERROR, "regexp_like check failed");
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 									  SPI_tuptable->tupdesc, 1, &isnull));
-}
-
-/* Read and row-lock the job's logs row; found = false when it has none. */
-static void
-lock_row(int64 job_id, StoredLog *log)
-{
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(job_id)};
-
-	buildlog_run(buildlog_plan(&row_plan,
-							   "select " STORED_LOG_COLUMNS
-							   " from buildlog.logs where job_id = $1 for update",
-							   1, types),
-				 values, NULL, false, SPI_OK_SELECT);
-	memset(log, 0, sizeof(*log));
-	log->final_number = -1;
-	if (SPI_processed > 0)
-		buildlog_stored_log(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, log);
 }
 
 /*
@@ -153,10 +133,7 @@ store(int64 job_id, text *content, ArrayType *starts)
 
 	buildlog_run(buildlog_plan(&store_plan,
 							   "update buildlog.logs set content = $2, part_starts = $3,"
-							   " updated_at = pg_catalog.now(), archived_at = null,"
-							   " archive_size = null, archive_sha256 = null,"
-							   " archive_etag = null, verified_at = null,"
-							   " purged_at = null"
+							   " updated_at = pg_catalog.now(), " ARCHIVE_RESET_SQL
 							   " where job_id = $1",
 							   3, types),
 				 values, NULL, false, SPI_OK_UPDATE);
@@ -193,14 +170,17 @@ buildlog_redact(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("redact() needs a non-empty pattern")));
 
-	buildlog_lock_job_exclusive(job_id);
 	SPI_connect();
-	/* pending parts first: the secret may sit in a part not merged yet */
+	/*
+	 * Pending parts first (the secret may sit in a part not merged yet).
+	 * aggregate() also takes the row lock, then the job's lock, in the
+	 * order every path uses; both are held to the end of the transaction.
+	 */
 	values[0] = Int64GetDatum(job_id);
 	buildlog_run(buildlog_plan(&aggregate_plan, "select buildlog.aggregate($1)",
 							   1, types),
 				 values, NULL, false, SPI_OK_SELECT);
-	lock_row(job_id, &log);
+	buildlog_lock_stored_log(job_id, &log);
 	if (!log.found)
 	{
 		SPI_finish();

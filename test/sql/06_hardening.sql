@@ -134,4 +134,7 @@ update buildlog.logs set aggregate_failures = 40 where job_id = 68;
 with r as (select buildlog.aggregate_failed(68, 'capped') - now() as backoff)
 select backoff between interval '59 min' and interval '61 min' as capped_at_1h from r;
 select aggregate_failures, aggregate_error from buildlog.logs where job_id = 68;
+-- a successful aggregation (here a manual one) clears the back-off
+select buildlog.aggregate(68);
+select aggregate_failures, aggregate_error, aggregate_retry_at from buildlog.logs where job_id = 68;
 reset buildlog.aggregate_delay;
