@@ -40,12 +40,12 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
-#include "../extension/guc.h"
-#include "../extension/ingest.h"
-#include "../extension/rejected.h"
-#include "amqp_link.h"
+#include "guc.h"
+#include "ingest.h"
+#include "rejected.h"
+#include "amqp_client.h"
 #include "drain.h"
-#include "message.h"
+#include "wire.h"
 #include "shmem.h"
 #include "worker.h"
 

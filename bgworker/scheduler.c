@@ -31,8 +31,8 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "../extension/guc.h"
-#include "../extension/spiutil.h"
+#include "guc.h"
+#include "spiutil.h"
 #include "scheduler.h"
 #include "shmem.h"
 #include "worker.h"

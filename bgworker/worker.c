@@ -41,7 +41,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "../extension/guc.h"
+#include "guc.h"
 #include "worker.h"
 
 /*

@@ -17,7 +17,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 
-#include "assemble.h"
+#include "merge.h"
 #include "joblock.h"
 #include "restore.h"
 #include "spiutil.h"

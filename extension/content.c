@@ -20,7 +20,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 
-#include "assemble.h"
+#include "merge.h"
 #include "joblock.h"
 #include "spiutil.h"
 

@@ -16,9 +16,9 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
-#include "../bgworker/amqp_link.h"
+#include "amqp_client.h"
 #include "guc.h"
-#include "s3client.h"
+#include "s3.h"
 
 int			buildlog_aggregate_delay_ms = 10 * 1000;
 int			buildlog_aggregate_force_after_s = 3 * 3600;

@@ -24,7 +24,7 @@ extern int	buildlog_rejected_retention_s;
 extern int	buildlog_archive_workers;
 extern int	buildlog_purge_delay_s;
 
-/* S3 archive (extension/s3client.c) */
+/* S3 archive (extension/s3.c) */
 extern char *buildlog_s3_endpoint;
 extern char *buildlog_s3_bucket;
 extern char *buildlog_s3_region;

@@ -13,7 +13,7 @@
 #include "funcapi.h"
 #include "utils/builtins.h"
 
-#include "../bgworker/amqp_link.h"
+#include "amqp_client.h"
 #include "guc.h"
 
 PG_FUNCTION_INFO_V1(buildlog_declare_queues);

@@ -19,7 +19,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-#include "assemble.h"
+#include "merge.h"
 #include "restore.h"
 #include "spiutil.h"
 

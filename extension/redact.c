@@ -25,7 +25,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
-#include "assemble.h"
+#include "merge.h"
 #include "restore.h"
 #include "spiutil.h"
 

@@ -19,7 +19,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
-#include "../bgworker/message.h"
+#include "wire.h"
 #include "guc.h"
 #include "ingest.h"
 #include "rejected.h"

@@ -22,7 +22,7 @@
 
 #include "guc.h"
 #include "restore.h"
-#include "s3client.h"
+#include "s3.h"
 #include "spiutil.h"
 
 static SPIPlanPtr facts_plan = NULL;

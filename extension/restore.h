@@ -8,8 +8,8 @@
 
 #include "postgres.h"
 
-#include "assemble.h"
-#include "s3client.h"
+#include "merge.h"
+#include "s3.h"
 
 /* What the logs row records about a job's archive. */
 typedef struct ArchiveFacts

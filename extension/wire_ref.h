@@ -3,7 +3,7 @@
  *	  The reference parser of the wire format: a complete RFC 8259 checker
  *	  that hands back the raw text of the top-level members buildlog reads.
  *
- * It decides every body the fast scanner (scan.h) does not, words the
+ * It decides every body the fast scanner (wire_scan.h) does not, words the
  * rejections, and is what parse_message(body, reference => true) runs, so
  * the tests can compare the two.  It never builds a tree and gives no
  * meaning to anything but the five fields it reports: numbers of any size,

@@ -1,5 +1,5 @@
 /*-------------------------------------------------------------------------
- * base64.h
+ * wire_base64.h
  *	  Strict RFC 4648 base64 decoding of a part's "log", shared by the fast
  *	  scanner path and the reference parser.
  *
@@ -10,8 +10,8 @@
  * end) is accepted; any other character, a space or tab included, is not.
  *-------------------------------------------------------------------------
  */
-#ifndef BUILDLOG_BASE64_H
-#define BUILDLOG_BASE64_H
+#ifndef BUILDLOG_WIRE_BASE64_H
+#define BUILDLOG_WIRE_BASE64_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,4 +25,4 @@
 extern bool buildlog_base64_decode(const char *src, size_t len, char *dst,
 								   size_t *dstlen, char *reason, size_t reasonlen);
 
-#endif							/* BUILDLOG_BASE64_H */
+#endif							/* BUILDLOG_WIRE_BASE64_H */

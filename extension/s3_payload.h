@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
- * s3payload.h
- *	  The bytes of S3 objects, for s3client.c: checksums (OpenSSL EVP),
+ * s3_payload.h
+ *	  The bytes of S3 objects, for s3.c: checksums (OpenSSL EVP),
  *	  streaming gzip on the way up and gunzip on the way down (zlib).
  *
  * Everything here runs outside libcurl's callbacks and may ereport; the
@@ -8,15 +8,15 @@
  * a free that the caller runs in PG_FINALLY.
  *-------------------------------------------------------------------------
  */
-#ifndef BUILDLOG_S3PAYLOAD_H
-#define BUILDLOG_S3PAYLOAD_H
+#ifndef BUILDLOG_S3_PAYLOAD_H
+#define BUILDLOG_S3_PAYLOAD_H
 
 #include "postgres.h"
 
 #include <openssl/evp.h>
 #include <zlib.h>
 
-#include "s3client.h"
+#include "s3.h"
 
 /* Bytes moved per slice: source reads, curl buffers, (de)compression. */
 #define S3_SLICE (128 * 1024)
@@ -73,4 +73,4 @@ extern bool buildlog_s3_consumer_finish(S3Consumer *c, S3Digest *received,
 										char *error);
 extern void buildlog_s3_consumer_free(S3Consumer *c);
 
-#endif							/* BUILDLOG_S3PAYLOAD_H */
+#endif							/* BUILDLOG_S3_PAYLOAD_H */

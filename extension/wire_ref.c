@@ -11,7 +11,7 @@
  */
 #include "postgres.h"
 
-#include "../extension/utf8.h"
+#include "utf8.h"
 
 #include "wire_ref.h"
 

@@ -1,5 +1,5 @@
 /*-------------------------------------------------------------------------
- * assemble.c
+ * merge.c
  *	  One merge of aggregated content and pending parts, used by every
  *	  reader and by aggregation.
  *-------------------------------------------------------------------------
@@ -13,7 +13,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "assemble.h"
+#include "merge.h"
 
 /*
  * Report a logs row whose bookkeeping cannot describe its content (a

@@ -1,5 +1,5 @@
 /*-------------------------------------------------------------------------
- * s3client.h
+ * s3.h
  *	  A small S3 client (libcurl, AWS Signature V4) for the archive worker
  *	  and the SQL functions that read archived logs: PUT, HEAD and GET of
  *	  one object at a time, streamed.
@@ -32,8 +32,8 @@
  * stored object always matches its recorded size and SHA-256.
  *-------------------------------------------------------------------------
  */
-#ifndef BUILDLOG_S3CLIENT_H
-#define BUILDLOG_S3CLIENT_H
+#ifndef BUILDLOG_S3_H
+#define BUILDLOG_S3_H
 
 #include "postgres.h"
 
@@ -234,4 +234,4 @@ typedef enum S3SelfTest
  */
 extern char *buildlog_s3_selftest(S3SelfTest which);
 
-#endif							/* BUILDLOG_S3CLIENT_H */
+#endif							/* BUILDLOG_S3_H */

@@ -1,5 +1,5 @@
 /*-------------------------------------------------------------------------
- * scan.h
+ * wire_scan.h
  *	  One-pass scanner for well-formed travis-worker messages.
  *
  * The scanner reads the usual message shape in one pass and decodes "log"
@@ -10,8 +10,8 @@
  * the rejection.
  *-------------------------------------------------------------------------
  */
-#ifndef BUILDLOG_SCAN_H
-#define BUILDLOG_SCAN_H
+#ifndef BUILDLOG_WIRE_SCAN_H
+#define BUILDLOG_WIRE_SCAN_H
 
 #include "postgres.h"
 
@@ -35,4 +35,4 @@ typedef struct ScannedMessage
  */
 extern bool buildlog_scan_message(const char *body, size_t len, ScannedMessage *m);
 
-#endif							/* BUILDLOG_SCAN_H */
+#endif							/* BUILDLOG_WIRE_SCAN_H */

@@ -1,5 +1,5 @@
 /*-------------------------------------------------------------------------
- * s3client.c
+ * s3.c
  *	  PUT, HEAD and GET of S3 objects with libcurl's multi interface and
  *	  its AWS Signature V4 signing (CURLOPT_AWS_SIGV4).
  *
@@ -38,8 +38,8 @@
 #include "utils/builtins.h"
 
 #include "guc.h"
-#include "s3client.h"
-#include "s3payload.h"
+#include "s3.h"
+#include "s3_payload.h"
 
 #define S3_POLL_MS 100			/* longest wait between interrupt checks */
 #define S3_ERRBODY_LEN 2048		/* kept of an error response's XML */

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
- * base64.c
- *	  Strict RFC 4648 base64 decoder (see base64.h).
+ * wire_base64.c
+ *	  Strict RFC 4648 base64 decoder (see wire_base64.h).
  *
  * PostgreSQL's pg_b64_decode accepts "=" anywhere and stops at it
  * ("QQ==QUJD" decoded to 2 bytes), so a corrupted part lost bytes silently.
@@ -10,7 +10,7 @@
  */
 #include "postgres.h"
 
-#include "base64.h"
+#include "wire_base64.h"
 
 /* Sextet value of each byte, -1 outside the alphabet. */
 static signed char sextet[256];

@@ -1,5 +1,5 @@
 /*-------------------------------------------------------------------------
- * s3payload.c
+ * s3_payload.c
  *	  The bytes of S3 objects: checksums, streaming gzip and gunzip, the
  *	  digest pass of an upload and a source over a text or bytea datum.
  *
@@ -14,7 +14,7 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
-#include "s3payload.h"
+#include "s3_payload.h"
 
 #define GZIP_WINDOW_BITS (15 + 16)	/* 32 KB window, gzip wrapper */
 

@@ -1,10 +1,10 @@
 /*-------------------------------------------------------------------------
- * message.h
+ * wire.h
  *	  Parsing of travis-worker log part messages (JSON) into parts.
  *-------------------------------------------------------------------------
  */
-#ifndef BUILDLOG_MESSAGE_H
-#define BUILDLOG_MESSAGE_H
+#ifndef BUILDLOG_WIRE_H
+#define BUILDLOG_WIRE_H
 
 #include "postgres.h"
 
@@ -27,11 +27,11 @@ typedef struct ParsedPart
 /*
  * Parse body (any bytes).  Never raises an ERROR for bad input: the verdict
  * is in out->ok / out->reason.  Allocates in CurrentMemoryContext.  The fast
- * scanner (scan.h) reads well-formed messages; reference_only skips it so
+ * scanner (wire_scan.h) reads well-formed messages; reference_only skips it so
  * tests can compare it with the reference parser (wire_ref.h).
  */
 extern void buildlog_parse_part(const char *body, size_t len,
 								int max_part_bytes, bool reference_only,
 								ParsedPart *out);
 
-#endif							/* BUILDLOG_MESSAGE_H */
+#endif							/* BUILDLOG_WIRE_H */

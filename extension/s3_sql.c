@@ -1,5 +1,5 @@
 /*-------------------------------------------------------------------------
- * s3sql.c
+ * s3_sql.c
  *	  SQL functions over the S3 client, for operators and tests: the
  *	  signature self-test, and put/get/head/verify of one object with the
  *	  buildlog.s3_* settings.  Not open to PUBLIC.
@@ -13,7 +13,7 @@
 #include "utils/builtins.h"
 
 #include "guc.h"
-#include "s3client.h"
+#include "s3.h"
 
 PG_FUNCTION_INFO_V1(buildlog_s3_signature_selftest);
 PG_FUNCTION_INFO_V1(buildlog_s3_key);

@@ -1,5 +1,5 @@
 /*-------------------------------------------------------------------------
- * message.c
+ * wire.c
  *	  travis-worker wire format: {"id", "log", "number", "final",
  *	  "encoding", "uuid", "meta", ...}.
  *
@@ -14,20 +14,20 @@
  * the content is cleaned after decoding, so invalid bytes, NUL and lone
  * surrogates never cost a part; they become U+FFFD and are counted.
  *
- * Two parsers read a body: the fast scanner (scan.c) answers for the common
+ * Two parsers read a body: the fast scanner (wire_scan.c) answers for the common
  * shape, the reference parser (wire_ref.c) for everything else and words
  * every rejection.  Both end in the same checks below and share the strict
- * base64 decoder (base64.c), so they agree on every input (05_parse.sql and
+ * base64 decoder (wire_base64.c), so they agree on every input (05_parse.sql and
  * script/bench parse compare them).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "../extension/ingest.h"
-#include "../extension/utf8.h"
-#include "base64.h"
-#include "message.h"
-#include "scan.h"
+#include "ingest.h"
+#include "utf8.h"
+#include "wire_base64.h"
+#include "wire.h"
+#include "wire_scan.h"
 #include "wire_ref.h"
 
 /* Mark the part rejected with a formatted reason (nothing stored: 0 replaced). */

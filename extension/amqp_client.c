@@ -1,5 +1,5 @@
 /*-------------------------------------------------------------------------
- * amqp_link.c
+ * amqp_client.c
  *	  librabbitmq connection handling for the drain workers and for
  *	  declare_queues().
  *
@@ -15,8 +15,8 @@
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 
-#include "../extension/guc.h"
-#include "amqp_link.h"
+#include "guc.h"
+#include "amqp_client.h"
 
 #define CONNECT_TIMEOUT_S	3
 #define RPC_TIMEOUT_S		10

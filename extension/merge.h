@@ -1,5 +1,5 @@
 /*-------------------------------------------------------------------------
- * assemble.h
+ * merge.h
  *	  Merging a log's aggregated content with its pending parts.
  *
  * A logs row keeps, beside its content, the number and start offset of
@@ -10,8 +10,8 @@
  * this one merge, so every reader sees what aggregation will produce.
  *-------------------------------------------------------------------------
  */
-#ifndef BUILDLOG_ASSEMBLE_H
-#define BUILDLOG_ASSEMBLE_H
+#ifndef BUILDLOG_MERGE_H
+#define BUILDLOG_MERGE_H
 
 #include "postgres.h"
 
@@ -87,4 +87,4 @@ extern int32 buildlog_head_len(const StoredLog *log);
 extern AssembledLog buildlog_assemble(const StoredLog *log,
 									  const LogPart *seq, int n);
 
-#endif							/* BUILDLOG_ASSEMBLE_H */
+#endif							/* BUILDLOG_MERGE_H */

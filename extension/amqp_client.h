@@ -1,5 +1,5 @@
 /*-------------------------------------------------------------------------
- * amqp_link.h
+ * amqp_client.h
  *	  A consuming AMQP connection (librabbitmq) for a drain worker.
  *
  * librabbitmq does no background work: heartbeats are serviced only inside
@@ -8,8 +8,8 @@
  * password; nothing here raises a PostgreSQL ERROR.
  *-------------------------------------------------------------------------
  */
-#ifndef BUILDLOG_AMQP_LINK_H
-#define BUILDLOG_AMQP_LINK_H
+#ifndef BUILDLOG_AMQP_CLIENT_H
+#define BUILDLOG_AMQP_CLIENT_H
 
 #include "postgres.h"
 
@@ -50,4 +50,4 @@ extern bool buildlog_amqp_declare(const char *url, const char *exchange,
 								  char **queues, int nqueues, char *error);
 extern const char *buildlog_amqp_redact(const char *url, char *buf, size_t len);
 
-#endif							/* BUILDLOG_AMQP_LINK_H */
+#endif							/* BUILDLOG_AMQP_CLIENT_H */

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
- * scan.c
- *	  One-pass scanner for well-formed travis-worker messages (see scan.h).
+ * wire_scan.c
+ *	  One-pass scanner for well-formed travis-worker messages (see wire_scan.h).
  *
  * Grammar per RFC 8259.  Agreement with the reference parser (wire_ref.c)
  * is what matters: whatever the scanner accepts, the reference accepts with
@@ -12,9 +12,9 @@
  */
 #include "postgres.h"
 
-#include "../extension/ingest.h"
-#include "../extension/utf8.h"
-#include "scan.h"
+#include "ingest.h"
+#include "utf8.h"
+#include "wire_scan.h"
 
 #define MAX_DEPTH		64		/* deeper: the reference decides */
 #define MAX_INT_DIGITS	18		/* more digits: may overflow int64 */
