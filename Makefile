@@ -6,6 +6,7 @@ OBJS = \
 	extension/buildlog.o \
 	extension/guc.o \
 	extension/shmem.o \
+	extension/stats.o \
 	extension/utf8.o \
 	extension/wire.o \
 	extension/wire_scan.o \

@@ -74,15 +74,10 @@ typedef enum Step
 /* What a worker keeps between steps. */
 typedef struct Archiver
 {
+	BuildlogWorker w;			/* the skeleton: slot, contexts, back-off, log */
 	int			index;
 	ArchiveStats *stats;
-	MemoryContext loop_cxt;
-	MemoryContext step_cxt;
-	int			backoff_ms;
-	WorkerLogLimit log;
-	bool		waiting_for_extension;
 	bool		waiting_for_endpoint;
-	bool		waiting_for_update; /* the schema is older than the library */
 } Archiver;
 
 static SPIPlanPtr claim_plan = NULL;
@@ -104,41 +99,6 @@ buildlog_archive_register(void)
 		buildlog_worker_register("archive", "buildlog_archive_main", i, true);
 }
 
-/* Log a problem: a new text at once, the same text at most once a minute. */
-static void
-log_limited(Archiver *a, int level, const char *msg)
-{
-	buildlog_archive_error(a->stats, msg);
-	buildlog_worker_log(&a->log, level, MyBgworkerEntry->bgw_name, msg,
-						LOG_REPEAT_SECONDS);
-}
-
-/* Start a worker transaction with a snapshot and a status line. */
-static void
-begin(const char *activity)
-{
-	buildlog_worker_begin(activity);
-	SPI_connect();
-}
-
-/* Commit what begin() started. */
-static void
-commit(void)
-{
-	SPI_finish();
-	buildlog_worker_commit();
-}
-
-/* Roll back what begin() started (nothing changed, the claim is released). */
-static void
-rollback(void)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	AbortCurrentTransaction();
-	pgstat_report_activity(STATE_IDLE, NULL);
-}
-
 /* An S3 failure: counted, logged (rate-limited), and a reason to back off. */
 static Step
 s3_failed(Archiver *a, const char *action, const S3Result *r)
@@ -152,7 +112,7 @@ s3_failed(Archiver *a, const char *action, const S3Result *r)
 	/* the job id changes from log to log: log the kind of failure */
 	snprintf(msg, sizeof(msg), "%s failed (%s): %s", action,
 			 buildlog_s3_outcome_name(r->outcome), r->error);
-	log_limited(a, r->outcome == S3_RETRYABLE ? LOG : WARNING, msg);
+	buildlog_worker_problem(&a->w, r->outcome == S3_RETRYABLE ? LOG : WARNING, msg);
 	return STEP_FAILED;
 }
 
@@ -176,9 +136,10 @@ row_text(int col)
 }
 
 /* Claim one log to archive and upload it; the claim is the row lock. */
-static Step
-archive_one(Archiver *a)
+static int
+archive_one(BuildlogWorker *w, void *arg)
 {
+	Archiver   *a = (Archiver *) w;
 	S3Target	target;
 	S3Source	source;
 	S3DatumSource state;
@@ -190,7 +151,7 @@ archive_one(Archiver *a)
 	bool		isnull;
 	TimestampTz t0;
 
-	begin("buildlog archive: uploading a log");
+	buildlog_worker_begin_spi("buildlog archive: uploading a log");
 	buildlog_run(buildlog_plan(&claim_plan,
 							   "select job_id, content from buildlog.logs"
 							   " where content is not null and archived_at is null"
@@ -200,7 +161,7 @@ archive_one(Archiver *a)
 				 NULL, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 	{
-		commit();
+		buildlog_worker_commit_spi();
 		return STEP_IDLE;
 	}
 	job_id = row_int8(1);
@@ -216,7 +177,7 @@ archive_one(Archiver *a)
 	pg_atomic_write_u64(&a->stats->in_flight, 0);
 	if (result.outcome != S3_OK)
 	{
-		rollback();
+		buildlog_worker_rollback_spi();
 		return s3_failed(a, "archiving", &result);
 	}
 	{
@@ -235,7 +196,7 @@ archive_one(Archiver *a)
 								   " where job_id = $1", 5, types),
 					 values, NULL, false, SPI_OK_UPDATE);
 	}
-	commit();
+	buildlog_worker_commit_spi();
 	pg_atomic_fetch_add_u64(&a->stats->archived, 1);
 	pg_atomic_fetch_add_u64(&a->stats->bytes, digest.size);
 	pg_atomic_fetch_add_u64(&a->stats->busy_us,
@@ -266,9 +227,10 @@ archive_matches(const S3Target *target, const char *key, int64 size,
 }
 
 /* Verify one archived log past buildlog.purge_delay; purge or re-archive it. */
-static Step
-verify_one(Archiver *a)
+static int
+verify_one(BuildlogWorker *w, void *arg)
 {
+	Archiver   *a = (Archiver *) w;
 	S3Target	target;
 	S3Result	result;
 	Oid			types[1] = {INT4OID};
@@ -280,7 +242,7 @@ verify_one(Archiver *a)
 	char	   *key;
 	bool		ok;
 
-	begin("buildlog archive: verifying a log");
+	buildlog_worker_begin_spi("buildlog archive: verifying a log");
 	buildlog_run(buildlog_plan(&due_plan,
 							   "select job_id, archive_size, archive_sha256, archive_etag"
 							   " from buildlog.logs"
@@ -292,7 +254,7 @@ verify_one(Archiver *a)
 				 values, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 	{
-		commit();
+		buildlog_worker_commit_spi();
 		return STEP_IDLE;
 	}
 	job_id = row_int8(1);
@@ -304,7 +266,7 @@ verify_one(Archiver *a)
 	ok = archive_matches(&target, key, size, sha256, etag, &result);
 	if (!ok && result.outcome != S3_OK && result.outcome != S3_NOT_FOUND)
 	{
-		rollback();
+		buildlog_worker_rollback_spi();
 		return s3_failed(a, "verifying", &result);
 	}
 	values[0] = Int64GetDatum(job_id);
@@ -316,7 +278,7 @@ verify_one(Archiver *a)
 								   " purged_at = now(), content = null"
 								   " where job_id = $1", 1, types),
 					 values, NULL, false, SPI_OK_UPDATE);
-		commit();
+		buildlog_worker_commit_spi();
 		pg_atomic_fetch_add_u64(&a->stats->verified, 1);
 		pg_atomic_fetch_add_u64(&a->stats->purged, 1);
 		return STEP_DONE;
@@ -325,7 +287,7 @@ verify_one(Archiver *a)
 							   "update buildlog.logs set " ARCHIVE_RESET_SQL
 							   " where job_id = $1", 1, types),
 				 values, NULL, false, SPI_OK_UPDATE);
-	commit();
+	buildlog_worker_commit_spi();
 	pg_atomic_fetch_add_u64(&a->stats->reuploads, 1);
 	ereport(LOG,
 			(errmsg("buildlog archive %d: the archive of job " INT64_FORMAT " is %s; archiving it again, not purging",
@@ -348,7 +310,7 @@ delete_failed(Archiver *a, int64 job_id, const S3Result *r)
 							   " least(pg_catalog.power(2, least(archive_delete_attempts, 20)), $2))"
 							   " where job_id = $1", 2, types),
 				 values, NULL, false, SPI_OK_UPDATE);
-	commit();
+	buildlog_worker_commit_spi();
 	return s3_failed(a, "deleting an archive", r);
 }
 
@@ -356,9 +318,10 @@ delete_failed(Archiver *a, int64 job_id, const S3Result *r)
  * Delete the archive object of one removed log and prove it gone: DELETE,
  * then HEAD must answer 404.  Only then is the deletion recorded.
  */
-static Step
-delete_one(Archiver *a)
+static int
+delete_one(BuildlogWorker *w, void *arg)
 {
+	Archiver   *a = (Archiver *) w;
 	S3Target	target;
 	S3Result	result;
 	Oid			types[1] = {INT8OID};
@@ -366,7 +329,7 @@ delete_one(Archiver *a)
 	int64		job_id;
 	char	   *key;
 
-	begin("buildlog archive: deleting the archive of a removed log");
+	buildlog_worker_begin_spi("buildlog archive: deleting the archive of a removed log");
 	buildlog_run(buildlog_plan(&delete_due_plan,
 							   "select job_id from buildlog.logs"
 							   " where archive_delete_since is not null"
@@ -377,7 +340,7 @@ delete_one(Archiver *a)
 				 NULL, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 	{
-		commit();
+		buildlog_worker_commit_spi();
 		return STEP_IDLE;
 	}
 	job_id = row_int8(1);
@@ -412,53 +375,41 @@ delete_one(Archiver *a)
 							   " archive_object = false, archive_deleted_at = now()"
 							   " where job_id = $1", 1, types),
 				 values, NULL, false, SPI_OK_UPDATE);
-	commit();
+	buildlog_worker_commit_spi();
 	return STEP_DONE;
 }
 
-/* Run one step under PG_TRY: an ERROR rolls back and means back off. */
+/*
+ * Run one step on the skeleton, in a fresh step context: an ERROR rolls
+ * back, is counted and logged, and means back off.
+ */
 static Step
-run_step(Archiver *a, Step (*step) (Archiver *), const char *what)
+run_step(Archiver *a, WorkerStep step, const char *what)
 {
-	volatile Step result = STEP_FAILED;
+	int			result;
 
-	MemoryContextReset(a->step_cxt);
-	MemoryContextSwitchTo(a->step_cxt);
-	PG_TRY();
-	{
-		result = step(a);
-	}
-	PG_CATCH();
-	{
-		char		failed[64];
-		char		msg[BUILDLOG_TEXT_LEN];
-
-		snprintf(failed, sizeof(failed), "%s failed", what);
-		buildlog_worker_abort(a->loop_cxt, failed, msg, sizeof(msg));
-		pg_atomic_write_u64(&a->stats->in_flight, 0);
-		pg_atomic_fetch_add_u64(&a->stats->failures, 1);
-		log_limited(a, WARNING, msg);
-		result = STEP_FAILED;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(a->loop_cxt);
-	return result;
+	MemoryContextReset(a->w.step_cxt);
+	MemoryContextSwitchTo(a->w.step_cxt);
+	result = buildlog_worker_run_step(&a->w, what, step, NULL);
+	MemoryContextSwitchTo(a->w.loop_cxt);
+	if (result != WORKER_STEP_ERROR)
+		return (Step) result;
+	pg_atomic_write_u64(&a->stats->in_flight, 0);
+	pg_atomic_fetch_add_u64(&a->stats->failures, 1);
+	buildlog_worker_problem(&a->w, WARNING, a->w.error);
+	return STEP_FAILED;
 }
 
 /* Is the extension installed, and is S3 configured?  Says so once if not. */
 static bool
 ready(Archiver *a)
 {
-	bool		installed;
 	bool		configured = buildlog_s3_endpoint != NULL && *buildlog_s3_endpoint != '\0';
+	bool		installed = buildlog_worker_ready(&a->w);
 
-	installed = buildlog_worker_extension_ready(MyBgworkerEntry->bgw_name,
-												&a->waiting_for_extension) &&
-		buildlog_worker_schema_current(MyBgworkerEntry->bgw_name, &a->waiting_for_update);
 	if (installed && !configured && !a->waiting_for_endpoint)
 		ereport(LOG,
-				(errmsg("buildlog archive %d: buildlog.s3_endpoint is empty; archiving is off",
-						a->index + 1),
+				(errmsg("%s: buildlog.s3_endpoint is empty; archiving is off", a->w.name),
 				 errhint("Set buildlog.s3_endpoint and the other buildlog.s3_* settings, then reload.")));
 	a->waiting_for_endpoint = installed && !configured;
 	return installed && configured;
@@ -472,15 +423,10 @@ buildlog_archive_main(Datum arg)
 
 	memset(&a, 0, sizeof(a));
 	memcpy(&a.index, MyBgworkerEntry->bgw_extra, sizeof(int));
-	buildlog_worker_signals();
-
-	a.stats = buildlog_archive_claim(a.index);
-	a.loop_cxt = AllocSetContextCreate(TopMemoryContext, "buildlog archive",
-									   ALLOCSET_DEFAULT_SIZES);
-	a.step_cxt = AllocSetContextCreate(a.loop_cxt, "buildlog archive step",
-									   ALLOCSET_DEFAULT_SIZES);
-	MemoryContextSwitchTo(a.loop_cxt);
-	buildlog_worker_connect();
+	a.stats = &buildlog_shared->archive[a.index];
+	pg_atomic_write_u64(&a.stats->in_flight, 0);
+	buildlog_worker_start(&a.w, &a.stats->slot, BACKOFF_MIN_MS, BACKOFF_MAX_MS,
+						  LOG_REPEAT_SECONDS);
 
 	for (;;)
 	{
@@ -489,9 +435,9 @@ buildlog_archive_main(Datum arg)
 		Step		verified;
 
 		CHECK_FOR_INTERRUPTS();
-		if (buildlog_worker_reload(MyBgworkerEntry->bgw_name))
+		if (buildlog_worker_reload(&a.w))
 		{
-			a.backoff_ms = 0;	/* new settings: try at once */
+			buildlog_backoff_reset(&a.w.backoff);	/* new settings: try at once */
 			checked = false;
 		}
 		/* a catalog lookup: at start, after a reload, when idle or failing */
@@ -508,12 +454,11 @@ buildlog_archive_main(Datum arg)
 		if (archived == STEP_FAILED || verified == STEP_FAILED ||
 			(deleted == STEP_FAILED && archived == STEP_IDLE && verified == STEP_IDLE))
 		{
-			a.backoff_ms = Max(BACKOFF_MIN_MS, Min(a.backoff_ms * 2, BACKOFF_MAX_MS));
-			buildlog_worker_wait(a.backoff_ms);
+			buildlog_worker_wait(buildlog_backoff_next(&a.w.backoff));
 			checked = false;
 			continue;
 		}
-		a.backoff_ms = 0;
+		buildlog_backoff_reset(&a.w.backoff);
 		if (deleted == STEP_IDLE && archived == STEP_IDLE && verified == STEP_IDLE)
 		{
 			buildlog_worker_wait(IDLE_WAIT_MS);

@@ -57,25 +57,22 @@
 /* Everything one worker keeps between batches. */
 typedef struct DrainWorker
 {
+	BuildlogWorker w;			/* the skeleton; w.step_cxt holds one batch,
+								 * w.backoff paces retries of failed batches */
 	int			index;			/* 0-based worker number */
 	DrainStats *stats;
 	AmqpLink	link;
 	char	  **queues;
 	int			nqueues;
-	uint64		generation;
-	MemoryContext loop_cxt;		/* lives as long as the worker */
-	MemoryContext batch_cxt;	/* reset for every batch */
 	AmqpDelivery *deliveries;
 	int			capacity;
 	int			nworkers;		/* drain workers registered (queue split) */
 	MemoryContext attempt_cxt;	/* reset for every write attempt */
 	int			held;			/* deliveries kept for a retry, from [0] */
 	TimestampTz retry_at;		/* when to retry them */
-	int			backoff_ms;		/* connection back-off */
-	int			failure_backoff_ms; /* back-off after a failed batch */
+	WorkerBackoff connect;		/* between connection attempts */
 	TimestampTz next_connect;
-	WorkerLogLimit log;
-	bool		waiting_for_extension;
+	bool		checked;		/* extension seen since the last idle batch */
 } DrainWorker;
 
 /*
@@ -91,14 +88,6 @@ buildlog_drain_register(int slots)
 		buildlog_worker_register_n("drain", "buildlog_drain_main", i, true, n);
 }
 
-/* Log a problem once: repeats of the same text stay quiet. */
-static void
-log_once(DrainWorker *w, int level, const char *text)
-{
-	buildlog_stats_error(w->stats, text);
-	buildlog_worker_log(&w->log, level, MyBgworkerEntry->bgw_name, text, 0);
-}
-
 /* The queues this worker consumes: its share of buildlog.amqp_queues. */
 static void
 assign_queues(DrainWorker *w)
@@ -108,7 +97,7 @@ assign_queues(DrainWorker *w)
 	int			total;
 	int			i;
 	char		shown[BUILDLOG_TEXT_LEN] = "";
-	MemoryContext old = MemoryContextSwitchTo(w->loop_cxt);
+	MemoryContext old = MemoryContextSwitchTo(w->w.loop_cxt);
 
 	names = buildlog_split_queues(buildlog_amqp_queues, &problem);
 	if (names == NIL)
@@ -117,7 +106,7 @@ assign_queues(DrainWorker *w)
 
 		/* the check hook refuses such values; only a default could get here */
 		snprintf(text, sizeof(text), "buildlog.amqp_queues is not a valid list: %s", problem);
-		log_once(w, WARNING, text);
+		buildlog_worker_problem(&w->w, WARNING, text);
 	}
 	total = list_length(names);
 	w->queues = palloc0(sizeof(char *) * Max(total, 1));
@@ -138,7 +127,7 @@ assign_queues(DrainWorker *w)
 			strlcat(shown, ",", sizeof(shown));
 		strlcat(shown, w->queues[i], sizeof(shown));
 	}
-	buildlog_stats_set_text(w->stats, w->stats->queues, shown);
+	buildlog_slot_set_text(&w->stats->slot, w->stats->queues, shown, NULL);
 	MemoryContextSwitchTo(old);
 }
 
@@ -154,25 +143,23 @@ disconnect(DrainWorker *w)
 
 /*
  * Apply SIGHUP (batch settings take effect with the next batch) and
- * restart_workers(): re-read the settings, then reconnect.
+ * restart_workers(): re-read the settings, then reconnect.  True when
+ * anything was reloaded.
  */
-static void
+static bool
 handle_config(DrainWorker *w)
 {
-	uint64		generation = pg_atomic_read_u64(&buildlog_shared->generation);
+	int			found = buildlog_worker_reload(&w->w);
 
-	if (generation != w->generation)
-		ConfigReloadPending = true; /* read the file now, whatever the SIGHUP does */
-	buildlog_worker_reload(MyBgworkerEntry->bgw_name);
-	if (generation == w->generation)
-		return;
-	w->generation = generation;
-	disconnect(w);
-	assign_queues(w);
-	w->backoff_ms = BACKOFF_MIN_MS;
-	w->next_connect = 0;
-	buildlog_worker_log_reset(&w->log);
-	ereport(LOG, (errmsg("%s: settings reloaded, reconnecting", MyBgworkerEntry->bgw_name)));
+	if (found & WORKER_RESTARTED)
+	{
+		disconnect(w);
+		assign_queues(w);
+		buildlog_backoff_reset(&w->connect);
+		w->next_connect = 0;
+		ereport(LOG, (errmsg("%s: settings reloaded, reconnecting", w->w.name)));
+	}
+	return found != 0;
 }
 
 /* Wait on the latch (and optionally the socket); serves interrupts. */
@@ -191,14 +178,6 @@ wait_for(DrainWorker *w, long timeout_ms, bool socket)
 		ResetLatch(MyLatch);
 	buildlog_worker_check_interrupts();
 	return rc;
-}
-
-/* Is the extension installed in our database?  Says so once if not. */
-static bool
-extension_ready(DrainWorker *w)
-{
-	return buildlog_worker_extension_ready(MyBgworkerEntry->bgw_name,
-										   &w->waiting_for_extension);
 }
 
 /* Connect when due; false while disconnected. */
@@ -223,15 +202,14 @@ ensure_connected(DrainWorker *w)
 		char		text[AMQP_ERROR_LEN + 64];
 
 		snprintf(text, sizeof(text), "%s; retrying with back-off", w->link.error);
-		log_once(w, LOG, text);
-		w->next_connect = TimestampTzPlusMilliseconds(now, w->backoff_ms);
-		w->backoff_ms = Min(w->backoff_ms * 2, CONNECT_BACKOFF_MAX_MS);
+		buildlog_worker_problem(&w->w, LOG, text);
+		w->next_connect = TimestampTzPlusMilliseconds(now, buildlog_backoff_next(&w->connect));
 		return false;
 	}
 	ereport(LOG, (errmsg("buildlog drain %d: consuming %s from %s",
 						 w->index + 1, w->stats->queues, w->link.where)));
-	buildlog_worker_log_reset(&w->log);
-	w->backoff_ms = BACKOFF_MIN_MS;
+	buildlog_worker_log_reset(&w->w.log);
+	buildlog_backoff_reset(&w->connect);
 	pg_atomic_write_u64(&w->stats->connected_since, (uint64) now);
 	pg_atomic_write_u32(&w->stats->connected, 1);
 	pg_atomic_fetch_add_u64(&w->stats->reconnects, 1);
@@ -245,10 +223,11 @@ connection_lost(DrainWorker *w)
 	char		text[AMQP_ERROR_LEN + 64];
 
 	snprintf(text, sizeof(text), "%s; reconnecting", w->link.error);
-	log_once(w, LOG, text);
+	buildlog_worker_problem(&w->w, LOG, text);
 	disconnect(w);
-	w->failure_backoff_ms = 0;
-	w->next_connect = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), w->backoff_ms);
+	buildlog_backoff_reset(&w->w.backoff);
+	w->next_connect = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												  buildlog_backoff_next(&w->connect));
 }
 
 /*
@@ -530,12 +509,12 @@ write_range(DrainWorker *w, int lo, int hi, const char *reason,
 	}
 	PG_CATCH();
 	{
-		sqlerrcode = buildlog_worker_abort(w->loop_cxt, unpack_sql_state(ERRCODE_INTERNAL_ERROR),
+		sqlerrcode = buildlog_worker_abort(w->w.loop_cxt, unpack_sql_state(ERRCODE_INTERNAL_ERROR),
 										   error, errlen);
 		pg_atomic_fetch_add_u64(&w->stats->failed_batches, 1);
 	}
 	PG_END_TRY();
-	MemoryContextSwitchTo(w->batch_cxt);
+	MemoryContextSwitchTo(w->w.step_cxt);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	if (!committed)
@@ -557,7 +536,7 @@ log_failure(DrainWorker *w, const char *what, const char *error)
 	char		text[BUILDLOG_WORKER_LOG_LEN];
 
 	snprintf(text, sizeof(text), "%s: %s", what, error);
-	log_once(w, WARNING, text);
+	buildlog_worker_problem(&w->w, WARNING, text);
 }
 
 /*
@@ -637,16 +616,15 @@ process_batch(DrainWorker *w, int n)
 	w->held = 0;
 	if (done == n)
 	{
-		w->failure_backoff_ms = 0;
+		buildlog_backoff_reset(&w->w.backoff);
 		return true;
 	}
 	if (!w->link.connected)
 		return false;			/* the broker redelivers the rest */
 	memmove(w->deliveries, w->deliveries + done, sizeof(AmqpDelivery) * (n - done));
 	w->held = n - done;
-	w->failure_backoff_ms = Max(BACKOFF_MIN_MS,
-								Min(w->failure_backoff_ms * 2, BACKOFF_MAX_MS));
-	w->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), w->failure_backoff_ms);
+	w->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											  buildlog_backoff_next(&w->w.backoff));
 	return false;
 }
 
@@ -669,29 +647,62 @@ back_off(DrainWorker *w)
 	return true;
 }
 
-/* Mark our stats slot free when the worker exits. */
-static void
-release_slot(int code, Datum arg)
+/*
+ * Step: retry the held deliveries once their back-off is over (serving
+ * heartbeats meanwhile).  False while waiting, failing or disconnected.
+ */
+static bool
+retry_held(DrainWorker *w)
 {
-	DrainStats *s = &buildlog_shared->drain[DatumGetInt32(arg)];
+	bool		ok;
 
-	pg_atomic_write_u32(&s->connected, 0);
-	pg_atomic_write_u32(&s->in_use, 0);
+	MemoryContextSwitchTo(w->w.step_cxt);
+	if (GetCurrentTimestamp() < w->retry_at)
+	{
+		back_off(w);
+		ok = false;
+	}
+	else
+		ok = process_batch(w, w->held);
+	MemoryContextSwitchTo(w->w.loop_cxt);
+	return ok && w->link.connected;
 }
 
-/* Claim and reset our stats slot. */
-static DrainStats *
-claim_slot(int index)
+/*
+ * Step: gather one batch in a fresh batch context and write it.  False
+ * when idle, failing or disconnected.
+ */
+static bool
+drain_batch(DrainWorker *w)
 {
-	DrainStats *s = &buildlog_shared->drain[index];
+	int			n;
+	bool		ok;
 
-	pg_atomic_write_u64(&s->pid, (uint64) MyProcPid);
-	pg_atomic_write_u32(&s->connected, 0);
-	pg_atomic_write_u64(&s->connected_since, 0);
-	s->pgprocno = MyProc->pgprocno;
-	pg_atomic_write_u32(&s->in_use, 1);
-	on_shmem_exit(release_slot, Int32GetDatum(index));
-	return s;
+	MemoryContextReset(w->w.step_cxt);
+	MemoryContextSwitchTo(w->w.step_cxt);
+	n = gather(w);
+	ok = n > 0 && process_batch(w, n);
+	MemoryContextSwitchTo(w->w.loop_cxt);
+	return ok && w->link.connected;
+}
+
+/* Step: is the extension there (at our schema)?  Disconnects while not. */
+static bool
+check_extension(DrainWorker *w)
+{
+	w->checked = buildlog_worker_ready(&w->w);
+	if (!w->checked)
+		disconnect(w);
+	return w->checked;
+}
+
+/* How long to wait for the next connection attempt (at most a second). */
+static long
+connect_wait_ms(DrainWorker *w)
+{
+	long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), w->next_connect);
+
+	return Max(Min(left, IDLE_WAIT_MS), 10);
 }
 
 void
@@ -704,74 +715,31 @@ buildlog_drain_main(Datum arg)
 	memcpy(&w.nworkers, MyBgworkerEntry->bgw_extra + sizeof(int), sizeof(int));
 	if (w.nworkers <= 0)
 		w.nworkers = buildlog_drain_workers;
-	buildlog_worker_signals();
-
-	w.stats = claim_slot(w.index);
-	w.generation = pg_atomic_read_u64(&buildlog_shared->generation);
-	w.loop_cxt = AllocSetContextCreate(TopMemoryContext, "buildlog drain",
-									   ALLOCSET_DEFAULT_SIZES);
-	w.batch_cxt = AllocSetContextCreate(w.loop_cxt, "buildlog drain batch",
-										ALLOCSET_DEFAULT_SIZES);
-	w.attempt_cxt = AllocSetContextCreate(w.loop_cxt, "buildlog drain attempt",
+	w.stats = &buildlog_shared->drain[w.index];
+	pg_atomic_write_u32(&w.stats->connected, 0);
+	pg_atomic_write_u64(&w.stats->connected_since, 0);
+	w.connect.min_ms = BACKOFF_MIN_MS;
+	w.connect.max_ms = CONNECT_BACKOFF_MAX_MS;
+	buildlog_worker_start(&w.w, &w.stats->slot, BACKOFF_MIN_MS, BACKOFF_MAX_MS, 0);
+	w.attempt_cxt = AllocSetContextCreate(w.w.loop_cxt, "buildlog drain attempt",
 										  ALLOCSET_DEFAULT_SIZES);
-	MemoryContextSwitchTo(w.loop_cxt);
 	w.capacity = 10000;			/* the largest buildlog.batch_size */
 	w.deliveries = palloc(sizeof(AmqpDelivery) * w.capacity);
-	w.backoff_ms = BACKOFF_MIN_MS;
 	assign_queues(&w);
 
-	buildlog_worker_connect();
-
+	/* the steps; the extension check is a catalog lookup: only when idle or failing */
 	for (;;)
 	{
-		int			n;
-
 		buildlog_worker_check_interrupts();
-		handle_config(&w);
-		if (!extension_ready(&w))
-		{
-			disconnect(&w);
+		if (handle_config(&w))
+			w.checked = false;
+		if (!w.checked && !check_extension(&w))
 			wait_for(&w, 5000, false);
-			continue;
-		}
-		if (!ensure_connected(&w))
-		{
-			wait_for(&w, Min(IDLE_WAIT_MS, w.backoff_ms), false);
-			continue;
-		}
-		/* extension_ready() is a catalog lookup: only when idle or failing */
-		for (;;)
-		{
-			buildlog_worker_check_interrupts();
-			if (ConfigReloadPending ||
-				pg_atomic_read_u64(&buildlog_shared->generation) != w.generation)
-				break;
-			if (w.held > 0)
-			{
-				/* a batch kept after a systemic failure: back off, retry */
-				MemoryContextSwitchTo(w.batch_cxt);
-				if (GetCurrentTimestamp() < w.retry_at)
-				{
-					back_off(&w);
-					break;		/* re-check the extension and settings */
-				}
-				n = w.held;
-			}
-			else
-			{
-				MemoryContextReset(w.batch_cxt);
-				MemoryContextSwitchTo(w.batch_cxt);
-				n = gather(&w);
-			}
-			if (n > 0 && !process_batch(&w, n))
-			{
-				MemoryContextSwitchTo(w.loop_cxt);
-				break;
-			}
-			MemoryContextSwitchTo(w.loop_cxt);
-			/* idle, or the ack failed and the connection is gone */
-			if (n == 0 || !w.link.connected)
-				break;
-		}
+		else if (!ensure_connected(&w))
+			wait_for(&w, connect_wait_ms(&w), false);
+		else if (w.held > 0)
+			w.checked = retry_held(&w);
+		else
+			w.checked = drain_batch(&w);
 	}
 }

@@ -9,7 +9,8 @@
  * it runs buildlog.run_maintenance(), which brings its own lock-timeout and
  * retry rules.  Errors are logged once per kind (job ids normalised; no floods) and
  * shown in buildlog.scheduler_stats; SIGTERM ends it at the next interrupt
- * check; SIGHUP re-reads the settings.
+ * check; SIGHUP re-reads the settings.  Each unit of work is a step run by
+ * the worker skeleton (worker.h): its own transaction, surviving its ERROR.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -46,14 +47,24 @@
 /* What the worker keeps between ticks. */
 typedef struct Scheduler
 {
+	BuildlogWorker w;			/* the skeleton: slot, contexts, log limiter */
 	SchedulerStats *stats;
-	MemoryContext loop_cxt;
-	MemoryContext tick_cxt;
 	TimestampTz next_maintenance;
-	WorkerLogLimit log;
-	bool		waiting_for_extension;
-	bool		waiting_for_update; /* the schema is older than the library */
 } Scheduler;
+
+/* The due jobs of one round (in the step context). */
+typedef struct DueJobs
+{
+	int64	   *jobs;
+	int			n;
+} DueJobs;
+
+/* One job's aggregation: which job, how many parts it merged. */
+typedef struct AggregateJob
+{
+	int64		job_id;
+	int64		merged;
+} AggregateJob;
 
 static SPIPlanPtr due_plan = NULL;
 static SPIPlanPtr aggregate_plan = NULL;
@@ -67,132 +78,103 @@ buildlog_scheduler_register(void)
 	buildlog_worker_register("scheduler", "buildlog_scheduler_main", 0, false);
 }
 
-/* Log a problem once: repeats of the same text stay quiet. */
-static void
-log_once(Scheduler *s, int level, const char *msg)
+/* Step: read the due jobs in one short transaction. */
+static int
+find_due_jobs(BuildlogWorker *w, void *arg)
 {
-	buildlog_scheduler_error(s->stats, msg);
-	buildlog_worker_log(&s->log, level, "buildlog scheduler", msg, 0);
-}
-
-/* The due jobs, read in one short transaction; *n gets their number. */
-static int64 *
-due_jobs(Scheduler *s, int *n)
-{
+	DueJobs    *due = (DueJobs *) arg;
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(JOBS_PER_TICK)};
-	int64	   *volatile jobs = NULL;
-	volatile int count = 0;
-	char		msg[BUILDLOG_TEXT_LEN];
 
-	PG_TRY();
+	buildlog_worker_begin_spi("buildlog scheduler: finding due jobs");
+	buildlog_run(buildlog_plan(&due_plan,
+							   "select job_id from buildlog.aggregatable($1)",
+							   1, types),
+				 values, NULL, true, SPI_OK_SELECT);
+	due->jobs = MemoryContextAlloc(w->step_cxt, sizeof(int64) * Max(SPI_processed, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		buildlog_worker_begin("buildlog scheduler: finding due jobs");
-		SPI_connect();
-		buildlog_run(buildlog_plan(&due_plan,
-								   "select job_id from buildlog.aggregatable($1)",
-								   1, types),
-					 values, NULL, true, SPI_OK_SELECT);
-		jobs = MemoryContextAlloc(s->tick_cxt, sizeof(int64) * Max(SPI_processed, 1));
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
+		bool		isnull;
 
-			jobs[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
-												  SPI_tuptable->tupdesc, 1, &isnull));
-		}
-		count = (int) SPI_processed;
-		SPI_finish();
-		buildlog_worker_commit();
+		due->jobs[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												   SPI_tuptable->tupdesc, 1, &isnull));
 	}
-	PG_CATCH();
-	{
-		buildlog_worker_abort(s->loop_cxt, "finding due jobs failed", msg, sizeof(msg));
-		log_once(s, WARNING, msg);
-		count = 0;
-	}
-	PG_END_TRY();
-	*n = count;
-	return jobs;
+	due->n = (int) SPI_processed;
+	buildlog_worker_commit_spi();
+	return 0;
 }
 
 /*
- * Back a failing job off (buildlog.aggregate_failed(), its own transaction):
- * it is retried later and later instead of every second, and aggregatable()
- * puts healthy jobs first, so failures never crowd out due work.
+ * Step: back a failing job off (buildlog.aggregate_failed()): it is retried
+ * later and later instead of every second, and aggregatable() puts healthy
+ * jobs first, so failures never crowd out due work.
  */
-static void
-record_failure(Scheduler *s, int64 job_id, const char *error)
+static int
+record_failure(BuildlogWorker *w, void *arg)
 {
+	AggregateJob *job = (AggregateJob *) arg;
 	Oid			types[2] = {INT8OID, TEXTOID};
 	Datum		values[2];
-	char		msg[BUILDLOG_TEXT_LEN];
 
-	PG_TRY();
-	{
-		buildlog_worker_begin("buildlog scheduler: backing off a failing job");
-		SPI_connect();
-		values[0] = Int64GetDatum(job_id);
-		values[1] = CStringGetTextDatum(error);
-		buildlog_run(buildlog_plan(&failed_plan,
-								   "select buildlog.aggregate_failed($1, $2)", 2, types),
-					 values, NULL, false, SPI_OK_SELECT);
-		SPI_finish();
-		buildlog_worker_commit();
-	}
-	PG_CATCH();
-	{
-		buildlog_worker_abort(s->loop_cxt, "recording a failed aggregation failed",
-							  msg, sizeof(msg));
-		log_once(s, WARNING, msg);
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(s->loop_cxt);
+	buildlog_worker_begin_spi("buildlog scheduler: backing off a failing job");
+	values[0] = Int64GetDatum(job->job_id);
+	values[1] = CStringGetTextDatum(w->error);
+	buildlog_run(buildlog_plan(&failed_plan,
+							   "select buildlog.aggregate_failed($1, $2)", 2, types),
+				 values, NULL, false, SPI_OK_SELECT);
+	buildlog_worker_commit_spi();
+	return 0;
 }
 
-/* Aggregate one job in its own transaction; false after an ERROR. */
-static bool
-aggregate_one(Scheduler *s, int64 job_id, int64 *merged)
+/* Step: aggregate one job in its own transaction. */
+static int
+aggregate_job(BuildlogWorker *w, void *arg)
 {
+	AggregateJob *job = (AggregateJob *) arg;
 	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(job_id)};
-	volatile bool ok = false;
-	char		msg[BUILDLOG_TEXT_LEN];
+	Datum		values[1] = {Int64GetDatum(job->job_id)};
+
+	buildlog_worker_begin_spi("buildlog scheduler: aggregating");
+	buildlog_run(buildlog_plan(&aggregate_plan,
+							   "select buildlog.aggregate($1)", 1, types),
+				 values, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+
+		job->merged = isnull ? 0 : DatumGetInt32(d);
+	}
+	buildlog_worker_commit_spi();
+	return 0;
+}
+
+/* Aggregate one job; a failure is counted, logged and backed off. */
+static bool
+aggregate_one(Scheduler *s, int64 job_id)
+{
+	AggregateJob job = {job_id, 0};
 	char		what[64];
 
-	PG_TRY();
+	snprintf(what, sizeof(what), "aggregating job " INT64_FORMAT, job_id);
+	if (buildlog_worker_run_step(&s->w, what, aggregate_job, &job) != WORKER_STEP_ERROR)
 	{
-		buildlog_worker_begin("buildlog scheduler: aggregating");
-		SPI_connect();
-		buildlog_run(buildlog_plan(&aggregate_plan,
-								   "select buildlog.aggregate($1)", 1, types),
-					 values, NULL, false, SPI_OK_SELECT);
-		if (SPI_processed == 1)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 1, &isnull);
-
-			*merged = isnull ? 0 : DatumGetInt32(d);
-		}
-		SPI_finish();
-		buildlog_worker_commit();
-		ok = true;
+		pg_atomic_fetch_add_u64(&s->stats->aggregated, 1);
+		pg_atomic_fetch_add_u64(&s->stats->parts_merged, (uint64) job.merged);
+		return true;
 	}
-	PG_CATCH();
+	if (s->w.sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
 	{
-		snprintf(what, sizeof(what), "aggregating job " INT64_FORMAT " failed", job_id);
-		if (buildlog_worker_abort(s->loop_cxt, what, msg, sizeof(msg)) == ERRCODE_LOCK_NOT_AVAILABLE)
-			pg_atomic_fetch_add_u64(&s->stats->deferred, 1);	/* being archived */
-		else
-		{
-			log_once(s, WARNING, msg);
-			pg_atomic_fetch_add_u64(&s->stats->aggregate_failures, 1);
-			record_failure(s, job_id, msg);
-		}
+		pg_atomic_fetch_add_u64(&s->stats->deferred, 1);	/* being archived */
+		return false;
 	}
-	PG_END_TRY();
-	return ok;
+	buildlog_worker_problem(&s->w, WARNING, s->w.error);
+	pg_atomic_fetch_add_u64(&s->stats->aggregate_failures, 1);
+	if (buildlog_worker_run_step(&s->w, "recording a failed aggregation", record_failure,
+								 &job) == WORKER_STEP_ERROR)
+		buildlog_worker_problem(&s->w, WARNING, s->w.error);
+	return false;
 }
 
 /*
@@ -202,22 +184,21 @@ aggregate_one(Scheduler *s, int64 job_id, int64 *merged)
 static bool
 aggregate_due(Scheduler *s)
 {
-	int			n;
-	int64	   *jobs = due_jobs(s, &n);
+	DueJobs		due = {NULL, 0};
 	int			done = 0;
 	int			failed = 0;
 
-	for (int i = 0; i < n && failed < FAILURES_PER_ROUND; i++)
+	if (buildlog_worker_run_step(&s->w, "finding due jobs", find_due_jobs, &due) ==
+		WORKER_STEP_ERROR)
 	{
-		int64		merged = 0;
-
+		buildlog_worker_problem(&s->w, WARNING, s->w.error);
+		return false;
+	}
+	for (int i = 0; i < due.n && failed < FAILURES_PER_ROUND; i++)
+	{
 		CHECK_FOR_INTERRUPTS();
-		if (aggregate_one(s, jobs[i], &merged))
-		{
+		if (aggregate_one(s, due.jobs[i]))
 			done++;
-			pg_atomic_fetch_add_u64(&s->stats->aggregated, 1);
-			pg_atomic_fetch_add_u64(&s->stats->parts_merged, (uint64) merged);
-		}
 		else
 			failed++;
 	}
@@ -225,7 +206,29 @@ aggregate_due(Scheduler *s)
 	/* cut short by failures: the jobs behind them are due now */
 	if (failed >= FAILURES_PER_ROUND)
 		return true;
-	return n == JOBS_PER_TICK && done > 0;
+	return due.n == JOBS_PER_TICK && done > 0;
+}
+
+/* Step: buildlog.run_maintenance(); its result as JSON into arg. */
+static int
+run_maintenance(BuildlogWorker *w, void *arg)
+{
+	char	   *result = (char *) arg;
+
+	buildlog_worker_begin_spi("buildlog scheduler: partition maintenance");
+	buildlog_run(buildlog_plan(&maintenance_plan,
+							   "select pg_catalog.to_jsonb(m)::text"
+							   " from buildlog.run_maintenance() m", 0, NULL),
+				 NULL, NULL, false, SPI_OK_SELECT);
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+
+		strlcpy(result, isnull ? "" : TextDatumGetCString(d), BUILDLOG_TEXT_LEN);
+	}
+	buildlog_worker_commit_spi();
+	return 0;
 }
 
 /* Run buildlog.run_maintenance() when due; records what it did. */
@@ -233,47 +236,26 @@ static void
 maintain_if_due(Scheduler *s)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	char		msg[BUILDLOG_TEXT_LEN];
-	volatile bool ok = false;
+	char		result[BUILDLOG_TEXT_LEN];
 
 	if (buildlog_maintenance_interval_s <= 0 || now < s->next_maintenance)
 		return;
-	PG_TRY();
+	if (buildlog_worker_run_step(&s->w, "partition maintenance", run_maintenance,
+								 result) == WORKER_STEP_ERROR)
 	{
-		buildlog_worker_begin("buildlog scheduler: partition maintenance");
-		SPI_connect();
-		buildlog_run(buildlog_plan(&maintenance_plan,
-								   "select pg_catalog.to_jsonb(m)::text"
-								   " from buildlog.run_maintenance() m", 0, NULL),
-					 NULL, NULL, false, SPI_OK_SELECT);
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 1, &isnull);
+		char		msg[BUILDLOG_TEXT_LEN];
 
-			strlcpy(msg, isnull ? "" : TextDatumGetCString(d), sizeof(msg));
-		}
-		SPI_finish();
-		buildlog_worker_commit();
-		ok = true;
-	}
-	PG_CATCH();
-	{
-		buildlog_worker_abort(s->loop_cxt, "partition maintenance failed, retrying in 60 s", msg, sizeof(msg));
-		log_once(s, WARNING, msg);
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(s->loop_cxt);
-	if (ok)
-	{
-		pg_atomic_fetch_add_u64(&s->stats->maintenance_runs, 1);
-		buildlog_scheduler_set_maintenance(s->stats, msg);
-		ereport(DEBUG1, (errmsg("buildlog scheduler: partition maintenance: %s", msg)));
-		s->next_maintenance = TimestampTzPlusMilliseconds(now,
-														  (int64) buildlog_maintenance_interval_s * 1000);
-	}
-	else
+		snprintf(msg, sizeof(msg), "%s (retrying in %d s)", s->w.error, MAINTENANCE_RETRY_S);
+		buildlog_worker_problem(&s->w, WARNING, msg);
 		s->next_maintenance = TimestampTzPlusMilliseconds(now, MAINTENANCE_RETRY_S * 1000);
+		return;
+	}
+	pg_atomic_fetch_add_u64(&s->stats->maintenance_runs, 1);
+	buildlog_slot_set_text(&s->stats->slot, s->stats->last_maintenance, result,
+						   &s->stats->last_maintenance_at);
+	ereport(DEBUG1, (errmsg("%s: partition maintenance: %s", s->w.name, result)));
+	s->next_maintenance = TimestampTzPlusMilliseconds(now,
+													  (int64) buildlog_maintenance_interval_s * 1000);
 }
 
 void
@@ -282,15 +264,8 @@ buildlog_scheduler_main(Datum arg)
 	Scheduler	s;
 
 	memset(&s, 0, sizeof(s));
-	buildlog_worker_signals();
-
-	s.stats = buildlog_scheduler_claim();
-	s.loop_cxt = AllocSetContextCreate(TopMemoryContext, "buildlog scheduler",
-									   ALLOCSET_DEFAULT_SIZES);
-	s.tick_cxt = AllocSetContextCreate(s.loop_cxt, "buildlog scheduler tick",
-									   ALLOCSET_DEFAULT_SIZES);
-	MemoryContextSwitchTo(s.loop_cxt);
-	buildlog_worker_connect();
+	s.stats = &buildlog_shared->scheduler;
+	buildlog_worker_start(&s.w, &s.stats->slot, 0, 0, 0);
 	/* a log being archived holds its row lock: skip it this round */
 	SetConfigOption("lock_timeout", AGGREGATE_LOCK_TIMEOUT, PGC_USERSET, PGC_S_SESSION);
 	/* first maintenance a minute after start: premake is two days ahead */
@@ -301,17 +276,17 @@ buildlog_scheduler_main(Datum arg)
 		bool		backlog = false;
 
 		CHECK_FOR_INTERRUPTS();
-		buildlog_worker_reload("buildlog scheduler");
-		MemoryContextReset(s.tick_cxt);
+		buildlog_worker_reload(&s.w);
+		MemoryContextReset(s.w.step_cxt);
+		MemoryContextSwitchTo(s.w.step_cxt);
 		/* the library's SQL needs its own schema: wait for ALTER EXTENSION UPDATE */
-		if (buildlog_worker_extension_ready("buildlog scheduler", &s.waiting_for_extension) &&
-			buildlog_worker_schema_current("buildlog scheduler", &s.waiting_for_update))
+		if (buildlog_worker_ready(&s.w))
 		{
 			backlog = aggregate_due(&s);
 			maintain_if_due(&s);
 		}
-		MemoryContextSwitchTo(s.loop_cxt);
+		MemoryContextSwitchTo(s.w.loop_cxt);
 		if (!backlog)
-			buildlog_worker_wait(s.waiting_for_extension ? 5000 : TICK_MS);
+			buildlog_worker_wait(s.w.waiting_for_extension ? 5000 : TICK_MS);
 	}
 }

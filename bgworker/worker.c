@@ -24,6 +24,7 @@
 #include "access/xact.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "lib/ilist.h"
@@ -162,23 +163,33 @@ buildlog_worker_connect(void)
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_SESSION);
 }
 
-bool
-buildlog_worker_reload(const char *who)
+int
+buildlog_worker_reload(BuildlogWorker *w)
 {
+	uint64		generation = pg_atomic_read_u64(&buildlog_shared->generation);
+	int			found = 0;
 	char	   *database;
 
+	if (generation != w->generation)
+	{
+		w->generation = generation;
+		ConfigReloadPending = true; /* read the file now, whatever the SIGHUP does */
+		found |= WORKER_RESTARTED;
+		buildlog_backoff_reset(&w->backoff);
+		buildlog_worker_log_reset(&w->log);
+	}
 	if (!ConfigReloadPending)
-		return false;
+		return found;
 	ConfigReloadPending = false;
 	database = pstrdup(buildlog_database);
 	ProcessConfigFile(PGC_SIGHUP);
 	if (strcmp(database, buildlog_database) != 0)
 	{
-		ereport(LOG, (errmsg("%s: buildlog.database changed, restarting", who)));
+		ereport(LOG, (errmsg("%s: buildlog.database changed, restarting", w->name)));
 		proc_exit(1);
 	}
 	pfree(database);
-	return true;
+	return found | WORKER_RELOADED;
 }
 
 void
@@ -411,4 +422,98 @@ buildlog_worker_commit(void)
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+void
+buildlog_worker_begin_spi(const char *activity)
+{
+	buildlog_worker_begin(activity);
+	SPI_connect();
+}
+
+void
+buildlog_worker_commit_spi(void)
+{
+	SPI_finish();
+	buildlog_worker_commit();
+}
+
+void
+buildlog_worker_rollback_spi(void)
+{
+	buildlog_worker_set_cancellable(false);
+	SPI_finish();
+	PopActiveSnapshot();
+	AbortCurrentTransaction();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+int
+buildlog_backoff_next(WorkerBackoff *b)
+{
+	b->ms = b->ms == 0 ? b->min_ms : Min(b->ms * 2, b->max_ms);
+	return b->ms;
+}
+
+void
+buildlog_backoff_reset(WorkerBackoff *b)
+{
+	b->ms = 0;
+}
+
+void
+buildlog_worker_start(BuildlogWorker *w, WorkerSlot *slot, int backoff_min_ms,
+					  int backoff_max_ms, int log_repeat_s)
+{
+	w->name = MyBgworkerEntry->bgw_name;
+	w->slot = slot;
+	w->backoff.min_ms = backoff_min_ms;
+	w->backoff.max_ms = backoff_max_ms;
+	w->log_repeat_s = log_repeat_s;
+	w->generation = pg_atomic_read_u64(&buildlog_shared->generation);
+	buildlog_worker_signals();
+	buildlog_slot_claim(slot);
+	w->loop_cxt = AllocSetContextCreate(TopMemoryContext, "buildlog worker",
+										ALLOCSET_DEFAULT_SIZES);
+	w->step_cxt = AllocSetContextCreate(w->loop_cxt, "buildlog worker step",
+										ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(w->loop_cxt);
+	buildlog_worker_connect();
+}
+
+bool
+buildlog_worker_ready(BuildlogWorker *w)
+{
+	return buildlog_worker_extension_ready(w->name, &w->waiting_for_extension) &&
+		buildlog_worker_schema_current(w->name, &w->waiting_for_update);
+}
+
+void
+buildlog_worker_problem(BuildlogWorker *w, int level, const char *msg)
+{
+	buildlog_slot_set_error(w->slot, msg);
+	buildlog_worker_log(&w->log, level, w->name, msg, w->log_repeat_s);
+}
+
+int
+buildlog_worker_run_step(BuildlogWorker *w, const char *what, WorkerStep step, void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile int result = WORKER_STEP_ERROR;
+
+	PG_TRY();
+	{
+		result = step(w, arg);
+	}
+	PG_CATCH();
+	{
+		char		failed[128];
+
+		snprintf(failed, sizeof(failed), "%s failed", what);
+		w->sqlerrcode = buildlog_worker_abort(cxt, failed, w->error, sizeof(w->error));
+		result = WORKER_STEP_ERROR;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	return result;
 }

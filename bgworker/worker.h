@@ -1,7 +1,9 @@
 /*-------------------------------------------------------------------------
  * worker.h
- *	  What every buildlog background worker does the same way: registration,
- *	  signals, waiting, transactions, and waiting for the extension.
+ *	  The skeleton every buildlog background worker is built on:
+ *	  registration, signals, its slot and memory contexts, reloads, waiting,
+ *	  steps run in transactions that survive their ERROR, back-off, the log
+ *	  limiter, and waiting for the extension.
  *-------------------------------------------------------------------------
  */
 #ifndef BUILDLOG_WORKER_H
@@ -10,6 +12,8 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+
+#include "shmem.h"
 
 /* Seconds before the postmaster restarts a worker that exited with an error. */
 #define BUILDLOG_WORKER_RESTART_SECONDS 10
@@ -42,11 +46,6 @@ extern void buildlog_worker_signals(void);
  */
 extern void buildlog_worker_connect(void);
 
-/*
- * Apply a pending SIGHUP; a changed buildlog.database restarts the worker
- * (it cannot switch databases).  Returns whether settings were reloaded.
- */
-extern bool buildlog_worker_reload(const char *who);
 
 /* Sleep on the latch for up to ms (or until a signal); serves interrupts. */
 extern void buildlog_worker_wait(long ms);
@@ -121,5 +120,87 @@ extern int	buildlog_worker_abort(MemoryContext cxt, const char *what,
 /* Start a transaction with a snapshot and an activity line, and commit it. */
 extern void buildlog_worker_begin(const char *activity);
 extern void buildlog_worker_commit(void);
+
+/* The same with an SPI connection, and a rollback of such a transaction. */
+extern void buildlog_worker_begin_spi(const char *activity);
+extern void buildlog_worker_commit_spi(void);
+extern void buildlog_worker_rollback_spi(void);
+
+/*
+ * Exponential back-off: the first wait is min_ms, each next one doubles, up
+ * to max_ms; reset after a success.
+ */
+typedef struct WorkerBackoff
+{
+	int			min_ms;
+	int			max_ms;
+	int			ms;				/* the last wait, 0 = not backing off */
+} WorkerBackoff;
+
+/* The wait before the next try (and remember it). */
+extern int	buildlog_backoff_next(WorkerBackoff *b);
+
+/* A success: the next failure waits min_ms again. */
+extern void buildlog_backoff_reset(WorkerBackoff *b);
+
+/*
+ * The skeleton every worker is built on: its statistics slot, its memory
+ * contexts, its log limiter and back-off, what it is waiting for, and the
+ * error of its last failed step.  A worker's own struct starts with one.
+ */
+typedef struct BuildlogWorker
+{
+	const char *name;			/* bgw_name, the prefix of every log line */
+	WorkerSlot *slot;			/* the header of its statistics */
+	MemoryContext loop_cxt;		/* lives as long as the worker */
+	MemoryContext step_cxt;		/* reset by the worker for each unit of work */
+	WorkerLogLimit log;
+	int			log_repeat_s;	/* the same problem logged at most this often */
+	WorkerBackoff backoff;
+	uint64		generation;		/* the restart_workers() count last seen */
+	bool		waiting_for_extension;
+	bool		waiting_for_update; /* the schema is older than the library */
+	char		error[BUILDLOG_TEXT_LEN];	/* "<what> failed: <message>" */
+	int			sqlerrcode;		/* of the last failed step */
+} BuildlogWorker;
+
+/*
+ * Start the skeleton: signals, the slot (claimed, released at exit), the
+ * memory contexts (loop_cxt current), the database session.
+ */
+extern void buildlog_worker_start(BuildlogWorker *w, WorkerSlot *slot,
+								  int backoff_min_ms, int backoff_max_ms,
+								  int log_repeat_s);
+
+/* What buildlog_worker_reload() found. */
+#define WORKER_RELOADED		0x01	/* SIGHUP: the settings were re-read */
+#define WORKER_RESTARTED	0x02	/* restart_workers(): re-read, start afresh */
+
+/*
+ * Apply a pending SIGHUP or restart_workers(); a changed buildlog.database
+ * restarts the worker (it cannot switch databases).  After
+ * restart_workers() the back-off and the log limiter start afresh.
+ */
+extern int	buildlog_worker_reload(BuildlogWorker *w);
+
+/* Is the extension installed, at this library's schema version? */
+extern bool buildlog_worker_ready(BuildlogWorker *w);
+
+/* A problem: recorded as the slot's last error and logged (rate-limited). */
+extern void buildlog_worker_problem(BuildlogWorker *w, int level, const char *msg);
+
+/* A unit of work, run by buildlog_worker_run_step(); returns its outcome. */
+typedef int (*WorkerStep) (BuildlogWorker *w, void *arg);
+
+#define WORKER_STEP_ERROR	(-1)
+
+/*
+ * Run step(w, arg) and survive its ERROR: the transaction is aborted,
+ * "<what> failed: <message>" goes to w->error (its SQLSTATE to
+ * w->sqlerrcode) and WORKER_STEP_ERROR is returned.  The memory context
+ * current before the call is current after it.
+ */
+extern int	buildlog_worker_run_step(BuildlogWorker *w, const char *what,
+									 WorkerStep step, void *arg);
 
 #endif							/* BUILDLOG_WORKER_H */

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  * shmem.h
  *	  Shared state of buildlog's background workers: per-worker statistics
- *	  (atomics) and the generation counter restart_workers() bumps.
+ *	  (atomics), each behind one slot header, and the generation counter
+ *	  restart_workers() bumps.
  *-------------------------------------------------------------------------
  */
 #ifndef BUILDLOG_SHMEM_H
@@ -16,12 +17,25 @@
 #define BUILDLOG_MAX_DRAIN_WORKERS	64
 #define BUILDLOG_TEXT_LEN			256
 
+/*
+ * What every worker's statistics start with: who runs in the slot, how to
+ * wake it, and its latest error.  Claimed at start, released at exit.
+ */
+typedef struct WorkerSlot
+{
+	pg_atomic_uint32 in_use;	/* a worker runs in this slot */
+	pg_atomic_uint64 pid;
+	int			pgprocno;		/* to set the worker's latch */
+	slock_t		mutex;			/* protects the strings of the whole stats */
+	char		last_error[BUILDLOG_TEXT_LEN];
+	TimestampTz last_error_at;
+} WorkerSlot;
+
 /* Statistics of one drain worker; counters are written by it alone. */
 typedef struct DrainStats
 {
-	pg_atomic_uint32 in_use;	/* a worker runs in this slot */
+	WorkerSlot	slot;
 	pg_atomic_uint32 connected;
-	pg_atomic_uint64 pid;
 	pg_atomic_uint64 connected_since;	/* TimestampTz */
 	pg_atomic_uint64 deliveries;
 	pg_atomic_uint64 parts;
@@ -34,29 +48,21 @@ typedef struct DrainStats
 	pg_atomic_uint64 failed_batches;	/* write transactions that failed */
 	pg_atomic_uint64 split_retries; /* failed pieces retried in two halves */
 	pg_atomic_uint64 error_rejected;	/* kept aside after an ERROR */
-	int			pgprocno;		/* to set the worker's latch */
-	slock_t		mutex;			/* protects the strings below */
-	char		queues[BUILDLOG_TEXT_LEN];
-	char		last_error[BUILDLOG_TEXT_LEN];
-	TimestampTz last_error_at;
+	char		queues[BUILDLOG_TEXT_LEN];	/* under slot.mutex */
 } DrainStats;
 
 /* Statistics of the scheduler worker. */
 typedef struct SchedulerStats
 {
-	pg_atomic_uint32 in_use;
-	pg_atomic_uint64 pid;
+	WorkerSlot	slot;
 	pg_atomic_uint64 aggregated;	/* jobs */
 	pg_atomic_uint64 parts_merged;
 	pg_atomic_uint64 aggregate_failures;
 	pg_atomic_uint64 deferred;	/* lock timeouts: the log was being archived */
 	pg_atomic_uint64 last_round;	/* TimestampTz */
 	pg_atomic_uint64 maintenance_runs;
-	slock_t		mutex;			/* protects the fields below */
-	char		last_maintenance[BUILDLOG_TEXT_LEN];
+	char		last_maintenance[BUILDLOG_TEXT_LEN];	/* under slot.mutex */
 	TimestampTz last_maintenance_at;
-	char		last_error[BUILDLOG_TEXT_LEN];
-	TimestampTz last_error_at;
 } SchedulerStats;
 
 #define BUILDLOG_MAX_ARCHIVE_WORKERS 16
@@ -64,8 +70,7 @@ typedef struct SchedulerStats
 /* Statistics of one archive worker; counters are written by it alone. */
 typedef struct ArchiveStats
 {
-	pg_atomic_uint32 in_use;
-	pg_atomic_uint64 pid;
+	WorkerSlot	slot;
 	pg_atomic_uint64 in_flight;	/* job id being uploaded, 0 when none */
 	pg_atomic_uint64 archived;
 	pg_atomic_uint64 bytes;		/* stored bytes uploaded */
@@ -76,9 +81,6 @@ typedef struct ArchiveStats
 	pg_atomic_uint64 retries;	/* S3 unreachable, 5xx */
 	pg_atomic_uint64 failures;	/* 4xx and other errors */
 	pg_atomic_uint64 last_archived; /* TimestampTz */
-	slock_t		mutex;			/* protects the fields below */
-	char		last_error[BUILDLOG_TEXT_LEN];
-	TimestampTz last_error_at;
 } ArchiveStats;
 
 typedef struct BuildlogShared
@@ -92,13 +94,25 @@ typedef struct BuildlogShared
 extern BuildlogShared *buildlog_shared;
 
 extern void buildlog_shmem_init_hooks(void);
+
+/* Is the shared state there (preloaded)?  A NOTICE says why not. */
 extern bool buildlog_shared_available(void);
-extern void buildlog_stats_set_text(DrainStats *s, char *dst, const char *text);
-extern void buildlog_stats_error(DrainStats *s, const char *error);
-extern SchedulerStats *buildlog_scheduler_claim(void);
-extern void buildlog_scheduler_error(SchedulerStats *s, const char *error);
-extern void buildlog_scheduler_set_maintenance(SchedulerStats *s, const char *result);
-extern ArchiveStats *buildlog_archive_claim(int index);
-extern void buildlog_archive_error(ArchiveStats *s, const char *error);
+
+/* Take a slot for this process (released at exit) / mark it free. */
+extern void buildlog_slot_claim(WorkerSlot *slot);
+
+/* Copy text into a string field of the slot's stats, under its spinlock. */
+extern void buildlog_slot_set_text(WorkerSlot *slot, char *dst, const char *text,
+								   TimestampTz *at);
+
+/* Record the worker's latest error, with its time. */
+extern void buildlog_slot_set_error(WorkerSlot *slot, const char *error);
+
+/* Read a string field (and its time) under the slot's spinlock. */
+extern void buildlog_slot_get_text(WorkerSlot *slot, const char *src, char *dst,
+								   const TimestampTz *at, TimestampTz *at_out);
+
+/* Wake every running worker (restart_workers()); returns how many. */
+extern int	buildlog_slots_wake_all(void);
 
 #endif							/* BUILDLOG_SHMEM_H */

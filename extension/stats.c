@@ -1,0 +1,234 @@
+/*-------------------------------------------------------------------------
+ * stats.c
+ *	  The SQL functions over the workers' shared state: drain_stats(),
+ *	  scheduler_stats(), archive_worker_stats() and restart_workers().
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "shmem.h"
+
+PG_FUNCTION_INFO_V1(buildlog_drain_stats);
+PG_FUNCTION_INFO_V1(buildlog_restart_workers);
+PG_FUNCTION_INFO_V1(buildlog_scheduler_stats);
+PG_FUNCTION_INFO_V1(buildlog_archive_stats);
+
+/*
+ * The SQL declaration of a stats function must have the columns this
+ * library fills: between installing a new library and ALTER EXTENSION
+ * UPDATE, the old declaration would read the wrong types (a crash).
+ */
+static void
+buildlog_check_columns(FunctionCallInfo fcinfo, int natts)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	if (rsinfo->setDesc->natts != natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the SQL definitions of extension buildlog are older than its library"),
+				 errdetail("%s returns %d columns; the library fills %d.",
+						   get_func_name(fcinfo->flinfo->fn_oid), rsinfo->setDesc->natts, natts),
+				 errhint("Run ALTER EXTENSION buildlog UPDATE.")));
+}
+
+/* A timestamp column that is NULL while never set. */
+static void
+put_timestamp(Datum *values, bool *nulls, int i, uint64 ts)
+{
+	if (ts == 0)
+		nulls[i] = true;
+	else
+		values[i] = TimestampTzGetDatum((TimestampTz) ts);
+}
+
+/* drain_stats(): one row per running drain worker. */
+Datum
+buildlog_drain_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	buildlog_check_columns(fcinfo, 19);
+	if (!buildlog_shared_available())
+		return (Datum) 0;
+	for (i = 0; i < BUILDLOG_MAX_DRAIN_WORKERS; i++)
+	{
+		DrainStats *s = &buildlog_shared->drain[i];
+		Datum		values[19];
+		bool		nulls[19];
+		char		queues[BUILDLOG_TEXT_LEN];
+		char		error[BUILDLOG_TEXT_LEN];
+		TimestampTz error_at;
+		uint64		batches;
+		uint64		parts;
+		uint64		deliveries;
+
+		if (pg_atomic_read_u32(&s->slot.in_use) == 0)
+			continue;
+		memset(nulls, 0, sizeof(nulls));
+		buildlog_slot_get_text(&s->slot, s->queues, queues, NULL, NULL);
+		buildlog_slot_get_text(&s->slot, s->slot.last_error, error,
+							   &s->slot.last_error_at, &error_at);
+
+		batches = pg_atomic_read_u64(&s->batches);
+		parts = pg_atomic_read_u64(&s->parts);
+		deliveries = pg_atomic_read_u64(&s->deliveries);
+		values[0] = Int32GetDatum(i + 1);
+		values[1] = Int32GetDatum((int32) pg_atomic_read_u64(&s->slot.pid));
+		values[2] = CStringGetTextDatum(queues);
+		values[3] = BoolGetDatum(pg_atomic_read_u32(&s->connected) != 0);
+		put_timestamp(values, nulls, 4, pg_atomic_read_u64(&s->connected_since));
+		values[5] = Int64GetDatum((int64) deliveries);
+		values[6] = Int64GetDatum((int64) parts);
+		values[7] = Int64GetDatum((int64) pg_atomic_read_u64(&s->rejected));
+		values[8] = Int64GetDatum((int64) pg_atomic_read_u64(&s->replaced));
+		values[9] = Int64GetDatum((int64) batches);
+		if (batches > 0)
+			values[10] = Float8GetDatum((double) (deliveries) / (double) batches);
+		else
+			nulls[10] = true;
+		values[11] = Int64GetDatum((int64) pg_atomic_read_u64(&s->max_batch));
+		put_timestamp(values, nulls, 12, pg_atomic_read_u64(&s->last_commit));
+		values[13] = Int64GetDatum((int64) pg_atomic_read_u64(&s->reconnects));
+		values[14] = Int64GetDatum((int64) pg_atomic_read_u64(&s->failed_batches));
+		values[15] = Int64GetDatum((int64) pg_atomic_read_u64(&s->split_retries));
+		values[16] = Int64GetDatum((int64) pg_atomic_read_u64(&s->error_rejected));
+		if (error[0] != '\0')
+		{
+			values[17] = CStringGetTextDatum(error);
+			values[18] = TimestampTzGetDatum(error_at);
+		}
+		else
+			nulls[17] = nulls[18] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * restart_workers(): make every worker re-read the configuration; drain
+ * workers also reconnect (new URL, queues, heartbeat), the others retry
+ * at once whatever they were backing off from.  Returns how many were told.
+ */
+Datum
+buildlog_restart_workers(PG_FUNCTION_ARGS)
+{
+	if (!buildlog_shared_available())
+		PG_RETURN_INT32(0);
+	PG_RETURN_INT32(buildlog_slots_wake_all());
+}
+
+/* scheduler_stats(): one row while the scheduler runs. */
+Datum
+buildlog_scheduler_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SchedulerStats *s;
+	Datum		values[11];
+	bool		nulls[11];
+	char		maintenance[BUILDLOG_TEXT_LEN];
+	char		error[BUILDLOG_TEXT_LEN];
+	TimestampTz maintenance_at;
+	TimestampTz error_at;
+
+	InitMaterializedSRF(fcinfo, 0);
+	buildlog_check_columns(fcinfo, 11);
+	if (!buildlog_shared_available())
+		return (Datum) 0;
+	s = &buildlog_shared->scheduler;
+	if (pg_atomic_read_u32(&s->slot.in_use) == 0)
+		return (Datum) 0;
+	memset(nulls, 0, sizeof(nulls));
+	buildlog_slot_get_text(&s->slot, s->last_maintenance, maintenance,
+						   &s->last_maintenance_at, &maintenance_at);
+	buildlog_slot_get_text(&s->slot, s->slot.last_error, error,
+						   &s->slot.last_error_at, &error_at);
+
+	values[0] = Int32GetDatum((int32) pg_atomic_read_u64(&s->slot.pid));
+	values[1] = Int64GetDatum((int64) pg_atomic_read_u64(&s->aggregated));
+	values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&s->parts_merged));
+	values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&s->aggregate_failures));
+	values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&s->deferred));
+	put_timestamp(values, nulls, 5, pg_atomic_read_u64(&s->last_round));
+	values[6] = Int64GetDatum((int64) pg_atomic_read_u64(&s->maintenance_runs));
+	if (maintenance[0] != '\0')
+	{
+		values[7] = CStringGetTextDatum(maintenance);
+		values[8] = TimestampTzGetDatum(maintenance_at);
+	}
+	else
+		nulls[7] = nulls[8] = true;
+	if (error[0] != '\0')
+	{
+		values[9] = CStringGetTextDatum(error);
+		values[10] = TimestampTzGetDatum(error_at);
+	}
+	else
+		nulls[9] = nulls[10] = true;
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}
+
+/* archive_worker_stats(): one row per running archive worker. */
+Datum
+buildlog_archive_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	buildlog_check_columns(fcinfo, 14);
+	if (!buildlog_shared_available())
+		return (Datum) 0;
+	for (int i = 0; i < BUILDLOG_MAX_ARCHIVE_WORKERS; i++)
+	{
+		ArchiveStats *s = &buildlog_shared->archive[i];
+		Datum		values[14];
+		bool		nulls[14];
+		char		error[BUILDLOG_TEXT_LEN];
+		TimestampTz error_at;
+		uint64		in_flight;
+		uint64		bytes;
+		uint64		busy_us;
+
+		if (pg_atomic_read_u32(&s->slot.in_use) == 0)
+			continue;
+		memset(nulls, 0, sizeof(nulls));
+		buildlog_slot_get_text(&s->slot, s->slot.last_error, error,
+							   &s->slot.last_error_at, &error_at);
+		in_flight = pg_atomic_read_u64(&s->in_flight);
+		bytes = pg_atomic_read_u64(&s->bytes);
+		busy_us = pg_atomic_read_u64(&s->busy_us);
+
+		values[0] = Int32GetDatum(i + 1);
+		values[1] = Int32GetDatum((int32) pg_atomic_read_u64(&s->slot.pid));
+		values[2] = Int64GetDatum((int64) in_flight);
+		nulls[2] = (in_flight == 0);
+		values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&s->archived));
+		values[4] = Int64GetDatum((int64) bytes);
+		values[5] = Float8GetDatum(busy_us > 0 ? (double) bytes * 1e6 / (double) busy_us : 0.0);
+		nulls[5] = (busy_us == 0);
+		values[6] = Int64GetDatum((int64) pg_atomic_read_u64(&s->verified));
+		values[7] = Int64GetDatum((int64) pg_atomic_read_u64(&s->purged));
+		values[8] = Int64GetDatum((int64) pg_atomic_read_u64(&s->reuploads));
+		values[9] = Int64GetDatum((int64) pg_atomic_read_u64(&s->retries));
+		values[10] = Int64GetDatum((int64) pg_atomic_read_u64(&s->failures));
+		put_timestamp(values, nulls, 11, pg_atomic_read_u64(&s->last_archived));
+		if (error[0] != '\0')
+		{
+			values[12] = CStringGetTextDatum(error);
+			values[13] = TimestampTzGetDatum(error_at);
+		}
+		else
+			nulls[12] = nulls[13] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
