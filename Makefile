@@ -27,6 +27,7 @@ OBJS = \
 	extension/s3.o \
 	extension/s3_sql.o \
 	extension/restore.o \
+	extension/legacy.o \
 	bgworker/register.o \
 	bgworker/worker.o \
 	bgworker/drain.o \

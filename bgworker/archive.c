@@ -135,6 +135,31 @@ row_text(int col)
 	return isnull ? pstrdup("") : TextDatumGetCString(d);
 }
 
+/*
+ * Claim the first log of a step's query (FOR UPDATE SKIP LOCKED: the row
+ * lock is the claim, so no two workers take the same log): its job id, or
+ * -1 when there is none (the transaction is committed then).  The row stays
+ * in SPI_tuptable; the target, the object key and in_flight are set.
+ */
+static int64
+claim_log(Archiver *a, SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
+		  Datum *values, S3Target *target, char **key)
+{
+	int64		job_id;
+
+	buildlog_run(buildlog_plan(plan, sql, nargs, types), values, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+	{
+		buildlog_worker_commit_spi();
+		return -1;
+	}
+	job_id = row_int8(1);
+	buildlog_s3_target(target);
+	*key = buildlog_s3_key_for_job(buildlog_s3_prefix, job_id);
+	pg_atomic_write_u64(&a->stats->in_flight, (uint64) job_id);
+	return job_id;
+}
+
 /* Claim one log to archive and upload it; the claim is the row lock. */
 static int
 archive_one(BuildlogWorker *w, void *arg)
@@ -152,28 +177,20 @@ archive_one(BuildlogWorker *w, void *arg)
 	TimestampTz t0;
 
 	buildlog_worker_begin_spi("buildlog archive: uploading a log");
-	buildlog_run(buildlog_plan(&claim_plan,
-							   "select job_id, content from buildlog.logs"
-							   " where content is not null and archived_at is null"
-							   " and archive_delete_since is null"
-							   " order by updated_at limit 1"
-							   " for update skip locked", 0, NULL),
-				 NULL, NULL, false, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-	{
-		buildlog_worker_commit_spi();
+	job_id = claim_log(a, &claim_plan,
+					   "select job_id, content from buildlog.logs"
+					   " where content is not null and archived_at is null"
+					   " and archive_delete_since is null"
+					   " order by updated_at limit 1"
+					   " for update skip locked", 0, NULL, NULL, &target, &key);
+	if (job_id < 0)
 		return STEP_IDLE;
-	}
-	job_id = row_int8(1);
-	buildlog_s3_target(&target);
-	key = buildlog_s3_key_for_job(buildlog_s3_prefix, job_id);
 	buildlog_s3_datum_source(&source, &state,
 							 SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	pg_atomic_write_u64(&a->stats->in_flight, (uint64) job_id);
 	t0 = GetCurrentTimestamp();
 	buildlog_s3_digest(&source, gzip, &digest);
 	buildlog_s3_datum_source_rewind(&state);
-	buildlog_s3_put(&target, key, &source, gzip, &digest, &result);
+	buildlog_s3_request_put(&target, key, &source, gzip, &digest, &result);
 	pg_atomic_write_u64(&a->stats->in_flight, 0);
 	if (result.outcome != S3_OK)
 	{
@@ -214,14 +231,14 @@ static bool
 archive_matches(const S3Target *target, const char *key, int64 size,
 				const char *sha256, const char *etag, S3Result *result)
 {
-	buildlog_s3_head(target, key, result);
+	buildlog_s3_request_head(target, key, result);
 	if (result->outcome != S3_OK)
 		return false;
 	if (result->content_length != size)
 		return false;
 	if (strcmp(result->etag, etag) == 0 && strcmp(result->meta_sha256, sha256) == 0)
 		return true;
-	buildlog_s3_get(target, key, false, NULL, result);
+	buildlog_s3_request_get(target, key, false, NULL, result);
 	return result->outcome == S3_OK && result->received.size == (uint64) size &&
 		strcmp(result->received.sha256, sha256) == 0;
 }
@@ -243,26 +260,19 @@ verify_one(BuildlogWorker *w, void *arg)
 	bool		ok;
 
 	buildlog_worker_begin_spi("buildlog archive: verifying a log");
-	buildlog_run(buildlog_plan(&due_plan,
-							   "select job_id, archive_size, archive_sha256, archive_etag"
-							   " from buildlog.logs"
-							   " where archived_at is not null and purged_at is null"
-							   " and content is not null"
-							   " and archived_at <= now() - make_interval(secs => $1)"
-							   " order by archived_at limit 1"
-							   " for update skip locked", 1, types),
-				 values, NULL, false, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-	{
-		buildlog_worker_commit_spi();
+	job_id = claim_log(a, &due_plan,
+					   "select job_id, archive_size, archive_sha256, archive_etag"
+					   " from buildlog.logs"
+					   " where archived_at is not null and purged_at is null"
+					   " and content is not null"
+					   " and archived_at <= now() - make_interval(secs => $1)"
+					   " order by archived_at limit 1"
+					   " for update skip locked", 1, types, values, &target, &key);
+	if (job_id < 0)
 		return STEP_IDLE;
-	}
-	job_id = row_int8(1);
 	size = row_int8(2);
 	sha256 = row_text(3);
 	etag = row_text(4);
-	buildlog_s3_target(&target);
-	key = buildlog_s3_key_for_job(buildlog_s3_prefix, job_id);
 	ok = archive_matches(&target, key, size, sha256, etag, &result);
 	if (!ok && result.outcome != S3_OK && result.outcome != S3_NOT_FOUND)
 	{
@@ -290,8 +300,8 @@ verify_one(BuildlogWorker *w, void *arg)
 	buildlog_worker_commit_spi();
 	pg_atomic_fetch_add_u64(&a->stats->reuploads, 1);
 	ereport(LOG,
-			(errmsg("buildlog archive %d: the archive of job " INT64_FORMAT " is %s; archiving it again, not purging",
-					a->index + 1, job_id,
+			(errmsg("%s: the archive of job " INT64_FORMAT " is %s; archiving it again, not purging",
+					a->w.name, job_id,
 					result.outcome == S3_NOT_FOUND ? "missing" : "different from what was uploaded")));
 	return STEP_DONE;
 }
@@ -330,26 +340,18 @@ delete_one(BuildlogWorker *w, void *arg)
 	char	   *key;
 
 	buildlog_worker_begin_spi("buildlog archive: deleting the archive of a removed log");
-	buildlog_run(buildlog_plan(&delete_due_plan,
-							   "select job_id from buildlog.logs"
-							   " where archive_delete_since is not null"
-							   " and (archive_delete_after is null"
-							   " or archive_delete_after <= now())"
-							   " order by archive_delete_since limit 1"
-							   " for update skip locked", 0, NULL),
-				 NULL, NULL, false, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-	{
-		buildlog_worker_commit_spi();
+	job_id = claim_log(a, &delete_due_plan,
+					   "select job_id from buildlog.logs"
+					   " where archive_delete_since is not null"
+					   " and (archive_delete_after is null"
+					   " or archive_delete_after <= now())"
+					   " order by archive_delete_since limit 1"
+					   " for update skip locked", 0, NULL, NULL, &target, &key);
+	if (job_id < 0)
 		return STEP_IDLE;
-	}
-	job_id = row_int8(1);
-	buildlog_s3_target(&target);
-	key = buildlog_s3_key_for_job(buildlog_s3_prefix, job_id);
-	pg_atomic_write_u64(&a->stats->in_flight, (uint64) job_id);
-	buildlog_s3_delete(&target, key, &result);
+	buildlog_s3_request_delete(&target, key, &result);
 	if (result.outcome == S3_OK || result.outcome == S3_NOT_FOUND)
-		buildlog_s3_head(&target, key, &result);
+		buildlog_s3_request_head(&target, key, &result);
 	else
 	{
 		pg_atomic_write_u64(&a->stats->in_flight, 0);
@@ -392,9 +394,9 @@ run_step(Archiver *a, WorkerStep step, const char *what)
 	MemoryContextSwitchTo(a->w.step_cxt);
 	result = buildlog_worker_run_step(&a->w, what, step, NULL);
 	MemoryContextSwitchTo(a->w.loop_cxt);
+	pg_atomic_write_u64(&a->stats->in_flight, 0);	/* the step is over */
 	if (result != WORKER_STEP_ERROR)
 		return (Step) result;
-	pg_atomic_write_u64(&a->stats->in_flight, 0);
 	pg_atomic_fetch_add_u64(&a->stats->failures, 1);
 	buildlog_worker_problem(&a->w, WARNING, a->w.error);
 	return STEP_FAILED;

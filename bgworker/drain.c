@@ -206,8 +206,8 @@ ensure_connected(DrainWorker *w)
 		w->next_connect = TimestampTzPlusMilliseconds(now, buildlog_backoff_next(&w->connect));
 		return false;
 	}
-	ereport(LOG, (errmsg("buildlog drain %d: consuming %s from %s",
-						 w->index + 1, w->stats->queues, w->link.where)));
+	ereport(LOG, (errmsg("%s: consuming %s from %s",
+						 w->w.name, w->stats->queues, w->link.where)));
 	buildlog_worker_log_reset(&w->w.log);
 	buildlog_backoff_reset(&w->connect);
 	pg_atomic_write_u64(&w->stats->connected_since, (uint64) now);

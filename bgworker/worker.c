@@ -235,6 +235,22 @@ buildlog_worker_extension_ready(const char *who, bool *waiting)
 	return ready;
 }
 
+/* Is version a.b.c at least minimum x.y.z (numerically; garbage is not)? */
+static bool
+version_at_least(const char *version, const char *minimum)
+{
+	int			v[3] = {0, 0, 0};
+	int			m[3] = {0, 0, 0};
+
+	if (sscanf(version, "%d.%d.%d", &v[0], &v[1], &v[2]) < 2 ||
+		sscanf(minimum, "%d.%d.%d", &m[0], &m[1], &m[2]) < 2)
+		return false;
+	for (int i = 0; i < 3; i++)
+		if (v[i] != m[i])
+			return v[i] > m[i];
+	return true;
+}
+
 bool
 buildlog_worker_schema_current(const char *who, bool *told)
 {
@@ -259,7 +275,7 @@ buildlog_worker_schema_current(const char *who, bool *told)
 									 RelationGetDescr(rel), &isnull);
 
 		current = !isnull &&
-			strcmp(TextDatumGetCString(d), BUILDLOG_SCHEMA_VERSION) == 0;
+			version_at_least(TextDatumGetCString(d), BUILDLOG_SCHEMA_VERSION);
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -267,7 +283,7 @@ buildlog_worker_schema_current(const char *who, bool *told)
 	MemoryContextSwitchTo(cxt);
 	if (!current && !*told)
 		ereport(LOG,
-				(errmsg("%s: the installed extension buildlog is not version %s; waiting for the update",
+				(errmsg("%s: the installed extension buildlog is older than version %s; waiting for the update",
 						who, BUILDLOG_SCHEMA_VERSION),
 				 errhint("Run ALTER EXTENSION buildlog UPDATE in database \"%s\".",
 						 buildlog_database)));

@@ -69,11 +69,14 @@ extern void buildlog_worker_set_cancellable(bool on);
  */
 extern bool buildlog_worker_extension_ready(const char *who, bool *waiting);
 
-/* The schema version this library's SQL needs (ALTER EXTENSION ... UPDATE). */
+/*
+ * The oldest schema version the workers' SQL runs on (older ones wait for
+ * ALTER EXTENSION ... UPDATE).
+ */
 #define BUILDLOG_SCHEMA_VERSION "0.2.0"
 
 /*
- * Is the installed extension at BUILDLOG_SCHEMA_VERSION?  Workers whose SQL
+ * Is the installed extension at BUILDLOG_SCHEMA_VERSION or later?  Workers whose SQL
  * needs the new schema wait until it is; says so once (*told remembers).
  */
 extern bool buildlog_worker_schema_current(const char *who, bool *told);

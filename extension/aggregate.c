@@ -252,7 +252,10 @@ buildlog_aggregate(PG_FUNCTION_ARGS)
 		if (log.purged)
 		{
 			if (!use_download)	/* writers wait for our lock: cannot happen */
-				elog(ERROR, "new parts of purged job " INT64_FORMAT " appeared under its lock", job_id);
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("new parts of purged job " INT64_FORMAT " appeared under its lock",
+								job_id)));
 			buildlog_restore_apply(job_id, &log, &restored);
 		}
 		n = buildlog_merge(&log, pending, npending, -1, &seq, &merged);

@@ -23,7 +23,7 @@
 #include "restore.h"
 #include "spiutil.h"
 
-PG_FUNCTION_INFO_V1(buildlog_log);
+PG_FUNCTION_INFO_V1(buildlog_fetch);
 PG_FUNCTION_INFO_V1(buildlog_parts);
 
 static SPIPlanPtr stored_plan = NULL;
@@ -80,7 +80,7 @@ read_log(int64 job_id, int32 after, bool ranged, LogSnapshot *snap)
 
 /* log(job_id): the log as a reader sees it now; NULL when there is none. */
 Datum
-buildlog_log(PG_FUNCTION_ARGS)
+buildlog_fetch(PG_FUNCTION_ARGS)
 {
 	int64		job_id = PG_GETARG_INT64(0);
 	MemoryContext caller = CurrentMemoryContext;

@@ -98,7 +98,7 @@ buildlog_restore_download(int64 job_id, RestoredLog *restored)
 	initStringInfo(&buf);
 	sink.write = append_slice;
 	sink.arg = &buf;
-	buildlog_s3_get(&target, key, true, &sink, &result);
+	buildlog_s3_request_get(&target, key, true, &sink, &result);
 	if (result.outcome != S3_OK)
 		buildlog_s3_report(ERROR, "read", key, &result);
 	if (strcmp(result.received.sha256, facts.sha256) != 0)
@@ -182,7 +182,7 @@ buildlog_restore_range(int64 job_id, StoredLog *log, int32 after)
 		key = buildlog_s3_key_for_job(buildlog_s3_prefix, job_id);
 		sink.write = append_slice;
 		sink.arg = &buf;
-		buildlog_s3_get_range(&target, key, start, facts.size - 1, &sink, &result);
+		buildlog_s3_request_get_range(&target, key, start, facts.size - 1, &sink, &result);
 		if (result.outcome != S3_OK)
 			buildlog_s3_report(ERROR, "read", key, &result);
 		/* trust nothing the response does not prove */

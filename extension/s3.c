@@ -1025,7 +1025,7 @@ s3_upload(const S3Target *t, const char *key, const S3Source *source,
 
 /* Upload a source with the digest of its first pass. */
 void
-buildlog_s3_put(const S3Target *target, const char *key,
+buildlog_s3_request_put(const S3Target *target, const char *key,
 				const S3Source *source, bool gzip, const S3Digest *digest,
 				S3Result *result)
 {
@@ -1045,7 +1045,7 @@ buildlog_s3_put(const S3Target *target, const char *key,
 
 /* HEAD an object: its size, ETag, encoding and recorded SHA-256. */
 void
-buildlog_s3_head(const S3Target *target, const char *key, S3Result *result)
+buildlog_s3_request_head(const S3Target *target, const char *key, S3Result *result)
 {
 	S3Exchange *x = s3_new_exchange(result);
 	const char *headers[] = {S3_EMPTY_PAYLOAD_HEADER};
@@ -1056,7 +1056,7 @@ buildlog_s3_head(const S3Target *target, const char *key, S3Result *result)
 
 /* GET an object into a sink, hashing the bytes as stored. */
 void
-buildlog_s3_get(const S3Target *target, const char *key, bool decode,
+buildlog_s3_request_get(const S3Target *target, const char *key, bool decode,
 				const S3Sink *sink, S3Result *result)
 {
 	S3Exchange *x = s3_new_exchange(result);
@@ -1071,7 +1071,7 @@ buildlog_s3_get(const S3Target *target, const char *key, bool decode,
 
 /* GET a byte range of an object as stored; the caller checks the range. */
 void
-buildlog_s3_get_range(const S3Target *target, const char *key, int64 first,
+buildlog_s3_request_get_range(const S3Target *target, const char *key, int64 first,
 					  int64 last, const S3Sink *sink, S3Result *result)
 {
 	S3Exchange *x = s3_new_exchange(result);
@@ -1089,7 +1089,7 @@ buildlog_s3_get_range(const S3Target *target, const char *key, int64 first,
 
 /* DELETE an object. */
 void
-buildlog_s3_delete(const S3Target *target, const char *key, S3Result *result)
+buildlog_s3_request_delete(const S3Target *target, const char *key, S3Result *result)
 {
 	S3Exchange *x = s3_new_exchange(result);
 	const char *headers[] = {S3_EMPTY_PAYLOAD_HEADER};

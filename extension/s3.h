@@ -24,7 +24,7 @@
  *
  *		buildlog_s3_digest(&source, gzip, &digest);
  *		... rewind the source ...
- *		buildlog_s3_put(&target, key, &source, gzip, &digest, &result);
+ *		buildlog_s3_request_put(&target, key, &source, gzip, &digest, &result);
  *
  * The put streams exactly the bytes the digest pass saw (gzip output is
  * deterministic); it hashes them again while sending and aborts the
@@ -146,12 +146,12 @@ extern void buildlog_s3_digest(const S3Source *source, bool gzip,
  * x-amz-content-sha256, x-amz-meta-sha256 (the SHA-256 again, so HEAD can
  * prove it) and Content-Encoding: gzip when gzip.  result->etag is set.
  */
-extern void buildlog_s3_put(const S3Target *target, const char *key,
+extern void buildlog_s3_request_put(const S3Target *target, const char *key,
 							const S3Source *source, bool gzip,
 							const S3Digest *digest, S3Result *result);
 
 /* HEAD: content_length, etag, content_type, content_encoding, meta_sha256. */
-extern void buildlog_s3_head(const S3Target *target, const char *key,
+extern void buildlog_s3_request_head(const S3Target *target, const char *key,
 							 S3Result *result);
 
 /*
@@ -160,7 +160,7 @@ extern void buildlog_s3_head(const S3Target *target, const char *key,
  * Content-Encoding: gzip is decompressed before the sink (and must be
  * complete, valid gzip data).  The sink sees only 2xx bodies.
  */
-extern void buildlog_s3_get(const S3Target *target, const char *key,
+extern void buildlog_s3_request_get(const S3Target *target, const char *key,
 							bool decode, const S3Sink *sink,
 							S3Result *result);
 
@@ -169,12 +169,12 @@ extern void buildlog_s3_get(const S3Target *target, const char *key,
  * into sink.  The caller must check the result: status 206, range_first,
  * range_last and range_total, received.size.  The sink sees only 2xx bodies.
  */
-extern void buildlog_s3_get_range(const S3Target *target, const char *key,
+extern void buildlog_s3_request_get_range(const S3Target *target, const char *key,
 								  int64 first, int64 last, const S3Sink *sink,
 								  S3Result *result);
 
 /* DELETE an object (S3 answers 204 whether or not it existed). */
-extern void buildlog_s3_delete(const S3Target *target, const char *key,
+extern void buildlog_s3_request_delete(const S3Target *target, const char *key,
 							   S3Result *result);
 
 /*

@@ -337,7 +337,12 @@ datum_fill(void *arg, char *buf, Size cap)
 		slice = detoast_attr_slice((struct varlena *) DatumGetPointer(s->value),
 								   s->offset, (int32) n);
 		if (VARSIZE_ANY_EXHDR(slice) != n)
-			elog(ERROR, "toasted value is shorter than its header says");
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("stored log content is shorter than its header says"),
+					 errdetail("Reading %zu bytes at offset %zu returned %zu.",
+							   (size_t) n, (size_t) s->offset,
+							   (size_t) VARSIZE_ANY_EXHDR(slice))));
 		memcpy(buf, VARDATA_ANY(slice), n);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(s->scratch);

@@ -18,9 +18,9 @@
 PG_FUNCTION_INFO_V1(buildlog_s3_signature_selftest);
 PG_FUNCTION_INFO_V1(buildlog_s3_key);
 PG_FUNCTION_INFO_V1(buildlog_s3_put_text);
-PG_FUNCTION_INFO_V1(buildlog_s3_get_object);
-PG_FUNCTION_INFO_V1(buildlog_s3_head_object);
-PG_FUNCTION_INFO_V1(buildlog_s3_verify_object);
+PG_FUNCTION_INFO_V1(buildlog_s3_get);
+PG_FUNCTION_INFO_V1(buildlog_s3_head);
+PG_FUNCTION_INFO_V1(buildlog_s3_verify);
 PG_FUNCTION_INFO_V1(buildlog_s3_client_stats);
 
 /* A text repeated n times, read in slices (tests upload large bodies). */
@@ -152,7 +152,7 @@ buildlog_s3_put_text(PG_FUNCTION_ARGS)
 	repeat_rewind(&repeat);
 	buildlog_s3_digest(&source, gzip, &digest);
 	repeat_rewind(&repeat);
-	buildlog_s3_put(&target, key, &source, gzip, &digest, &result);
+	buildlog_s3_request_put(&target, key, &source, gzip, &digest, &result);
 	if (result.outcome != S3_OK)
 		buildlog_s3_report(ERROR, "upload", key, &result);
 
@@ -173,7 +173,7 @@ append_sink(void *arg, const char *data, Size len)
 
 /* s3_get(key, decode): the object's bytes, gunzipped when decode. */
 Datum
-buildlog_s3_get_object(PG_FUNCTION_ARGS)
+buildlog_s3_get(PG_FUNCTION_ARGS)
 {
 	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	bool		decode = PG_GETARG_BOOL(1);
@@ -185,7 +185,7 @@ buildlog_s3_get_object(PG_FUNCTION_ARGS)
 
 	buildlog_s3_target(&target);
 	initStringInfo(&buf);
-	buildlog_s3_get(&target, key, decode, &sink, &result);
+	buildlog_s3_request_get(&target, key, decode, &sink, &result);
 	if (result.outcome != S3_OK)
 		buildlog_s3_report(ERROR, "read", key, &result);
 	out = (bytea *) palloc(VARHDRSZ + buf.len);
@@ -196,7 +196,7 @@ buildlog_s3_get_object(PG_FUNCTION_ARGS)
 
 /* s3_head(key): the object's facts, or why there are none (no ERROR). */
 Datum
-buildlog_s3_head_object(PG_FUNCTION_ARGS)
+buildlog_s3_head(PG_FUNCTION_ARGS)
 {
 	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	S3Target	target;
@@ -205,7 +205,7 @@ buildlog_s3_head_object(PG_FUNCTION_ARGS)
 	Row			row = {0};
 
 	buildlog_s3_target(&target);
-	buildlog_s3_head(&target, key, &result);
+	buildlog_s3_request_head(&target, key, &result);
 	ok = (result.outcome == S3_OK);
 	col(&row, result.status != 0, Int32GetDatum((int32) result.status));
 	col_text(&row, buildlog_s3_outcome_name(result.outcome));
@@ -220,7 +220,7 @@ buildlog_s3_head_object(PG_FUNCTION_ARGS)
 
 /* s3_verify(key): GET the object and checksum it, keeping nothing (no ERROR). */
 Datum
-buildlog_s3_verify_object(PG_FUNCTION_ARGS)
+buildlog_s3_verify(PG_FUNCTION_ARGS)
 {
 	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	S3Target	target;
@@ -229,7 +229,7 @@ buildlog_s3_verify_object(PG_FUNCTION_ARGS)
 	Row			row = {0};
 
 	buildlog_s3_target(&target);
-	buildlog_s3_get(&target, key, true, NULL, &result);
+	buildlog_s3_request_get(&target, key, true, NULL, &result);
 	ok = (result.outcome == S3_OK);
 	col(&row, result.status != 0, Int32GetDatum((int32) result.status));
 	col_text(&row, buildlog_s3_outcome_name(result.outcome));

@@ -14,10 +14,10 @@
 
 #include "shmem.h"
 
-PG_FUNCTION_INFO_V1(buildlog_drain_stats);
+PG_FUNCTION_INFO_V1(buildlog_drain_worker_stats);
 PG_FUNCTION_INFO_V1(buildlog_restart_workers);
-PG_FUNCTION_INFO_V1(buildlog_scheduler_stats);
-PG_FUNCTION_INFO_V1(buildlog_archive_stats);
+PG_FUNCTION_INFO_V1(buildlog_scheduler_worker_stats);
+PG_FUNCTION_INFO_V1(buildlog_archive_worker_stats);
 
 /*
  * The SQL declaration of a stats function must have the columns this
@@ -50,7 +50,7 @@ put_timestamp(Datum *values, bool *nulls, int i, uint64 ts)
 
 /* drain_stats(): one row per running drain worker. */
 Datum
-buildlog_drain_stats(PG_FUNCTION_ARGS)
+buildlog_drain_worker_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			i;
@@ -128,7 +128,7 @@ buildlog_restart_workers(PG_FUNCTION_ARGS)
 
 /* scheduler_stats(): one row while the scheduler runs. */
 Datum
-buildlog_scheduler_stats(PG_FUNCTION_ARGS)
+buildlog_scheduler_worker_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	SchedulerStats *s;
@@ -179,7 +179,7 @@ buildlog_scheduler_stats(PG_FUNCTION_ARGS)
 
 /* archive_worker_stats(): one row per running archive worker. */
 Datum
-buildlog_archive_stats(PG_FUNCTION_ARGS)
+buildlog_archive_worker_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 

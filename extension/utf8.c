@@ -124,7 +124,12 @@ buildlog_utf8_clean(const char *buf, size_t len)
 
 	/* worst case: every remaining byte becomes a 3-byte U+FFFD */
 	if ((len - valid) > (MaxAllocHugeSize - valid) / REPLACEMENT_LEN)
-		elog(ERROR, "log part too large to clean");
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("log part too large to clean"),
+				 errdetail("The part has %zu bytes, %zu of them after the first invalid byte; each may become 3 bytes.",
+						   len, len - valid),
+				 errhint("Send the log in smaller parts.")));
 	out = palloc_extended(valid + (len - valid) * REPLACEMENT_LEN + 1,
 						  MCXT_ALLOC_HUGE);
 	memcpy(out, buf, valid);

@@ -398,7 +398,7 @@ revoke execute on function buildlog.restart_workers() from public;
 revoke execute on function buildlog.declare_queues(text, int, text) from public;
 
 -- ---------------------------------------------------------------- S3 client
--- Operator and test functions over the S3 client (extension/s3client.c),
+-- Operator and test functions over the S3 client (extension/s3.c, s3_sql.c),
 -- with the buildlog.s3_* settings.  None is open to PUBLIC.
 
 create function buildlog.s3_signature_selftest(

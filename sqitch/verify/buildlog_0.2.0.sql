@@ -4,9 +4,10 @@ BEGIN;
 
 DO $$
 BEGIN
+  -- 0.2.0 or a later version that keeps what 0.2.0 added
   IF (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'buildlog')
-     IS DISTINCT FROM '0.2.0' THEN
-    RAISE EXCEPTION 'extension buildlog is not at version 0.2.0';
+     IS NOT DISTINCT FROM '0.1.0' THEN
+    RAISE EXCEPTION 'extension buildlog is at version 0.1.0, not 0.2.0 or later';
   END IF;
   IF pg_catalog.to_regprocedure('buildlog.redact(bigint, text, text, text)') IS NULL THEN
     RAISE EXCEPTION 'function buildlog.redact is missing';

@@ -49,4 +49,4 @@ select p.oid::regprocedure as not_public
   from pg_proc p
  where p.pronamespace = 'buildlog'::regnamespace
    and not has_function_privilege('public', p.oid, 'execute')
- order by 1;
+ order by p.oid::regprocedure::text;
