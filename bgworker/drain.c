@@ -458,71 +458,69 @@ systemic_error(int sqlerrcode)
 		sqlerrcode == ERRCODE_READ_ONLY_SQL_TRANSACTION;
 }
 
+/* One write attempt: deliveries [lo, hi), or delivery lo as rejected. */
+typedef struct WriteAttempt
+{
+	int			lo;
+	int			hi;
+	const char *reason;			/* NULL: parse and write; else reject lo */
+	BatchArrays b;
+} WriteAttempt;
+
 /*
- * One transaction writing deliveries [lo, hi): parsed (inside the error
- * handling, so even an out-of-memory while parsing is caught), or, with
- * reason, the single delivery lo stored as rejected with that reason.
- * Acks them after the commit.  On an ERROR, error gets the SQLSTATE and
- * message.
+ * Step: one transaction writing an attempt's deliveries, parsed inside it
+ * (so even an out-of-memory while parsing is caught), or its single
+ * delivery stored as rejected with the reason.
+ */
+static int
+write_step(BuildlogWorker *bw, void *arg)
+{
+	DrainWorker *w = (DrainWorker *) bw;
+	WriteAttempt *a = (WriteAttempt *) arg;
+	MemoryContext old;
+
+	buildlog_worker_begin("buildlog drain: writing a batch");
+	if (!OidIsValid(get_extension_oid("buildlog", true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension buildlog is not installed in database \"%s\"",
+						buildlog_database)));
+	old = MemoryContextSwitchTo(w->attempt_cxt);
+	if (a->reason != NULL)
+	{
+		alloc_arrays(&a->b, 1);
+		add_rejected(&a->b, &w->deliveries[a->lo], a->reason);
+	}
+	else
+		parse_batch(&w->deliveries[a->lo], a->hi - a->lo, &a->b);
+	MemoryContextSwitchTo(old);
+	write_batch(&a->b);
+	buildlog_worker_commit();
+	return 0;
+}
+
+/*
+ * Write deliveries [lo, hi) (or, with reason, store delivery lo as
+ * rejected) in one step, and ack them after the commit.  On an ERROR,
+ * error gets "SQLSTATE: message".
  */
 static WriteResult
 write_range(DrainWorker *w, int lo, int hi, const char *reason,
 			char *error, size_t errlen)
 {
-	int			n = hi - lo;
-	volatile bool committed = false;
-	volatile int sqlerrcode = 0;
-	BatchArrays b;
+	WriteAttempt a = {lo, hi, reason};
 
 	MemoryContextReset(w->attempt_cxt);
-	PG_TRY();
+	if (buildlog_worker_run_step(&w->w, "writing", write_step, &a) == WORKER_STEP_ERROR)
 	{
-		MemoryContext old;
-
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		buildlog_worker_set_cancellable(true);
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, "buildlog drain: writing a batch");
-		if (!OidIsValid(get_extension_oid("buildlog", true)))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("extension buildlog is not installed in database \"%s\"",
-							buildlog_database)));
-		old = MemoryContextSwitchTo(w->attempt_cxt);
-		if (reason != NULL)
-		{
-			alloc_arrays(&b, 1);
-			add_rejected(&b, &w->deliveries[lo], reason);
-		}
-		else
-			parse_batch(&w->deliveries[lo], n, &b);
-		MemoryContextSwitchTo(old);
-		write_batch(&b);
-		buildlog_worker_set_cancellable(false);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		committed = true;
-		count_batch(w, n, &b);
-		if (reason != NULL)
-			pg_atomic_fetch_add_u64(&w->stats->error_rejected, 1);
-	}
-	PG_CATCH();
-	{
-		sqlerrcode = buildlog_worker_abort(w->w.loop_cxt, unpack_sql_state(ERRCODE_INTERNAL_ERROR),
-										   error, errlen);
 		pg_atomic_fetch_add_u64(&w->stats->failed_batches, 1);
+		snprintf(error, errlen, "%s: %s", unpack_sql_state(w->w.sqlerrcode),
+				 w->w.error_message);
+		return systemic_error(w->w.sqlerrcode) ? WRITE_SYSTEM_ERROR : WRITE_DATA_ERROR;
 	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(w->w.step_cxt);
-	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
-	if (!committed)
-	{
-		/* "SQLSTATE: message": buildlog_worker_abort wrote "XX000: message" */
-		memcpy(error, unpack_sql_state(sqlerrcode), 5);
-		return systemic_error(sqlerrcode) ? WRITE_SYSTEM_ERROR : WRITE_DATA_ERROR;
-	}
+	count_batch(w, hi - lo, &a.b);
+	if (reason != NULL)
+		pg_atomic_fetch_add_u64(&w->stats->error_rejected, 1);
 	if (w->link.connected &&
 		!buildlog_amqp_settle(&w->link, w->deliveries[hi - 1].tag, true))
 		connection_lost(w);

@@ -527,6 +527,7 @@ buildlog_worker_run_step(BuildlogWorker *w, const char *what, WorkerStep step, v
 
 		snprintf(failed, sizeof(failed), "%s failed", what);
 		w->sqlerrcode = buildlog_worker_abort(cxt, failed, w->error, sizeof(w->error));
+		w->error_message = w->error + Min(strlen(failed) + 2, strlen(w->error));
 		result = WORKER_STEP_ERROR;
 	}
 	PG_END_TRY();

@@ -164,6 +164,7 @@ typedef struct BuildlogWorker
 	bool		waiting_for_extension;
 	bool		waiting_for_update; /* the schema is older than the library */
 	char		error[BUILDLOG_TEXT_LEN];	/* "<what> failed: <message>" */
+	const char *error_message;	/* the <message> alone, inside error */
 	int			sqlerrcode;		/* of the last failed step */
 } BuildlogWorker;
 
@@ -199,8 +200,9 @@ typedef int (*WorkerStep) (BuildlogWorker *w, void *arg);
 
 /*
  * Run step(w, arg) and survive its ERROR: the transaction is aborted,
- * "<what> failed: <message>" goes to w->error (its SQLSTATE to
- * w->sqlerrcode) and WORKER_STEP_ERROR is returned.  The memory context
+ * "<what> failed: <message>" goes to w->error (the message alone at
+ * w->error_message, its SQLSTATE to w->sqlerrcode) and WORKER_STEP_ERROR
+ * is returned.  The memory context
  * current before the call is current after it.
  */
 extern int	buildlog_worker_run_step(BuildlogWorker *w, const char *what,
