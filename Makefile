@@ -28,11 +28,13 @@ OBJS = \
 	extension/s3_sql.o \
 	extension/restore.o \
 	extension/legacy.o \
+	extension/ansi.o \
 	bgworker/register.o \
 	bgworker/worker.o \
 	bgworker/drain.o \
 	bgworker/scheduler.o \
-	bgworker/archive.o
+	bgworker/archive.o \
+	bgworker/http.o
 
 MODULEDIR = extension
 DATA = extension/buildlog.control $(wildcard sql/buildlog--*.sql)
@@ -45,7 +47,7 @@ ISOLATION_OPTS = --inputdir=test --outputdir=test/out_iso
 
 PG_CPPFLAGS = -I$(srcdir)/extension -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
-SHLIB_LINK = -lrabbitmq -lcurl -lcrypto -lz
+SHLIB_LINK = -lrabbitmq -lcurl -lcrypto -lz -lmicrohttpd
 EXTRA_CLEAN = test/out test/out_iso
 
 PG_CONFIG ?= pg_config

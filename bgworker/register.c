@@ -11,6 +11,7 @@
 #include "archive.h"
 #include "drain.h"
 #include "guc.h"
+#include "http.h"
 #include "register.h"
 #include "scheduler.h"
 #include "worker.h"
@@ -23,7 +24,8 @@ static int
 check_worker_slots(void)
 {
 	int			free_slots = buildlog_worker_slots_free();
-	int			want = 1 + buildlog_drain_workers + buildlog_archive_workers;
+	int			http = buildlog_http_enabled() ? 1 : 0;
+	int			want = 1 + buildlog_drain_workers + buildlog_archive_workers + http;
 
 	if (want > free_slots)
 	{
@@ -32,9 +34,9 @@ check_worker_slots(void)
 		int			archives = Min(buildlog_archive_workers, left - drains);
 
 		ereport(WARNING,
-				(errmsg("buildlog needs %d background worker slots (1 scheduler, %d drain, %d archive), but max_worker_processes = %d leaves %d",
+				(errmsg("buildlog needs %d background worker slots (1 scheduler, %d drain, %d archive%s), but max_worker_processes = %d leaves %d",
 						want, buildlog_drain_workers, buildlog_archive_workers,
-						max_worker_processes, Max(free_slots, 0)),
+						http ? ", 1 http" : "", max_worker_processes, Max(free_slots, 0)),
 				 errdetail("Starting %s, %d of %d drain workers and %d of %d archive workers.",
 						   free_slots > 0 ? "the scheduler" : "no scheduler",
 						   drains, buildlog_drain_workers,
@@ -55,4 +57,5 @@ buildlog_register_workers(void)
 	buildlog_drain_register(free_slots - 1);
 	/* those beyond the slots are refused ("too many background workers") */
 	buildlog_archive_register();
+	buildlog_http_register();
 }

@@ -9,6 +9,9 @@
 #include "postgres.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <limits.h>
 
 #include "miscadmin.h"
@@ -37,6 +40,9 @@ int			buildlog_maintenance_interval_s = 3600;
 int			buildlog_rejected_retention_s = 14 * 24 * 3600;
 int			buildlog_archive_workers = 1;
 int			buildlog_purge_delay_s = 600;
+char	   *buildlog_http_listen = NULL;
+int			buildlog_http_max_connections = 1000;
+int			buildlog_http_timeout_s = 60;
 char	   *buildlog_s3_endpoint = NULL;
 char	   *buildlog_s3_bucket = NULL;
 char	   *buildlog_s3_region = NULL;
@@ -146,6 +152,44 @@ show_s3_secret_key(void)
 }
 
 /* Define every setting once, when the library is loaded. */
+/*
+ * buildlog.http_listen: empty, or host:port with a literal IPv4 address and
+ * a port in 1..65535 (the worker binds exactly that; no name lookups).
+ */
+static bool
+check_http_listen(char **newval, void **extra, GucSource source)
+{
+	struct in_addr addr;
+	char		host[64];
+	const char *colon;
+	char	   *end;
+	long		port;
+
+	if (*newval == NULL || **newval == '\0')
+		return true;
+	colon = strrchr(*newval, ':');
+	if (colon == NULL || colon == *newval || colon - *newval >= (int) sizeof(host))
+	{
+		GUC_check_errdetail("Expected host:port, e.g. 127.0.0.1:8470.");
+		return false;
+	}
+	memcpy(host, *newval, colon - *newval);
+	host[colon - *newval] = '\0';
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (inet_pton(AF_INET, host, &addr) != 1)
+	{
+		GUC_check_errdetail("\"%s\" is not an IPv4 address.", host);
+		return false;
+	}
+	if (errno != 0 || end == colon + 1 || *end != '\0' || port < 1 || port > 65535)
+	{
+		GUC_check_errdetail("The port must be a number from 1 to 65535.");
+		return false;
+	}
+	return true;
+}
+
 void
 buildlog_define_gucs(void)
 {
@@ -365,6 +409,27 @@ buildlog_define_gucs(void)
 								&buildlog_archive_workers,
 								1, 0, 16,
 								PGC_POSTMASTER, 0,
+								NULL, NULL, NULL);
+		DefineCustomStringVariable("buildlog.http_listen",
+								   "Address and port of the HTTP service (host:port, a literal IPv4 address, e.g. 127.0.0.1:8470); empty (the default while the service is being built) disables it.",
+								   NULL,
+								   &buildlog_http_listen,
+								   "",
+								   PGC_POSTMASTER, 0,
+								   check_http_listen, NULL, NULL);
+		DefineCustomIntVariable("buildlog.http_max_connections",
+								"Most connections the HTTP service keeps open at once.",
+								NULL,
+								&buildlog_http_max_connections,
+								1000, 1, 100000,
+								PGC_POSTMASTER, 0,
+								NULL, NULL, NULL);
+		DefineCustomIntVariable("buildlog.http_timeout",
+								"An HTTP connection idle (or sending nothing) this long is closed.",
+								NULL,
+								&buildlog_http_timeout_s,
+								60, 1, 3600,
+								PGC_POSTMASTER, GUC_UNIT_S,
 								NULL, NULL, NULL);
 	}
 

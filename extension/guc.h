@@ -24,6 +24,11 @@ extern int	buildlog_rejected_retention_s;
 extern int	buildlog_archive_workers;
 extern int	buildlog_purge_delay_s;
 
+/* HTTP service (bgworker/http.c) */
+extern char *buildlog_http_listen;
+extern int	buildlog_http_max_connections;
+extern int	buildlog_http_timeout_s;
+
 /* S3 archive (extension/s3.c) */
 extern char *buildlog_s3_endpoint;
 extern char *buildlog_s3_bucket;

@@ -75,6 +75,19 @@ init_scheduler_stats(SchedulerStats *s)
 	s->last_maintenance[0] = '\0';
 }
 
+/* Zero the HTTP service's statistics. */
+static void
+init_http_stats(HttpStats *s)
+{
+	init_slot(&s->slot);
+	pg_atomic_init_u64(&s->requests, 0);
+	pg_atomic_init_u64(&s->responses_2xx, 0);
+	pg_atomic_init_u64(&s->responses_4xx, 0);
+	pg_atomic_init_u64(&s->responses_5xx, 0);
+	pg_atomic_init_u64(&s->bytes_sent, 0);
+	pg_atomic_init_u64(&s->connections, 0);
+}
+
 /* Create or attach the segment; the first process initialises it. */
 static void
 buildlog_shmem_startup(void)
@@ -114,6 +127,7 @@ buildlog_shmem_startup(void)
 		init_scheduler_stats(&buildlog_shared->scheduler);
 		for (i = 0; i < BUILDLOG_MAX_ARCHIVE_WORKERS; i++)
 			init_archive_stats(&buildlog_shared->archive[i]);
+		init_http_stats(&buildlog_shared->http);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -211,5 +225,6 @@ buildlog_slots_wake_all(void)
 	wake(&buildlog_shared->scheduler.slot, &told);
 	for (int i = 0; i < BUILDLOG_MAX_ARCHIVE_WORKERS; i++)
 		wake(&buildlog_shared->archive[i].slot, &told);
+	wake(&buildlog_shared->http.slot, &told);
 	return told;
 }

@@ -83,12 +83,25 @@ typedef struct ArchiveStats
 	pg_atomic_uint64 last_archived; /* TimestampTz */
 } ArchiveStats;
 
+/* Statistics of the HTTP service worker. */
+typedef struct HttpStats
+{
+	WorkerSlot	slot;
+	pg_atomic_uint64 requests;
+	pg_atomic_uint64 responses_2xx;
+	pg_atomic_uint64 responses_4xx;
+	pg_atomic_uint64 responses_5xx;
+	pg_atomic_uint64 bytes_sent;
+	pg_atomic_uint64 connections;	/* open now */
+} HttpStats;
+
 typedef struct BuildlogShared
 {
 	pg_atomic_uint64 generation;	/* bumped by restart_workers() */
 	DrainStats	drain[BUILDLOG_MAX_DRAIN_WORKERS];
 	SchedulerStats scheduler;
 	ArchiveStats archive[BUILDLOG_MAX_ARCHIVE_WORKERS];
+	HttpStats	http;
 } BuildlogShared;
 
 extern BuildlogShared *buildlog_shared;

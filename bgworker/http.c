@@ -1,0 +1,635 @@
+/*-------------------------------------------------------------------------
+ * http.c
+ *	  The HTTP service worker (buildlog.http_listen): reads of logs and
+ *	  parts over HTTP, from the same read path as SQL.
+ *
+ * libmicrohttpd runs without a thread of its own (MHD_USE_EPOLL, external
+ * polling): the worker waits on its latch and on libmicrohttpd's epoll
+ * descriptor, then lets MHD_run() process what is ready.  Request handlers
+ * therefore run on the worker's one thread, and every PostgreSQL call they
+ * make is a step on the worker skeleton (its own transaction; an ERROR
+ * becomes a 500 problem, never a longjmp through libmicrohttpd).
+ *
+ * Endpoints:
+ *	GET /healthz						"ok"
+ *	GET /jobs/{id}/log					the log wherever it lives (fetch());
+ *										Range: bytes=N- answers 206 from offset N;
+ *										?deansi=1 strips ANSI escapes
+ *	GET /jobs/{id}/parts?after=N		JSON: the parts numbered above N
+ * Errors are application/problem+json.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <microhttpd.h>
+
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "common/md5.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/wait_event.h"
+
+#include "ansi.h"
+#include "guc.h"
+#include "http.h"
+#include "shmem.h"
+#include "spiutil.h"
+#include "worker.h"
+
+#define IDLE_WAIT_MS		1000
+#define MHD_LOG_LEN			512
+#define LISTEN_RETRY_S		10	/* between attempts to listen */
+
+/* What the worker keeps. */
+typedef struct HttpWorker
+{
+	BuildlogWorker w;			/* the skeleton: slot, contexts, log limiter */
+	HttpStats  *stats;
+	struct MHD_Daemon *daemon;
+	int			epoll_fd;
+} HttpWorker;
+
+/* A response being built (in the step context), sent after the step. */
+typedef struct HttpResponse
+{
+	MemoryContext cxt;			/* where its strings live (the step context) */
+	unsigned int status;
+	const char *content_type;
+	char	   *body;
+	size_t		len;
+	char	   *headers[8][2];	/* extra headers, name and value */
+	int			nheaders;
+} HttpResponse;
+
+/* One request as the handlers see it. */
+typedef struct HttpRequest
+{
+	struct MHD_Connection *conn;
+	const char *method;
+	const char *url;
+	int64		job_id;
+	HttpResponse *out;
+} HttpRequest;
+
+static void answer_log(HttpResponse *r, bool known, bool removed, bool complete,
+					   text *log, int64 start, const char *deansi, const char *inm);
+
+static SPIPlanPtr log_plan = NULL;
+static SPIPlanPtr parts_plan = NULL;
+
+/*
+ * libmicrohttpd's own messages, kept by its logger callback (which must not
+ * ereport) and logged after MHD_run() returns.
+ */
+static char mhd_log[MHD_LOG_LEN];
+static bool mhd_log_pending = false;
+
+bool
+buildlog_http_enabled(void)
+{
+	return buildlog_http_listen != NULL && buildlog_http_listen[0] != '\0';
+}
+
+/* Register the worker when buildlog.http_listen is set; from _PG_init. */
+void
+buildlog_http_register(void)
+{
+	if (buildlog_http_enabled())
+		buildlog_worker_register("http", "buildlog_http_main", 0, false);
+}
+
+/* libmicrohttpd's logger: keep the message for the worker's loop. */
+static void
+mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+	vsnprintf(mhd_log, sizeof(mhd_log), fmt, ap);
+	mhd_log_pending = true;
+}
+
+/* Count open connections (a libmicrohttpd callback: atomics only). */
+static void
+notify_connection(void *cls, struct MHD_Connection *connection,
+				  void **socket_context, enum MHD_ConnectionNotificationCode toe)
+{
+	HttpStats  *stats = (HttpStats *) cls;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+		pg_atomic_fetch_add_u64(&stats->connections, 1);
+	else
+		pg_atomic_fetch_sub_u64(&stats->connections, 1);
+}
+
+/* Add a header to the response being built. */
+static void
+add_header(HttpResponse *r, const char *name, const char *value)
+{
+	if (r->nheaders >= lengthof(r->headers))
+		return;
+	r->headers[r->nheaders][0] = MemoryContextStrdup(r->cxt, name);
+	r->headers[r->nheaders][1] = MemoryContextStrdup(r->cxt, value);
+	r->nheaders++;
+}
+
+/* A body of known bytes with its type. */
+static void
+set_body(HttpResponse *r, unsigned int status, const char *type, char *body, size_t len)
+{
+	r->status = status;
+	r->content_type = type;
+	r->body = body;
+	r->len = len;
+}
+
+/* An application/problem+json error (RFC 9457). */
+static void
+problem(HttpResponse *r, unsigned int status, const char *title, const char *detail)
+{
+	StringInfoData buf;
+	MemoryContext old = MemoryContextSwitchTo(r->cxt);
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"type\":\"about:blank\",\"title\":");
+	escape_json(&buf, title);
+	appendStringInfo(&buf, ",\"status\":%u,\"detail\":", status);
+	escape_json(&buf, detail);
+	appendStringInfoString(&buf, "}\n");
+	MemoryContextSwitchTo(old);
+	set_body(r, status, "application/problem+json", buf.data, buf.len);
+}
+
+/*
+ * Parse "/jobs/{id}/<rest>": the job id (1 .. 2^63-1, digits only) and the
+ * rest of the path; false when the path is not of that shape.
+ */
+static bool
+parse_job_path(const char *url, int64 *job_id, const char **rest)
+{
+	const char *p = url + strlen("/jobs/");
+	int64		id = 0;
+
+	if (strncmp(url, "/jobs/", 6) != 0 || !isdigit((unsigned char) *p))
+		return false;
+	for (; isdigit((unsigned char) *p); p++)
+	{
+		if (id > (PG_INT64_MAX - (*p - '0')) / 10)
+			return false;
+		id = id * 10 + (*p - '0');
+	}
+	if (id <= 0 || *p != '/')
+		return false;
+	*job_id = id;
+	*rest = p + 1;
+	return true;
+}
+
+/* The byte offset N of "Range: bytes=N-"; -1 without one (or another form). */
+static int64
+range_start(struct MHD_Connection *conn)
+{
+	const char *range = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+													MHD_HTTP_HEADER_RANGE);
+	const char *p;
+	int64		n = 0;
+
+	if (range == NULL || strncmp(range, "bytes=", 6) != 0)
+		return -1;
+	p = range + 6;
+	if (!isdigit((unsigned char) *p))
+		return -1;
+	for (; isdigit((unsigned char) *p); p++)
+	{
+		if (n > (PG_INT64_MAX - (*p - '0')) / 10)
+			return -1;
+		n = n * 10 + (*p - '0');
+	}
+	return *p == '-' && p[1] == '\0' ? n : -1;
+}
+
+/* Is the extension there?  Reads need its functions. */
+static bool
+extension_missing(HttpResponse *r)
+{
+	if (OidIsValid(get_extension_oid("buildlog", true)))
+		return false;
+	problem(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable",
+			"The extension buildlog is not installed in the worker's database.");
+	return true;
+}
+
+/*
+ * Step: GET /jobs/{id}/log.  The log from fetch() (pending parts, content
+ * or the S3 archive), whether the final part is stored, and whether the
+ * log was removed; then the bytes asked for.
+ */
+static int
+get_log(BuildlogWorker *w, void *arg)
+{
+	HttpRequest *req = (HttpRequest *) arg;
+	HttpResponse *r = req->out;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(req->job_id)};
+	bool		isnull;
+	bool		known;
+	bool		complete;
+	bool		removed;
+	text	   *log = NULL;
+	MemoryContext old;
+	int64		start = range_start(req->conn);
+	const char *deansi = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "deansi");
+	const char *inm = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+												  MHD_HTTP_HEADER_IF_NONE_MATCH);
+
+	buildlog_worker_begin_spi("buildlog http: GET /jobs/{id}/log");
+	if (extension_missing(r))
+	{
+		buildlog_worker_commit_spi();
+		return 0;
+	}
+	buildlog_run(buildlog_plan(&log_plan,
+							   "select l.job_id is not null, buildlog.fetch($1),"
+							   " coalesce(l.final_number is not null, false)"
+							   " or exists (select 1 from buildlog.log_parts p"
+							   "             where p.job_id = $1 and p.final),"
+							   " l.removed_at is not null and l.content is null"
+							   " from (select 1) one"
+							   " left join buildlog.logs l on l.job_id = $1",
+							   1, types),
+				 values, NULL, true, SPI_OK_SELECT);
+	known = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+
+		if (!isnull)
+		{
+			MemoryContext old = MemoryContextSwitchTo(w->step_cxt);
+
+			log = DatumGetTextPCopy(d);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	complete = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	removed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull)) &&
+		!isnull;
+	/* the rest inside the transaction too: pg_md5_hash needs a resource owner */
+	old = MemoryContextSwitchTo(w->step_cxt);
+	answer_log(r, known, removed, complete, log, start, deansi, inm);
+	MemoryContextSwitchTo(old);
+	buildlog_worker_commit_spi();
+	return 0;
+}
+
+/* The answer to GET /jobs/{id}/log from what the step read. */
+static void
+answer_log(HttpResponse *r, bool known, bool removed, bool complete, text *log,
+		   int64 start, const char *deansi, const char *inm)
+{
+	char	   *bytes;
+	size_t		size;
+	char		md5[MD5_DIGEST_LENGTH * 2 + 1];
+	char		etag[MD5_DIGEST_LENGTH * 2 + 3];
+	char		number[32];
+	const char *errstr = NULL;
+
+	if (!known)
+	{
+		problem(r, MHD_HTTP_NOT_FOUND, "Not Found", "No log is known for this job.");
+		return;
+	}
+	if (removed && log == NULL)
+	{
+		problem(r, MHD_HTTP_GONE, "Gone", "The log of this job was removed.");
+		return;
+	}
+	bytes = log ? VARDATA_ANY(log) : "";
+	size = log ? VARSIZE_ANY_EXHDR(log) : 0;
+	if (deansi != NULL && strcmp(deansi, "1") == 0)
+	{
+		char	   *plain = MemoryContextAlloc(r->cxt, Max(size, 1));
+
+		size = buildlog_strip_ansi(bytes, size, plain);
+		bytes = plain;
+	}
+	if (!pg_md5_hash(bytes, size, md5, &errstr))
+		ereport(ERROR, (errmsg("could not compute the ETag: %s", errstr)));
+	snprintf(etag, sizeof(etag), "\"%s\"", md5);
+	snprintf(number, sizeof(number), "%zu", size);
+
+	add_header(r, "ETag", etag);
+	add_header(r, "X-Log-Size", number);
+	add_header(r, "X-Log-Complete", complete ? "true" : "false");
+	add_header(r, "Accept-Ranges", "bytes");
+	if (inm != NULL && strcmp(inm, etag) == 0)
+	{
+		set_body(r, MHD_HTTP_NOT_MODIFIED, NULL, NULL, 0);
+		return;
+	}
+	if (start < 0)
+	{
+		set_body(r, MHD_HTTP_OK, "text/plain; charset=utf-8", bytes, size);
+		return;
+	}
+	if ((uint64) start >= size)
+	{
+		char		range[64];
+
+		snprintf(range, sizeof(range), "bytes */%zu", size);
+		add_header(r, "Content-Range", range);
+		problem(r, MHD_HTTP_RANGE_NOT_SATISFIABLE, "Range Not Satisfiable",
+				psprintf("The log has %zu bytes so far; ask again from an offset below that.", size));
+		return;
+	}
+	{
+		char		range[96];
+
+		snprintf(range, sizeof(range), "bytes " INT64_FORMAT "-%zu/%zu", start, size - 1, size);
+		add_header(r, "Content-Range", range);
+	}
+	set_body(r, MHD_HTTP_PARTIAL_CONTENT, "text/plain; charset=utf-8",
+			 bytes + start, size - (size_t) start);
+}
+
+/*
+ * Step: GET /jobs/{id}/parts?after=N.  The parts numbered above N, one per
+ * number, in order (parts(job, after)), as JSON.
+ */
+static int
+get_parts(BuildlogWorker *w, void *arg)
+{
+	HttpRequest *req = (HttpRequest *) arg;
+	HttpResponse *r = req->out;
+	const char *after_arg = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "after");
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	int32		after = -1;
+	bool		isnull;
+	Datum		d;
+
+	if (after_arg != NULL)
+	{
+		char	   *end;
+		long		v;
+
+		errno = 0;
+		v = strtol(after_arg, &end, 10);
+		if (errno != 0 || end == after_arg || *end != '\0' || v < -1 || v > PG_INT32_MAX)
+		{
+			problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
+					"after must be a part number (an integer from -1 to 2147483647).");
+			return 0;
+		}
+		after = (int32) v;
+	}
+	buildlog_worker_begin_spi("buildlog http: GET /jobs/{id}/parts");
+	if (extension_missing(r))
+	{
+		buildlog_worker_commit_spi();
+		return 0;
+	}
+	values[0] = Int64GetDatum(req->job_id);
+	values[1] = Int32GetDatum(after);
+	buildlog_run(buildlog_plan(&parts_plan,
+							   "select (select true from buildlog.logs where job_id = $1),"
+							   " pg_catalog.json_build_object('job_id', $1, 'log_parts',"
+							   "  coalesce(pg_catalog.json_agg(pg_catalog.json_build_object("
+							   "   'number', p.number, 'content', p.content, 'final', p.final,"
+							   "   'created_at', p.created_at) order by p.number), '[]'))::text"
+							   " from buildlog.parts($1, $2) p",
+							   2, types),
+				 values, nulls, true, SPI_OK_SELECT);
+	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+	{
+		buildlog_worker_commit_spi();
+		MemoryContextSwitchTo(w->step_cxt);
+		problem(r, MHD_HTTP_NOT_FOUND, "Not Found", "No log is known for this job.");
+		return 0;
+	}
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	{
+		MemoryContext old = MemoryContextSwitchTo(w->step_cxt);
+		char	   *json = TextDatumGetCString(d);
+
+		set_body(r, MHD_HTTP_OK, "application/json", json, strlen(json));
+		MemoryContextSwitchTo(old);
+	}
+	buildlog_worker_commit_spi();
+	MemoryContextSwitchTo(w->step_cxt);
+	return 0;
+}
+
+/* Route a request to its handler; fills req->out. */
+static void
+route(HttpWorker *h, HttpRequest *req)
+{
+	HttpResponse *r = req->out;
+	const char *rest;
+	bool		get = strcmp(req->method, MHD_HTTP_METHOD_GET) == 0 ||
+		strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0;
+	WorkerStep step = NULL;
+	char		what[64];
+
+	if (strcmp(req->url, "/healthz") == 0)
+	{
+		if (get)
+			set_body(r, MHD_HTTP_OK, "text/plain; charset=utf-8",
+					 MemoryContextStrdup(r->cxt, "ok\n"), 3);
+	}
+	else if (parse_job_path(req->url, &req->job_id, &rest) &&
+			 (strcmp(rest, "log") == 0 || strcmp(rest, "parts") == 0))
+		step = strcmp(rest, "log") == 0 ? get_log : get_parts;
+	else
+	{
+		problem(r, MHD_HTTP_NOT_FOUND, "Not Found",
+				psprintf("No resource at %s.", req->url));
+		return;
+	}
+	if (!get)
+	{
+		add_header(r, "Allow", "GET, HEAD");
+		problem(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed",
+				psprintf("%s is not allowed here.", req->method));
+		return;
+	}
+	if (step == NULL)
+		return;
+	snprintf(what, sizeof(what), "%s /jobs/" INT64_FORMAT "/%s", req->method, req->job_id, rest);
+	if (buildlog_worker_run_step(&h->w, what, step, req) == WORKER_STEP_ERROR)
+	{
+		buildlog_worker_problem(&h->w, WARNING, h->w.error);
+		r->nheaders = 0;
+		problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error", h->w.error_message);
+	}
+}
+
+/* Hand a built response to libmicrohttpd and count it. */
+static enum MHD_Result
+send_response(HttpWorker *h, struct MHD_Connection *conn, HttpResponse *r)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_COPY);
+	if (resp == NULL)
+		return MHD_NO;			/* out of memory: libmicrohttpd closes it */
+	if (r->content_type)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+	for (int i = 0; i < r->nheaders; i++)
+		MHD_add_response_header(resp, r->headers[i][0], r->headers[i][1]);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	ret = MHD_queue_response(conn, r->status, resp);
+	MHD_destroy_response(resp);
+	if (r->status < 400)
+		pg_atomic_fetch_add_u64(&h->stats->responses_2xx, 1);
+	else if (r->status < 500)
+		pg_atomic_fetch_add_u64(&h->stats->responses_4xx, 1);
+	else
+		pg_atomic_fetch_add_u64(&h->stats->responses_5xx, 1);
+	pg_atomic_fetch_add_u64(&h->stats->bytes_sent, r->len);
+	return ret;
+}
+
+/*
+ * libmicrohttpd's access handler: called first with the headers (answered
+ * on that call: no endpoint reads a body yet), then never again for GET.
+ */
+static enum MHD_Result
+handle_request(void *cls, struct MHD_Connection *conn, const char *url,
+			   const char *method, const char *version, const char *upload_data,
+			   size_t *upload_data_size, void **con_cls)
+{
+	HttpWorker *h = (HttpWorker *) cls;
+	HttpResponse out;
+	HttpRequest req;
+
+	memset(&out, 0, sizeof(out));
+	memset(&req, 0, sizeof(req));
+	out.cxt = h->w.step_cxt;
+	req.conn = conn;
+	req.method = method;
+	req.url = url;
+	req.out = &out;
+	pg_atomic_fetch_add_u64(&h->stats->requests, 1);
+	route(h, &req);
+	if (out.status == 0)
+		problem(&out, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
+				"The request produced no response.");
+	return send_response(h, conn, &out);
+}
+
+/* The listen address of buildlog.http_listen (checked by its hook). */
+static struct sockaddr_in
+listen_address(void)
+{
+	struct sockaddr_in addr;
+	char	   *value = pstrdup(buildlog_http_listen);
+	char	   *colon = strrchr(value, ':');
+
+	memset(&addr, 0, sizeof(addr));
+	addr.sin_family = AF_INET;
+	*colon = '\0';
+	if (inet_pton(AF_INET, value, &addr.sin_addr) != 1)
+		elog(ERROR, "invalid buildlog.http_listen \"%s\"", buildlog_http_listen);
+	addr.sin_port = htons((uint16) atoi(colon + 1));
+	pfree(value);
+	return addr;
+}
+
+/*
+ * Start libmicrohttpd on buildlog.http_listen, without a thread of its own.
+ * False when it cannot listen (the address taken, say): said once, retried.
+ */
+static bool
+start_daemon(HttpWorker *h)
+{
+	struct sockaddr_in addr = listen_address();
+	const union MHD_DaemonInfo *info;
+
+	h->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
+								 ntohs(addr.sin_port), NULL, NULL,
+								 handle_request, h,
+								 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
+								 MHD_OPTION_CONNECTION_LIMIT,
+								 (unsigned int) buildlog_http_max_connections,
+								 MHD_OPTION_CONNECTION_TIMEOUT,
+								 (unsigned int) buildlog_http_timeout_s,
+								 MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h->stats,
+								 MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+								 MHD_OPTION_END);
+	if (h->daemon == NULL)
+	{
+		char		msg[BUILDLOG_TEXT_LEN];
+
+		snprintf(msg, sizeof(msg),
+				 "could not listen on %s (%s); retrying every %d s (is another process listening there? buildlog.http_listen = '' turns the service off)",
+				 buildlog_http_listen, mhd_log_pending ? mhd_log : "libmicrohttpd did not start",
+				 LISTEN_RETRY_S);
+		mhd_log_pending = false;
+		buildlog_worker_problem(&h->w, WARNING, msg);
+		return false;
+	}
+	info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+	h->epoll_fd = info->epoll_fd;
+	mhd_log_pending = false;
+	ereport(LOG, (errmsg("%s: listening on http://%s", h->w.name, buildlog_http_listen)));
+	return true;
+}
+
+/* Wait for the latch, a connection's activity or libmicrohttpd's timeout. */
+static void
+wait_for_events(HttpWorker *h)
+{
+	MHD_UNSIGNED_LONG_LONG mhd_timeout;
+	long		timeout = IDLE_WAIT_MS;
+	int			rc;
+
+	if (MHD_get_timeout(h->daemon, &mhd_timeout) == MHD_YES)
+		timeout = (long) Min(mhd_timeout, (MHD_UNSIGNED_LONG_LONG) IDLE_WAIT_MS);
+	rc = WaitLatchOrSocket(MyLatch,
+						   WL_LATCH_SET | WL_SOCKET_READABLE | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						   h->epoll_fd, timeout, PG_WAIT_EXTENSION);
+	if (rc & WL_LATCH_SET)
+		ResetLatch(MyLatch);
+	buildlog_worker_check_interrupts();
+}
+
+void
+buildlog_http_main(Datum arg)
+{
+	HttpWorker	h;
+
+	memset(&h, 0, sizeof(h));
+	h.stats = &buildlog_shared->http;
+	buildlog_worker_start(&h.w, &h.stats->slot, 0, 0, 300);
+	while (!start_daemon(&h))
+		buildlog_worker_wait(LISTEN_RETRY_S * 1000);
+
+	for (;;)
+	{
+		buildlog_worker_check_interrupts();
+		buildlog_worker_reload(&h.w);
+		wait_for_events(&h);
+		MemoryContextReset(h.w.step_cxt);
+		MemoryContextSwitchTo(h.w.step_cxt);
+		MHD_run(h.daemon);
+		MemoryContextSwitchTo(h.w.loop_cxt);
+		if (mhd_log_pending)
+		{
+			mhd_log_pending = false;
+			buildlog_worker_problem(&h.w, LOG, mhd_log);
+		}
+	}
+}
