@@ -50,11 +50,11 @@ PG_CPPFLAGS = -I$(srcdir)/extension -Wall -Wextra -Werror -Wno-unused-parameter 
 SHLIB_LINK = -lrabbitmq -lcurl -lcrypto -lz -lmicrohttpd
 EXTRA_CLEAN = test/out test/out_iso
 
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
 # PGXS tracks no header dependencies: rebuild every object when a header
 # changes (a struct seen with two layouts corrupts memory)
 HEADERS = $(wildcard extension/*.h bgworker/*.h)
 $(OBJS): $(HEADERS)
-
-PG_CONFIG ?= pg_config
-PGXS := $(shell $(PG_CONFIG) --pgxs)
-include $(PGXS)
