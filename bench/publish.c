@@ -9,7 +9,7 @@
  * consumer side must end up with (--expect-dir).  Everything is derived from
  * --seed, so a run is reproducible (except the --timestamp prefixes and the
  * meta.queued_at value).  With --stdin it generates nothing: every input
- * line is one message body, published as it is (e.g. from script/fleet).
+ * line is one message body, published as it is (e.g. from bench/fleet).
  *
  * The content generator is content.c, the shared AMQP code amqp_common.c.
  * Build: make -C bench (bin/publish)
