@@ -13,6 +13,16 @@
 #include "amqp_common.h"
 #include "common.h"
 
+/* one default for every tool: --url, $BUILDLOG_AMQP_URL, the local broker */
+const char *
+broker_url(const char *url)
+{
+	if (!url)
+		url = getenv("BUILDLOG_AMQP_URL");
+	return url && *url ? url : "amqp://guest:guest@localhost:5672";
+}
+
+/* an RPC reply's failure as text, the broker's reply code and text included */
 const char *
 rpc_error(amqp_rpc_reply_t r)
 {
@@ -48,6 +58,7 @@ rpc_error(amqp_rpc_reply_t r)
 	return "unknown error";
 }
 
+/* the last RPC on conn succeeded, or die saying what failed */
 void
 check_rpc(amqp_connection_state_t conn, const char *what)
 {
@@ -57,6 +68,7 @@ check_rpc(amqp_connection_state_t conn, const char *what)
 		die("%s: %s", what, rpc_error(r));
 }
 
+/* TCP connection, PLAIN login and channel 1, each failure named */
 amqp_connection_state_t
 connect_broker(const char *url_in)
 {
@@ -90,6 +102,7 @@ connect_broker(const char *url_in)
 	return conn;
 }
 
+/* a close frame from the broker ends the tool with the broker's reason */
 void
 die_if_closed(const amqp_frame_t *f)
 {
@@ -111,6 +124,7 @@ die_if_closed(const amqp_frame_t *f)
 	}
 }
 
+/* a clean close, checked, so that a late broker error is not missed */
 void
 close_broker(amqp_connection_state_t conn)
 {

@@ -9,6 +9,9 @@
 
 #include <amqp.h>
 
+/* the broker to use: url (--url), else $BUILDLOG_AMQP_URL, else amqp://guest:guest@localhost:5672 */
+extern const char *broker_url(const char *url);
+
 /* a connection to url (amqp://user:pass@host:port[/vhost]) with channel 1 open */
 extern amqp_connection_state_t connect_broker(const char *url);
 

@@ -2,6 +2,7 @@
  * common.c - failing, clock and option parsing shared by the bench tools.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "common.h"
 
+/* the one way a bench tool fails: a message with the program's name, exit 1 */
 void
 die(const char *fmt,...)
 {
@@ -22,6 +24,7 @@ die(const char *fmt,...)
 	exit(1);
 }
 
+/* seconds on the monotonic clock, for rates and deadlines */
 double
 now_mono(void)
 {
@@ -31,6 +34,7 @@ now_mono(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* an integer option value in [min, max], or die naming the option */
 long long
 parse_ll(const char *name, const char *s, long long min, long long max)
 {
@@ -44,6 +48,7 @@ parse_ll(const char *name, const char *s, long long min, long long max)
 	return v;
 }
 
+/* a numeric option value in [min, max], or die naming the option */
 double
 parse_double(const char *name, const char *s, double min, double max)
 {
@@ -55,4 +60,12 @@ parse_double(const char *name, const char *s, double min, double max)
 	if (errno || end == s || *end || !(v >= min && v <= max))
 		die("--%s: '%s' is not a number in [%g, %g]", name, s, min, max);
 	return v;
+}
+
+/* the tools take options only: a leftover argument is a mistake */
+void
+no_arguments_left(int argc, char **argv)
+{
+	if (optind < argc)
+		die("unexpected argument '%s' (see --help)", argv[optind]);
 }

@@ -18,6 +18,9 @@ extern double now_mono(void);
 /* the integer value of option --name, or die saying the range */
 extern long long parse_ll(const char *name, const char *s, long long min, long long max);
 
+/* die if arguments are left after the options (getopt's optind) */
+extern void no_arguments_left(int argc, char **argv);
+
 /* the numeric value of option --name, or die saying the range */
 extern double parse_double(const char *name, const char *s, double min, double max);
 

@@ -17,12 +17,10 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <amqp.h>
 
@@ -45,6 +43,7 @@ ack_through(uint64_t tag)
 		die("basic.ack failed");
 }
 
+/* --help */
 static void
 usage(FILE *f)
 {
@@ -81,7 +80,7 @@ main(int argc, char **argv)
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0}
 	};
-	const char *url = getenv("BUILDLOG_AMQP_URL");
+	const char *url = NULL;
 	const char *queues[MAX_QUEUES];
 	int			n_queues = 0,
 				n_active,
@@ -138,10 +137,8 @@ main(int argc, char **argv)
 				return 2;
 		}
 	}
-	if (optind < argc)
-		die("unexpected argument '%s' (see --help)", argv[optind]);
-	if (!url || !*url)
-		url = "amqp://guest:guest@localhost:5672";
+	no_arguments_left(argc, argv);
+	url = broker_url(url);
 	if (n_queues == 0)
 		queues[n_queues++] = DEFAULT_QUEUE;
 	if (batch > prefetch)

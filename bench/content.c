@@ -172,6 +172,7 @@ static const char *const words[] = {
 };
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
+/* one random line of build output (one of 16 kinds) appended to b */
 static void
 pool_line(buf_t *b, rng_t *r)
 {

@@ -20,7 +20,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +76,7 @@ static struct
 
 /* ------------------------------------------------------------------ helpers */
 
+/* wall-clock microseconds: the --timestamp prefix */
 static long long
 now_realtime_us(void)
 {
@@ -86,6 +86,7 @@ now_realtime_us(void)
 	return (long long) ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 }
 
+/* sleep until monotonic time t, through signals (rate limiting) */
 static void
 sleep_until_mono(double t)
 {
@@ -122,12 +123,14 @@ static char queued_at[32];
 static unsigned char *content_buf;		/* opt.size bytes (or big_size) */
 static long long *part_ts;		/* per good part: publish time (--timestamp) */
 
+/* the job id of job index idx */
 static long long
 job_id_of(long idx)
 {
 	return opt.first_job + idx;
 }
 
+/* the JSON body of good part number of job index jidx, as travis-worker sends it */
 static void
 body_part(buf_t *b, long jidx, long number)
 {
@@ -170,6 +173,7 @@ body_part(buf_t *b, long jidx, long number)
 	buf_add(b, "}", 1);
 }
 
+/* the JSON body of the final (empty) part of job index jidx */
 static void
 body_final(buf_t *b, long jidx)
 {
@@ -274,6 +278,7 @@ typedef struct
 	uint8_t		kind;
 }			entry_t;
 
+/* qsort order of the schedule: by key */
 static int
 cmp_entry(const void *a, const void *b)
 {
@@ -369,6 +374,7 @@ static long long n_acked,
 			n_nacked,
 			n_returned;
 
+/* declare (or passively check) the queue or exchange; confirm.select with --confirm */
 static void
 setup_destination(void)
 {
@@ -392,6 +398,7 @@ setup_destination(void)
 	}
 }
 
+/* count a broker ack or nack of tag (and all below it with multiple) */
 static void
 mark_confirmed(uint64_t tag, int multiple, int nack)
 {
@@ -720,6 +727,7 @@ publish_stdin(void)
 
 /* --------------------------------------------------------------- expect */
 
+/* write data to path, or die */
 static void
 write_file(const char *path, const void *data, size_t n)
 {
@@ -733,6 +741,7 @@ write_file(const char *path, const void *data, size_t n)
 		die("cannot write %s: %s", path, strerror(errno));
 }
 
+/* --expect-dir: every job's expected log, raw and cleaned */
 static void
 write_expected(void)
 {
@@ -775,6 +784,7 @@ write_expected(void)
 
 /* ----------------------------------------------------------------- main */
 
+/* --help */
 static void
 usage(FILE *f)
 {
@@ -882,7 +892,6 @@ main(int argc, char **argv)
 	buf_t		body = {0};
 	double		elapsed;
 
-	opt.url = getenv("BUILDLOG_AMQP_URL");
 	opt.queue = DEFAULT_QUEUE;
 	opt.exchange_type = "x-consistent-hash";
 	opt.jobs = 10;
@@ -999,10 +1008,8 @@ main(int argc, char **argv)
 				return 2;
 		}
 	}
-	if (optind < argc)
-		die("unexpected argument '%s' (see --help)", argv[optind]);
-	if (!opt.url || !*opt.url)
-		opt.url = "amqp://guest:guest@localhost:5672";
+	no_arguments_left(argc, argv);
+	opt.url = broker_url(opt.url);
 	if (opt.from_stdin)
 	{
 		if (load_opt)
