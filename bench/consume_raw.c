@@ -8,7 +8,8 @@
  *   consumed N messages in S s = R msg/s
  * where S runs from the first delivery to the last ack.
  *
- * Build: cc -O2 -Wall -Wextra -Werror -o bin/consume_raw consume_raw.c -lrabbitmq
+ * The AMQP connection code is shared with publish (amqp_common.c).
+ * Build: make -C bench (bin/consume_raw)
  * Usage: bin/consume_raw --help
  */
 #define _GNU_SOURCE
@@ -16,133 +17,33 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <amqp.h>
-#include <amqp_tcp_socket.h>
+
+#include "amqp_common.h"
+#include "common.h"
 
 #define DEFAULT_QUEUE "reporting.jobs.logs"
 #define MAX_QUEUES 64
 #define ACK_FLUSH_MS 20			/* ack what we hold when deliveries pause */
 
+const char bench_progname[] = "consume_raw";
+
 static amqp_connection_state_t conn;
 
-static void die(const char *fmt,...) __attribute__((noreturn, format(printf, 1, 2)));
+/* ack (multiple=true) every delivery up to tag */
 static void
-die(const char *fmt,...)
+ack_through(uint64_t tag)
 {
-	va_list		ap;
-
-	fputs("consume_raw: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
+	if (amqp_basic_ack(conn, 1, tag, 1) != AMQP_STATUS_OK)
+		die("basic.ack failed");
 }
 
-static double
-now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static long long
-parse_ll(const char *name, const char *s, long long min, long long max)
-{
-	char	   *end;
-	long long	v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || end == s || *end || v < min || v > max)
-		die("--%s: '%s' is not an integer in [%lld, %lld]", name, s, min, max);
-	return v;
-}
-
-static const char *
-rpc_error(amqp_rpc_reply_t r)
-{
-	static char msg[512];
-
-	switch (r.reply_type)
-	{
-		case AMQP_RESPONSE_NORMAL:
-			return "ok";
-		case AMQP_RESPONSE_NONE:
-			return "missing RPC reply";
-		case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-			return amqp_error_string2(r.library_error);
-		case AMQP_RESPONSE_SERVER_EXCEPTION:
-			if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD)
-			{
-				amqp_connection_close_t *m = r.reply.decoded;
-
-				snprintf(msg, sizeof msg, "broker closed the connection: %u %.*s",
-						 m->reply_code, (int) m->reply_text.len, (char *) m->reply_text.bytes);
-			}
-			else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD)
-			{
-				amqp_channel_close_t *m = r.reply.decoded;
-
-				snprintf(msg, sizeof msg, "broker closed the channel: %u %.*s",
-						 m->reply_code, (int) m->reply_text.len, (char *) m->reply_text.bytes);
-			}
-			else
-				snprintf(msg, sizeof msg, "unexpected broker method 0x%08x", r.reply.id);
-			return msg;
-	}
-	return "unknown error";
-}
-
-static void
-check_rpc(const char *what)
-{
-	amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
-
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
-		die("%s: %s", what, rpc_error(r));
-}
-
-static void
-connect_broker(const char *url_in)
-{
-	struct amqp_connection_info ci;
-	char	   *url = strdup(url_in);
-	amqp_socket_t *sock;
-	struct timeval tv = {10, 0};
-	amqp_rpc_reply_t r;
-	int			st;
-
-	amqp_default_connection_info(&ci);
-	if (!url || amqp_parse_url(url, &ci) != AMQP_STATUS_OK)
-		die("cannot parse AMQP URL (expected amqp://user:pass@host:port[/vhost])");
-	if (ci.ssl)
-		die("amqps:// is not supported");
-	conn = amqp_new_connection();
-	sock = amqp_tcp_socket_new(conn);
-	if (!sock)
-		die("cannot create a TCP socket");
-	st = amqp_socket_open_noblock(sock, ci.host, ci.port, &tv);
-	if (st != AMQP_STATUS_OK)
-		die("cannot connect to %s:%d: %s", ci.host, ci.port, amqp_error_string2(st));
-	r = amqp_login(conn, ci.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
-		die("login to %s:%d vhost '%s' as '%s' failed: %s", ci.host, ci.port, ci.vhost, ci.user,
-			rpc_error(r));
-	amqp_channel_open(conn, 1);
-	check_rpc("channel.open");
-	free(url);
-}
-
+/* --help */
 static void
 usage(FILE *f)
 {
@@ -179,7 +80,7 @@ main(int argc, char **argv)
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0}
 	};
-	const char *url = getenv("BUILDLOG_AMQP_URL");
+	const char *url = NULL;
 	const char *queues[MAX_QUEUES];
 	int			n_queues = 0,
 				n_active,
@@ -236,10 +137,8 @@ main(int argc, char **argv)
 				return 2;
 		}
 	}
-	if (optind < argc)
-		die("unexpected argument '%s' (see --help)", argv[optind]);
-	if (!url || !*url)
-		url = "amqp://guest:guest@localhost:5672";
+	no_arguments_left(argc, argv);
+	url = broker_url(url);
 	if (n_queues == 0)
 		queues[n_queues++] = DEFAULT_QUEUE;
 	if (batch > prefetch)
@@ -252,9 +151,9 @@ main(int argc, char **argv)
 			die("cannot open %s: %s", dump_path, strerror(errno));
 	}
 
-	connect_broker(url);
+	conn = connect_broker(url);
 	amqp_basic_qos(conn, 1, 0, (uint16_t) prefetch, 0);
-	check_rpc("basic.qos");
+	check_rpc(conn, "basic.qos");
 	for (i = 0; i < n_queues; i++)
 	{
 		char		what[300];
@@ -262,7 +161,7 @@ main(int argc, char **argv)
 		snprintf(what, sizeof what, "basic.consume on queue '%s'", queues[i]);
 		amqp_basic_consume(conn, 1, amqp_cstring_bytes(queues[i]), amqp_empty_bytes,
 						   0, 0, 0, amqp_empty_table);
-		check_rpc(what);
+		check_rpc(conn, what);
 	}
 	n_active = n_queues;
 	t_activity = now_mono();
@@ -313,8 +212,7 @@ main(int argc, char **argv)
 			amqp_destroy_envelope(&env);
 			if (unacked >= batch || (count && n >= count))
 			{
-				if (amqp_basic_ack(conn, 1, last_tag, 1) != AMQP_STATUS_OK)
-					die("basic.ack failed");
+				ack_through(last_tag);
 				unacked = 0;
 				t_last_ack = now_mono();
 			}
@@ -326,8 +224,7 @@ main(int argc, char **argv)
 			now = now_mono();
 			if (unacked > 0)
 			{
-				if (amqp_basic_ack(conn, 1, last_tag, 1) != AMQP_STATUS_OK)
-					die("basic.ack failed");
+				ack_through(last_tag);
 				unacked = 0;
 				t_last_ack = now;
 			}
@@ -344,29 +241,12 @@ main(int argc, char **argv)
 				die("reading from the broker: %s", amqp_error_string2(st));
 			if (f.frame_type != AMQP_FRAME_METHOD)
 				continue;
-			switch (f.payload.method.id)
+			die_if_closed(&f);
+			if (f.payload.method.id == AMQP_BASIC_CANCEL_METHOD)
 			{
-				case AMQP_BASIC_CANCEL_METHOD:
-					fprintf(stderr, "consume_raw: the broker cancelled a consumer (queue deleted?)\n");
-					if (--n_active == 0)
-						goto done;
-					break;
-				case AMQP_CHANNEL_CLOSE_METHOD:
-					{
-						amqp_channel_close_t *m = f.payload.method.decoded;
-
-						die("broker closed the channel: %u %.*s", m->reply_code,
-							(int) m->reply_text.len, (char *) m->reply_text.bytes);
-					}
-				case AMQP_CONNECTION_CLOSE_METHOD:
-					{
-						amqp_connection_close_t *m = f.payload.method.decoded;
-
-						die("broker closed the connection: %u %.*s", m->reply_code,
-							(int) m->reply_text.len, (char *) m->reply_text.bytes);
-					}
-				default:
-					break;
+				fprintf(stderr, "consume_raw: the broker cancelled a consumer (queue deleted?)\n");
+				if (--n_active == 0)
+					goto done;
 			}
 			continue;
 		}
@@ -375,20 +255,10 @@ main(int argc, char **argv)
 done:
 	if (unacked > 0)
 	{
-		if (amqp_basic_ack(conn, 1, last_tag, 1) != AMQP_STATUS_OK)
-			die("basic.ack failed");
+		ack_through(last_tag);
 		t_last_ack = now_mono();
 	}
-	{
-		amqp_rpc_reply_t r = amqp_channel_close(conn, 1, AMQP_REPLY_SUCCESS);
-
-		if (r.reply_type != AMQP_RESPONSE_NORMAL)
-			die("channel.close: %s", rpc_error(r));
-		r = amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
-		if (r.reply_type != AMQP_RESPONSE_NORMAL)
-			die("connection.close: %s", rpc_error(r));
-		amqp_destroy_connection(conn);
-	}
+	close_broker(conn);
 	if (dump && dump != stdout && fclose(dump) != 0)
 		die("cannot write %s: %s", dump_path, strerror(errno));
 

@@ -9,9 +9,10 @@
  * consumer side must end up with (--expect-dir).  Everything is derived from
  * --seed, so a run is reproducible (except the --timestamp prefixes and the
  * meta.queued_at value).  With --stdin it generates nothing: every input
- * line is one message body, published as it is (e.g. from script/fleet).
+ * line is one message body, published as it is (e.g. from bench/fleet).
  *
- * Build: cc -O2 -Wall -Wextra -Werror -o bin/publish publish.c -lrabbitmq
+ * The content generator is content.c, the shared AMQP code amqp_common.c.
+ * Build: make -C bench (bin/publish)
  * Usage: bin/publish --help
  */
 #define _GNU_SOURCE
@@ -19,7 +20,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,13 +29,17 @@
 #include <time.h>
 
 #include <amqp.h>
-#include <amqp_tcp_socket.h>
+
+#include "amqp_common.h"
+#include "common.h"
+#include "content.h"
 
 #define DEFAULT_QUEUE "reporting.jobs.logs"
-#define TS_PREFIX_LEN 18		/* "T" + 16 digits + " " */
 #define N_MALFORMED_KINDS 13
 #define CONFIRM_TIMEOUT_S 60.0
 #define MAX_BEHIND_S 1.0		/* rate limiting: largest catch-up burst */
+
+const char bench_progname[] = "publish";
 
 /* ------------------------------------------------------------------ options */
 
@@ -72,29 +76,7 @@ static struct
 
 /* ------------------------------------------------------------------ helpers */
 
-static void die(const char *fmt,...) __attribute__((noreturn, format(printf, 1, 2)));
-static void
-die(const char *fmt,...)
-{
-	va_list		ap;
-
-	fputs("publish: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-static double
-now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
+/* wall-clock microseconds: the --timestamp prefix */
 static long long
 now_realtime_us(void)
 {
@@ -104,6 +86,7 @@ now_realtime_us(void)
 	return (long long) ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 }
 
+/* sleep until monotonic time t, through signals (rate limiting) */
 static void
 sleep_until_mono(double t)
 {
@@ -120,354 +103,7 @@ sleep_until_mono(double t)
 		;
 }
 
-static long long
-parse_ll(const char *name, const char *s, long long min, long long max)
-{
-	char	   *end;
-	long long	v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || end == s || *end || v < min || v > max)
-		die("--%s: '%s' is not an integer in [%lld, %lld]", name, s, min, max);
-	return v;
-}
-
-static double
-parse_double(const char *name, const char *s, double min, double max)
-{
-	char	   *end;
-	double		v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end || !(v >= min && v <= max))
-		die("--%s: '%s' is not a number in [%g, %g]", name, s, min, max);
-	return v;
-}
-
-/* splitmix64: the only source of randomness; everything derives from --seed */
-static uint64_t
-mix64(uint64_t z)
-{
-	z += 0x9e3779b97f4a7c15ULL;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-enum
-{
-	SALT_DUP = 1, SALT_B64, SALT_BAD, SALT_OFF, SALT_UUID, SALT_EXTRA,
-	SALT_BADPOS, SALT_ORDER, SALT_POOL, SALT_SCHED
-};
-
-/* per-part decision hash: stable for (seed, job id, number, salt) */
-static uint64_t
-hash3(long long job, long long number, int salt)
-{
-	return mix64(mix64(mix64(opt.seed ^ (uint64_t) salt) ^ (uint64_t) job) ^ (uint64_t) number);
-}
-
-static double
-unit(uint64_t h)
-{
-	return (double) (h >> 11) * 0x1.0p-53;
-}
-
-/* sequential generator, for the pool and the schedule */
-typedef struct
-{
-	uint64_t	s;
-}			rng_t;
-
-static uint64_t
-rng_next(rng_t *r)
-{
-	r->s += 0x9e3779b97f4a7c15ULL;
-	return mix64(r->s);
-}
-
-static uint64_t
-rng_below(rng_t *r, uint64_t n)
-{
-	return n ? rng_next(r) % n : 0;
-}
-
-/* growable byte buffer */
-typedef struct
-{
-	char	   *p;
-	size_t		len;
-	size_t		cap;
-}			buf_t;
-
-static void
-buf_reserve(buf_t *b, size_t extra)
-{
-	if (b->len + extra <= b->cap)
-		return;
-	while (b->len + extra > b->cap)
-		b->cap = b->cap ? b->cap * 2 : 4096;
-	b->p = realloc(b->p, b->cap);
-	if (!b->p)
-		die("out of memory");
-}
-
-static void
-buf_add(buf_t *b, const void *data, size_t n)
-{
-	buf_reserve(b, n);
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
-}
-
-static void
-buf_printf(buf_t *b, const char *fmt,...) __attribute__((format(printf, 2, 3)));
-static void
-buf_printf(buf_t *b, const char *fmt,...)
-{
-	va_list		ap;
-	int			n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	buf_reserve(b, (size_t) n + 1);
-	va_start(ap, fmt);
-	vsnprintf(b->p + b->len, (size_t) n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t) n;
-}
-
-/*
- * JSON string body (without quotes), escaped the way Go's encoding/json does
- * it (travis-worker is Go): \" \\ \n \r \t, other controls (ESC!) as \u00XX,
- * and < > & as \u003c \u003e \u0026.  Bytes >= 0x80 are copied as they are.
- */
-static void
-json_escape(buf_t *b, const unsigned char *s, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t		i;
-	char	   *o;
-
-	buf_reserve(b, n * 6);
-	o = b->p + b->len;
-	for (i = 0; i < n; i++)
-	{
-		unsigned char c = s[i];
-
-		switch (c)
-		{
-			case '"':
-				*o++ = '\\';
-				*o++ = '"';
-				break;
-			case '\\':
-				*o++ = '\\';
-				*o++ = '\\';
-				break;
-			case '\n':
-				*o++ = '\\';
-				*o++ = 'n';
-				break;
-			case '\r':
-				*o++ = '\\';
-				*o++ = 'r';
-				break;
-			case '\t':
-				*o++ = '\\';
-				*o++ = 't';
-				break;
-			default:
-				if (c < 0x20 || c == '<' || c == '>' || c == '&')
-				{
-					*o++ = '\\';
-					*o++ = 'u';
-					*o++ = '0';
-					*o++ = '0';
-					*o++ = hex[c >> 4];
-					*o++ = hex[c & 15];
-				}
-				else
-					*o++ = (char) c;
-		}
-	}
-	b->len = (size_t) (o - b->p);
-}
-
-static void
-base64_encode(buf_t *b, const unsigned char *s, size_t n)
-{
-	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t		i;
-	char	   *o;
-
-	buf_reserve(b, (n + 2) / 3 * 4);
-	o = b->p + b->len;
-	for (i = 0; i + 2 < n; i += 3)
-	{
-		uint32_t	v = (uint32_t) s[i] << 16 | (uint32_t) s[i + 1] << 8 | s[i + 2];
-
-		*o++ = tab[v >> 18];
-		*o++ = tab[(v >> 12) & 63];
-		*o++ = tab[(v >> 6) & 63];
-		*o++ = tab[v & 63];
-	}
-	if (i < n)
-	{
-		uint32_t	v = (uint32_t) s[i] << 16 | (i + 1 < n ? (uint32_t) s[i + 1] << 8 : 0);
-
-		*o++ = tab[v >> 18];
-		*o++ = tab[(v >> 12) & 63];
-		*o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-		*o++ = '=';
-	}
-	b->len = (size_t) (o - b->p);
-}
-
-/* ------------------------------------------------------------ log content */
-
-/*
- * A pool of build-log-like text (ANSI colours, \r\n, travis_fold/time
- * markers, quotes, backslashes, tabs, < > &, and some valid multi-byte
- * UTF-8) generated once from the seed.  A part's content is a slice of the
- * pool at an offset derived from (seed, job, number), cut at UTF-8 character
- * boundaries, so it is always valid UTF-8 and exactly `size` bytes.
- */
-static unsigned char *pool;
-static size_t pool_len;
-
-static const char *const gems[] = {
-	"rake", "rack", "rspec-core", "nokogiri", "json", "activesupport",
-	"bundler", "minitest", "puma", "sidekiq", "pg", "aws-sdk-s3"
-};
-static const char *const words[] = {
-	"parser", "render", "cache", "login", "upload", "retry", "shard", "drain"
-};
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
-static void
-pool_line(buf_t *b, rng_t *r)
-{
-	const char *g = gems[rng_below(r, NELEM(gems))];
-	const char *w = words[rng_below(r, NELEM(words))];
-	unsigned	x = (unsigned) rng_next(r);
-	int			a = (int) rng_below(r, 10),
-				c = (int) rng_below(r, 30),
-				d = (int) rng_below(r, 300);
-	unsigned long long t0 = 1600000000000000000ULL + rng_below(r, 1000000000000000ULL);
-	int			i,
-				n;
-
-	switch (rng_below(r, 16))
-	{
-		case 0:
-			buf_printf(b, "$ bundle install --jobs=3 --retry=3 --deployment --path=${BUNDLE_PATH:-vendor/bundle}\r\n");
-			break;
-		case 1:
-		case 2:
-			buf_printf(b, "Installing %s %d.%d.%d%s\r\n", g, a, c, d,
-					   (x & 3) == 0 ? " with native extensions" : "");
-			break;
-		case 3:
-			buf_printf(b, "Using %s %d.%d.%d\r\n", g, a, c, d);
-			break;
-		case 4:
-			buf_printf(b, "\x1b[0K\x1b[33;1mSetting environment variables from .travis.yml\x1b[0m\r\n");
-			break;
-		case 5:
-			buf_printf(b, "travis_fold:start:%s.%d\r\x1b[0Ktravis_time:start:%08x\r\x1b[0K$ bundle exec rake %s\r\n",
-					   w, a, x, w);
-			break;
-		case 6:
-			buf_printf(b, "\r\ntravis_time:end:%08x:start=%llu,finish=%llu,duration=%llu,event=%s\r\x1b[0Ktravis_fold:end:%s.%d\r\x1b[0K\r\n",
-					   x, t0, t0 + (unsigned long long) d * 1000003ULL,
-					   (unsigned long long) d * 1000003ULL, w, w, a);
-			break;
-		case 7:
-			n = 10 + (int) rng_below(r, 50);
-			for (i = 0; i < n; i++)
-				buf_add(b, rng_below(r, 40) ? "\x1b[32m.\x1b[0m" : "\x1b[31mF\x1b[0m", 10);
-			buf_printf(b, "\r\n");
-			break;
-		case 8:
-			buf_printf(b, "  %d) Failure:\r\nFooTest#test_%s [C:\\projects\\app\\test\\%s_test.rb:%d]:\r\nExpected \"%s\" to equal \"%s-%d\".\r\n",
-					   a + 1, w, w, d, g, w, c);
-			break;
-		case 9:
-			buf_printf(b, "\tat org.example.%s.Runner.run(Runner.java:%d)\r\n", w, d);
-			break;
-		case 10:
-			buf_printf(b, "  \xe2\x9c\x93 renders <div class=\"%s\"> & escapes entities (%d ms)\r\n", w, d);
-			break;
-		case 11:
-			buf_printf(b, "npm WARN deprecated %s@%d.%d.%d: caf\xc3\xa9 \xe2\x80\x94 use %s instead\r\n", w, a, c, d, g);
-			break;
-		case 12:
-			for (i = 0; i <= 100; i += 20 + (int) rng_below(r, 30))
-				buf_printf(b, "Downloading %s-%d.%d.%d.gem... %d%%\r", g, a, c, d, i);
-			buf_printf(b, "Downloading %s-%d.%d.%d.gem... 100%%\r\n", g, a, c, d);
-			break;
-		case 13:
-			buf_printf(b, "\x1b[31;1mThe command \"bundle exec rake %s\" exited with %d.\x1b[0m\r\n", w, a & 1);
-			break;
-		case 14:
-			buf_printf(b, "%d examples, %d failures, %d pending\r\n\r\n", d * 7, a, c);
-			break;
-		default:
-			buf_printf(b, "\x1b[1m\x1b[36m==>\x1b[0m \x1b[1mRunning %s tests on \xf0\x9f\x90\xa7 linux (worker %08x)\x1b[0m\r\n", w, x);
-			break;
-	}
-}
-
-static void
-pool_init(void)
-{
-	buf_t		b = {0};
-	rng_t		r = {opt.seed ^ mix64(SALT_POOL)};
-	size_t		want = (size_t) opt.size * 2 + 4096;
-
-	if (want < (1u << 20))
-		want = 1u << 20;
-	buf_printf(&b, "Worker information\r\nhostname: buildlog-bench\r\nversion: v6.2.0 https://github.com/travis-ci/worker\r\n");
-	while (b.len < want)
-		pool_line(&b, &r);
-	pool = (unsigned char *) b.p;
-	pool_len = b.len;
-}
-
-/* make s[0..n) end on a character boundary: an incomplete last char -> '.' */
-static void
-fix_tail(unsigned char *s, size_t n)
-{
-	size_t		i,
-				need;
-
-	if (n == 0)
-		return;
-	i = n - 1;
-	while (i > 0 && (s[i] & 0xC0) == 0x80 && n - i < 4)
-		i--;
-	need = s[i] >= 0xF0 ? 4 : s[i] >= 0xE0 ? 3 : s[i] >= 0xC0 ? 2 : 1;
-	if ((s[i] & 0xC0) == 0x80)
-		need = 4;				/* stray continuation bytes: replace them */
-	if (i + need > n)
-		memset(s + i, '.', n - i);
-}
-
-/* decisions for one good part */
-static int
-part_has_invalid(long long job, long number)
-{
-	size_t		prefix = opt.timestamp ? TS_PREFIX_LEN : 0;
-
-	return opt.invalid_utf8 > 0 && (size_t) opt.size > prefix &&
-		unit(hash3(job, number, SALT_BAD)) < opt.invalid_utf8;
-}
-
+/* decisions for one good part: sent base64?  published twice? */
 static int
 part_is_base64(long long job, long number)
 {
@@ -481,83 +117,20 @@ part_is_dup(long long job, long number)
 	return opt.dup > 0 && unit(hash3(job, number, SALT_DUP)) < opt.dup;
 }
 
-/*
- * The content bytes of part (job, number), exactly opt.size bytes, into out.
- * ts is the publish time in microseconds (used with --timestamp).  Invalid
- * UTF-8 injections are single 0xFF bytes replacing ASCII bytes after the
- * timestamp prefix, so each one becomes exactly one U+FFFD when cleaned.
- */
-static void
-part_content(long long job, long number, long long ts, unsigned char *out)
-{
-	size_t		size = (size_t) opt.size;
-	size_t		prefix = 0;
-	size_t		off;
-
-	if (size == 0)
-		return;
-	off = hash3(job, number, SALT_OFF) % (pool_len - size - 4);
-	while ((pool[off] & 0xC0) == 0x80)
-		off++;
-	memcpy(out, pool + off, size);
-	fix_tail(out, size);
-	if (opt.timestamp)
-	{
-		char		tmp[32];
-		size_t		i;
-
-		snprintf(tmp, sizeof tmp, "T%016lld ", ts);
-		memcpy(out, tmp, TS_PREFIX_LEN);
-		for (i = TS_PREFIX_LEN; i < size && (out[i] & 0xC0) == 0x80; i++)
-			out[i] = '.';
-		prefix = TS_PREFIX_LEN;
-	}
-	if (part_has_invalid(job, number))
-	{
-		uint64_t	h = hash3(job, number, SALT_BADPOS);
-		int			k = 1 + (int) (h % 3);
-		int			injected = 0;
-		int			tries;
-
-		for (tries = 0; tries < 64 && injected < k; tries++)
-		{
-			size_t		pos;
-
-			h = mix64(h);
-			pos = prefix + h % (size - prefix);
-			if (out[pos] < 0x80)
-			{
-				out[pos] = 0xFF;
-				injected++;
-			}
-		}
-	}
-}
-
-static void
-make_uuid(char *out, long long job, long long number)
-{
-	uint64_t	a = hash3(job, number, SALT_UUID),
-				b = mix64(a);
-
-	snprintf(out, 37, "%08" PRIx32 "-%04" PRIx32 "-4%03" PRIx32 "-%04" PRIx32 "-%012" PRIx64,
-			 (uint32_t) (a >> 32), (uint32_t) (a >> 16) & 0xffff,
-			 (uint32_t) a & 0xfff, (uint32_t) ((b >> 48) & 0x3fff) | 0x8000,
-			 (uint64_t) (b & 0xffffffffffffULL));
-}
-
 /* ---------------------------------------------------------------- bodies */
 
 static char queued_at[32];
 static unsigned char *content_buf;		/* opt.size bytes (or big_size) */
 static long long *part_ts;		/* per good part: publish time (--timestamp) */
 
+/* the job id of job index idx */
 static long long
 job_id_of(long idx)
 {
 	return opt.first_job + idx;
 }
 
+/* the JSON body of good part number of job index jidx, as travis-worker sends it */
 static void
 body_part(buf_t *b, long jidx, long number)
 {
@@ -600,6 +173,7 @@ body_part(buf_t *b, long jidx, long number)
 	buf_add(b, "}", 1);
 }
 
+/* the JSON body of the final (empty) part of job index jidx */
 static void
 body_final(buf_t *b, long jidx)
 {
@@ -667,15 +241,12 @@ body_malformed(buf_t *b, long k)
 			break;
 		case 10:
 			{
-				size_t		n = (size_t) opt.big_size,
-							i;
+				size_t		n = (size_t) opt.big_size;
 				unsigned char *big = malloc(n ? n : 1);
 
 				if (!big)
 					die("out of memory");
-				for (i = 0; i < n; i += pool_len)
-					memcpy(big + i, pool, n - i < pool_len ? n - i : pool_len);
-				fix_tail(big, n);
+				content_fill(big, n);
 				buf_printf(b, "{\"id\":%lld,\"log\":\"", mj);
 				json_escape(b, big, n);
 				buf_printf(b, "\",\"number\":%ld,\"final\":false}", k);
@@ -707,6 +278,7 @@ typedef struct
 	uint8_t		kind;
 }			entry_t;
 
+/* qsort order of the schedule: by key */
 static int
 cmp_entry(const void *a, const void *b)
 {
@@ -802,81 +374,7 @@ static long long n_acked,
 			n_nacked,
 			n_returned;
 
-static const char *
-rpc_error(amqp_rpc_reply_t r)
-{
-	static char msg[512];
-
-	switch (r.reply_type)
-	{
-		case AMQP_RESPONSE_NORMAL:
-			return "ok";
-		case AMQP_RESPONSE_NONE:
-			return "missing RPC reply";
-		case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-			return amqp_error_string2(r.library_error);
-		case AMQP_RESPONSE_SERVER_EXCEPTION:
-			if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD)
-			{
-				amqp_connection_close_t *m = r.reply.decoded;
-
-				snprintf(msg, sizeof msg, "broker closed the connection: %u %.*s",
-						 m->reply_code, (int) m->reply_text.len, (char *) m->reply_text.bytes);
-			}
-			else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD)
-			{
-				amqp_channel_close_t *m = r.reply.decoded;
-
-				snprintf(msg, sizeof msg, "broker closed the channel: %u %.*s",
-						 m->reply_code, (int) m->reply_text.len, (char *) m->reply_text.bytes);
-			}
-			else
-				snprintf(msg, sizeof msg, "unexpected broker method 0x%08x", r.reply.id);
-			return msg;
-	}
-	return "unknown error";
-}
-
-static void
-check_rpc(const char *what)
-{
-	amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
-
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
-		die("%s: %s", what, rpc_error(r));
-}
-
-static void
-connect_broker(void)
-{
-	struct amqp_connection_info ci;
-	char	   *url = strdup(opt.url);
-	amqp_socket_t *sock;
-	struct timeval tv = {10, 0};
-	amqp_rpc_reply_t r;
-	int			st;
-
-	amqp_default_connection_info(&ci);
-	if (!url || amqp_parse_url(url, &ci) != AMQP_STATUS_OK)
-		die("cannot parse AMQP URL (expected amqp://user:pass@host:port[/vhost])");
-	if (ci.ssl)
-		die("amqps:// is not supported");
-	conn = amqp_new_connection();
-	sock = amqp_tcp_socket_new(conn);
-	if (!sock)
-		die("cannot create a TCP socket");
-	st = amqp_socket_open_noblock(sock, ci.host, ci.port, &tv);
-	if (st != AMQP_STATUS_OK)
-		die("cannot connect to %s:%d: %s", ci.host, ci.port, amqp_error_string2(st));
-	r = amqp_login(conn, ci.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
-		die("login to %s:%d vhost '%s' as '%s' failed: %s", ci.host, ci.port, ci.vhost, ci.user,
-			rpc_error(r));
-	amqp_channel_open(conn, 1);
-	check_rpc("channel.open");
-	free(url);
-}
-
+/* declare (or passively check) the queue or exchange; confirm.select with --confirm */
 static void
 setup_destination(void)
 {
@@ -885,21 +383,22 @@ setup_destination(void)
 		amqp_exchange_declare(conn, 1, amqp_cstring_bytes(opt.exchange),
 							  amqp_cstring_bytes(opt.exchange_type),
 							  !opt.declare, 1, 0, 0, amqp_empty_table);
-		check_rpc(opt.declare ? "exchange.declare" : "exchange.declare (passive; use --declare to create it)");
+		check_rpc(conn, opt.declare ? "exchange.declare" : "exchange.declare (passive; use --declare to create it)");
 	}
 	else
 	{
 		amqp_queue_declare(conn, 1, amqp_cstring_bytes(opt.queue),
 						   !opt.declare, 1, 0, 0, amqp_empty_table);
-		check_rpc(opt.declare ? "queue.declare" : "queue.declare (passive; use --declare to create it)");
+		check_rpc(conn, opt.declare ? "queue.declare" : "queue.declare (passive; use --declare to create it)");
 	}
 	if (opt.confirm)
 	{
 		amqp_confirm_select(conn, 1);
-		check_rpc("confirm.select");
+		check_rpc(conn, "confirm.select");
 	}
 }
 
+/* count a broker ack or nack of tag (and all below it with multiple) */
 static void
 mark_confirmed(uint64_t tag, int multiple, int nack)
 {
@@ -929,6 +428,7 @@ handle_frame(amqp_frame_t *f)
 {
 	if (f->frame_type != AMQP_FRAME_METHOD)
 		return;
+	die_if_closed(f);
 	switch (f->payload.method.id)
 	{
 		case AMQP_BASIC_ACK_METHOD:
@@ -961,20 +461,6 @@ handle_frame(amqp_frame_t *f)
 					die("reading a returned message: %s", rpc_error(r));
 				amqp_destroy_message(&msg);
 				break;
-			}
-		case AMQP_CHANNEL_CLOSE_METHOD:
-			{
-				amqp_channel_close_t *m = f->payload.method.decoded;
-
-				die("broker closed the channel: %u %.*s", m->reply_code,
-					(int) m->reply_text.len, (char *) m->reply_text.bytes);
-			}
-		case AMQP_CONNECTION_CLOSE_METHOD:
-			{
-				amqp_connection_close_t *m = f->payload.method.decoded;
-
-				die("broker closed the connection: %u %.*s", m->reply_code,
-					(int) m->reply_text.len, (char *) m->reply_text.bytes);
 			}
 		default:
 			break;
@@ -1028,7 +514,7 @@ sync_channel(void)
 							  amqp_cstring_bytes(opt.exchange_type), 1, 1, 0, 0, amqp_empty_table);
 	else
 		amqp_queue_declare(conn, 1, amqp_cstring_bytes(opt.queue), 1, 1, 0, 0, amqp_empty_table);
-	check_rpc("final synchronisation (passive declare)");
+	check_rpc(conn, "final synchronisation (passive declare)");
 	while (amqp_frames_enqueued(conn))
 	{
 		amqp_frame_t f;
@@ -1145,20 +631,6 @@ finish_publishing(void)
 	return now_mono() - t_start;
 }
 
-/* channel.close and connection.close, checked */
-static void
-close_broker(void)
-{
-	amqp_rpc_reply_t r = amqp_channel_close(conn, 1, AMQP_REPLY_SUCCESS);
-
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
-		die("channel.close: %s", rpc_error(r));
-	r = amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
-		die("connection.close: %s", rpc_error(r));
-	amqp_destroy_connection(conn);
-}
-
 /* end the summary line; fail on nacks, missing confirms, returns */
 static void
 report_confirms_and_check(void)
@@ -1229,7 +701,7 @@ publish_stdin(void)
 				opt.exchange ? "exchange" : "queue", opt.exchange ? opt.exchange : opt.queue,
 				opt.rate, opt.persistent ? ", persistent" : ", transient",
 				opt.confirm ? ", with confirms" : "");
-	connect_broker();
+	conn = connect_broker(opt.url);
 	setup_destination();
 	prepare_publishing();
 	while ((n = getline(&line, &cap, stdin)) != -1)
@@ -1246,7 +718,7 @@ publish_stdin(void)
 		die("reading standard input: %s", strerror(errno));
 	free(line);
 	elapsed = finish_publishing();
-	close_broker();
+	close_broker(conn);
 
 	printf("published %lld messages (lines of standard input, %lld bytes, largest %lld) in %.3f s = %.0f msg/s",
 		   n_sent, bytes, largest, elapsed, elapsed > 0 ? (double) n_sent / elapsed : 0.0);
@@ -1255,6 +727,7 @@ publish_stdin(void)
 
 /* --------------------------------------------------------------- expect */
 
+/* write data to path, or die */
 static void
 write_file(const char *path, const void *data, size_t n)
 {
@@ -1268,6 +741,7 @@ write_file(const char *path, const void *data, size_t n)
 		die("cannot write %s: %s", path, strerror(errno));
 }
 
+/* --expect-dir: every job's expected log, raw and cleaned */
 static void
 write_expected(void)
 {
@@ -1310,6 +784,7 @@ write_expected(void)
 
 /* ----------------------------------------------------------------- main */
 
+/* --help */
 static void
 usage(FILE *f)
 {
@@ -1417,7 +892,6 @@ main(int argc, char **argv)
 	buf_t		body = {0};
 	double		elapsed;
 
-	opt.url = getenv("BUILDLOG_AMQP_URL");
 	opt.queue = DEFAULT_QUEUE;
 	opt.exchange_type = "x-consistent-hash";
 	opt.jobs = 10;
@@ -1534,10 +1008,8 @@ main(int argc, char **argv)
 				return 2;
 		}
 	}
-	if (optind < argc)
-		die("unexpected argument '%s' (see --help)", argv[optind]);
-	if (!opt.url || !*opt.url)
-		opt.url = "amqp://guest:guest@localhost:5672";
+	no_arguments_left(argc, argv);
+	opt.url = broker_url(opt.url);
 	if (opt.from_stdin)
 	{
 		if (load_opt)
@@ -1561,7 +1033,11 @@ main(int argc, char **argv)
 		gmtime_r(&t, &tm);
 		strftime(queued_at, sizeof queued_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	}
-	pool_init();
+	{
+		content_opts_t co = {opt.seed, opt.size, opt.timestamp, opt.invalid_utf8};
+
+		content_init(&co);
+	}
 	content_buf = malloc((size_t) opt.size + 1);
 	if (!content_buf)
 		die("out of memory");
@@ -1588,7 +1064,7 @@ main(int argc, char **argv)
 		fputc('\n', stderr);
 	}
 
-	connect_broker();
+	conn = connect_broker(opt.url);
 	setup_destination();
 	prepare_publishing();
 	for (i = 0; i < n_sched; i++)
@@ -1626,7 +1102,7 @@ main(int argc, char **argv)
 
 	if (opt.expect_dir)
 		write_expected();
-	close_broker();
+	close_broker(conn);
 
 	printf("published %lld messages (%lld good parts, %lld duplicates, %lld malformed, %lld finals) in %.3f s = %.0f msg/s",
 		   n_sent, n_good, n_dup_sent, n_bad, n_final, elapsed,

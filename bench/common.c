@@ -1,0 +1,71 @@
+/*
+ * common.c - failing, clock and option parsing shared by the bench tools.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "common.h"
+
+/* the one way a bench tool fails: a message with the program's name, exit 1 */
+void
+die(const char *fmt,...)
+{
+	va_list		ap;
+
+	fprintf(stderr, "%s: ", bench_progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+/* seconds on the monotonic clock, for rates and deadlines */
+double
+now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* an integer option value in [min, max], or die naming the option */
+long long
+parse_ll(const char *name, const char *s, long long min, long long max)
+{
+	char	   *end;
+	long long	v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		die("--%s: '%s' is not an integer in [%lld, %lld]", name, s, min, max);
+	return v;
+}
+
+/* a numeric option value in [min, max], or die naming the option */
+double
+parse_double(const char *name, const char *s, double min, double max)
+{
+	char	   *end;
+	double		v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= min && v <= max))
+		die("--%s: '%s' is not a number in [%g, %g]", name, s, min, max);
+	return v;
+}
+
+/* the tools take options only: a leftover argument is a mistake */
+void
+no_arguments_left(int argc, char **argv)
+{
+	if (optind < argc)
+		die("unexpected argument '%s' (see --help)", argv[optind]);
+}
