@@ -736,7 +736,10 @@ buildlog_drain_main(Datum arg)
 		}
 		if (!ensure_connected(&w))
 		{
-			wait_for(&w, Min(IDLE_WAIT_MS, w.backoff_ms), false);
+			/* until the next attempt is due (backoff_ms is already the next one) */
+			wait_for(&w, Min(IDLE_WAIT_MS,
+							 TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+															 w.next_connect)), false);
 			continue;
 		}
 		/* extension_ready() is a catalog lookup: only when idle or failing */
