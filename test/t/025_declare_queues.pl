@@ -1,0 +1,85 @@
+# declare_queues() is idempotent (called twice: the same names, no error,
+# the queues keep their messages, the exchange keeps one binding per shard)
+# and says 08006 with a hint, and without the password, when the broker is
+# unreachable or refuses the login.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use BuildlogTest;
+
+my ($url, $root) = need_env('BUILDLOG_AMQP_URL', 'BUILDLOG_ROOT');
+my ($hostport) = $url =~ m{@([^/]+)} or die "no host:port in $url";
+my $node = buildlog_node('declare', qq(
+buildlog.amqp_url = '$url'
+buildlog.drain_workers = 0
+));
+# names of our own: exchanges cannot be deleted with the tools at hand
+my ($queue, $shard, $exchange) = map { "$_.$$" } qw(tq.decl tq.decls tq.declx);
+
+# rabbitmqctl(ARGS...): its output, without table headers
+sub rabbitmqctl
+{
+	my ($out) = run_command([ "$root/script/stack", 'rabbitmqctl', '-q', @_ ]);
+	return $out;
+}
+# ours(LINES): the lines about our names, sorted
+sub ours { return join("\n", sort grep { /\.\Q$$\E/ } split /\n/, $_[0]); }
+# bindings(): our exchange's bindings (destination, routing key)
+sub bindings
+{
+	my $all = rabbitmqctl('list_bindings', '--no-table-headers', 'source_name', 'destination_name', 'routing_key');
+	return join("\n", grep { /^\Q$exchange\E\t/ } split /\n/, ours($all));
+}
+sub queues { return ours(rabbitmqctl('list_queues', '--no-table-headers', 'name', 'durable', 'messages')); }
+
+# ---- one queue, declared twice, keeps its messages
+is($node->safe_psql('postgres', "select * from buildlog.declare_queues('$queue')"), $queue,
+	'declare_queues returns the queue');
+publish('--queue', $queue, '--jobs', 1, '--parts', 5, '--no-final');
+is(queues(), "$queue\ttrue\t5", 'a durable queue holding the 5 messages published');
+my ($rc, $out, $err) = $node->psql('postgres', "select * from buildlog.declare_queues('$queue')");
+is("$rc|$out|$err", "0|$queue|", 'declared again: the same name, no error, no warning');
+is(queues(), "$queue\ttrue\t5", 'the queue still holds its 5 messages');
+
+# ---- sharded, declared twice: the same exchange, queues and bindings
+my $names = join(',', map { "$shard.$_" } 1 .. 3);
+my $declare = "select string_agg(queue_name, ',') from buildlog.declare_queues('$shard', 3, '$exchange')";
+is($node->safe_psql('postgres', $declare), $names, 'declare_queues returns the 3 shard queues');
+publish('--exchange', $exchange, '--jobs', 30, '--parts', 1, '--no-final');
+my $before = queues();
+my $bindings = join("\n", map { "$exchange\t$shard.$_\t1" } 1 .. 3);
+is(bindings(), $bindings, 'the exchange is bound to each shard queue once, with weight 1');
+($rc, $out, $err) = $node->psql('postgres', $declare);
+is("$rc|$out|$err", "0|$names|", 'declared again: the same names, no error');
+is(queues(), $before, 'every shard queue keeps its messages');
+my $total = 0;
+$total += $_ for $before =~ /^\Q$shard\E\.\d\ttrue\t(\d+)$/mg;
+is($total, 30, 'the 30 messages routed through the exchange are all there');
+is(bindings(), $bindings, 'still one binding per shard queue');
+is(ours(rabbitmqctl('list_exchanges', '--no-table-headers', 'name', 'type', 'durable')),
+	"$exchange\tx-consistent-hash\ttrue", 'one durable x-consistent-hash exchange');
+
+# ---- the broker unreachable, or refusing the login: 08006
+my $secret = 'pw025-not-in-errors';
+for my $case ([ 'port closed', "127.0.0.1:1", qr{could not connect to 127\.0\.0\.1:1/: .+} ],
+	[ 'login refused', $hostport, qr{could not log in to \Q$hostport\E/: connection closed by broker: 403 ACCESS_REFUSED.*} ])
+{
+	my ($what, $where, $detail) = @$case;
+	$node->safe_psql('postgres', "alter system set buildlog.amqp_url = 'amqp://guest:$secret\@$where'; select pg_reload_conf()");
+	wait_query($node, 'show buildlog.amqp_url', "amqp://guest:***\@$where", "$what: URL reloaded");
+	($rc, $out, $err) = $node->psql('postgres', "select buildlog.declare_queues('$queue')",
+		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	like($err, qr{^psql:\S+ ERROR:  08006: could not declare the buildlog queues\nDETAIL:  $detail \(buildlog\.amqp_url is amqp://guest:\*\*\*\@\Q$where\E\)\nHINT:  Check that RabbitMQ runs and buildlog\.amqp_url is right}m,
+		"$what: 08006, what failed, the URL masked, a hint");
+	unlike($err, qr/\Q$secret\E/, "$what: the error holds no password");
+	($rc, $out, $err) = $node->psql('postgres', qq(
+do \$\$ begin perform buildlog.declare_queues('$queue');
+exception when connection_failure then raise notice 'caught %', sqlstate; end \$\$;));
+	like("$rc|$err", qr/^0\|.*NOTICE:  caught 08006$/s, "$what: caught as connection_failure");
+}
+
+system('amqp-delete-queue', "--url=$url", '-q', $_) for ($queue, split /,/, $names);
+$node->stop;
+done_testing();
