@@ -208,6 +208,13 @@ archive_one(Archiver *a)
 	key = buildlog_s3_key_for_job(buildlog_s3_prefix, job_id);
 	buildlog_s3_datum_source(&source, &state,
 							 SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+
+	/*
+	 * Hash the put pass again: the TOAST pages are read twice, and bytes that
+	 * changed between the passes (storage faults) must abort the upload, not
+	 * leave an object that differs from the SHA-256 recorded and verified.
+	 */
+	source.stable = false;
 	pg_atomic_write_u64(&a->stats->in_flight, (uint64) job_id);
 	t0 = GetCurrentTimestamp();
 	buildlog_s3_digest(&source, gzip, &digest);
