@@ -55,7 +55,15 @@ select md5(content) = md5(expected(401, 30)) and archived_at is null and archive
 	write_jobs($node, 403, 403, 30, 'n = 13');
 	wait_purged($node, 403, 403, 'log without part 13');
 	my $purged = $node->safe_psql('postgres', 'select purged_at from buildlog.logs where job_id = 403');
+	set_conf($node, 'buildlog.aggregate_delay' => '1h');
+	wait_query($node, "select current_setting('buildlog.aggregate_delay')", '1h', 'aggregate_delay 1h');
 	$node->safe_psql('postgres', q(select buildlog.write_parts('{403}', '{13}', array[gen(403, 13)], '{f}')));
+	# the same counter as above sees the restore's download here
+	is($node->safe_psql('postgres', q(
+select buildlog.aggregate(403);
+select requests from buildlog.s3_client_stats())), "1\n1",
+		'late part after the purge: aggregate() merged 1 part after 1 S3 request (the restore)');
+	set_conf($node, 'buildlog.aggregate_delay' => '1s');
 	wait_query($node, qq(
 select purged_at > '$purged' and content is null and 13 = any(part_numbers)
   from buildlog.logs where job_id = 403), 't',
