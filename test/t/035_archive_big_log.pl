@@ -8,7 +8,6 @@ use BuildlogArchive;
 use Digest::SHA;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time sleep);
 
 my $node = archive_node('archive_big_log', 't035/', "buildlog.purge_delay = '1h'\n");
 my $text = q((select string_agg(repeat(chr(97 + n % 26), 1048576), '' order by n) from generate_series(0, 199) n));

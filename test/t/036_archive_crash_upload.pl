@@ -10,7 +10,6 @@ use BuildlogArchive;
 use Digest::SHA;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time sleep);
 
 my ($stack_dir) = need_env('STACK_DIR');
 my $bucket = $ENV{BUILDLOG_S3_BUCKET} // 'buildlog';
