@@ -187,6 +187,13 @@ archive_one(BuildlogWorker *w, void *arg)
 		return STEP_IDLE;
 	buildlog_s3_datum_source(&source, &state,
 							 SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+
+	/*
+	 * Hash the put pass again: the TOAST pages are read twice, and bytes that
+	 * changed between the passes (storage faults) must abort the upload, not
+	 * leave an object that differs from the SHA-256 recorded and verified.
+	 */
+	source.stable = false;
 	t0 = GetCurrentTimestamp();
 	buildlog_s3_digest(&source, gzip, &digest);
 	buildlog_s3_datum_source_rewind(&state);
