@@ -59,15 +59,14 @@ sub terminate
 subtest 'SIGTERM: a drain worker and the scheduler exit promptly and come back' => sub {
 	my ($pid, $other) = split /\|/, $node->safe_psql('postgres',
 		q(select min(pid) || '|' || max(pid) from buildlog.drain_stats));
+	my $scheduler = $node->safe_psql('postgres', 'select pid from buildlog.scheduler_stats');
 	terminate($pid, 'a drain worker');
+	terminate($scheduler, 'the scheduler');
 	wait_query($node, qq(
 select count(*) filter (where connected and pid not in ($pid, $other)) || '|'
        || count(*) filter (where pid = $other)
   from buildlog.drain_stats), '1|1', 'the drain worker came back (new pid, connected), the other one kept running');
-
-	$pid = $node->safe_psql('postgres', 'select pid from buildlog.scheduler_stats');
-	terminate($pid, 'the scheduler');
-	wait_query($node, qq(select pid <> $pid and pid is not null from buildlog.scheduler_stats), 't',
+	wait_query($node, qq(select pid <> $scheduler and pid is not null from buildlog.scheduler_stats), 't',
 		'the scheduler came back (new pid)');
 };
 
