@@ -126,4 +126,127 @@ sub publish
 	return $out;
 }
 
+
+# ---- helpers of the drain files (t/010..019), appended
+
+use Digest::MD5 qw(md5_hex);
+push @EXPORT, qw(rabbitmqctl queue_depth drain_workers use_queues fresh_queues
+  wait_parts check_logs published);
+
+# rabbitmqctl(ARGS...): script/stack's rabbitmqctl against the test broker
+# (the STACK_* variables script/test exported); returns its output, dies on failure.
+sub rabbitmqctl
+{
+	my ($root) = need_env('BUILDLOG_ROOT');
+	my ($out, $err);
+	IPC::Run::run([ "$root/script/stack", 'rabbitmqctl', @_ ], '>', \$out, '2>', \$err)
+	  or die "rabbitmqctl @_ failed: $err";
+	return $out;
+}
+
+# queue_depth(QUEUE): the broker's count of messages (ready + unacked) in QUEUE.
+sub queue_depth
+{
+	my ($queue) = @_;
+	my %depth = map { split /\t/ } grep { /\t/ }
+	  split /\n/, rabbitmqctl('list_queues', '-q', '--no-table-headers', 'name', 'messages');
+	return $depth{$queue};
+}
+
+# drain_workers(NODE): how many drain workers run (rows of drain_stats).
+sub drain_workers
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres', 'select count(*) from buildlog.drain_stats');
+}
+
+# use_queues(NODE, QUEUES, park => 1): point the drain workers at QUEUES the
+# documented way (amqp_queues, reload, restart_workers()), then wait until the
+# reconnect settled: every worker logged "consuming" after the call and is
+# connected, or with park (a queue that does not exist) every worker logged
+# that it cannot consume it.
+sub use_queues
+{
+	my ($node, $queues, %opt) = @_;
+	my $n = drain_workers($node);
+	my $mark = log_mark($node);
+	$node->safe_psql('postgres', qq(
+alter system set buildlog.amqp_queues = '$queues';
+select pg_reload_conf();
+));
+	$node->safe_psql('postgres', 'select buildlog.restart_workers()');
+	my $re = $opt{park}
+	  ? qr/LOG:  buildlog drain \d+: could not consume queue /
+	  : qr/LOG:  buildlog drain \d+: consuming /;
+	my $ok = wait_until("$n drain workers reconnected to $queues",
+		sub { my $c = log_count($node, $mark, $re); ($c >= $n, "$c log lines") });
+	$ok &&= wait_until("drain workers connected to $queues", sub {
+			my $c = $node->safe_psql('postgres',
+				'select count(*) filter (where connected) from buildlog.drain_stats');
+			($c == $n, "$c connected");
+		}) unless $opt{park};
+	ok($ok, "drain workers switched to $queues" . ($opt{park} ? ' (parked)' : ''));
+	return $ok;
+}
+
+# fresh_queues(NODE, QUEUE, SHARDS, EXCHANGE): delete leftovers, then declare
+# the queues (and exchange) through declare_queues(); returns their names.
+sub fresh_queues
+{
+	my ($node, $queue, $shards, $exchange) = @_;
+	my @names = $shards ? map { "$queue.$_" } 1 .. $shards : ($queue);
+	run_command([ 'amqp-delete-queue', '--url=' . amqp_url(), '-q', $_ ]) for @names;
+	return $node->safe_psql('postgres',
+		"select string_agg(queue_name, ',') from buildlog.declare_queues('$queue', $shards"
+		  . ($exchange ? ", '$exchange'" : '') . ')');
+}
+
+# wait_parts(NODE, FIRST, JOBS, EXPECTED, WHAT): ok() once the jobs' distinct
+# stored parts (pending or aggregated) reach EXPECTED.
+sub wait_parts
+{
+	my ($node, $first, $jobs, $expected, $what, %opt) = @_;
+	my $last = $first + $jobs - 1;
+	return wait_query($node, qq(
+select count(*) from (select job_id, number from buildlog.log_parts
+                       where job_id between $first and $last
+                      union
+                      select job_id, unnest(part_numbers) from buildlog.logs
+                       where job_id between $first and $last) p), $expected,
+		"$what: all $expected parts stored", %opt);
+}
+
+# check_logs(NODE, DIR, FIRST, JOBS, WHAT): ok() when every job's log equals
+# the publisher's expected (cleaned) text DIR/<job>.clean exactly.
+sub check_logs
+{
+	my ($node, $dir, $first, $jobs, $what) = @_;
+	my $last = $first + $jobs - 1;
+	my %got = map { split /\|/ } split /\n/, $node->safe_psql('postgres', qq(
+select job_id || '|' || coalesce(md5(buildlog.log(job_id)), 'none')
+  from generate_series($first, $last) job_id));
+	my @bad;
+	for my $job ($first .. $last)
+	{
+		open(my $fh, '<:raw', "$dir/$job.clean") or die "$dir/$job.clean: $!";
+		local $/;
+		my $want = md5_hex(<$fh>);
+		push @bad, $job if ($got{$job} // '') ne $want;
+	}
+	return is(scalar(@bad), 0, "$what: every log equals its expected text exactly")
+	  || diag("mismatched jobs: @bad[0 .. ($#bad < 9 ? $#bad : 9)]");
+}
+
+# published(OUTPUT): the publisher's summary as a hash: messages, good,
+# duplicates, malformed, finals.
+sub published
+{
+	my ($out) = @_;
+	my @n = $out =~ /^published (\d+) messages \((\d+) good parts, (\d+) duplicates, (\d+) malformed, (\d+) finals\)/m
+	  or die "no publisher summary in: $out";
+	my %p;
+	@p{qw(messages good duplicates malformed finals)} = @n;
+	return \%p;
+}
+
 1;
