@@ -104,7 +104,7 @@ create function evil.unnest(anyarray) returns setof anyelement language plpgsql 
   as $$ begin insert into evil.calls values ('unnest'); return query select pg_catalog.unnest($1); end $$;
 set search_path = evil, pg_catalog, public;
 select 1::bigint = 1::bigint as planted_operator_works, now() is not null as planted_now_works;
-select count(*) > 0 as planted_objects_are_reachable from evil.calls;
+select what as planted_objects_are_reachable, count(*) from evil.calls group by what order by what;
 delete from evil.calls;
 select (buildlog.write_parts('{66,66}', '{0,1}', '{a,b}', '{f,t}')).parts;
 select (buildlog.write_raw_parts('{66}', '{2}', array['\x63'::bytea], '{f}')).parts;
