@@ -4,7 +4,7 @@
 # minute).
 #  1. aggregate() by hand holds 20 due jobs' locks until the scheduler is seen
 #     waiting for them: the scheduler then merges nothing, fails nothing.
-#  2. late parts in 5 waves while a manual loop and the scheduler both
+#  2. late parts in 5 waves (a transaction each) while a manual loop and the scheduler both
 #     aggregate: every part merged exactly once (manual + scheduler counts =
 #     parts written), every log exact, no error.
 #  3. with maintenance_interval = 2s, scheduler_stats.last_maintenance shows
@@ -17,6 +17,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
 use Time::HiRes qw(time);
+use List::Util qw(shuffle);
 use BuildlogTest;
 
 my $jobs = 20;
@@ -66,7 +67,7 @@ is($sql->('select parts_merged, aggregate_failures, deferred, last_error is null
 	'0|0|0|t', 'the scheduler merged nothing of them, and nothing failed or was deferred');
 
 # 2. Late parts 50..99 in 5 waves (the last final again); a manual loop
-# aggregates every job about twice a second while the scheduler aggregates
+# aggregates every job about three times a second while the scheduler aggregates
 # whatever is due (aggregate_delay 0 now).
 $sql->(q(alter system set buildlog.aggregate_delay = 0; select pg_reload_conf();
 create table public.manual_merges (job_id bigint, merged int);
@@ -87,18 +88,23 @@ begin
       end if;
       commit;
     end loop;
-    perform pg_sleep(0.5);    -- pacing: leave the scheduler some of the work
+    perform pg_sleep(0.3);    -- pacing: leave the scheduler some of the work
   end loop;
 end \$\$)
 	],
 	'>', \$lout, '2>', \$lerr);
 for my $wave (0 .. 4)
 {
+	# one transaction per part, shuffled: commits trickle in while both aggregate
 	my ($from, $to) = (50 + 10 * $wave, 59 + 10 * $wave);
-	is($sql->(qq(select sum((buildlog.write_parts(array[j], array[n], array[format(E'%s:%s\\n', j, n)],
-                                                  array[n = 99])).parts)
-                   from (select j::bigint, n from generate_series(1, $jobs) j, generate_series($from, $to) n
-                          order by random()) s)), $jobs * 10, "wave $wave: parts $from..$to written");
+	my @parts = map { my $j = $_; map { [ $j, $_ ] } $from .. $to } 1 .. $jobs;
+	my $writes = join("\n", map {
+		my ($j, $n) = @$_;
+		sprintf(q{select (buildlog.write_parts('{%d}', '{%d}', array[E'%d:%d\\n'], '{%s}')).parts;},
+			$j, $n, $j, $n, $n == 99 ? 't' : 'f')
+	} shuffle(@parts));
+	is(eval { my @r = split /\n/, $sql->($writes); scalar(grep { $_ eq '1' } @r) }, $jobs * 10,
+		"wave $wave: parts $from..$to written, one transaction each");
 	wait_query($node, qq(select count(*) from buildlog.log_parts where job_id <= $jobs), '0',
 		"wave $wave: all merged");
 }
