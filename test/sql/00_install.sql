@@ -61,6 +61,7 @@ select count(*) as settings_rows_with_the_password
 select count(*) as amqp_url_in_pg_settings
   from pg_settings where name = 'buildlog.amqp_url';
 select current_setting('buildlog.amqp_url') ~ '^amqp://guest:\*\*\*@' as show_masks_it;
+select expect_error('select count(*) from pg_file_settings');    -- the raw configuration lines
 reset role;
 set role amqp_regress_user;
 select expect_error('show buildlog.amqp_url');
