@@ -55,7 +55,7 @@ select 500, g, 'never aggregated ' || g,
   from generate_series(1, 10) g;
 )), "5000\nt", 'the 5000 expired parts were aggregated');
 
-# Writers (two parts per transaction, job ids >= 1000) and readers, for 6 s.
+# Writers (two parts per transaction, job ids >= 1000) and readers, for 8 s.
 my $dir = tempdir(CLEANUP => 1);
 open(my $fh, '>', "$dir/write.sql") or die;
 print $fh q(\set job random(1000, 1999)
@@ -73,7 +73,7 @@ close $fh;
 my ($out, $err) = ('', '');
 my $pgbench = IPC::Run::start(
 	[
-		'pgbench', '-n', '-T', '6', '-c', '3', '-j', '3',
+		'pgbench', '-n', '-T', '8', '-c', '3', '-j', '3',
 		'-f', "$dir/write.sql\@4", '-f', "$dir/read.sql\@1",
 		'-l', '--log-prefix', "$dir/tx",
 		'-h', $node->host, '-p', $node->port, 'postgres'
