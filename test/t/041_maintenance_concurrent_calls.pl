@@ -49,7 +49,7 @@ my $holder = IPC::Run::start(
 		'-c', 'begin', '-c', 'select count(*) from buildlog.log_parts',
 		'-c', q(do $$
 begin
-  perform from public.watch_maintenance(1);    -- the first call queues for the lock
+  perform from public.watch_maintenance(2);    -- the first call queued, gave up, queued again
   while not exists (select from pg_locks w join pg_stat_get_activity(null) a using (pid)
                      where w.locktype = 'advisory' and w.objsubid = 1 and not w.granted
                        and a.application_name = 'second') loop
