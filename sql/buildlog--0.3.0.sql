@@ -423,6 +423,9 @@ begin
   select coalesce(pg_catalog.array_agg(b.n_ order by b.n_), '{}') into dropped
     from pg_catalog.unnest(before) as b(n_)
    where pg_catalog.to_regclass(b.n_) is null;
+  -- the pinned path was set for the transaction (is_local): hand the
+  -- caller's back, or a caller inside a longer transaction keeps ours
+  perform pg_catalog.set_config('search_path', caller_path, true);
 end
 $$;
 comment on function buildlog.run_maintenance(int) is

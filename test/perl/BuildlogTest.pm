@@ -13,7 +13,7 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(buildlog_node wait_until wait_query log_mark log_since
-  log_count publish amqp_url need_env);
+  log_count publish amqp_url need_env install_maintenance_watch);
 
 # The default of every wait: long enough for a loaded 2-core machine, far
 # shorter than PostgreSQL::Test::Utils' 180 s, so a broken promise fails fast.
@@ -247,6 +247,68 @@ sub published
 	my %p;
 	@p{qw(messages good duplicates malformed finals)} = @n;
 	return \%p;
+}
+
+
+# install_maintenance_watch(NODE): creates public.watch_maintenance(release_at,
+# timeout_s) in database postgres, for a session that holds a lock on
+# buildlog.log_parts and watches run_maintenance() queue behind it.  It polls
+# pg_locks every 5 ms and returns (episodes, writer_waits, waited_s): episodes
+# counts the times a session started queueing for ACCESS EXCLUSIVE on
+# log_parts (one per attempt of run_maintenance); writer_waits the samples in
+# which a writer (RowExclusiveLock) was queued with that session among its
+# blockers.  It returns when the release_at-th episode starts, or (release_at
+# NULL) once run_maintenance's advisory lock was held and is gone; after
+# timeout_s it raises an error saying what it waited for.
+sub install_maintenance_watch
+{
+	my ($node) = @_;
+	$node->safe_psql('postgres', q{
+create function public.watch_maintenance(release_at int, timeout_s float8 default 60,
+                                         out episodes int, out writer_waits int, out waited_s float8)
+language plpgsql as $$
+declare
+  t0 timestamptz := clock_timestamp();
+  waiting boolean;
+  was_waiting boolean := false;
+  inside boolean;
+  seen_inside boolean := false;
+begin
+  episodes := 0;
+  writer_waits := 0;
+  loop
+    waiting := exists (select from pg_locks
+                        where locktype = 'relation' and relation = 'buildlog.log_parts'::regclass
+                          and mode = 'AccessExclusiveLock' and not granted);
+    if waiting and not was_waiting then
+      episodes := episodes + 1;
+    end if;
+    was_waiting := waiting;
+    if waiting then
+      writer_waits := writer_waits +
+        (select count(*) from pg_locks w
+          where w.locktype = 'relation' and w.relation = 'buildlog.log_parts'::regclass
+            and w.mode = 'RowExclusiveLock' and not w.granted
+            and exists (select from pg_locks m
+                         where m.locktype = 'relation' and m.relation = w.relation
+                           and m.mode = 'AccessExclusiveLock'
+                           and m.pid = any (pg_blocking_pids(w.pid))))::int;
+    end if;
+    inside := exists (select from pg_locks where locktype = 'advisory' and objsubid = 1 and granted);
+    seen_inside := seen_inside or inside;
+    exit when release_at is not null and episodes >= release_at;
+    exit when release_at is null and seen_inside and not inside;
+    if clock_timestamp() > t0 + timeout_s * interval '1 s' then
+      raise exception 'waited % s for run_maintenance to %', timeout_s,
+        case when release_at is null then 'start and end' else 'queue ' || release_at || ' times for ACCESS EXCLUSIVE on buildlog.log_parts' end
+        using detail = format('%s episodes seen, inside run_maintenance: %s', episodes, seen_inside);
+    end if;
+    perform pg_sleep(0.005);
+  end loop;
+  waited_s := extract(epoch from clock_timestamp() - t0);
+end $$;
+});
+	return;
 }
 
 1;

@@ -60,4 +60,4 @@ select label, encode(raw, 'hex') as raw, replaced,
 select * from buildlog.write_raw_parts('{14,14}', '{0,1}',
   array['\x68656c6c6f00'::bytea, '\xe282ff0a'::bytea], '{f,f}');
 select encode(convert_to(buildlog.log(14), 'UTF8'), 'hex');
-select * from buildlog.write_raw_parts('{14}', '{2}', array[null::bytea], '{f}');
+select expect_error($$select * from buildlog.write_raw_parts('{14}', '{2}', array[null::bytea], '{f}')$$);
