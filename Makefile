@@ -29,12 +29,14 @@ OBJS = \
 	extension/restore.o \
 	extension/legacy.o \
 	extension/ansi.o \
+	extension/live.o \
 	bgworker/register.o \
 	bgworker/worker.o \
 	bgworker/drain.o \
 	bgworker/scheduler.o \
 	bgworker/archive.o \
-	bgworker/http.o
+	bgworker/http.o \
+	bgworker/http_events.o
 
 MODULEDIR = extension
 DATA = extension/buildlog.control $(wildcard sql/buildlog--*.sql)

@@ -16,6 +16,7 @@
  *										Range: bytes=N- answers 206 from offset N;
  *										?deansi=1 strips ANSI escapes
  *	GET /jobs/{id}/parts?after=N		JSON: the parts numbered above N
+ *	GET /jobs/{id}/events				Server-Sent Events, live (http_events.c)
  * Errors are application/problem+json.
  *-------------------------------------------------------------------------
  */
@@ -52,15 +53,6 @@
 #define MHD_LOG_LEN			512
 #define LISTEN_RETRY_S		10	/* between attempts to listen */
 
-/* What the worker keeps. */
-typedef struct HttpWorker
-{
-	BuildlogWorker w;			/* the skeleton: slot, contexts, log limiter */
-	HttpStats  *stats;
-	struct MHD_Daemon *daemon;
-	int			epoll_fd;
-} HttpWorker;
-
 /* A response being built (in the step context), sent after the step. */
 typedef struct HttpResponse
 {
@@ -81,6 +73,7 @@ typedef struct HttpRequest
 	const char *url;
 	int64		job_id;
 	HttpResponse *out;
+	bool		queued;			/* the handler queued its own response */
 } HttpRequest;
 
 static void answer_log(HttpResponse *r, bool known, bool removed, bool complete,
@@ -430,7 +423,7 @@ get_parts(BuildlogWorker *w, void *arg)
 	return 0;
 }
 
-/* Route a request to its handler; fills req->out. */
+/* Route a request to its handler; fills req->out (status 0: queued already). */
 static void
 route(HttpWorker *h, HttpRequest *req)
 {
@@ -450,6 +443,30 @@ route(HttpWorker *h, HttpRequest *req)
 	else if (parse_job_path(req->url, &req->job_id, &rest) &&
 			 (strcmp(rest, "log") == 0 || strcmp(rest, "parts") == 0))
 		step = strcmp(rest, "log") == 0 ? get_log : get_parts;
+	else if (parse_job_path(req->url, &req->job_id, &rest) && strcmp(rest, "events") == 0)
+	{
+		unsigned int status;
+		const char *error = NULL;
+
+		if (strcmp(req->method, MHD_HTTP_METHOD_GET) != 0)
+		{
+			add_header(r, "Allow", "GET");
+			problem(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed",
+					psprintf("%s is not allowed here.", req->method));
+		}
+		else if (!buildlog_http_events_start(h, req->conn, req->job_id, &status, &error))
+		{
+			buildlog_worker_problem(&h->w, WARNING, h->w.error);
+			problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
+					h->w.error_message);
+		}
+		else if (status == 0)
+			req->queued = true;
+		else
+			problem(r, status, status == MHD_HTTP_BAD_REQUEST ? "Bad Request" : "Service Unavailable",
+					error);
+		return;
+	}
 	else
 	{
 		problem(r, MHD_HTTP_NOT_FOUND, "Not Found",
@@ -524,6 +541,8 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 	req.out = &out;
 	pg_atomic_fetch_add_u64(&h->stats->requests, 1);
 	route(h, &req);
+	if (req.queued)
+		return MHD_YES;
 	if (out.status == 0)
 		problem(&out, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
 				"The request produced no response.");
@@ -558,7 +577,7 @@ start_daemon(HttpWorker *h)
 	struct sockaddr_in addr = listen_address();
 	const union MHD_DaemonInfo *info;
 
-	h->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
+	h->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME,
 								 ntohs(addr.sin_port), NULL, NULL,
 								 handle_request, h,
 								 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
@@ -612,6 +631,7 @@ buildlog_http_main(Datum arg)
 	HttpWorker	h;
 
 	memset(&h, 0, sizeof(h));
+	dlist_init(&h.streams);
 	h.stats = &buildlog_shared->http;
 	buildlog_worker_start(&h.w, &h.stats->slot, 0, 0, 300);
 	while (!start_daemon(&h))
@@ -624,6 +644,8 @@ buildlog_http_main(Datum arg)
 		wait_for_events(&h);
 		MemoryContextReset(h.w.step_cxt);
 		MemoryContextSwitchTo(h.w.step_cxt);
+		/* new parts for the event streams first: it resumes those that wait */
+		buildlog_http_events_refill(&h);
 		MHD_run(h.daemon);
 		MemoryContextSwitchTo(h.w.loop_cxt);
 		if (mhd_log_pending)

@@ -21,6 +21,7 @@
 
 #include "guc.h"
 #include "ingest.h"
+#include "live.h"
 #include "joblock.h"
 #include "spiutil.h"
 #include "utf8.h"
@@ -194,6 +195,7 @@ buildlog_ingest(ArrayType *job_ids, ArrayType *numbers,
 								(int32 *) ARR_DATA_PTR(numbers), contents, n);
 	njobs = distinct_jobs((int64 *) ARR_DATA_PTR(job_ids), n, &jobs);
 	buildlog_lock_jobs_shared(jobs, njobs);
+	buildlog_live_written(jobs, njobs);
 
 	values[0] = PointerGetDatum(job_ids);
 	values[1] = PointerGetDatum(numbers);

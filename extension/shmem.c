@@ -128,6 +128,7 @@ buildlog_shmem_startup(void)
 		for (i = 0; i < BUILDLOG_MAX_ARCHIVE_WORKERS; i++)
 			init_archive_stats(&buildlog_shared->archive[i]);
 		init_http_stats(&buildlog_shared->http);
+		buildlog_live_init(&buildlog_shared->live);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }

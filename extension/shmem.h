@@ -14,6 +14,8 @@
 #include "port/atomics.h"
 #include "storage/spin.h"
 
+#include "live.h"
+
 #define BUILDLOG_MAX_DRAIN_WORKERS	64
 #define BUILDLOG_TEXT_LEN			256
 
@@ -102,6 +104,7 @@ typedef struct BuildlogShared
 	SchedulerStats scheduler;
 	ArchiveStats archive[BUILDLOG_MAX_ARCHIVE_WORKERS];
 	HttpStats	http;
+	LiveShared	live;			/* watched jobs, waking commits (live.h) */
 } BuildlogShared;
 
 extern BuildlogShared *buildlog_shared;

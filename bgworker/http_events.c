@@ -1,0 +1,601 @@
+/*-------------------------------------------------------------------------
+ * http_events.c
+ *	  GET /jobs/{id}/events: a job's parts as Server-Sent Events, live.
+ *
+ * The event id is a durable cursor: the set of part numbers the client has
+ * received, as ranges ("0-41,44,46-50").  A client that reconnects with
+ * Last-Event-ID (or opens ?after=N, meaning 0..N) gets exactly the parts
+ * not in its set, replayed from the database, and nothing twice; a part
+ * that arrives out of order is sent when it arrives, with its number.  Once
+ * the final part is sent and no number below it is missing, an "end" event
+ * carries the log's size and SHA-256 and the stream ends.
+ *
+ * No polling: the stream's job is marked in live.h's shared bitmap, and a
+ * commit that writes it (any ingest path) sets the worker's latch; the
+ * worker then reads the new parts for every watched job (one query per
+ * job, in a step), appends the events to each stream's buffer and resumes
+ * the streams libmicrohttpd had suspended for want of data.  Heartbeat
+ * comments every 15 s keep proxies (and the detection of gone clients)
+ * going.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <microhttpd.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "http.h"
+#include "live.h"
+#include "spiutil.h"
+
+#define HEARTBEAT_S			15
+#define MAX_CURSOR_RANGES	1024	/* a longer Last-Event-ID is refused */
+#define READ_BLOCK			(64 * 1024)
+
+/* A range of part numbers, lo..hi inclusive. */
+typedef struct NumberRange
+{
+	int32		lo;
+	int32		hi;
+} NumberRange;
+
+/* One open event stream. */
+typedef struct EventStream
+{
+	dlist_node	node;			/* in HttpWorker.streams */
+	HttpWorker *h;
+	struct MHD_Connection *conn;
+	int64		job_id;
+	NumberRange *ranges;		/* the numbers sent, ascending, disjoint */
+	int			nranges;
+	int			capacity;
+	bool		final_seen;		/* a final part was sent */
+	int32		final_number;
+	StringInfoData out;			/* bytes not yet handed to libmicrohttpd */
+	size_t		handed;			/* bytes of out already handed */
+	bool		suspended;
+	bool		ending;			/* the end event is queued: close after it */
+	TimestampTz last_write;
+} EventStream;
+
+/* What a refill step reads: the watched jobs. */
+typedef struct RefillJob
+{
+	int64		job_id;
+	int32		after;			/* the lowest prefix end among its streams */
+} RefillJob;
+
+static SPIPlanPtr parts_plan = NULL;
+static SPIPlanPtr end_plan = NULL;
+
+/* Is number in the stream's set? */
+static bool
+has_number(EventStream *st, int32 number)
+{
+	int			lo = 0;
+	int			hi = st->nranges - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (number < st->ranges[mid].lo)
+			hi = mid - 1;
+		else if (number > st->ranges[mid].hi)
+			lo = mid + 1;
+		else
+			return true;
+	}
+	return false;
+}
+
+/* Add number to the set (not in it yet), merging neighbouring ranges. */
+static void
+add_number(EventStream *st, int32 number)
+{
+	int			i = 0;
+
+	while (i < st->nranges && st->ranges[i].hi < number)
+		i++;
+	/* extend the range before, the range after, or both */
+	if (i > 0 && st->ranges[i - 1].hi == number - 1)
+	{
+		st->ranges[i - 1].hi = number;
+		if (i < st->nranges && st->ranges[i].lo == number + 1)
+		{
+			st->ranges[i - 1].hi = st->ranges[i].hi;
+			memmove(&st->ranges[i], &st->ranges[i + 1],
+					sizeof(NumberRange) * (st->nranges - i - 1));
+			st->nranges--;
+		}
+		return;
+	}
+	if (i < st->nranges && st->ranges[i].lo == number + 1)
+	{
+		st->ranges[i].lo = number;
+		return;
+	}
+	if (st->nranges == st->capacity)
+	{
+		st->capacity *= 2;
+		st->ranges = repalloc(st->ranges, sizeof(NumberRange) * st->capacity);
+	}
+	memmove(&st->ranges[i + 1], &st->ranges[i], sizeof(NumberRange) * (st->nranges - i));
+	st->ranges[i].lo = st->ranges[i].hi = number;
+	st->nranges++;
+}
+
+/* The contiguous prefix end: every number up to it was sent (-1: none). */
+static int32
+prefix_end(EventStream *st)
+{
+	return st->nranges > 0 && st->ranges[0].lo == 0 ? st->ranges[0].hi : -1;
+}
+
+/* The cursor as text: "0-41,44,46-50" ("" for none). */
+static void
+append_cursor(StringInfo buf, EventStream *st)
+{
+	for (int i = 0; i < st->nranges; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(buf, ',');
+		if (st->ranges[i].lo == st->ranges[i].hi)
+			appendStringInfo(buf, "%d", st->ranges[i].lo);
+		else
+			appendStringInfo(buf, "%d-%d", st->ranges[i].lo, st->ranges[i].hi);
+	}
+}
+
+/* Read a part number (0 .. 2147483647) at *p; false if there is none. */
+static bool
+read_number(const char **p, int32 *out)
+{
+	int64		n = 0;
+
+	if (!isdigit((unsigned char) **p))
+		return false;
+	for (; isdigit((unsigned char) **p); (*p)++)
+	{
+		n = n * 10 + (**p - '0');
+		if (n > PG_INT32_MAX)
+			return false;
+	}
+	*out = (int32) n;
+	return true;
+}
+
+/*
+ * Parse a cursor (a Last-Event-ID) into the stream's set: ascending,
+ * disjoint ranges of part numbers.  False (with *why) when it is not one.
+ */
+static bool
+parse_cursor(EventStream *st, const char *text, const char **why)
+{
+	const char *p = text;
+	int32		last = -1;
+
+	while (*p != '\0')
+	{
+		int32		lo;
+		int32		hi;
+
+		if (!read_number(&p, &lo))
+		{
+			*why = "Last-Event-ID must be part numbers and ranges like 0-41,44,46-50.";
+			return false;
+		}
+		hi = lo;
+		if (*p == '-')
+		{
+			p++;
+			if (!read_number(&p, &hi) || hi < lo)
+			{
+				*why = "A range in Last-Event-ID must be low-high with low <= high.";
+				return false;
+			}
+		}
+		if (st->nranges > 0 && lo <= last + 1)
+		{
+			*why = "The ranges of Last-Event-ID must ascend without touching.";
+			return false;
+		}
+		if (st->nranges == MAX_CURSOR_RANGES)
+		{
+			*why = "Last-Event-ID has too many ranges.";
+			return false;
+		}
+		if (st->nranges == st->capacity)
+		{
+			st->capacity *= 2;
+			st->ranges = repalloc(st->ranges, sizeof(NumberRange) * st->capacity);
+		}
+		st->ranges[st->nranges].lo = lo;
+		st->ranges[st->nranges].hi = hi;
+		st->nranges++;
+		last = hi;
+		if (*p == ',')
+			p++;
+		else if (*p != '\0')
+		{
+			*why = "Last-Event-ID must be part numbers and ranges like 0-41,44,46-50.";
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Is the log complete for this stream: the final part sent, no gap below? */
+static bool
+stream_complete(EventStream *st)
+{
+	int			below = 0;
+
+	if (!st->final_seen)
+		return false;
+	/* the ranges at or below the final number (travis' "last" sits apart) */
+	for (int i = 0; i < st->nranges; i++)
+		if (st->ranges[i].lo <= st->final_number &&
+			!(st->final_number == PG_INT32_MAX && st->ranges[i].lo == PG_INT32_MAX))
+			below++;
+	return below <= 1;
+}
+
+/* Append one part's event to the stream (the caller checked it is new). */
+static void
+append_part(EventStream *st, int32 number, const char *content, bool final)
+{
+	add_number(st, number);
+	if (final)
+	{
+		st->final_seen = true;
+		st->final_number = number;
+	}
+	appendStringInfoString(&st->out, "id: ");
+	append_cursor(&st->out, st);
+	appendStringInfo(&st->out, "\nevent: part\ndata: {\"number\":%d,\"final\":%s,\"content\":",
+					 number, final ? "true" : "false");
+	escape_json(&st->out, content);
+	appendStringInfoString(&st->out, "}\n\n");
+}
+
+/*
+ * Append the parts of one job read by the current SPI query (columns
+ * number, content, final) to a stream: those not in its set.
+ */
+static void
+append_new_parts(EventStream *st)
+{
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int32		number = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		bool		final;
+		char	   *content;
+
+		if (has_number(st, number))
+			continue;
+		final = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		content = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		append_part(st, number, content, final);
+		pfree(content);
+	}
+}
+
+/* Queue the end event (size and SHA-256 of the whole log) for a stream. */
+static void
+append_end(EventStream *st)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(st->job_id)};
+	bool		isnull;
+	char	   *sha;
+	int64		size;
+
+	buildlog_run(buildlog_plan(&end_plan,
+							   "select pg_catalog.octet_length(l),"
+							   " pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(l, 'UTF8')), 'hex')"
+							   " from buildlog.fetch($1) l", 1, types),
+				 values, NULL, true, SPI_OK_SELECT);
+	size = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	sha = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	appendStringInfoString(&st->out, "id: ");
+	append_cursor(&st->out, st);
+	appendStringInfo(&st->out, "\nevent: end\ndata: {\"size\":" INT64_FORMAT ",\"sha256\":\"%s\"}\n\n",
+					 size, sha);
+	st->ending = true;
+}
+
+/* Read the parts of job above after (one per number, in order). */
+static void
+read_parts(int64 job_id, int32 after)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2] = {Int64GetDatum(job_id), Int32GetDatum(after)};
+
+	buildlog_run(buildlog_plan(&parts_plan,
+							   "select number, content, final from buildlog.parts($1, $2)",
+							   2, types),
+				 values, NULL, true, SPI_OK_SELECT);
+}
+
+/* Hand new bytes to libmicrohttpd: resume a suspended stream. */
+static void
+wake_stream(EventStream *st)
+{
+	if (st->suspended && (st->out.len > st->handed || st->ending))
+	{
+		st->suspended = false;
+		MHD_resume_connection(st->conn);
+	}
+}
+
+/*
+ * libmicrohttpd asks for the next bytes of a stream: what is buffered, or
+ * the end; with nothing buffered the connection is suspended until a
+ * refill resumes it (returning 0 without suspending would busy-wait).
+ */
+static ssize_t
+read_stream(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	EventStream *st = (EventStream *) cls;
+	size_t		left = st->out.len - st->handed;
+	size_t		n;
+
+	if (left == 0)
+	{
+		if (st->ending)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		st->suspended = true;
+		MHD_suspend_connection(st->conn);
+		return 0;
+	}
+	n = Min(left, max);
+	memcpy(buf, st->out.data + st->handed, n);
+	st->handed += n;
+	if (st->handed == st->out.len)
+	{
+		resetStringInfo(&st->out);
+		st->handed = 0;
+	}
+	pg_atomic_fetch_add_u64(&st->h->stats->bytes_sent, n);
+	return (ssize_t) n;
+}
+
+/* libmicrohttpd is done with a stream (sent, or the client went away). */
+static void
+free_stream(void *cls)
+{
+	EventStream *st = (EventStream *) cls;
+
+	buildlog_live_watch(st->job_id, -1);
+	dlist_delete(&st->node);
+	pfree(st->out.data);
+	pfree(st->ranges);
+	pfree(st);
+}
+
+/* The request of a new stream, for its step. */
+typedef struct StartRequest
+{
+	EventStream *st;
+} StartRequest;
+
+/* Step: the backlog of a new stream (after its cursor), read from the database. */
+static int
+start_step(BuildlogWorker *w, void *arg)
+{
+	EventStream *st = ((StartRequest *) arg)->st;
+
+	buildlog_worker_begin_spi("buildlog http: GET /jobs/{id}/events");
+	read_parts(st->job_id, prefix_end(st));
+	{
+		MemoryContext old = MemoryContextSwitchTo(w->loop_cxt);
+
+		append_new_parts(st);
+		if (!st->ending && stream_complete(st))
+			append_end(st);
+		MemoryContextSwitchTo(old);
+	}
+	buildlog_worker_commit_spi();
+	return 0;
+}
+
+bool
+buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn, int64 job_id,
+						   unsigned int *status, const char **error)
+{
+	const char *cursor = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
+	const char *after = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "after");
+	MemoryContext old = MemoryContextSwitchTo(h->w.loop_cxt);
+	EventStream *st = palloc0(sizeof(EventStream));
+	StartRequest req = {st};
+	struct MHD_Response *resp;
+
+	st->h = h;
+	st->conn = conn;
+	st->job_id = job_id;
+	st->capacity = 8;
+	st->ranges = palloc(sizeof(NumberRange) * st->capacity);
+	initStringInfo(&st->out);
+	MemoryContextSwitchTo(old);
+	*status = MHD_HTTP_OK;
+	if (cursor != NULL && !parse_cursor(st, cursor, error))
+		*status = MHD_HTTP_BAD_REQUEST;
+	else if (cursor == NULL && after != NULL)
+	{
+		char	   *end;
+		long		n;
+
+		errno = 0;
+		n = strtol(after, &end, 10);
+		if (errno != 0 || end == after || *end != '\0' || n < -1 || n > PG_INT32_MAX)
+		{
+			*error = "after must be a part number (an integer from -1 to 2147483647).";
+			*status = MHD_HTTP_BAD_REQUEST;
+		}
+		else if (n >= 0)
+		{
+			st->ranges[0].lo = 0;
+			st->ranges[0].hi = (int32) n;
+			st->nranges = 1;
+		}
+	}
+	if (*status != MHD_HTTP_OK)
+	{
+		pfree(st->out.data);
+		pfree(st->ranges);
+		pfree(st);
+		return true;
+	}
+	/* watch first: a commit after this wakes us, one before it is in the backlog */
+	buildlog_live_watch(job_id, 1);
+	dlist_push_tail(&h->streams, &st->node);
+	MemoryContextSwitchTo(h->w.loop_cxt);
+	appendStringInfoString(&st->out, "retry: 1000\n\n");
+	MemoryContextSwitchTo(old);
+	if (buildlog_worker_run_step(&h->w, "GET /jobs/{id}/events", start_step, &req) ==
+		WORKER_STEP_ERROR)
+	{
+		free_stream(st);
+		return false;
+	}
+	st->last_write = GetCurrentTimestamp();
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, READ_BLOCK, read_stream,
+											 st, free_stream);
+	if (resp == NULL)
+	{
+		free_stream(st);
+		*status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		*error = "Out of memory for a new stream.";
+		return true;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream; charset=utf-8");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_queue_response(conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	pg_atomic_fetch_add_u64(&h->stats->responses_2xx, 1);
+	*status = 0;				/* queued here */
+	return true;
+}
+
+/* Step: new parts for every watched job, appended to its streams. */
+static int
+refill_step(BuildlogWorker *w, void *arg)
+{
+	HttpWorker *h = (HttpWorker *) w;
+	dlist_iter	iter;
+
+	buildlog_worker_begin_spi("buildlog http: live parts");
+	/* one query per job: the lowest prefix end among its streams */
+	dlist_foreach(iter, &h->streams)
+	{
+		EventStream *st = dlist_container(EventStream, node, iter.cur);
+		int32		after = prefix_end(st);
+		dlist_iter	other;
+		bool		first = true;
+
+		if (st->ending)
+			continue;
+		/* the first stream of its job does the job's read */
+		dlist_foreach(other, &h->streams)
+		{
+			EventStream *o = dlist_container(EventStream, node, other.cur);
+
+			if (o == st)
+				break;
+			if (o->job_id == st->job_id && !o->ending)
+			{
+				first = false;
+				break;
+			}
+		}
+		if (!first)
+			continue;
+		dlist_foreach(other, &h->streams)
+		{
+			EventStream *o = dlist_container(EventStream, node, other.cur);
+
+			if (o->job_id == st->job_id && !o->ending)
+				after = Min(after, prefix_end(o));
+		}
+		read_parts(st->job_id, after);
+		{
+			MemoryContext old = MemoryContextSwitchTo(w->loop_cxt);
+
+			dlist_foreach(other, &h->streams)
+			{
+				EventStream *o = dlist_container(EventStream, node, other.cur);
+
+				if (o->job_id != st->job_id || o->ending)
+					continue;
+				append_new_parts(o);
+			}
+			MemoryContextSwitchTo(old);
+		}
+		/* then the end event of a stream that became complete (a query each) */
+		dlist_foreach(other, &h->streams)
+		{
+			EventStream *o = dlist_container(EventStream, node, other.cur);
+			MemoryContext old;
+
+			if (o->job_id != st->job_id || o->ending || !stream_complete(o))
+				continue;
+			old = MemoryContextSwitchTo(w->loop_cxt);
+			append_end(o);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	buildlog_worker_commit_spi();
+	return 0;
+}
+
+void
+buildlog_http_events_refill(HttpWorker *h)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	uint64		wakeups = buildlog_live_wakeups();
+	dlist_iter	iter;
+
+	if (dlist_is_empty(&h->streams))
+	{
+		h->seen_wakeups = wakeups;
+		return;
+	}
+	if (wakeups != h->seen_wakeups)
+	{
+		h->seen_wakeups = wakeups;
+		if (buildlog_worker_run_step(&h->w, "reading live parts", refill_step, NULL) ==
+			WORKER_STEP_ERROR)
+			buildlog_worker_problem(&h->w, WARNING, h->w.error);
+	}
+	dlist_foreach(iter, &h->streams)
+	{
+		EventStream *st = dlist_container(EventStream, node, iter.cur);
+
+		if (st->out.len > st->handed || st->ending)
+			st->last_write = now;
+		else if (TimestampDifferenceExceeds(st->last_write, now, HEARTBEAT_S * 1000))
+		{
+			MemoryContext old = MemoryContextSwitchTo(h->w.loop_cxt);
+
+			appendStringInfoString(&st->out, ": keep-alive\n\n");
+			MemoryContextSwitchTo(old);
+			st->last_write = now;
+		}
+		wake_stream(st);
+	}
+}
