@@ -311,4 +311,42 @@ end $$;
 	return;
 }
 
+
+# start_lock_holder(NODE, SQL...): a psql session (application_name
+# lock_holder) that takes a lock on buildlog.log_parts in a transaction, runs
+# SQL... and commits; passes once the lock is held and returns (handle,
+# \stdout, \stderr).
+push @EXPORT, 'start_lock_holder';
+sub start_lock_holder
+{
+	my ($node, @sql) = @_;
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[
+			'psql', '-X', '-Atq', '-v', 'ON_ERROR_STOP=1', '-h', $node->host, '-p', $node->port,
+			'-d', 'postgres', '-c', 'set application_name = lock_holder',
+			'-c', 'begin', '-c', 'select count(*) from buildlog.log_parts',
+			(map { ('-c', $_) } @sql), '-c', 'commit'
+		],
+		'>', \$out, '2>', \$err);
+	ok(wait_until('the lock holder holding its lock on log_parts', sub {
+		$node->safe_psql('postgres', q(
+select count(*) from pg_locks l join pg_stat_activity a using (pid)
+ where a.application_name = 'lock_holder' and l.relation = 'buildlog.log_parts'::regclass
+   and l.mode = 'AccessShareLock' and l.granted)) eq '1' }),
+		'a reader holds a lock on log_parts');
+	return ($h, \$out, \$err);
+}
+
+# queue_counts(QUEUE): "ready unacknowledged" messages of QUEUE, as the broker says.
+push @EXPORT, 'queue_counts';
+sub queue_counts
+{
+	my ($queue) = @_;
+	my $out = rabbitmqctl('list_queues', '-q', '--no-table-headers', 'name', 'messages_ready',
+		'messages_unacknowledged');
+	my ($ready, $unacked) = $out =~ /^\Q$queue\E\s+(\d+)\s+(\d+)$/m;
+	return defined $ready ? "$ready $unacked" : "no queue in: $out";
+}
+
 1;

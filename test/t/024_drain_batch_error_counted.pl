@@ -24,13 +24,7 @@ $node->safe_psql('postgres', "select buildlog.declare_queues('$queue')");
 wait_query($node, 'select connected from buildlog.drain_stats', 't', 'the worker consumes');
 
 # depth(): "ready unacknowledged" messages of the queue, as the broker says
-sub depth
-{
-	my ($out) = run_command([ "$root/script/stack", 'rabbitmqctl', 'list_queues', '-q',
-		'--no-table-headers', 'name', 'messages_ready', 'messages_unacknowledged' ]);
-	my ($ready, $unacked) = $out =~ /^\Q$queue\E\s+(\d+)\s+(\d+)$/m;
-	return defined $ready ? "$ready $unacked" : "no queue in: $out";
-}
+sub depth { return queue_counts($queue); }
 my @counters = qw(failed_batches split_retries error_rejected rejected batches deliveries);
 # counters(): the worker's counters, by name
 sub counters

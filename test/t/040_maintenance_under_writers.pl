@@ -85,21 +85,8 @@ ok(wait_until('pgbench writing', sub {
 
 # A reader takes a lock on log_parts and keeps it until maintenance has
 # queued for ACCESS EXCLUSIVE, given up (lock timeout) and queued again.
-my ($hout, $herr) = ('', '');
-my $holder = IPC::Run::start(
-	[
-		'psql', '-X', '-Atq', '-v', 'ON_ERROR_STOP=1', '-h', $node->host, '-p', $node->port,
-		'-d', 'postgres', '-c', 'set application_name = lock_holder',
-		'-c', 'begin', '-c', 'select count(*) from buildlog.log_parts',
-		'-c', 'select episodes, writer_waits from public.watch_maintenance(2)', '-c', 'commit'
-	],
-	'>', \$hout, '2>', \$herr);
-ok(wait_until('the lock holder holding its lock on log_parts', sub {
-	$node->safe_psql('postgres', q(
-select count(*) from pg_locks l join pg_stat_activity a using (pid)
- where a.application_name = 'lock_holder' and l.relation = 'buildlog.log_parts'::regclass
-   and l.mode = 'AccessShareLock' and l.granted)) eq '1' }),
-	'a reader holds a lock on log_parts');
+my ($holder, $hout, $herr) = start_lock_holder($node,
+	'select episodes, writer_waits from public.watch_maintenance(2)');
 
 my $result = $node->safe_psql('postgres',
 	q(select cardinality(dropped), cardinality(kept), kept_parts, tries
@@ -109,8 +96,8 @@ is($dropped, '1', 'maintenance dropped the expired partition whose parts were ag
 is("$kept|$kept_parts", '1|10', 'and kept the one holding 10 parts that were never aggregated');
 cmp_ok($tries, '>=', 2, "maintenance gave up after the lock timeout and retried ($tries attempts)");
 
-ok($holder->finish, 'the lock-holding reader finished without error') or diag($herr);
-my ($episodes, $writer_waits) = $hout =~ /^(\d+)\|(\d+)$/m;
+ok($holder->finish, 'the lock-holding reader finished without error') or diag($$herr);
+my ($episodes, $writer_waits) = $$hout =~ /^(\d+)\|(\d+)$/m;
 is($episodes, '2', 'the holder saw maintenance queue for ACCESS EXCLUSIVE twice before it let go');
 cmp_ok($writer_waits, '>', 0,
 	"writers were seen queued behind maintenance's lock request ($writer_waits samples)");

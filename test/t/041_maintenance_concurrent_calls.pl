@@ -41,13 +41,8 @@ like($expired, qr/^buildlog\.log_parts_p\d{4}_\d\d_\d\d,buildlog\.log_parts_p\d{
 # A reader holds a lock on log_parts, so the first call stays inside
 # run_maintenance (queued for ACCESS EXCLUSIVE, retrying) until the second
 # call is seen waiting for the first one's advisory lock.
-my ($hout, $herr) = ('', '');
-my $holder = IPC::Run::start(
-	[
-		'psql', '-X', '-Atq', '-v', 'ON_ERROR_STOP=1', '-h', $node->host, '-p', $node->port,
-		'-d', 'postgres', '-c', 'set application_name = lock_holder',
-		'-c', 'begin', '-c', 'select count(*) from buildlog.log_parts',
-		'-c', q(do $$
+my ($holder, $hout, $herr) = start_lock_holder($node,
+	q(do $$
 begin
   perform from public.watch_maintenance(2);    -- the first call queued, gave up, queued again
   while not exists (select from pg_locks w join pg_stat_get_activity(null) a using (pid)
@@ -60,15 +55,7 @@ begin
     perform pg_stat_clear_snapshot();    -- see sessions that started since
   end loop;
   raise notice 'both calls are inside run_maintenance';
-end $$), '-c', 'commit'
-	],
-	'>', \$hout, '2>', \$herr);
-ok(wait_until('the lock holder holding its lock on log_parts', sub {
-	$node->safe_psql('postgres', q(
-select count(*) from pg_locks l join pg_stat_activity a using (pid)
- where a.application_name = 'lock_holder' and l.relation = 'buildlog.log_parts'::regclass
-   and l.mode = 'AccessShareLock' and l.granted)) eq '1' }),
-	'a reader holds a lock on log_parts');
+end $$));
 
 my %call;
 for my $name ('first', 'second')
@@ -90,8 +77,8 @@ select count(*) from pg_locks l join pg_stat_activity a using (pid)
 		'the first call is inside run_maintenance, waiting for the lock') if $name eq 'first';
 }
 
-ok($holder->finish, 'the holder saw both calls inside run_maintenance at once') or diag($herr);
-like($herr, qr/NOTICE:  both calls are inside run_maintenance/, 'the second waited for the first');
+ok($holder->finish, 'the holder saw both calls inside run_maintenance at once') or diag($$herr);
+like($$herr, qr/NOTICE:  both calls are inside run_maintenance/, 'the second waited for the first');
 my %got;
 for my $name ('first', 'second')
 {

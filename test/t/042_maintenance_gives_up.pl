@@ -28,21 +28,8 @@ like($expired, qr/^buildlog\.log_parts_p\d{4}_\d\d_\d\d$/, "an expired, empty pa
 
 # A reader holds a lock on log_parts from before the call until after it,
 # counting the times run_maintenance queues for ACCESS EXCLUSIVE.
-my ($hout, $herr) = ('', '');
-my $holder = IPC::Run::start(
-	[
-		'psql', '-X', '-Atq', '-v', 'ON_ERROR_STOP=1', '-h', $node->host, '-p', $node->port,
-		'-d', 'postgres', '-c', 'set application_name = lock_holder',
-		'-c', 'begin', '-c', 'select count(*) from buildlog.log_parts',
-		'-c', 'select episodes from public.watch_maintenance(null)', '-c', 'commit'
-	],
-	'>', \$hout, '2>', \$herr);
-ok(wait_until('the lock holder holding its lock on log_parts', sub {
-	$node->safe_psql('postgres', q(
-select count(*) from pg_locks l join pg_stat_activity a using (pid)
- where a.application_name = 'lock_holder' and l.relation = 'buildlog.log_parts'::regclass
-   and l.mode = 'AccessShareLock' and l.granted)) eq '1' }),
-	'a reader holds a lock on log_parts');
+my ($holder, $hout, $herr) = start_lock_holder($node,
+	'select episodes from public.watch_maintenance(null)');
 
 my ($rc, $out, $err) = $node->psql('postgres',
 	'\set VERBOSITY verbose' . "\n" . 'select * from buildlog.run_maintenance(attempts => 4)');
@@ -52,8 +39,8 @@ like($err, qr/^psql:<stdin>:2: ERROR:  55P03: partition maintenance of buildlog\
 like($err, qr/^DETAIL:  Each attempt waited at most 100ms for its locks\.$/m, 'the detail names the lock timeout');
 like($err, qr/^HINT:  A long transaction holds a lock on buildlog\.log_parts \(see pg_locks\); the next run retries\.$/m,
 	'the hint says what to look for');
-ok($holder->finish, 'the holder kept its lock until the call ended') or diag($herr);
-like($hout, qr/^4$/m, 'run_maintenance queued for the lock exactly 4 times');
+ok($holder->finish, 'the holder kept its lock until the call ended') or diag($$herr);
+like($$hout, qr/^4$/m, 'run_maintenance queued for the lock exactly 4 times');
 is($node->safe_psql('postgres', "select to_regclass('$expired') is not null"), 't',
 	'nothing was dropped');
 
