@@ -23,6 +23,7 @@ OBJS = \
 	extension/rejected.o \
 	extension/amqp_client.o \
 	extension/queues.o \
+	extension/secret.o \
 	extension/s3_payload.o \
 	extension/s3.o \
 	extension/s3_sql.o \
@@ -30,13 +31,15 @@ OBJS = \
 	extension/legacy.o \
 	extension/ansi.o \
 	extension/live.o \
+	extension/token.o \
 	bgworker/register.o \
 	bgworker/worker.o \
 	bgworker/drain.o \
 	bgworker/scheduler.o \
 	bgworker/archive.o \
 	bgworker/http.o \
-	bgworker/http_events.o
+	bgworker/http_events.o \
+	bgworker/http_ingest.o
 
 MODULEDIR = extension
 DATA = extension/buildlog.control $(wildcard sql/buildlog--*.sql)

@@ -17,6 +17,7 @@
  *										?deansi=1 strips ANSI escapes
  *	GET /jobs/{id}/parts?after=N		JSON: the parts numbered above N
  *	GET /jobs/{id}/events				Server-Sent Events, live (http_events.c)
+ *	POST /jobs/{id}/parts				a batch of parts, with a write token (http_ingest.c)
  * Errors are application/problem+json.
  *-------------------------------------------------------------------------
  */
@@ -53,18 +54,6 @@
 #define MHD_LOG_LEN			512
 #define LISTEN_RETRY_S		10	/* between attempts to listen */
 
-/* A response being built (in the step context), sent after the step. */
-typedef struct HttpResponse
-{
-	MemoryContext cxt;			/* where its strings live (the step context) */
-	unsigned int status;
-	const char *content_type;
-	char	   *body;
-	size_t		len;
-	char	   *headers[8][2];	/* extra headers, name and value */
-	int			nheaders;
-} HttpResponse;
-
 /* One request as the handlers see it. */
 typedef struct HttpRequest
 {
@@ -74,6 +63,8 @@ typedef struct HttpRequest
 	int64		job_id;
 	HttpResponse *out;
 	bool		queued;			/* the handler queued its own response */
+	void	  **state;			/* libmicrohttpd's per-request pointer */
+	bool		reading;		/* an upload: read its body before answering */
 } HttpRequest;
 
 static void answer_log(HttpResponse *r, bool known, bool removed, bool complete,
@@ -111,6 +102,16 @@ mhd_logger(void *cls, const char *fmt, va_list ap)
 	mhd_log_pending = true;
 }
 
+/* A request is over: free an upload's state (a libmicrohttpd callback). */
+static void
+request_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
+				  enum MHD_RequestTerminationCode toe)
+{
+	if (*con_cls != NULL)
+		buildlog_http_ingest_free(*con_cls);
+	*con_cls = NULL;
+}
+
 /* Count open connections (a libmicrohttpd callback: atomics only). */
 static void
 notify_connection(void *cls, struct MHD_Connection *connection,
@@ -124,9 +125,8 @@ notify_connection(void *cls, struct MHD_Connection *connection,
 		pg_atomic_fetch_sub_u64(&stats->connections, 1);
 }
 
-/* Add a header to the response being built. */
-static void
-add_header(HttpResponse *r, const char *name, const char *value)
+void
+buildlog_http_add_header(HttpResponse *r, const char *name, const char *value)
 {
 	if (r->nheaders >= lengthof(r->headers))
 		return;
@@ -135,9 +135,8 @@ add_header(HttpResponse *r, const char *name, const char *value)
 	r->nheaders++;
 }
 
-/* A body of known bytes with its type. */
-static void
-set_body(HttpResponse *r, unsigned int status, const char *type, char *body, size_t len)
+void
+buildlog_http_set_body(HttpResponse *r, unsigned int status, const char *type, char *body, size_t len)
 {
 	r->status = status;
 	r->content_type = type;
@@ -145,9 +144,8 @@ set_body(HttpResponse *r, unsigned int status, const char *type, char *body, siz
 	r->len = len;
 }
 
-/* An application/problem+json error (RFC 9457). */
-static void
-problem(HttpResponse *r, unsigned int status, const char *title, const char *detail)
+void
+buildlog_http_problem(HttpResponse *r, unsigned int status, const char *title, const char *detail)
 {
 	StringInfoData buf;
 	MemoryContext old = MemoryContextSwitchTo(r->cxt);
@@ -159,7 +157,7 @@ problem(HttpResponse *r, unsigned int status, const char *title, const char *det
 	escape_json(&buf, detail);
 	appendStringInfoString(&buf, "}\n");
 	MemoryContextSwitchTo(old);
-	set_body(r, status, "application/problem+json", buf.data, buf.len);
+	buildlog_http_set_body(r, status, "application/problem+json", buf.data, buf.len);
 }
 
 /*
@@ -216,7 +214,7 @@ extension_missing(HttpResponse *r)
 {
 	if (OidIsValid(get_extension_oid("buildlog", true)))
 		return false;
-	problem(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable",
+	buildlog_http_problem(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable",
 			"The extension buildlog is not installed in the worker's database.");
 	return true;
 }
@@ -297,12 +295,12 @@ answer_log(HttpResponse *r, bool known, bool removed, bool complete, text *log,
 
 	if (!known)
 	{
-		problem(r, MHD_HTTP_NOT_FOUND, "Not Found", "No log is known for this job.");
+		buildlog_http_problem(r, MHD_HTTP_NOT_FOUND, "Not Found", "No log is known for this job.");
 		return;
 	}
 	if (removed && log == NULL)
 	{
-		problem(r, MHD_HTTP_GONE, "Gone", "The log of this job was removed.");
+		buildlog_http_problem(r, MHD_HTTP_GONE, "Gone", "The log of this job was removed.");
 		return;
 	}
 	bytes = log ? VARDATA_ANY(log) : "";
@@ -319,18 +317,18 @@ answer_log(HttpResponse *r, bool known, bool removed, bool complete, text *log,
 	snprintf(etag, sizeof(etag), "\"%s\"", md5);
 	snprintf(number, sizeof(number), "%zu", size);
 
-	add_header(r, "ETag", etag);
-	add_header(r, "X-Log-Size", number);
-	add_header(r, "X-Log-Complete", complete ? "true" : "false");
-	add_header(r, "Accept-Ranges", "bytes");
+	buildlog_http_add_header(r, "ETag", etag);
+	buildlog_http_add_header(r, "X-Log-Size", number);
+	buildlog_http_add_header(r, "X-Log-Complete", complete ? "true" : "false");
+	buildlog_http_add_header(r, "Accept-Ranges", "bytes");
 	if (inm != NULL && strcmp(inm, etag) == 0)
 	{
-		set_body(r, MHD_HTTP_NOT_MODIFIED, NULL, NULL, 0);
+		buildlog_http_set_body(r, MHD_HTTP_NOT_MODIFIED, NULL, NULL, 0);
 		return;
 	}
 	if (start < 0)
 	{
-		set_body(r, MHD_HTTP_OK, "text/plain; charset=utf-8", bytes, size);
+		buildlog_http_set_body(r, MHD_HTTP_OK, "text/plain; charset=utf-8", bytes, size);
 		return;
 	}
 	if ((uint64) start >= size)
@@ -338,8 +336,8 @@ answer_log(HttpResponse *r, bool known, bool removed, bool complete, text *log,
 		char		range[64];
 
 		snprintf(range, sizeof(range), "bytes */%zu", size);
-		add_header(r, "Content-Range", range);
-		problem(r, MHD_HTTP_RANGE_NOT_SATISFIABLE, "Range Not Satisfiable",
+		buildlog_http_add_header(r, "Content-Range", range);
+		buildlog_http_problem(r, MHD_HTTP_RANGE_NOT_SATISFIABLE, "Range Not Satisfiable",
 				psprintf("The log has %zu bytes so far; ask again from an offset below that.", size));
 		return;
 	}
@@ -347,9 +345,9 @@ answer_log(HttpResponse *r, bool known, bool removed, bool complete, text *log,
 		char		range[96];
 
 		snprintf(range, sizeof(range), "bytes " INT64_FORMAT "-%zu/%zu", start, size - 1, size);
-		add_header(r, "Content-Range", range);
+		buildlog_http_add_header(r, "Content-Range", range);
 	}
-	set_body(r, MHD_HTTP_PARTIAL_CONTENT, "text/plain; charset=utf-8",
+	buildlog_http_set_body(r, MHD_HTTP_PARTIAL_CONTENT, "text/plain; charset=utf-8",
 			 bytes + start, size - (size_t) start);
 }
 
@@ -379,7 +377,7 @@ get_parts(BuildlogWorker *w, void *arg)
 		v = strtol(after_arg, &end, 10);
 		if (errno != 0 || end == after_arg || *end != '\0' || v < -1 || v > PG_INT32_MAX)
 		{
-			problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
+			buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
 					"after must be a part number (an integer from -1 to 2147483647).");
 			return 0;
 		}
@@ -407,7 +405,7 @@ get_parts(BuildlogWorker *w, void *arg)
 	{
 		buildlog_worker_commit_spi();
 		MemoryContextSwitchTo(w->step_cxt);
-		problem(r, MHD_HTTP_NOT_FOUND, "Not Found", "No log is known for this job.");
+		buildlog_http_problem(r, MHD_HTTP_NOT_FOUND, "Not Found", "No log is known for this job.");
 		return 0;
 	}
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
@@ -415,7 +413,7 @@ get_parts(BuildlogWorker *w, void *arg)
 		MemoryContext old = MemoryContextSwitchTo(w->step_cxt);
 		char	   *json = TextDatumGetCString(d);
 
-		set_body(r, MHD_HTTP_OK, "application/json", json, strlen(json));
+		buildlog_http_set_body(r, MHD_HTTP_OK, "application/json", json, strlen(json));
 		MemoryContextSwitchTo(old);
 	}
 	buildlog_worker_commit_spi();
@@ -437,8 +435,15 @@ route(HttpWorker *h, HttpRequest *req)
 	if (strcmp(req->url, "/healthz") == 0)
 	{
 		if (get)
-			set_body(r, MHD_HTTP_OK, "text/plain; charset=utf-8",
+			buildlog_http_set_body(r, MHD_HTTP_OK, "text/plain; charset=utf-8",
 					 MemoryContextStrdup(r->cxt, "ok\n"), 3);
+	}
+	else if (parse_job_path(req->url, &req->job_id, &rest) && strcmp(rest, "parts") == 0 &&
+			 strcmp(req->method, MHD_HTTP_METHOD_POST) == 0)
+	{
+		if (buildlog_http_ingest_begin(h, req->conn, req->job_id, r, req->state))
+			req->reading = true;	/* read the body first */
+		return;
 	}
 	else if (parse_job_path(req->url, &req->job_id, &rest) &&
 			 (strcmp(rest, "log") == 0 || strcmp(rest, "parts") == 0))
@@ -450,33 +455,33 @@ route(HttpWorker *h, HttpRequest *req)
 
 		if (strcmp(req->method, MHD_HTTP_METHOD_GET) != 0)
 		{
-			add_header(r, "Allow", "GET");
-			problem(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed",
+			buildlog_http_add_header(r, "Allow", "GET");
+			buildlog_http_problem(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed",
 					psprintf("%s is not allowed here.", req->method));
 		}
 		else if (!buildlog_http_events_start(h, req->conn, req->job_id, &status, &error))
 		{
 			buildlog_worker_problem(&h->w, WARNING, h->w.error);
-			problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
+			buildlog_http_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
 					h->w.error_message);
 		}
 		else if (status == 0)
 			req->queued = true;
 		else
-			problem(r, status, status == MHD_HTTP_BAD_REQUEST ? "Bad Request" : "Service Unavailable",
+			buildlog_http_problem(r, status, status == MHD_HTTP_BAD_REQUEST ? "Bad Request" : "Service Unavailable",
 					error);
 		return;
 	}
 	else
 	{
-		problem(r, MHD_HTTP_NOT_FOUND, "Not Found",
+		buildlog_http_problem(r, MHD_HTTP_NOT_FOUND, "Not Found",
 				psprintf("No resource at %s.", req->url));
 		return;
 	}
 	if (!get)
 	{
-		add_header(r, "Allow", "GET, HEAD");
-		problem(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed",
+		buildlog_http_add_header(r, "Allow", strcmp(rest, "parts") == 0 ? "GET, HEAD, POST" : "GET, HEAD");
+		buildlog_http_problem(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed",
 				psprintf("%s is not allowed here.", req->method));
 		return;
 	}
@@ -487,7 +492,7 @@ route(HttpWorker *h, HttpRequest *req)
 	{
 		buildlog_worker_problem(&h->w, WARNING, h->w.error);
 		r->nheaders = 0;
-		problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error", h->w.error_message);
+		buildlog_http_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error", h->w.error_message);
 	}
 }
 
@@ -535,16 +540,32 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 	memset(&out, 0, sizeof(out));
 	memset(&req, 0, sizeof(req));
 	out.cxt = h->w.step_cxt;
+	if (*con_cls != NULL)
+	{
+		/* an upload's body, slice by slice, then the answer */
+		if (*upload_data_size > 0)
+		{
+			bool		ok = buildlog_http_ingest_data(h, *con_cls, upload_data,
+													   *upload_data_size, &out);
+
+			*upload_data_size = 0;
+			return ok ? MHD_YES : send_response(h, conn, &out);
+		}
+		buildlog_http_ingest_finish(h, *con_cls, &out);
+		/* refused mid-body: that answer is queued already */
+		return out.status == 0 ? MHD_YES : send_response(h, conn, &out);
+	}
 	req.conn = conn;
 	req.method = method;
 	req.url = url;
 	req.out = &out;
+	req.state = con_cls;
 	pg_atomic_fetch_add_u64(&h->stats->requests, 1);
 	route(h, &req);
-	if (req.queued)
+	if (req.queued || req.reading)
 		return MHD_YES;
 	if (out.status == 0)
-		problem(&out, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
+		buildlog_http_problem(&out, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
 				"The request produced no response.");
 	return send_response(h, conn, &out);
 }
@@ -586,6 +607,7 @@ start_daemon(HttpWorker *h)
 								 MHD_OPTION_CONNECTION_TIMEOUT,
 								 (unsigned int) buildlog_http_timeout_s,
 								 MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h->stats,
+								 MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
 								 MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
 								 MHD_OPTION_END);
 	if (h->daemon == NULL)
@@ -634,13 +656,15 @@ buildlog_http_main(Datum arg)
 	dlist_init(&h.streams);
 	h.stats = &buildlog_shared->http;
 	buildlog_worker_start(&h.w, &h.stats->slot, 0, 0, 300);
+	buildlog_http_load_key(&h);
 	while (!start_daemon(&h))
 		buildlog_worker_wait(LISTEN_RETRY_S * 1000);
 
 	for (;;)
 	{
 		buildlog_worker_check_interrupts();
-		buildlog_worker_reload(&h.w);
+		if (buildlog_worker_reload(&h.w))
+			buildlog_http_load_key(&h);
 		wait_for_events(&h);
 		MemoryContextReset(h.w.step_cxt);
 		MemoryContextSwitchTo(h.w.step_cxt);

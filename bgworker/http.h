@@ -16,6 +16,29 @@
 struct MHD_Daemon;
 struct MHD_Connection;
 
+/* A response being built (in the step context), sent after the step. */
+typedef struct HttpResponse
+{
+	MemoryContext cxt;			/* where its strings live (the step context) */
+	unsigned int status;
+	const char *content_type;
+	char	   *body;
+	size_t		len;
+	char	   *headers[8][2];	/* extra headers, name and value */
+	int			nheaders;
+} HttpResponse;
+
+/* Add a header to the response being built. */
+extern void buildlog_http_add_header(HttpResponse *r, const char *name, const char *value);
+
+/* A body of known bytes with its type (body lives in r->cxt). */
+extern void buildlog_http_set_body(HttpResponse *r, unsigned int status, const char *type,
+								   char *body, size_t len);
+
+/* An application/problem+json error (RFC 9457). */
+extern void buildlog_http_problem(HttpResponse *r, unsigned int status, const char *title,
+								  const char *detail);
+
 /* What the HTTP worker keeps (http.c), shared with its event streams. */
 typedef struct HttpWorker
 {
@@ -24,6 +47,7 @@ typedef struct HttpWorker
 	struct MHD_Daemon *daemon;
 	int			epoll_fd;
 	dlist_head	streams;		/* open event streams (http_events.c) */
+	char	   *token_key;		/* buildlog.http_token_key_file, NULL if unset */
 	uint64		seen_wakeups;	/* live.h's counter when last refilled */
 	TimestampTz next_heartbeat;
 } HttpWorker;
@@ -36,6 +60,30 @@ typedef struct HttpWorker
 extern bool buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn,
 									   int64 job_id, unsigned int *status,
 									   const char **error);
+
+/* (Re)read the token key (at start and after a reload); says why not once. */
+extern void buildlog_http_load_key(HttpWorker *h);
+
+/*
+ * POST /jobs/{id}/parts, first call (headers read): check the token, the
+ * type and the size; false with the refusal in r, or true with *state set
+ * to read the body into.
+ */
+extern bool buildlog_http_ingest_begin(HttpWorker *h, struct MHD_Connection *conn,
+									   int64 job_id, HttpResponse *r, void **state);
+
+/* A slice of the body; false (r filled) when it grows past the limit. */
+extern bool buildlog_http_ingest_data(HttpWorker *h, void *state, const char *data,
+									  size_t len, HttpResponse *r);
+
+/*
+ * The whole body is in: write it through the ingest path and answer in r
+ * (r->status stays 0 when a refusal was queued mid-body: nothing written).
+ */
+extern void buildlog_http_ingest_finish(HttpWorker *h, void *state, HttpResponse *r);
+
+/* libmicrohttpd is done with the request: free its state. */
+extern void buildlog_http_ingest_free(void *state);
 
 /*
  * After a waking commit (or when heartbeats are due): send every stream the

@@ -43,6 +43,8 @@ int			buildlog_purge_delay_s = 600;
 char	   *buildlog_http_listen = NULL;
 int			buildlog_http_max_connections = 1000;
 int			buildlog_http_timeout_s = 60;
+char	   *buildlog_http_token_key_file = NULL;
+int			buildlog_http_max_body = 16 * 1024 * 1024;
 char	   *buildlog_s3_endpoint = NULL;
 char	   *buildlog_s3_bucket = NULL;
 char	   *buildlog_s3_region = NULL;
@@ -243,6 +245,20 @@ buildlog_define_gucs(void)
 							   "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
+	DefineCustomStringVariable("buildlog.http_token_key_file",
+							   "File holding the key that signs the HTTP service's job tokens (at least 32 bytes, trimmed).",
+							   "Superuser only; read by issue_token() and by the HTTP worker (at start and on reload).",
+							   &buildlog_http_token_key_file,
+							   "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("buildlog.http_max_body",
+							"Largest request body the HTTP service accepts (a batch of parts).",
+							NULL,
+							&buildlog_http_max_body,
+							16 * 1024 * 1024, 1024, 1024 * 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
 	DefineCustomStringVariable("buildlog.amqp_queues",
 							   "Comma-separated queues the drain workers consume.",
 							   "Workers split the list; with fewer queues than workers, workers share queues.",

@@ -28,6 +28,8 @@ extern int	buildlog_purge_delay_s;
 extern char *buildlog_http_listen;
 extern int	buildlog_http_max_connections;
 extern int	buildlog_http_timeout_s;
+extern char *buildlog_http_token_key_file;
+extern int	buildlog_http_max_body;
 
 /* S3 archive (extension/s3.c) */
 extern char *buildlog_s3_endpoint;

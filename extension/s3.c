@@ -39,6 +39,7 @@
 
 #include "guc.h"
 #include "s3.h"
+#include "secret.h"
 #include "s3_payload.h"
 
 #define S3_POLL_MS 100			/* longest wait between interrupt checks */
@@ -108,7 +109,6 @@ static bool curl_ready = false;
 
 S3ClientCounters buildlog_s3_counters;
 
-#define S3_MAX_KEY_FILE 4096	/* a key file larger than this is not a key */
 
 /* libcurl's global state, set up by the first request of this process. */
 static void
@@ -316,65 +316,6 @@ buildlog_s3_key_for_job(const char *prefix, int64 job_id)
 					job_id);
 }
 
-/*
- * The trimmed content of a key file named by setting (palloc'd).  Errors
- * name the setting and the file, never a byte of the content.
- */
-static char *
-s3_read_key_file(const char *setting, const char *path)
-{
-	char		buf[S3_MAX_KEY_FILE + 1];
-	int			fd;
-	ssize_t		n;
-	Size		len = 0;
-	char	   *start;
-
-	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
-	if (fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\" named by %s: %m", path, setting),
-				 errhint("The file must be readable by the PostgreSQL server's operating system user.")));
-	while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) != 0)
-	{
-		if (n < 0)
-		{
-			int			save = errno;
-
-			CloseTransientFile(fd);
-			explicit_bzero(buf, sizeof(buf));
-			errno = save;
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not read file \"%s\" named by %s: %m", path, setting)));
-		}
-		len += n;
-	}
-	CloseTransientFile(fd);
-	if (len > S3_MAX_KEY_FILE)
-	{
-		explicit_bzero(buf, sizeof(buf));
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("file \"%s\" named by %s is too large for a key", path, setting),
-				 errdetail("A key file may have at most %d bytes.", S3_MAX_KEY_FILE)));
-	}
-	buf[len] = '\0';
-	start = buf;
-	while (*start == ' ' || *start == '\t' || *start == '\r' || *start == '\n')
-		start++;
-	while (len > 0 && (buf[len - 1] == ' ' || buf[len - 1] == '\t' ||
-					   buf[len - 1] == '\r' || buf[len - 1] == '\n'))
-		buf[--len] = '\0';
-	if (*start == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("file \"%s\" named by %s is empty", path, setting)));
-	start = pstrdup(start);
-	explicit_bzero(buf, sizeof(buf));
-	return start;
-}
-
 /* Fill a target from the buildlog.s3_* settings; ERROR when incomplete. */
 void
 buildlog_s3_target(S3Target *target)
@@ -391,10 +332,10 @@ buildlog_s3_target(S3Target *target)
 	target->secret_key = buildlog_s3_secret_key;
 	/* a key file, when named, wins over the plain setting; read when needed */
 	if (buildlog_s3_access_key_file && *buildlog_s3_access_key_file)
-		target->access_key = s3_read_key_file("buildlog.s3_access_key_file",
+		target->access_key = buildlog_read_secret_file("buildlog.s3_access_key_file",
 											  buildlog_s3_access_key_file);
 	if (buildlog_s3_secret_key_file && *buildlog_s3_secret_key_file)
-		target->secret_key = s3_read_key_file("buildlog.s3_secret_key_file",
+		target->secret_key = buildlog_read_secret_file("buildlog.s3_secret_key_file",
 											  buildlog_s3_secret_key_file);
 	target->path_style = buildlog_s3_path_style;
 	target->timeout_s = buildlog_s3_timeout_s;

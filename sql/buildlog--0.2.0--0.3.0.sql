@@ -1,8 +1,9 @@
 -- buildlog 0.2.0 -> 0.3.0: the SQL surface named by concern (issue 10).  No
 -- table changes: every C entry point is named buildlog_<sql name>, log() is
 -- a thin SQL alias of fetch() with the same labels, restart_workers()
--- reaches every worker (its comment says so), and run_maintenance() leaves
--- the caller's search_path as it found it (issue 9).
+-- reaches every worker (its comment says so), run_maintenance() leaves the
+-- caller's search_path as it found it (issue 9), and issue_token() signs
+-- the HTTP service's job tokens (issue 11).
 \echo Use "ALTER EXTENSION buildlog UPDATE TO '0.3.0'" to load this file. \quit
 
 -- ------------------------------------------------ read
@@ -180,6 +181,16 @@ create or replace function buildlog.s3_verify(key text,
 returns record
 language c volatile strict parallel unsafe
 as 'MODULE_PATHNAME', 'buildlog_s3_verify';
+
+-- ------------------------------------------------ HTTP service
+
+create function buildlog.issue_token(job_id bigint, scope text, ttl interval default '1 hour')
+returns text
+language c volatile strict parallel restricted
+as 'MODULE_PATHNAME', 'buildlog_issue_token';
+comment on function buildlog.issue_token(bigint, text, interval) is
+  'A token for the HTTP service: HMAC-SHA256 over the job id, the scope (read, write or admin) and the expiry (now + ttl, at most 30 days), keyed by the file named in buildlog.http_token_key_file. A write token uploads the job''s parts until its final part is stored.';
+revoke execute on function buildlog.issue_token(bigint, text, interval) from public;
 
 -- ------------------------------------------------ monitoring
 

@@ -2,6 +2,8 @@
 -- declarations back, with the entry points 0.2.0 named; no data changes.
 \echo Use "ALTER EXTENSION buildlog UPDATE TO '0.2.0'" to load this file. \quit
 
+drop function buildlog.issue_token(bigint, text, interval);
+
 create or replace function buildlog.log(job_id bigint) returns text
 language c stable strict parallel safe
 set search_path = pg_catalog, pg_temp

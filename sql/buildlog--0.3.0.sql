@@ -517,6 +517,15 @@ language c volatile parallel restricted
 as 'MODULE_PATHNAME', 'buildlog_s3_client_stats';
 comment on function buildlog.s3_client_stats() is
   'What the S3 client did in this session: requests sent and body bytes of successful GET responses received (range reads of purged logs fetch only what parts(job, after) needs).';
+-- ------------------------------------------------ HTTP service
+
+create function buildlog.issue_token(job_id bigint, scope text, ttl interval default '1 hour')
+returns text
+language c volatile strict parallel restricted
+as 'MODULE_PATHNAME', 'buildlog_issue_token';
+comment on function buildlog.issue_token(bigint, text, interval) is
+  'A token for the HTTP service: HMAC-SHA256 over the job id, the scope (read, write or admin) and the expiry (now + ttl, at most 30 days), keyed by the file named in buildlog.http_token_key_file. A write token uploads the job''s parts until its final part is stored.';
+
 -- ------------------------------------------------ monitoring
 
 create function buildlog.drain_worker_stats(
@@ -618,6 +627,7 @@ revoke execute on function buildlog.s3_get(text, boolean) from public;
 revoke execute on function buildlog.s3_head(text) from public;
 revoke execute on function buildlog.s3_verify(text) from public;
 revoke execute on function buildlog.s3_client_stats() from public;
+revoke execute on function buildlog.issue_token(bigint, text, interval) from public;
 
 -- Every function that runs SQL resolves names through a pinned search_path:
 -- a database owner who sets search_path = evil, pg_catalog must not get a

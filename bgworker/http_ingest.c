@@ -1,0 +1,357 @@
+/*-------------------------------------------------------------------------
+ * http_ingest.c
+ *	  POST /jobs/{id}/parts: token-scoped uploads of a batch of parts.
+ *
+ * The body is newline-delimited travis-worker messages, exactly what the
+ * drain reads from RabbitMQ ({"id":..,"number":..,"log":..,"final":..},
+ * base64 or not), parsed by the same parser and written through the one
+ * ingest path (buildlog_ingest: UTF-8 cleaning, limits, the job locks) in
+ * one transaction; 200 comes only after the commit.  The request needs a
+ * write (or admin) token of the job in "Authorization: Bearer"; a write
+ * token stops working once the job's final part is stored.  Refusals come
+ * before the body is read (401, 403, 411, 413, 415) or, for its content,
+ * without writing anything (400 naming the line).
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <microhttpd.h>
+#include <time.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "guc.h"
+#include "http.h"
+#include "ingest.h"
+#include "spiutil.h"
+#include "token.h"
+#include "wire.h"
+
+/* One upload being read (in the worker's loop context). */
+typedef struct Upload
+{
+	int64		job_id;
+	TokenScope	scope;			/* of the request's token */
+	StringInfoData body;
+	bool		refused;		/* a refusal was queued: discard the rest */
+} Upload;
+
+static SPIPlanPtr final_plan = NULL;
+
+void
+buildlog_http_load_key(HttpWorker *h)
+{
+	MemoryContext old = MemoryContextSwitchTo(h->w.loop_cxt);
+
+	if (h->token_key != NULL)
+	{
+		explicit_bzero(h->token_key, strlen(h->token_key));
+		pfree(h->token_key);
+		h->token_key = NULL;
+	}
+	if (buildlog_http_token_key_file == NULL || buildlog_http_token_key_file[0] == '\0')
+	{
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	PG_TRY();
+	{
+		h->token_key = buildlog_token_key();
+	}
+	PG_CATCH();
+	{
+		char		msg[BUILDLOG_TEXT_LEN];
+
+		buildlog_worker_abort(h->w.loop_cxt, "reading the token key failed", msg, sizeof(msg));
+		buildlog_worker_problem(&h->w, WARNING, msg);
+		h->token_key = NULL;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+}
+
+/* 401 with the Bearer challenge. */
+static void
+unauthorized(HttpResponse *r, const char *detail)
+{
+	buildlog_http_add_header(r, "WWW-Authenticate", "Bearer realm=\"buildlog\"");
+	buildlog_http_problem(r, MHD_HTTP_UNAUTHORIZED, "Unauthorized", detail);
+}
+
+/*
+ * Is the request's bearer token a live token of job_id with at least scope
+ * need?  False with the refusal in r.  The token is never logged.
+ */
+static bool
+authorize(HttpWorker *h, struct MHD_Connection *conn, int64 job_id, TokenScope need,
+		  HttpResponse *r, TokenScope *scope)
+{
+	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+												   MHD_HTTP_HEADER_AUTHORIZATION);
+	TokenClaims claims;
+	const char *why;
+
+	if (h->token_key == NULL)
+	{
+		buildlog_http_problem(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable",
+							  "Uploads need buildlog.http_token_key_file, which is not set or not readable.");
+		return false;
+	}
+	if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0)
+	{
+		unauthorized(r, "This request needs a job token: Authorization: Bearer <token> (buildlog.issue_token()).");
+		return false;
+	}
+	if (!buildlog_token_check(h->token_key, auth + 7, &claims, &why))
+	{
+		unauthorized(r, why);
+		return false;
+	}
+	if (claims.expires <= (int64) time(NULL))
+	{
+		unauthorized(r, "The token has expired.");
+		return false;
+	}
+	if (claims.job_id != job_id)
+	{
+		buildlog_http_problem(r, MHD_HTTP_FORBIDDEN, "Forbidden", "The token is for another job.");
+		return false;
+	}
+	if (claims.scope != TOKEN_ADMIN && claims.scope != need)
+	{
+		buildlog_http_problem(r, MHD_HTTP_FORBIDDEN, "Forbidden",
+							  psprintf("The token's scope is %s; this request needs %s.",
+									   buildlog_token_scope_name(claims.scope),
+									   buildlog_token_scope_name(need)));
+		return false;
+	}
+	*scope = claims.scope;
+	return true;
+}
+
+bool
+buildlog_http_ingest_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job_id,
+						   HttpResponse *r, void **state)
+{
+	const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+												   MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+													 MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *chunked = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+													  MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	Upload	   *u;
+	TokenScope	scope;
+
+	if (!authorize(h, conn, job_id, TOKEN_WRITE, r, &scope))
+		return false;
+	if (type == NULL ||
+		(strncmp(type, "application/x-ndjson", 20) != 0 &&
+		 strncmp(type, "application/json", 16) != 0))
+	{
+		buildlog_http_problem(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type",
+							  "Send the parts as application/x-ndjson: one travis-worker message per line.");
+		return false;
+	}
+	if (length == NULL && (chunked == NULL || strstr(chunked, "chunked") == NULL))
+	{
+		buildlog_http_problem(r, MHD_HTTP_LENGTH_REQUIRED, "Length Required",
+							  "Send Content-Length or a chunked body.");
+		return false;
+	}
+	if (length != NULL && strtoll(length, NULL, 10) > buildlog_http_max_body)
+	{
+		buildlog_http_problem(r, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large",
+							  psprintf("The body may have at most %d bytes (buildlog.http_max_body).",
+									   buildlog_http_max_body));
+		return false;
+	}
+	u = MemoryContextAllocZero(h->w.loop_cxt, sizeof(Upload));
+	u->job_id = job_id;
+	u->scope = scope;
+	{
+		MemoryContext old = MemoryContextSwitchTo(h->w.loop_cxt);
+
+		initStringInfo(&u->body);
+		MemoryContextSwitchTo(old);
+	}
+	*state = u;
+	return true;
+}
+
+bool
+buildlog_http_ingest_data(HttpWorker *h, void *state, const char *data, size_t len,
+						  HttpResponse *r)
+{
+	Upload	   *u = (Upload *) state;
+
+	if (u->refused)
+		return true;			/* the refusal is on its way: drop the rest */
+	if (u->body.len + len > (size_t) buildlog_http_max_body)
+	{
+		u->refused = true;
+		buildlog_http_problem(r, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large",
+							  psprintf("The body may have at most %d bytes (buildlog.http_max_body).",
+									   buildlog_http_max_body));
+		return false;
+	}
+	appendBinaryStringInfo(&u->body, data, (int) len);
+	return true;
+}
+
+/* What the ingest step needs and answers. */
+typedef struct IngestRequest
+{
+	Upload	   *u;
+	HttpResponse *r;
+} IngestRequest;
+
+/* Has the job's final part been stored (a write token is over then)? */
+static bool
+final_stored(int64 job_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	bool		isnull;
+	bool		final;
+
+	SPI_connect();
+	buildlog_run(buildlog_plan(&final_plan,
+							   "select coalesce((select final_number is not null from buildlog.logs"
+							   "                  where job_id = $1), false)"
+							   " or exists (select 1 from buildlog.log_parts where job_id = $1 and final)",
+							   1, types),
+				 values, NULL, true, SPI_OK_SELECT);
+	final = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return final;
+}
+
+/* Step: parse every line, then write them all in one transaction. */
+static int
+ingest_step(BuildlogWorker *w, void *arg)
+{
+	IngestRequest *req = (IngestRequest *) arg;
+	Upload	   *u = req->u;
+	HttpResponse *r = req->r;
+	char	   *p = u->body.data;
+	char	   *end = u->body.data + u->body.len;
+	int			cap = 64;
+	int			n = 0;
+	int			line = 0;
+	Datum	   *jobs = palloc(sizeof(Datum) * cap);
+	Datum	   *numbers = palloc(sizeof(Datum) * cap);
+	Datum	   *contents = palloc(sizeof(Datum) * cap);
+	Datum	   *finals = palloc(sizeof(Datum) * cap);
+	int64		replaced = 0;
+	IngestResult result;
+	StringInfoData answer;
+
+	while (p < end)
+	{
+		char	   *nl = memchr(p, '\n', end - p);
+		char	   *stop = nl ? nl : end;
+		ParsedPart part;
+
+		line++;
+		if (stop > p && stop[-1] == '\r')
+			stop--;
+		if (stop == p)
+		{
+			p = nl ? nl + 1 : end;
+			continue;			/* blank lines are allowed */
+		}
+		buildlog_parse_part(p, stop - p, buildlog_max_part_bytes, false, &part);
+		if (!part.ok || part.job_id != u->job_id)
+		{
+			MemoryContext old = MemoryContextSwitchTo(r->cxt);
+
+			buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
+								  part.ok
+								  ? psprintf("line %d: the part is for job " INT64_FORMAT ", not job " INT64_FORMAT " of the URL; nothing was stored.",
+											 line, part.job_id, u->job_id)
+								  : psprintf("line %d: %s; nothing was stored.", line, part.reason));
+			MemoryContextSwitchTo(old);
+			return 0;
+		}
+		if (n == cap)
+		{
+			cap *= 2;
+			jobs = repalloc(jobs, sizeof(Datum) * cap);
+			numbers = repalloc(numbers, sizeof(Datum) * cap);
+			contents = repalloc(contents, sizeof(Datum) * cap);
+			finals = repalloc(finals, sizeof(Datum) * cap);
+		}
+		jobs[n] = Int64GetDatum(part.job_id);
+		numbers[n] = Int32GetDatum(part.number);
+		contents[n] = PointerGetDatum(part.content);
+		finals[n] = BoolGetDatum(part.final);
+		replaced += part.replaced;
+		n++;
+		p = nl ? nl + 1 : end;
+	}
+	if (n == 0)
+	{
+		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request", "The body has no part.");
+		return 0;
+	}
+	buildlog_worker_begin("buildlog http: POST /jobs/{id}/parts");
+	if (u->scope == TOKEN_WRITE && final_stored(u->job_id))
+	{
+		buildlog_worker_commit();
+		buildlog_http_problem(r, MHD_HTTP_FORBIDDEN, "Forbidden",
+							  "The job's final part is stored: its write tokens are no longer valid.");
+		return 0;
+	}
+	result = buildlog_ingest(construct_array(jobs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE),
+							 construct_array(numbers, n, INT4OID, 4, true, TYPALIGN_INT),
+							 construct_array(contents, n, TEXTOID, -1, false, TYPALIGN_INT),
+							 construct_array(finals, n, BOOLOID, 1, true, TYPALIGN_CHAR));
+	buildlog_worker_commit();
+	{
+		MemoryContext old = MemoryContextSwitchTo(r->cxt);
+
+		initStringInfo(&answer);
+		appendStringInfo(&answer, "{\"parts\":" INT64_FORMAT ",\"bytes\":" INT64_FORMAT ",\"replaced\":" INT64_FORMAT "}\n",
+						 result.parts, result.bytes, replaced);
+		MemoryContextSwitchTo(old);
+	}
+	buildlog_http_set_body(r, MHD_HTTP_OK, "application/json", answer.data, answer.len);
+	return 0;
+}
+
+void
+buildlog_http_ingest_finish(HttpWorker *h, void *state, HttpResponse *r)
+{
+	IngestRequest req = {(Upload *) state, r};
+
+	if (req.u->refused)
+		return;					/* its refusal was queued: write nothing */
+	if (buildlog_worker_run_step(&h->w, "POST /jobs/{id}/parts", ingest_step, &req) !=
+		WORKER_STEP_ERROR)
+		return;
+	r->nheaders = 0;
+	if (ERRCODE_TO_CATEGORY(h->w.sqlerrcode) == ERRCODE_DATA_EXCEPTION)
+		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request", h->w.error_message);
+	else if (h->w.sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED)
+		buildlog_http_problem(r, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large", h->w.error_message);
+	else
+	{
+		buildlog_worker_problem(&h->w, WARNING, h->w.error);
+		buildlog_http_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
+							  h->w.error_message);
+	}
+}
+
+void
+buildlog_http_ingest_free(void *state)
+{
+	Upload	   *u = (Upload *) state;
+
+	pfree(u->body.data);
+	pfree(u);
+}

@@ -1,0 +1,141 @@
+# Token-scoped ingest over HTTP (issue 11): issue_token() signs job tokens;
+# POST /jobs/{id}/parts with a write token stores a batch of travis-worker
+# messages through the one ingest path (answered after the commit, the log
+# exact, live watchers woken); forged, expired, other-job, wrong-scope and
+# after-final tokens are refused (401/403) before the body is read, bad
+# content answers 400 naming the line and stores nothing, oversized bodies
+# 413, other types 415; the token and its key never reach the server log.
+use strict;
+use warnings;
+use BuildlogTest;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use JSON::PP;
+use MIME::Base64;
+
+my $port = PostgreSQL::Test::Cluster::get_free_port();
+my $secrets = PostgreSQL::Test::Utils::tempdir();
+my $key = 'k3y-' . join('', map { sprintf('%02x', int(rand(256))) } 1 .. 24);
+open(my $fh, '>', "$secrets/token.key") or die $!;
+print $fh "$key\n";
+close($fh);
+chmod 0600, "$secrets/token.key";
+
+my $node = buildlog_node('ingest', qq(
+buildlog.http_listen = '127.0.0.1:$port'
+buildlog.http_token_key_file = '$secrets/token.key'
+buildlog.http_max_body = '64kB'
+buildlog.drain_workers = 0
+buildlog.archive_workers = 0
+buildlog.aggregate_delay = '1h'
+));
+my $base = "http://127.0.0.1:$port";
+my $tmp = PostgreSQL::Test::Utils::tempdir();
+ok(wait_until('the HTTP worker to listen', sub {
+			my ($out) = run_command([ 'curl', '-s', "$base/healthz" ]);
+			$out eq 'ok' }), 'the HTTP service is up');
+
+sub token { return $node->safe_psql('postgres', "select buildlog.issue_token($_[0], '$_[1]', '" . ($_[2] // '1 hour') . "')"); }
+
+# post(job, token, body, extra curl args...): (status, problem or answer as a hash)
+sub post
+{
+	my ($job, $token, $body, @extra) = @_;
+	my $type = 'application/x-ndjson';
+	($type, @extra) = @extra if @extra && $extra[0] =~ m{^\w+/};
+	open(my $b, '>:raw', "$tmp/body") or die $!;
+	print $b $body;
+	close($b);
+	my ($code) = run_command([ 'curl', '-s', '-o', "$tmp/answer", '-w', '%{http_code}', '-X', 'POST',
+			(defined $token ? ('-H', "Authorization: Bearer $token") : ()),
+			'-H', "Content-Type: $type", @extra, '--data-binary', "\@$tmp/body",
+			"$base/jobs/$job/parts" ]);
+	my $answer = -s "$tmp/answer" ? eval { decode_json(slurp_file("$tmp/answer")) } // {} : {};
+	return ($code, $answer);
+}
+sub msg { my ($job, $n, $log, $final) = @_; return encode_json({ id => $job, number => $n, log => $log, final => $final ? JSON::PP::true : JSON::PP::false }) . "\n"; }
+
+# tokens
+my $write = token(10, 'write');
+like($write, qr/^bl1\.10\.write\.\d+\.[A-Za-z0-9_-]{43}$/, 'a write token: bl1.<job>.<scope>.<expiry>.<MAC>');
+my ($rc, $out, $err) = $node->psql('postgres', "select buildlog.issue_token(10, 'root')");
+like($err, qr/unknown token scope "root"/, 'an unknown scope is refused');
+($rc, $out, $err) = $node->psql('postgres', "select buildlog.issue_token(10, 'write', '31 days')");
+like($err, qr/between 1 second and 30 days/, 'a ttl over 30 days is refused');
+$node->safe_psql('postgres', 'create role runner_service login');
+($rc, $out, $err) = $node->psql('postgres', "set role runner_service; select buildlog.issue_token(10, 'write')");
+like($err, qr/permission denied for (function issue_token|schema buildlog)/, 'issue_token is not open to PUBLIC');
+
+# a batch, plain and base64, out of order
+my $body = msg(10, 1, "two\n") . msg(10, 0, "one \x{e9}\n") . "\n"
+  . encode_json({ id => 10, number => 2, log => encode_base64("three\n", ''), encoding => 'base64' }) . "\n";
+my ($code, $answer) = post(10, $write, $body);
+is($code, '200', 'POST a batch with a write token: 200');
+is_deeply([ $answer->{parts}, $answer->{replaced} ], [ 3, 0 ], 'three parts stored, none replaced');
+my $log = $node->safe_psql('postgres', 'select buildlog.log(10)');
+my $want = "one \x{e9}\ntwo\nthree\n";
+utf8::encode($want);
+is($log, $want, 'the log, in number order, base64 decoded');
+
+# bad content: 400 naming the line, nothing stored
+($code, $answer) = post(10, $write, msg(10, 3, "four\n") . "{not json\n");
+is($code, '400', 'a malformed line: 400');
+like($answer->{detail}, qr/^line 2: .*nothing was stored/, 'the detail names the line');
+is($node->safe_psql('postgres', 'select count(*) from buildlog.log_parts where job_id = 10 and number = 3'), '0',
+	'and the good line before it was not stored either');
+($code, $answer) = post(10, $write, msg(11, 0, "x\n"));
+is("$code|" . ($answer->{detail} =~ /job 11, not job 10/ ? 'named' : $answer->{detail}), '400|named',
+	'a line for another job: 400');
+($code) = post(10, $write, '');
+is($code, '400', 'an empty body: 400');
+
+# refused tokens, before any body is read
+my @refusals = (
+	[ undef, 401, 'no token' ],
+	[ 'garbage', 401, 'not a token' ],
+	[ substr($write, 0, -1) . (substr($write, -1) eq 'A' ? 'B' : 'A'), 401, 'a forged MAC' ],
+	[ $write =~ s/^bl1\.10\./bl1.11./r, 401, 'another job id under the same MAC' ],
+	[ token(11, 'write'), 403, 'a token of another job' ],
+	[ token(10, 'read'), 403, 'a read token' ],
+);
+for my $r (@refusals)
+{
+	($code, $answer) = post(10, $r->[0], msg(10, 3, "four\n"));
+	is($code, $r->[1], "$r->[2]: $r->[1]");
+}
+my $short = token(10, 'write', '1 second');
+sleep 2;    # expiry is a time: let it pass (Unix seconds)
+($code, $answer) = post(10, $short, msg(10, 3, "four\n"));
+is("$code|$answer->{detail}", '401|The token has expired.', 'an expired token: 401');
+is($node->safe_psql('postgres', 'select count(*) from buildlog.log_parts where job_id = 10 and number = 3'), '0',
+	'no refused request stored anything');
+($code, $answer) = post(10, $write, msg(10, 3, "four\n"), 'text/plain');
+is($code, '415', 'text/plain: 415');
+
+# sizes: refused on Content-Length before the body, or while reading a chunked one
+my $big = msg(10, 3, 'x' x 70000);
+($code) = post(10, $write, $big);
+is($code, '413', 'a body over buildlog.http_max_body: 413');
+($code) = post(10, $write, $big, '-H', 'Transfer-Encoding: chunked');
+like($code, qr/^(413|000)$/, "the same, chunked (no Content-Length): refused while reading ($code: 413, or the connection closed under curl's upload)");
+is($node->safe_psql('postgres', 'select count(*) from buildlog.log_parts where job_id = 10 and number = 3'), '0',
+	'nothing of them stored');
+
+# an admin token works for any scope; the final part ends write tokens
+($code) = post(10, $write, msg(10, 3, "four\n") . msg(10, 4, '', 1));
+is($code, '200', 'the last batch with the final part: 200');
+($code, $answer) = post(10, $write, msg(10, 5, "late\n"));
+is("$code|" . ($answer->{detail} // ''), '403|The job\'s final part is stored: its write tokens are no longer valid.',
+	'after the final part a write token is refused');
+($code) = post(10, token(10, 'admin'), msg(10, 5, "late\n"));
+is($code, '200', 'an admin token still writes');
+
+# the token and the key never in the log
+my $serverlog = slurp_file($node->logfile);
+unlike($serverlog, qr/\Q$key\E/, 'the key never appears in the server log');
+my ($mac) = $write =~ /\.([A-Za-z0-9_-]{43})$/;
+unlike($serverlog, qr/\Q$mac\E/, 'no token MAC appears in the server log (except issue_token statements: none)');
+unlike($serverlog, qr/terminated by signal/, 'the HTTP worker never crashed');
+$node->stop;
+done_testing();
