@@ -266,6 +266,7 @@ append_part(EventStream *st, int32 number, const char *content, bool final)
 					 number, final ? "true" : "false");
 	escape_json(&st->out, content);
 	appendStringInfoString(&st->out, "}\n\n");
+	pg_atomic_fetch_add_u64(&st->h->stats->events, 1);
 }
 
 /*
@@ -380,6 +381,7 @@ free_stream(void *cls)
 	EventStream *st = (EventStream *) cls;
 
 	buildlog_live_watch(st->job_id, -1);
+	pg_atomic_fetch_sub_u64(&st->h->stats->streams, 1);
 	dlist_delete(&st->node);
 	pfree(st->out.data);
 	pfree(st->ranges);
@@ -461,6 +463,7 @@ buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	}
 	/* watch first: a commit after this wakes us, one before it is in the backlog */
 	buildlog_live_watch(job_id, 1);
+	pg_atomic_fetch_add_u64(&h->stats->streams, 1);
 	dlist_push_tail(&h->streams, &st->node);
 	MemoryContextSwitchTo(h->w.loop_cxt);
 	appendStringInfoString(&st->out, "retry: 1000\n\n");

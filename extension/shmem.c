@@ -86,6 +86,8 @@ init_http_stats(HttpStats *s)
 	pg_atomic_init_u64(&s->responses_5xx, 0);
 	pg_atomic_init_u64(&s->bytes_sent, 0);
 	pg_atomic_init_u64(&s->connections, 0);
+	pg_atomic_init_u64(&s->streams, 0);
+	pg_atomic_init_u64(&s->events, 0);
 }
 
 /* Create or attach the segment; the first process initialises it. */

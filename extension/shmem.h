@@ -95,6 +95,8 @@ typedef struct HttpStats
 	pg_atomic_uint64 responses_5xx;
 	pg_atomic_uint64 bytes_sent;
 	pg_atomic_uint64 connections;	/* open now */
+	pg_atomic_uint64 streams;	/* event streams open now */
+	pg_atomic_uint64 events;	/* part events queued, all streams */
 } HttpStats;
 
 typedef struct BuildlogShared

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  * stats.c
  *	  The SQL functions over the workers' shared state: drain_stats(),
- *	  scheduler_stats(), archive_worker_stats() and restart_workers().
+ *	  scheduler_stats(), archive_worker_stats(), http_worker_stats() and
+ *	  restart_workers().
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -18,6 +19,7 @@ PG_FUNCTION_INFO_V1(buildlog_drain_worker_stats);
 PG_FUNCTION_INFO_V1(buildlog_restart_workers);
 PG_FUNCTION_INFO_V1(buildlog_scheduler_worker_stats);
 PG_FUNCTION_INFO_V1(buildlog_archive_worker_stats);
+PG_FUNCTION_INFO_V1(buildlog_http_worker_stats);
 
 /*
  * The SQL declaration of a stats function must have the columns this
@@ -230,5 +232,46 @@ buildlog_archive_worker_stats(PG_FUNCTION_ARGS)
 			nulls[12] = nulls[13] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	return (Datum) 0;
+}
+
+/* http_worker_stats(): one row while the HTTP service runs. */
+Datum
+buildlog_http_worker_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	HttpStats  *s;
+	Datum		values[11];
+	bool		nulls[11];
+	char		error[BUILDLOG_TEXT_LEN];
+	TimestampTz error_at;
+
+	InitMaterializedSRF(fcinfo, 0);
+	buildlog_check_columns(fcinfo, 11);
+	if (!buildlog_shared_available())
+		return (Datum) 0;
+	s = &buildlog_shared->http;
+	if (pg_atomic_read_u32(&s->slot.in_use) == 0)
+		return (Datum) 0;
+	memset(nulls, 0, sizeof(nulls));
+	buildlog_slot_get_text(&s->slot, s->slot.last_error, error,
+						   &s->slot.last_error_at, &error_at);
+	values[0] = Int32GetDatum((int32) pg_atomic_read_u64(&s->slot.pid));
+	values[1] = Int64GetDatum((int64) pg_atomic_read_u64(&s->requests));
+	values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&s->responses_2xx));
+	values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&s->responses_4xx));
+	values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&s->responses_5xx));
+	values[5] = Int64GetDatum((int64) pg_atomic_read_u64(&s->bytes_sent));
+	values[6] = Int64GetDatum((int64) pg_atomic_read_u64(&s->connections));
+	values[7] = Int64GetDatum((int64) pg_atomic_read_u64(&s->streams));
+	values[8] = Int64GetDatum((int64) pg_atomic_read_u64(&s->events));
+	if (error[0] != '\0')
+	{
+		values[9] = CStringGetTextDatum(error);
+		values[10] = TimestampTzGetDatum(error_at);
+	}
+	else
+		nulls[9] = nulls[10] = true;
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }

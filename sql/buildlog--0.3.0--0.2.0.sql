@@ -3,6 +3,8 @@
 \echo Use "ALTER EXTENSION buildlog UPDATE TO '0.2.0'" to load this file. \quit
 
 drop function buildlog.issue_token(bigint, text, interval);
+drop view buildlog.http_stats;
+drop function buildlog.http_worker_stats();
 
 create or replace function buildlog.log(job_id bigint) returns text
 language c stable strict parallel safe

@@ -528,6 +528,20 @@ comment on function buildlog.issue_token(bigint, text, interval) is
 
 -- ------------------------------------------------ monitoring
 
+create function buildlog.http_worker_stats(
+  out pid int, out requests bigint, out responses_2xx bigint, out responses_4xx bigint,
+  out responses_5xx bigint, out bytes_sent bigint, out connections bigint, out streams bigint,
+  out events bigint, out last_error text, out last_error_at timestamptz)
+returns setof record
+language c volatile parallel restricted
+as 'MODULE_PATHNAME', 'buildlog_http_worker_stats';
+comment on function buildlog.http_worker_stats() is
+  'Counters of the HTTP service worker, from shared memory (see the view buildlog.http_stats).';
+
+create view buildlog.http_stats as select * from buildlog.http_worker_stats();
+comment on view buildlog.http_stats is
+  'The HTTP service: requests, responses by class, bytes sent, connections and event streams open now, part events sent, last error.';
+
 create function buildlog.drain_worker_stats(
   out worker int, out pid int, out queues text, out connected boolean,
   out connected_since timestamptz, out deliveries bigint, out parts bigint,

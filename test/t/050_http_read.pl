@@ -1,4 +1,4 @@
-# The HTTP service's reads (issue 11, first slice): /healthz, the log by byte
+# The HTTP service's reads (issue 11, first slice): /healthz, /metrics, the log by byte
 # offset (Range: bytes=N-), ETag and If-None-Match, ?deansi=1, the parts
 # after a number as JSON, problem+json errors (400, 404, 405, 410, 416), a
 # busy listen address retried instead of crashing, and requests served while
@@ -135,6 +135,23 @@ print $idle "GET /jobs/42/log HTTP/1.1\r\nHost: x\r\n";    # headers never finis
 ($st) = curl("$base/healthz");
 is($st, 200, 'another request is served while a connection sits half-sent');
 close($idle);
+
+# GET /metrics: Prometheus text with every family, values as the views say
+my $before = $node->safe_psql('postgres', 'select requests from buildlog.http_stats');
+($st, $h, $body) = curl("$base/metrics");
+is($st, 200, 'GET /metrics: 200');
+like($h->{'content-type'}, qr{^text/plain; version=0\.0\.4}, "Prometheus' text format");
+my %m = map { /^(\S+) (\S+)$/ ? ($1 => $2) : () } split /\n/, $body;
+is($m{'buildlog_logs{state="removed"}'}, $node->safe_psql('postgres', 'select removed from buildlog.lifecycle'),
+	'the life cycle counts equal buildlog.lifecycle');
+is($m{buildlog_scheduler_aggregated_total}, $node->safe_psql('postgres', 'select aggregated from buildlog.scheduler_stats'),
+	'the scheduler counters equal scheduler_stats');
+is($m{buildlog_http_requests_total}, $before + 1, 'the HTTP request counter counts this request too');
+like($body, qr/^# TYPE buildlog_http_responses_total counter$/m, 'with TYPE lines');
+my @bad = grep { !/^(#.*|[a-z_]+(\{[a-z_]+="[^"]*"\})? -?\d+(\.\d+)?)$/ } split /\n/, $body;
+is(scalar(@bad), 0, 'every line is a comment or a sample') or diag(join("\n", @bad));
+is($node->safe_psql('postgres', 'select count(*), bool_and(responses_4xx > 0) from buildlog.http_stats'), '1|t',
+	'buildlog.http_stats: one row, the 4xx answers counted');
 
 # the worker never died
 my $log = slurp_file($node->logfile);
