@@ -18,6 +18,7 @@
  *	GET /jobs/{id}/parts?after=N		JSON: the parts numbered above N
  *	GET /jobs/{id}/events				Server-Sent Events, live (http_events.c)
  *	POST /jobs/{id}/parts				a batch of parts, with a write token (http_ingest.c)
+ *	PUT /jobs/{id}/parts/{number}		one part, travis-logs' log_part body
  *	GET /metrics						Prometheus text: drain, scheduler, archive, HTTP, life cycle
  * Errors are application/problem+json.
  *-------------------------------------------------------------------------
@@ -184,6 +185,25 @@ parse_job_path(const char *url, int64 *job_id, const char **rest)
 	*job_id = id;
 	*rest = p + 1;
 	return true;
+}
+
+/* A part number in a path: 0 .. 2147483647 or "last"; -1 if neither. */
+static int32
+parse_part_number(const char *p)
+{
+	int64		n = 0;
+
+	if (strcmp(p, "last") == 0)
+		return PG_INT32_MAX;
+	if (!isdigit((unsigned char) *p))
+		return -1;
+	for (; isdigit((unsigned char) *p); p++)
+	{
+		n = n * 10 + (*p - '0');
+		if (n > PG_INT32_MAX)
+			return -1;
+	}
+	return *p == '\0' ? (int32) n : -1;
 }
 
 /* The byte offset N of "Range: bytes=N-"; -1 without one (or another form). */
@@ -592,8 +612,25 @@ route(HttpWorker *h, HttpRequest *req)
 	else if (parse_job_path(req->url, &req->job_id, &rest) && strcmp(rest, "parts") == 0 &&
 			 strcmp(req->method, MHD_HTTP_METHOD_POST) == 0)
 	{
-		if (buildlog_http_ingest_begin(h, req->conn, req->job_id, r, req->state))
+		if (buildlog_http_ingest_begin(h, req->conn, req->job_id, -1, r, req->state))
 			req->reading = true;	/* read the body first */
+		return;
+	}
+	else if (parse_job_path(req->url, &req->job_id, &rest) && strncmp(rest, "parts/", 6) == 0)
+	{
+		int32		number = parse_part_number(rest + 6);
+
+		if (strcmp(req->method, MHD_HTTP_METHOD_PUT) != 0)
+		{
+			buildlog_http_add_header(r, "Allow", "PUT");
+			buildlog_http_problem(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed",
+								  psprintf("%s is not allowed here.", req->method));
+		}
+		else if (number < 0)
+			buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
+								  "The part number must be 0 .. 2147483647 or \"last\".");
+		else if (buildlog_http_ingest_begin(h, req->conn, req->job_id, number, r, req->state))
+			req->reading = true;
 		return;
 	}
 	else if (parse_job_path(req->url, &req->job_id, &rest) &&
@@ -603,6 +640,7 @@ route(HttpWorker *h, HttpRequest *req)
 	{
 		unsigned int status;
 		const char *error = NULL;
+		TokenScope	scope;
 
 		if (strcmp(req->method, MHD_HTTP_METHOD_GET) != 0)
 		{
@@ -610,6 +648,9 @@ route(HttpWorker *h, HttpRequest *req)
 			buildlog_http_problem(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed",
 					psprintf("%s is not allowed here.", req->method));
 		}
+		else if (buildlog_http_read_tokens &&
+				 !buildlog_http_authorize(h, req->conn, req->job_id, TOKEN_READ, r, &scope))
+			return;
 		else if (!buildlog_http_events_start(h, req->conn, req->job_id, &status, &error))
 		{
 			buildlog_worker_problem(&h->w, WARNING, h->w.error);
@@ -638,6 +679,13 @@ route(HttpWorker *h, HttpRequest *req)
 	}
 	if (step == NULL)
 		return;
+	if (buildlog_http_read_tokens && step != get_metrics)
+	{
+		TokenScope	scope;
+
+		if (!buildlog_http_authorize(h, req->conn, req->job_id, TOKEN_READ, r, &scope))
+			return;
+	}
 	if (step == get_metrics)
 		snprintf(what, sizeof(what), "%s /metrics", req->method);
 	else

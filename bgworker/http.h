@@ -11,6 +11,7 @@
 #include "lib/ilist.h"
 
 #include "shmem.h"
+#include "token.h"
 #include "worker.h"
 
 struct MHD_Daemon;
@@ -61,16 +62,25 @@ extern bool buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *con
 									   int64 job_id, unsigned int *status,
 									   const char **error);
 
+/*
+ * Is the request's token (Authorization: Bearer, or ?token= for reads) a
+ * live token of job_id allowed to do need?  False with the refusal (401,
+ * 403, 503) in r; *scope gets the token's.  Tokens are never logged.
+ */
+extern bool buildlog_http_authorize(HttpWorker *h, struct MHD_Connection *conn, int64 job_id,
+									TokenScope need, HttpResponse *r, TokenScope *scope);
+
 /* (Re)read the token key (at start and after a reload); says why not once. */
 extern void buildlog_http_load_key(HttpWorker *h);
 
 /*
- * POST /jobs/{id}/parts, first call (headers read): check the token, the
- * type and the size; false with the refusal in r, or true with *state set
- * to read the body into.
+ * POST /jobs/{id}/parts (number -1) or PUT /jobs/{id}/parts/{number}, first
+ * call (headers read): check the token, the type and the size; false with
+ * the refusal in r, or true with *state set to read the body into.
  */
 extern bool buildlog_http_ingest_begin(HttpWorker *h, struct MHD_Connection *conn,
-									   int64 job_id, HttpResponse *r, void **state);
+									   int64 job_id, int32 number, HttpResponse *r,
+									   void **state);
 
 /* A slice of the body; false (r filled) when it grows past the limit. */
 extern bool buildlog_http_ingest_data(HttpWorker *h, void *state, const char *data,

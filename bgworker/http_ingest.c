@@ -30,12 +30,15 @@
 #include "ingest.h"
 #include "spiutil.h"
 #include "token.h"
+#include "utf8.h"
 #include "wire.h"
+#include "wire_base64.h"
 
 /* One upload being read (in the worker's loop context). */
 typedef struct Upload
 {
 	int64		job_id;
+	int32		number;			/* PUT .../parts/{number}; -1 for a POST batch */
 	TokenScope	scope;			/* of the request's token */
 	StringInfoData body;
 	bool		refused;		/* a refusal was queued: discard the rest */
@@ -83,16 +86,14 @@ unauthorized(HttpResponse *r, const char *detail)
 	buildlog_http_problem(r, MHD_HTTP_UNAUTHORIZED, "Unauthorized", detail);
 }
 
-/*
- * Is the request's bearer token a live token of job_id with at least scope
- * need?  False with the refusal in r.  The token is never logged.
- */
-static bool
-authorize(HttpWorker *h, struct MHD_Connection *conn, int64 job_id, TokenScope need,
-		  HttpResponse *r, TokenScope *scope)
+bool
+buildlog_http_authorize(HttpWorker *h, struct MHD_Connection *conn, int64 job_id,
+						TokenScope need, HttpResponse *r, TokenScope *scope)
 {
 	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 												   MHD_HTTP_HEADER_AUTHORIZATION);
+	const char *query = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
+	const char *token;
 	TokenClaims claims;
 	const char *why;
 
@@ -102,12 +103,16 @@ authorize(HttpWorker *h, struct MHD_Connection *conn, int64 job_id, TokenScope n
 							  "Uploads need buildlog.http_token_key_file, which is not set or not readable.");
 		return false;
 	}
-	if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0)
+	if (auth != NULL && strncmp(auth, "Bearer ", 7) == 0)
+		token = auth + 7;
+	else if (need == TOKEN_READ && query != NULL)
+		token = query;			/* EventSource cannot send headers */
+	else
 	{
 		unauthorized(r, "This request needs a job token: Authorization: Bearer <token> (buildlog.issue_token()).");
 		return false;
 	}
-	if (!buildlog_token_check(h->token_key, auth + 7, &claims, &why))
+	if (!buildlog_token_check(h->token_key, token, &claims, &why))
 	{
 		unauthorized(r, why);
 		return false;
@@ -122,7 +127,9 @@ authorize(HttpWorker *h, struct MHD_Connection *conn, int64 job_id, TokenScope n
 		buildlog_http_problem(r, MHD_HTTP_FORBIDDEN, "Forbidden", "The token is for another job.");
 		return false;
 	}
-	if (claims.scope != TOKEN_ADMIN && claims.scope != need)
+	/* admin may do anything, write also read its job; read only read */
+	if (claims.scope != TOKEN_ADMIN && claims.scope != need &&
+		!(need == TOKEN_READ && claims.scope == TOKEN_WRITE))
 	{
 		buildlog_http_problem(r, MHD_HTTP_FORBIDDEN, "Forbidden",
 							  psprintf("The token's scope is %s; this request needs %s.",
@@ -136,7 +143,7 @@ authorize(HttpWorker *h, struct MHD_Connection *conn, int64 job_id, TokenScope n
 
 bool
 buildlog_http_ingest_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job_id,
-						   HttpResponse *r, void **state)
+						   int32 number, HttpResponse *r, void **state)
 {
 	const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 												   MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -147,14 +154,16 @@ buildlog_http_ingest_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	Upload	   *u;
 	TokenScope	scope;
 
-	if (!authorize(h, conn, job_id, TOKEN_WRITE, r, &scope))
+	if (!buildlog_http_authorize(h, conn, job_id, TOKEN_WRITE, r, &scope))
 		return false;
 	if (type == NULL ||
 		(strncmp(type, "application/x-ndjson", 20) != 0 &&
 		 strncmp(type, "application/json", 16) != 0))
 	{
 		buildlog_http_problem(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type",
-							  "Send the parts as application/x-ndjson: one travis-worker message per line.");
+							  number < 0
+							  ? "Send the parts as application/x-ndjson: one travis-worker message per line."
+							  : "Send the part as application/json: {\"@type\":\"log_part\",\"encoding\":\"base64\",\"content\":...,\"final\":...}.");
 		return false;
 	}
 	if (length == NULL && (chunked == NULL || strstr(chunked, "chunked") == NULL))
@@ -172,6 +181,7 @@ buildlog_http_ingest_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	}
 	u = MemoryContextAllocZero(h->w.loop_cxt, sizeof(Upload));
 	u->job_id = job_id;
+	u->number = number;
 	u->scope = scope;
 	{
 		MemoryContext old = MemoryContextSwitchTo(h->w.loop_cxt);
@@ -229,6 +239,140 @@ final_stored(int64 job_id)
 	final = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 	return final;
+}
+
+static SPIPlanPtr log_part_plan = NULL;
+
+/*
+ * The part of a PUT body, travis-logs' log_part ({"@type":"log_part",
+ * "encoding":"base64","content":...,"final":...}), read with PostgreSQL's
+ * own JSON (an invalid body raises 22P02 or 22021: a 400).  Inside the
+ * transaction; false with the refusal in r.
+ */
+static bool
+read_log_part(Upload *u, HttpResponse *r, text **content, bool *final, int *replaced)
+{
+	Oid			types[1] = {BYTEAOID};
+	bytea	   *body = palloc(VARHDRSZ + u->body.len);
+	Datum		values[1];
+	bool		isnull;
+	char	   *kind;
+	char	   *type;
+	char	   *encoding;
+	char	   *text_kind;
+	char	   *final_kind;
+	char	   *raw;
+	size_t		len;
+	Utf8Cleaned clean;
+	char		reason[PART_REASON_LEN];
+	MemoryContext old;
+
+	SET_VARSIZE(body, VARHDRSZ + u->body.len);
+	memcpy(VARDATA(body), u->body.data, u->body.len);
+	values[0] = PointerGetDatum(body);
+	SPI_connect();
+	buildlog_run(buildlog_plan(&log_part_plan,
+							   "select pg_catalog.jsonb_typeof(b), b->>'@type', b->>'encoding',"
+							   " pg_catalog.jsonb_typeof(b->'content'), b->>'content',"
+							   " pg_catalog.jsonb_typeof(b->'final'), b->>'final'"
+							   " from (select pg_catalog.convert_from($1, 'UTF8')::jsonb b) x",
+							   1, types),
+				 values, NULL, true, SPI_OK_SELECT);
+	old = MemoryContextSwitchTo(r->cxt);
+	kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	type = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	encoding = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	text_kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+	raw = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
+	final_kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
+	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7, &isnull);
+	*final = !isnull && strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7), "true") == 0;
+	MemoryContextSwitchTo(old);
+	SPI_finish();
+	if (kind == NULL || strcmp(kind, "object") != 0)
+		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request", "The body must be a JSON object (a log_part).");
+	else if (type != NULL && strcmp(type, "log_part") != 0)
+		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
+							  psprintf("\"@type\" is \"%s\", not \"log_part\".", type));
+	else if (text_kind == NULL || strcmp(text_kind, "string") != 0)
+		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request", "\"content\" must be a string.");
+	else if (final_kind != NULL && strcmp(final_kind, "boolean") != 0 && strcmp(final_kind, "null") != 0)
+		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request", "\"final\" must be true or false.");
+	else if (encoding != NULL && strcmp(encoding, "base64") != 0 && strcmp(encoding, "utf-8") != 0)
+		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
+							  psprintf("Unknown \"encoding\" \"%s\": base64 or utf-8.", encoding));
+	else
+	{
+		len = strlen(raw);
+		if (encoding != NULL && strcmp(encoding, "base64") == 0 &&
+			!buildlog_base64_decode(raw, len, raw, &len, reason, sizeof(reason)))
+		{
+			buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
+								  psprintf("\"content\" is not valid base64: %s.", reason));
+			return false;
+		}
+		if (len > (size_t) buildlog_max_part_bytes)
+		{
+			buildlog_http_problem(r, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large",
+								  psprintf("The part has %zu bytes; buildlog.max_part_bytes is %d.",
+										   len, buildlog_max_part_bytes));
+			return false;
+		}
+		clean = buildlog_utf8_clean(raw, len);
+		*replaced = clean.replaced;
+		*content = cstring_to_text_with_len(clean.data, (int) clean.len);
+		return true;
+	}
+	return false;
+}
+
+/* Step: PUT /jobs/{id}/parts/{number}: one part, written after the checks. */
+static int
+put_part_step(BuildlogWorker *w, void *arg)
+{
+	IngestRequest *req = (IngestRequest *) arg;
+	Upload	   *u = req->u;
+	HttpResponse *r = req->r;
+	text	   *content = NULL;
+	bool		final = false;
+	int			replaced = 0;
+	Datum		job = Int64GetDatum(u->job_id);
+	Datum		number = Int32GetDatum(u->number);
+	Datum		fin;
+	Datum		con;
+	IngestResult result;
+	StringInfoData answer;
+
+	buildlog_worker_begin("buildlog http: PUT /jobs/{id}/parts/{number}");
+	if (!read_log_part(u, r, &content, &final, &replaced))
+	{
+		buildlog_worker_commit();
+		return 0;
+	}
+	if (u->scope == TOKEN_WRITE && final_stored(u->job_id))
+	{
+		buildlog_worker_commit();
+		buildlog_http_problem(r, MHD_HTTP_FORBIDDEN, "Forbidden",
+							  "The job's final part is stored: its write tokens are no longer valid.");
+		return 0;
+	}
+	fin = BoolGetDatum(final);
+	con = PointerGetDatum(content);
+	result = buildlog_ingest(construct_array(&job, 1, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE),
+							 construct_array(&number, 1, INT4OID, 4, true, TYPALIGN_INT),
+							 construct_array(&con, 1, TEXTOID, -1, false, TYPALIGN_INT),
+							 construct_array(&fin, 1, BOOLOID, 1, true, TYPALIGN_CHAR));
+	buildlog_worker_commit();
+	{
+		MemoryContext old = MemoryContextSwitchTo(r->cxt);
+
+		initStringInfo(&answer);
+		appendStringInfo(&answer, "{\"parts\":" INT64_FORMAT ",\"bytes\":" INT64_FORMAT ",\"replaced\":%d}\n",
+						 result.parts, result.bytes, replaced);
+		MemoryContextSwitchTo(old);
+	}
+	buildlog_http_set_body(r, MHD_HTTP_OK, "application/json", answer.data, answer.len);
+	return 0;
 }
 
 /* Step: parse every line, then write them all in one transaction. */
@@ -331,7 +475,8 @@ buildlog_http_ingest_finish(HttpWorker *h, void *state, HttpResponse *r)
 
 	if (req.u->refused)
 		return;					/* its refusal was queued: write nothing */
-	if (buildlog_worker_run_step(&h->w, "POST /jobs/{id}/parts", ingest_step, &req) !=
+	if (buildlog_worker_run_step(&h->w, req.u->number < 0 ? "POST /jobs/{id}/parts" : "PUT /jobs/{id}/parts/{number}",
+								 req.u->number < 0 ? ingest_step : put_part_step, &req) !=
 		WORKER_STEP_ERROR)
 		return;
 	r->nheaders = 0;

@@ -45,6 +45,7 @@ int			buildlog_http_max_connections = 1000;
 int			buildlog_http_timeout_s = 60;
 char	   *buildlog_http_token_key_file = NULL;
 int			buildlog_http_max_body = 16 * 1024 * 1024;
+bool		buildlog_http_read_tokens = false;
 char	   *buildlog_s3_endpoint = NULL;
 char	   *buildlog_s3_bucket = NULL;
 char	   *buildlog_s3_region = NULL;
@@ -259,6 +260,13 @@ buildlog_define_gucs(void)
 							16 * 1024 * 1024, 1024, 1024 * 1024 * 1024,
 							PGC_SIGHUP, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("buildlog.http_read_tokens",
+							 "Whether the HTTP service's reads need a job token (read, write or admin scope).",
+							 NULL,
+							 &buildlog_http_read_tokens,
+							 false,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 	DefineCustomStringVariable("buildlog.amqp_queues",
 							   "Comma-separated queues the drain workers consume.",
 							   "Workers split the list; with fewer queues than workers, workers share queues.",

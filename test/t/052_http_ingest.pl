@@ -1,5 +1,6 @@
 # Token-scoped ingest over HTTP (issue 11): issue_token() signs job tokens;
-# POST /jobs/{id}/parts with a write token stores a batch of travis-worker
+# PUT /jobs/{id}/parts/{number} (travis-logs' log_part) and
+# POST /jobs/{id}/parts with a write token store a batch of travis-worker
 # messages through the one ingest path (answered after the commit, the log
 # exact, live watchers woken); forged, expired, other-job, wrong-scope and
 # after-final tokens are refused (401/403) before the body is read, bad
@@ -130,6 +131,57 @@ is("$code|" . ($answer->{detail} // ''), '403|The job\'s final part is stored: i
 	'after the final part a write token is refused');
 ($code) = post(10, token(10, 'admin'), msg(10, 5, "late\n"));
 is($code, '200', 'an admin token still writes');
+
+# PUT /jobs/{id}/parts/{number}: travis-logs' log_part body
+sub put
+{
+	my ($job, $number, $token, $body, $type) = @_;
+	open(my $b, '>:raw', "$tmp/body") or die $!;
+	print $b $body;
+	close($b);
+	my ($code) = run_command([ 'curl', '-s', '-o', "$tmp/answer", '-w', '%{http_code}', '-X', 'PUT',
+			'-H', "Authorization: Bearer $token", '-H', 'Content-Type: ' . ($type // 'application/json'),
+			'--data-binary', "\@$tmp/body", "$base/jobs/$job/parts/$number" ]);
+	my $answer = -s "$tmp/answer" ? eval { decode_json(slurp_file("$tmp/answer")) } // {} : {};
+	return ($code, $answer);
+}
+my $w20 = token(20, 'write');
+($code, $answer) = put(20, 1, $w20, encode_json({ '@type' => 'log_part', encoding => 'base64',
+			content => encode_base64("second\n", ''), final => JSON::PP::false }));
+is("$code|$answer->{parts}", '200|1', 'PUT parts/1 with a base64 log_part: 200');
+($code) = put(20, 0, $w20, encode_json({ '@type' => 'log_part', content => "first \xff\n" }));
+is($code, '200', 'PUT parts/0 with plain content');
+($code) = put(20, 'last', $w20, encode_json({ '@type' => 'log_part', content => '', final => JSON::PP::true }));
+is($code, '200', 'PUT parts/last, final');
+is($node->safe_psql('postgres', q{select string_agg(number || ':' || final, ',' order by number) from buildlog.parts(20)}),
+	'0:false,1:false,2147483647:true', 'stored as 0, 1 and travis\' "last"');
+is($node->safe_psql('postgres', 'select buildlog.log(20)'), "first \x{c3}\x{bf}\nsecond\n", 'the content, decoded');
+for my $bad ([ '{not json', 'invalid input syntax for type json' ], [ '[1]', 'must be a JSON object' ],
+	[ '{"@type":"job","content":""}', 'not "log_part"' ], [ '{"content":5}', '"content" must be a string' ],
+	[ '{"content":"a","encoding":"base64"}', 'not valid base64' ], [ '{"content":"","final":"yes"}', '"final" must be true or false' ])
+{
+	($code, $answer) = put(21, 0, token(21, 'write'), $bad->[0]);
+	like("$code|" . ($answer->{detail} // ''), qr/^400\|.*\Q$bad->[1]\E/, "PUT $bad->[0]: 400 ($bad->[1])");
+}
+($code) = put(21, 'x', token(21, 'write'), '{"content":""}');
+is($code, '400', 'PUT parts/x: 400');
+is($node->safe_psql('postgres', 'select count(*) from buildlog.log_parts where job_id = 21'), '0', 'nothing stored for them');
+($code) = put(20, 3, $w20, '{"content":"late"}');
+is($code, '403', 'PUT after the final part with a write token: 403');
+
+# reads need a token when buildlog.http_read_tokens is on
+$node->safe_psql('postgres', "alter system set buildlog.http_read_tokens = on; select pg_reload_conf()");
+sub get_code { my ($url, @h) = @_; my ($c) = run_command([ 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', (map { ('-H', $_) } @h), $url ]); return $c; }
+ok(wait_until('the reload to reach the worker', sub { get_code("$base/jobs/10/log") eq '401' }), 'a read without a token: 401');
+my $r10 = token(10, 'read');
+is(get_code("$base/jobs/10/log", "Authorization: Bearer $r10"), '200', 'with a read token: 200');
+is(get_code("$base/jobs/10/log?token=$r10"), '200', 'with ?token= (EventSource cannot send headers): 200');
+is(get_code("$base/jobs/10/parts", "Authorization: Bearer $write"), '200', 'a write token of the job reads too');
+is(get_code("$base/jobs/10/log", 'Authorization: Bearer ' . token(11, 'read')), '403', 'another job\'s token: 403');
+is(get_code("$base/jobs/10/events?token=" . token(11, 'read')), '403', 'the same for the event stream');
+is(get_code("$base/healthz"), '200', '/healthz stays open');
+$node->safe_psql('postgres', "alter system reset buildlog.http_read_tokens; select pg_reload_conf()");
+ok(wait_until('reads open again', sub { get_code("$base/jobs/10/log") eq '200' }), 'reads are public again once it is off');
 
 # the token and the key never in the log
 my $serverlog = slurp_file($node->logfile);
