@@ -19,6 +19,7 @@
  *	GET /jobs/{id}/events				Server-Sent Events, live (http_events.c)
  *	POST /jobs/{id}/parts				a batch of parts, with a write token (http_ingest.c)
  *	PUT /jobs/{id}/parts/{number}		one part, travis-logs' log_part body
+ *	PUT /jobs/{id}/log					set_content() or removal, with an admin token
  *	GET /metrics						Prometheus text: drain, scheduler, archive, HTTP, life cycle
  * Errors are application/problem+json.
  *-------------------------------------------------------------------------
@@ -612,8 +613,15 @@ route(HttpWorker *h, HttpRequest *req)
 	else if (parse_job_path(req->url, &req->job_id, &rest) && strcmp(rest, "parts") == 0 &&
 			 strcmp(req->method, MHD_HTTP_METHOD_POST) == 0)
 	{
-		if (buildlog_http_ingest_begin(h, req->conn, req->job_id, -1, r, req->state))
+		if (buildlog_http_ingest_begin(h, req->conn, req->job_id, HTTP_UPLOAD_BATCH, r, req->state))
 			req->reading = true;	/* read the body first */
+		return;
+	}
+	else if (parse_job_path(req->url, &req->job_id, &rest) && strcmp(rest, "log") == 0 &&
+			 strcmp(req->method, MHD_HTTP_METHOD_PUT) == 0)
+	{
+		if (buildlog_http_ingest_begin(h, req->conn, req->job_id, HTTP_UPLOAD_LOG, r, req->state))
+			req->reading = true;
 		return;
 	}
 	else if (parse_job_path(req->url, &req->job_id, &rest) && strncmp(rest, "parts/", 6) == 0)
@@ -672,7 +680,8 @@ route(HttpWorker *h, HttpRequest *req)
 	}
 	if (!get)
 	{
-		buildlog_http_add_header(r, "Allow", strcmp(rest, "parts") == 0 ? "GET, HEAD, POST" : "GET, HEAD");
+		buildlog_http_add_header(r, "Allow", strcmp(rest, "parts") == 0 ? "GET, HEAD, POST" :
+								 strcmp(rest, "log") == 0 ? "GET, HEAD, PUT" : "GET, HEAD");
 		buildlog_http_problem(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed",
 				psprintf("%s is not allowed here.", req->method));
 		return;

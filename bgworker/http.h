@@ -73,8 +73,13 @@ extern bool buildlog_http_authorize(HttpWorker *h, struct MHD_Connection *conn, 
 /* (Re)read the token key (at start and after a reload); says why not once. */
 extern void buildlog_http_load_key(HttpWorker *h);
 
+/* The number of buildlog_http_ingest_begin() for uploads that are not one part. */
+#define HTTP_UPLOAD_BATCH	(-1)	/* POST /jobs/{id}/parts */
+#define HTTP_UPLOAD_LOG		(-2)	/* PUT /jobs/{id}/log (admin) */
+
 /*
- * POST /jobs/{id}/parts (number -1) or PUT /jobs/{id}/parts/{number}, first
+ * POST /jobs/{id}/parts, PUT /jobs/{id}/parts/{number} or PUT
+ * /jobs/{id}/log (number HTTP_UPLOAD_*), first
  * call (headers read): check the token, the type and the size; false with
  * the refusal in r, or true with *state set to read the body into.
  */

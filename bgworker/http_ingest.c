@@ -38,8 +38,9 @@
 typedef struct Upload
 {
 	int64		job_id;
-	int32		number;			/* PUT .../parts/{number}; -1 for a POST batch */
+	int32		number;			/* PUT .../parts/{number}, or HTTP_UPLOAD_* */
 	TokenScope	scope;			/* of the request's token */
+	int64		removed_by;		/* PUT /jobs/{id}/log?removed_by=N, else 0 */
 	StringInfoData body;
 	bool		refused;		/* a refusal was queued: discard the rest */
 } Upload;
@@ -151,17 +152,29 @@ buildlog_http_ingest_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 													 MHD_HTTP_HEADER_CONTENT_LENGTH);
 	const char *chunked = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 													  MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	const char *by = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "removed_by");
+	int64		removed_by = 0;
 	Upload	   *u;
 	TokenScope	scope;
 
-	if (!buildlog_http_authorize(h, conn, job_id, TOKEN_WRITE, r, &scope))
+	if (!buildlog_http_authorize(h, conn, job_id,
+								 number == HTTP_UPLOAD_LOG ? TOKEN_ADMIN : TOKEN_WRITE, r, &scope))
 		return false;
-	if (type == NULL ||
+	if (number == HTTP_UPLOAD_LOG)
+	{
+		if (type == NULL || strncmp(type, "text/plain", 10) != 0)
+		{
+			buildlog_http_problem(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type",
+								  "Send the new log as text/plain; charset=utf-8.");
+			return false;
+		}
+	}
+	else if (type == NULL ||
 		(strncmp(type, "application/x-ndjson", 20) != 0 &&
 		 strncmp(type, "application/json", 16) != 0))
 	{
 		buildlog_http_problem(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type",
-							  number < 0
+							  number == HTTP_UPLOAD_BATCH
 							  ? "Send the parts as application/x-ndjson: one travis-worker message per line."
 							  : "Send the part as application/json: {\"@type\":\"log_part\",\"encoding\":\"base64\",\"content\":...,\"final\":...}.");
 		return false;
@@ -179,10 +192,17 @@ buildlog_http_ingest_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 									   buildlog_http_max_body));
 		return false;
 	}
+	if (number == HTTP_UPLOAD_LOG && by != NULL && (removed_by = strtoll(by, NULL, 10)) <= 0)
+	{
+		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
+							  "removed_by must be a positive id (who removed the log).");
+		return false;
+	}
 	u = MemoryContextAllocZero(h->w.loop_cxt, sizeof(Upload));
 	u->job_id = job_id;
 	u->number = number;
 	u->scope = scope;
+	u->removed_by = removed_by;
 	{
 		MemoryContext old = MemoryContextSwitchTo(h->w.loop_cxt);
 
@@ -375,6 +395,62 @@ put_part_step(BuildlogWorker *w, void *arg)
 	return 0;
 }
 
+static SPIPlanPtr set_content_plan = NULL;
+
+/*
+ * Step: PUT /jobs/{id}/log (admin): set_content() with the body (cleaned
+ * UTF-8), or with ?removed_by=N and an empty body the log's removal.
+ */
+static int
+put_log_step(BuildlogWorker *w, void *arg)
+{
+	IngestRequest *req = (IngestRequest *) arg;
+	Upload	   *u = req->u;
+	HttpResponse *r = req->r;
+	Oid			types[3] = {INT8OID, TEXTOID, INT8OID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', 'n'};
+	bool		isnull;
+	int64		discarded;
+	Utf8Cleaned clean;
+	StringInfoData answer;
+
+	values[0] = Int64GetDatum(u->job_id);
+	if (u->removed_by > 0)
+	{
+		if (u->body.len > 0)
+		{
+			buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
+								  "A removal (?removed_by=N) has an empty body.");
+			return 0;
+		}
+		nulls[1] = 'n';
+		values[2] = Int64GetDatum(u->removed_by);
+		nulls[2] = ' ';
+	}
+	else
+	{
+		clean = buildlog_utf8_clean(u->body.data, u->body.len);
+		values[1] = PointerGetDatum(cstring_to_text_with_len(clean.data, (int) clean.len));
+	}
+	buildlog_worker_begin_spi("buildlog http: PUT /jobs/{id}/log");
+	buildlog_run(buildlog_plan(&set_content_plan,
+							   "select buildlog.set_content($1, $2, $3)", 3, types),
+				 values, nulls, false, SPI_OK_SELECT);
+	discarded = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	buildlog_worker_commit_spi();
+	{
+		MemoryContext old = MemoryContextSwitchTo(r->cxt);
+
+		initStringInfo(&answer);
+		appendStringInfo(&answer, "{\"discarded\":" INT64_FORMAT ",\"removed\":%s}\n",
+						 isnull ? 0 : discarded, u->removed_by > 0 ? "true" : "false");
+		MemoryContextSwitchTo(old);
+	}
+	buildlog_http_set_body(r, MHD_HTTP_OK, "application/json", answer.data, answer.len);
+	return 0;
+}
+
 /* Step: parse every line, then write them all in one transaction. */
 static int
 ingest_step(BuildlogWorker *w, void *arg)
@@ -472,12 +548,12 @@ void
 buildlog_http_ingest_finish(HttpWorker *h, void *state, HttpResponse *r)
 {
 	IngestRequest req = {(Upload *) state, r};
+	WorkerStep	step = req.u->number == HTTP_UPLOAD_BATCH ? ingest_step
+		: req.u->number == HTTP_UPLOAD_LOG ? put_log_step : put_part_step;
 
 	if (req.u->refused)
 		return;					/* its refusal was queued: write nothing */
-	if (buildlog_worker_run_step(&h->w, req.u->number < 0 ? "POST /jobs/{id}/parts" : "PUT /jobs/{id}/parts/{number}",
-								 req.u->number < 0 ? ingest_step : put_part_step, &req) !=
-		WORKER_STEP_ERROR)
+	if (buildlog_worker_run_step(&h->w, "an upload", step, &req) != WORKER_STEP_ERROR)
 		return;
 	r->nheaders = 0;
 	if (ERRCODE_TO_CATEGORY(h->w.sqlerrcode) == ERRCODE_DATA_EXCEPTION)

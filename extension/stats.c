@@ -50,6 +50,26 @@ put_timestamp(Datum *values, bool *nulls, int i, uint64 ts)
 		values[i] = TimestampTzGetDatum((TimestampTz) ts);
 }
 
+/*
+ * The last_error and last_error_at columns at i and i + 1 from a slot
+ * (both NULL while the worker had no error).
+ */
+static void
+put_last_error(Datum *values, bool *nulls, int i, WorkerSlot *slot)
+{
+	char		error[BUILDLOG_TEXT_LEN];
+	TimestampTz at;
+
+	buildlog_slot_get_text(slot, slot->last_error, error, &slot->last_error_at, &at);
+	if (error[0] != '\0')
+	{
+		values[i] = CStringGetTextDatum(error);
+		values[i + 1] = TimestampTzGetDatum(at);
+	}
+	else
+		nulls[i] = nulls[i + 1] = true;
+}
+
 /* drain_stats(): one row per running drain worker. */
 Datum
 buildlog_drain_worker_stats(PG_FUNCTION_ARGS)
@@ -67,8 +87,6 @@ buildlog_drain_worker_stats(PG_FUNCTION_ARGS)
 		Datum		values[19];
 		bool		nulls[19];
 		char		queues[BUILDLOG_TEXT_LEN];
-		char		error[BUILDLOG_TEXT_LEN];
-		TimestampTz error_at;
 		uint64		batches;
 		uint64		parts;
 		uint64		deliveries;
@@ -77,8 +95,6 @@ buildlog_drain_worker_stats(PG_FUNCTION_ARGS)
 			continue;
 		memset(nulls, 0, sizeof(nulls));
 		buildlog_slot_get_text(&s->slot, s->queues, queues, NULL, NULL);
-		buildlog_slot_get_text(&s->slot, s->slot.last_error, error,
-							   &s->slot.last_error_at, &error_at);
 
 		batches = pg_atomic_read_u64(&s->batches);
 		parts = pg_atomic_read_u64(&s->parts);
@@ -103,13 +119,7 @@ buildlog_drain_worker_stats(PG_FUNCTION_ARGS)
 		values[14] = Int64GetDatum((int64) pg_atomic_read_u64(&s->failed_batches));
 		values[15] = Int64GetDatum((int64) pg_atomic_read_u64(&s->split_retries));
 		values[16] = Int64GetDatum((int64) pg_atomic_read_u64(&s->error_rejected));
-		if (error[0] != '\0')
-		{
-			values[17] = CStringGetTextDatum(error);
-			values[18] = TimestampTzGetDatum(error_at);
-		}
-		else
-			nulls[17] = nulls[18] = true;
+		put_last_error(values, nulls, 17, &s->slot);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
@@ -137,9 +147,7 @@ buildlog_scheduler_worker_stats(PG_FUNCTION_ARGS)
 	Datum		values[11];
 	bool		nulls[11];
 	char		maintenance[BUILDLOG_TEXT_LEN];
-	char		error[BUILDLOG_TEXT_LEN];
 	TimestampTz maintenance_at;
-	TimestampTz error_at;
 
 	InitMaterializedSRF(fcinfo, 0);
 	buildlog_check_columns(fcinfo, 11);
@@ -151,8 +159,6 @@ buildlog_scheduler_worker_stats(PG_FUNCTION_ARGS)
 	memset(nulls, 0, sizeof(nulls));
 	buildlog_slot_get_text(&s->slot, s->last_maintenance, maintenance,
 						   &s->last_maintenance_at, &maintenance_at);
-	buildlog_slot_get_text(&s->slot, s->slot.last_error, error,
-						   &s->slot.last_error_at, &error_at);
 
 	values[0] = Int32GetDatum((int32) pg_atomic_read_u64(&s->slot.pid));
 	values[1] = Int64GetDatum((int64) pg_atomic_read_u64(&s->aggregated));
@@ -168,13 +174,7 @@ buildlog_scheduler_worker_stats(PG_FUNCTION_ARGS)
 	}
 	else
 		nulls[7] = nulls[8] = true;
-	if (error[0] != '\0')
-	{
-		values[9] = CStringGetTextDatum(error);
-		values[10] = TimestampTzGetDatum(error_at);
-	}
-	else
-		nulls[9] = nulls[10] = true;
+	put_last_error(values, nulls, 9, &s->slot);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }
@@ -194,8 +194,6 @@ buildlog_archive_worker_stats(PG_FUNCTION_ARGS)
 		ArchiveStats *s = &buildlog_shared->archive[i];
 		Datum		values[14];
 		bool		nulls[14];
-		char		error[BUILDLOG_TEXT_LEN];
-		TimestampTz error_at;
 		uint64		in_flight;
 		uint64		bytes;
 		uint64		busy_us;
@@ -203,8 +201,6 @@ buildlog_archive_worker_stats(PG_FUNCTION_ARGS)
 		if (pg_atomic_read_u32(&s->slot.in_use) == 0)
 			continue;
 		memset(nulls, 0, sizeof(nulls));
-		buildlog_slot_get_text(&s->slot, s->slot.last_error, error,
-							   &s->slot.last_error_at, &error_at);
 		in_flight = pg_atomic_read_u64(&s->in_flight);
 		bytes = pg_atomic_read_u64(&s->bytes);
 		busy_us = pg_atomic_read_u64(&s->busy_us);
@@ -223,13 +219,7 @@ buildlog_archive_worker_stats(PG_FUNCTION_ARGS)
 		values[9] = Int64GetDatum((int64) pg_atomic_read_u64(&s->retries));
 		values[10] = Int64GetDatum((int64) pg_atomic_read_u64(&s->failures));
 		put_timestamp(values, nulls, 11, pg_atomic_read_u64(&s->last_archived));
-		if (error[0] != '\0')
-		{
-			values[12] = CStringGetTextDatum(error);
-			values[13] = TimestampTzGetDatum(error_at);
-		}
-		else
-			nulls[12] = nulls[13] = true;
+		put_last_error(values, nulls, 12, &s->slot);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
@@ -243,8 +233,6 @@ buildlog_http_worker_stats(PG_FUNCTION_ARGS)
 	HttpStats  *s;
 	Datum		values[11];
 	bool		nulls[11];
-	char		error[BUILDLOG_TEXT_LEN];
-	TimestampTz error_at;
 
 	InitMaterializedSRF(fcinfo, 0);
 	buildlog_check_columns(fcinfo, 11);
@@ -254,8 +242,6 @@ buildlog_http_worker_stats(PG_FUNCTION_ARGS)
 	if (pg_atomic_read_u32(&s->slot.in_use) == 0)
 		return (Datum) 0;
 	memset(nulls, 0, sizeof(nulls));
-	buildlog_slot_get_text(&s->slot, s->slot.last_error, error,
-						   &s->slot.last_error_at, &error_at);
 	values[0] = Int32GetDatum((int32) pg_atomic_read_u64(&s->slot.pid));
 	values[1] = Int64GetDatum((int64) pg_atomic_read_u64(&s->requests));
 	values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&s->responses_2xx));
@@ -265,13 +251,7 @@ buildlog_http_worker_stats(PG_FUNCTION_ARGS)
 	values[6] = Int64GetDatum((int64) pg_atomic_read_u64(&s->connections));
 	values[7] = Int64GetDatum((int64) pg_atomic_read_u64(&s->streams));
 	values[8] = Int64GetDatum((int64) pg_atomic_read_u64(&s->events));
-	if (error[0] != '\0')
-	{
-		values[9] = CStringGetTextDatum(error);
-		values[10] = TimestampTzGetDatum(error_at);
-	}
-	else
-		nulls[9] = nulls[10] = true;
+	put_last_error(values, nulls, 9, &s->slot);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }

@@ -349,4 +349,25 @@ sub queue_counts
 	return defined $ready ? "$ready $unacked" : "no queue in: $out";
 }
 
+
+# http_node(NAME, CONF): a node whose HTTP service listens on a free port
+# (the drain and archive workers off), up once GET /healthz answers; returns
+# (node, base URL, port).
+push @EXPORT, 'http_node';
+sub http_node
+{
+	my ($name, $conf) = @_;
+	my $port = PostgreSQL::Test::Cluster::get_free_port();
+	my $node = buildlog_node($name, qq(
+buildlog.http_listen = '127.0.0.1:$port'
+buildlog.drain_workers = 0
+buildlog.archive_workers = 0
+) . ($conf // ''));
+	my $base = "http://127.0.0.1:$port";
+	ok(wait_until('the HTTP worker to listen', sub {
+				my ($out) = run_command([ 'curl', '-s', "$base/healthz" ]);
+				$out eq "ok" }), 'the HTTP service is up: GET /healthz answers ok');
+	return ($node, $base, $port);
+}
+
 1;

@@ -13,13 +13,7 @@ use JSON::PP;
 use Digest::MD5 qw(md5_hex);
 use IO::Socket::INET;
 
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $node = buildlog_node('http', qq(
-buildlog.http_listen = '127.0.0.1:$port'
-buildlog.drain_workers = 0
-buildlog.archive_workers = 0
-));
-my $base = "http://127.0.0.1:$port";
+my ($node, $base, $port) = http_node('http');
 
 # curl(ARGS...): (status, headers as a hash of lower-case names, body bytes)
 my $tmp = PostgreSQL::Test::Utils::tempdir();
@@ -35,8 +29,6 @@ sub curl
 	return ($status // 0, \%h, $body);
 }
 
-ok(wait_until('the HTTP worker to listen', sub { (curl("$base/healthz"))[0] == 200 }),
-	'GET /healthz answers 200');
 
 # a running log with an ANSI colour, a multi-byte character and three parts
 my $esc = "\e";
@@ -121,7 +113,7 @@ for my $url (sort keys %cases)
 		"$url: $cases{$url}[0] as application/problem+json");
 }
 ($st, $h, $body) = curl('-X', 'POST', '-d', 'x', "$base/jobs/43/log");
-is("$st|$h->{allow}", '405|GET, HEAD', 'POST on a read endpoint: 405 with Allow');
+is("$st|$h->{allow}", '405|GET, HEAD, PUT', 'POST on /log: 405 with Allow (GET, HEAD, and PUT with an admin token)');
 
 # a removed log: 410
 $node->safe_psql('postgres', q{select buildlog.set_content(43, null, 7)});

@@ -15,18 +15,8 @@ use Digest::SHA qw(sha256_hex);
 use IPC::Run;
 use Time::HiRes qw(time sleep);
 
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $node = buildlog_node('events', qq(
-buildlog.http_listen = '127.0.0.1:$port'
-buildlog.drain_workers = 0
-buildlog.archive_workers = 0
-buildlog.aggregate_delay = '1h'
-));
-my $base = "http://127.0.0.1:$port";
+my ($node, $base) = http_node('events', "buildlog.aggregate_delay = '1h'\n");
 my $tmp = PostgreSQL::Test::Utils::tempdir();
-ok(wait_until('the HTTP worker to listen', sub {
-			my ($out) = run_command([ 'curl', '-s', "$base/healthz" ]);
-			$out eq 'ok' }), 'the HTTP service is up');
 
 # write(job, number, content, final)
 sub write_part

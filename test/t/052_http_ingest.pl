@@ -15,7 +15,6 @@ use Test::More;
 use JSON::PP;
 use MIME::Base64;
 
-my $port = PostgreSQL::Test::Cluster::get_free_port();
 my $secrets = PostgreSQL::Test::Utils::tempdir();
 my $key = 'k3y-' . join('', map { sprintf('%02x', int(rand(256))) } 1 .. 24);
 open(my $fh, '>', "$secrets/token.key") or die $!;
@@ -23,19 +22,12 @@ print $fh "$key\n";
 close($fh);
 chmod 0600, "$secrets/token.key";
 
-my $node = buildlog_node('ingest', qq(
-buildlog.http_listen = '127.0.0.1:$port'
+my ($node, $base) = http_node('ingest', qq(
 buildlog.http_token_key_file = '$secrets/token.key'
 buildlog.http_max_body = '64kB'
-buildlog.drain_workers = 0
-buildlog.archive_workers = 0
 buildlog.aggregate_delay = '1h'
 ));
-my $base = "http://127.0.0.1:$port";
 my $tmp = PostgreSQL::Test::Utils::tempdir();
-ok(wait_until('the HTTP worker to listen', sub {
-			my ($out) = run_command([ 'curl', '-s', "$base/healthz" ]);
-			$out eq 'ok' }), 'the HTTP service is up');
 
 sub token { return $node->safe_psql('postgres', "select buildlog.issue_token($_[0], '$_[1]', '" . ($_[2] // '1 hour') . "')"); }
 
@@ -141,7 +133,7 @@ sub put
 	close($b);
 	my ($code) = run_command([ 'curl', '-s', '-o', "$tmp/answer", '-w', '%{http_code}', '-X', 'PUT',
 			'-H', "Authorization: Bearer $token", '-H', 'Content-Type: ' . ($type // 'application/json'),
-			'--data-binary', "\@$tmp/body", "$base/jobs/$job/parts/$number" ]);
+			'--data-binary', "\@$tmp/body", ($number =~ /^(|\?.*)$/ ? "$base/jobs/$job/log$number" : "$base/jobs/$job/parts/$number") ]);
 	my $answer = -s "$tmp/answer" ? eval { decode_json(slurp_file("$tmp/answer")) } // {} : {};
 	return ($code, $answer);
 }
@@ -168,6 +160,22 @@ is($code, '400', 'PUT parts/x: 400');
 is($node->safe_psql('postgres', 'select count(*) from buildlog.log_parts where job_id = 21'), '0', 'nothing stored for them');
 ($code) = put(20, 3, $w20, '{"content":"late"}');
 is($code, '403', 'PUT after the final part with a write token: 403');
+
+# PUT /jobs/{id}/log with an admin token: set_content, or the removal
+my $a20 = token(20, 'admin');
+($code, $answer) = put(20, '', $a20, "replaced \xff\n", 'text/plain; charset=utf-8');
+is("$code|" . ($answer->{removed} ? 'removed' : 'kept'), '200|kept', 'PUT /jobs/20/log with an admin token: 200');
+is($node->safe_psql('postgres', 'select buildlog.log(20)'), "replaced \x{ef}\x{bf}\x{bd}\n",
+	'the new content, invalid UTF-8 replaced, pending parts gone');
+($code) = put(20, '', $w20, "x\n", 'text/plain');
+is($code, '403', 'a write token cannot replace the log');
+($code) = put(20, '', $a20, "x\n", 'application/json');
+is($code, '415', 'the new log must be text/plain');
+($code) = put(20, '?removed_by=0', $a20, '', 'text/plain');
+is($code, '400', 'removed_by=0: 400');
+($code, $answer) = put(20, '?removed_by=7', $a20, '', 'text/plain');
+is("$code|" . ($answer->{removed} ? 'removed' : 'kept'), '200|removed', 'PUT /jobs/20/log?removed_by=7: removed');
+is($node->safe_psql('postgres', 'select removed_by from buildlog.logs where job_id = 20'), '7', 'removed_by recorded');
 
 # reads need a token when buildlog.http_read_tokens is on
 $node->safe_psql('postgres', "alter system set buildlog.http_read_tokens = on; select pg_reload_conf()");
