@@ -73,7 +73,7 @@ extern bool buildlog_worker_extension_ready(const char *who, bool *waiting);
  * The oldest schema version the workers' SQL runs on (older ones wait for
  * ALTER EXTENSION ... UPDATE).
  */
-#define BUILDLOG_SCHEMA_VERSION "0.2.0"
+#define BUILDLOG_SCHEMA_VERSION "0.3.0"
 
 /*
  * Is the installed extension at BUILDLOG_SCHEMA_VERSION or later?  Workers whose SQL

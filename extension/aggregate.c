@@ -40,8 +40,7 @@ buildlog_lock_stored_log(int64 job_id, StoredLog *log)
 	Datum		values[1] = {Int64GetDatum(job_id)};
 
 	buildlog_run(buildlog_plan(&lock_plan,
-							   "select " STORED_LOG_COLUMNS
-							   " from buildlog.logs where job_id = $1 for update",
+							   lock_plan ? NULL : buildlog_stored_log_sql(" where job_id = $1 for update"),
 							   1, types),
 				 values, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed == 0)
@@ -105,8 +104,7 @@ prefetch_purged(int64 job_id, RestoredLog *restored)
 	int			npending;
 
 	buildlog_run(buildlog_plan(&peek_plan,
-							   "select " STORED_LOG_COLUMNS
-							   " from buildlog.logs where job_id = $1",
+							   peek_plan ? NULL : buildlog_stored_log_sql(" where job_id = $1"),
 							   1, types),
 				 values, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed == 0)
@@ -171,35 +169,37 @@ take_pending(int64 job_id, LogPart **parts)
 static void
 store_log(int64 job_id, bool exists, const AssembledLog *a)
 {
-	Oid			types[5] = {INT8OID, TEXTOID, INT4ARRAYOID, INT4ARRAYOID, INT4OID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Oid			types[6] = {INT8OID, TEXTOID, INT4ARRAYOID, INT4ARRAYOID, INT4OID,
+	TIMESTAMPTZARRAYOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 
 	values[0] = Int64GetDatum(job_id);
 	values[1] = PointerGetDatum(a->content);
 	values[2] = PointerGetDatum(a->numbers);
 	values[3] = PointerGetDatum(a->starts);
 	values[4] = Int32GetDatum(a->final_number);
+	values[5] = PointerGetDatum(a->arrivals);
 	if (a->final_number < 0)
 		nulls[4] = 'n';
 
 	if (exists)
 		buildlog_run(buildlog_plan(&update_plan,
 								   "update buildlog.logs set content = $2,"
-								   " part_numbers = $3, part_starts = $4,"
+								   " part_numbers = $3, part_starts = $4, part_arrivals = $6,"
 								   " final_number = $5, aggregated_at = now(),"
 								   " updated_at = now(), aggregate_failures = 0,"
 								   " aggregate_error = null, aggregate_retry_at = null, "
 								   ARCHIVE_RESET_SQL
 								   " where job_id = $1",
-								   5, types),
+								   6, types),
 					 values, nulls, false, SPI_OK_UPDATE);
 	else
 		buildlog_run(buildlog_plan(&insert_plan,
 								   "insert into buildlog.logs (job_id, content,"
 								   " part_numbers, part_starts, final_number,"
-								   " aggregated_at) values ($1, $2, $3, $4, $5, now())",
-								   5, types),
+								   " aggregated_at, part_arrivals) values ($1, $2, $3, $4, $5, now(), $6)",
+								   6, types),
 					 values, nulls, false, SPI_OK_INSERT);
 }
 

@@ -81,7 +81,7 @@ buildlog_set_content(PG_FUNCTION_ARGS)
 							   " else now() end, $3)"
 							   " on conflict (job_id) do update set"
 							   " content = excluded.content,"
-							   " part_numbers = '{}', part_starts = '{}',"
+							   " part_numbers = '{}', part_starts = '{}', part_arrivals = '{}',"
 							   " final_number = null, aggregated_at = null,"
 							   " updated_at = now(), "
 							   ARCHIVE_RESET_SQL ","

@@ -7,9 +7,11 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -82,7 +84,20 @@ buildlog_check_stored(const StoredLog *log)
 	}
 }
 
-/* Decode a logs row read with STORED_LOG_COLUMNS. */
+char *
+buildlog_stored_log_sql(const char *tail)
+{
+	Oid			nsp = get_namespace_oid("buildlog", true);
+	Oid			logs = OidIsValid(nsp) ? get_relname_relid("logs", nsp) : InvalidOid;
+	bool		arrivals = OidIsValid(logs) &&
+		get_attnum(logs, "part_arrivals") != InvalidAttrNumber;
+
+	return psprintf("select content, part_numbers, part_starts, final_number, aggregated_at,"
+					" purged_at, job_id, %s from buildlog.logs%s",
+					arrivals ? "part_arrivals" : "null::pg_catalog.timestamptz[]", tail);
+}
+
+/* Decode a logs row read with buildlog_stored_log_sql(). */
 void
 buildlog_stored_log(HeapTuple tuple, TupleDesc desc, StoredLog *log)
 {
@@ -118,6 +133,16 @@ buildlog_stored_log(HeapTuple tuple, TupleDesc desc, StoredLog *log)
 		log->aggregated_at = DatumGetTimestampTz(d);
 	(void) heap_getattr(tuple, 6, desc, &isnull);
 	log->purged = !isnull;
+	d = heap_getattr(tuple, 8, desc, &isnull);
+	if (!isnull)
+	{
+		ArrayType  *arr = DatumGetArrayTypeP(d);
+
+		/* informational only (never an offset): one that does not fit is unknown */
+		if (ARR_ELEMTYPE(arr) == TIMESTAMPTZOID && ARR_NDIM(arr) <= 1 && !ARR_HASNULL(arr) &&
+			ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr)) == log->nparts)
+			log->arrivals = (const TimestampTz *) ARR_DATA_PTR(arr);
+	}
 }
 
 /* Decode a log_parts row read with PENDING_PART_COLUMNS. */
@@ -193,7 +218,7 @@ stored_part(const StoredLog *log, int i)
 	p.number = log->numbers[i];
 	p.final = (p.number == log->final_number);
 	p.pending = false;
-	p.created_at = log->aggregated_at;
+	p.created_at = log->arrivals ? log->arrivals[i] : log->aggregated_at;
 	p.data = log->content + log->starts[i];
 	p.len = end - log->starts[i];
 	return p;
@@ -287,6 +312,7 @@ buildlog_assemble(const StoredLog *log, const LogPart *seq, int n)
 	int64		total = head;
 	Datum	   *numbers = palloc(sizeof(Datum) * Max(n, 1));
 	Datum	   *starts = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *arrivals = palloc(sizeof(Datum) * Max(n, 1));
 	char	   *p;
 	int			i;
 
@@ -309,6 +335,7 @@ buildlog_assemble(const StoredLog *log, const LogPart *seq, int n)
 	{
 		numbers[i] = Int32GetDatum(seq[i].number);
 		starts[i] = Int32GetDatum((int32) (p - VARDATA(result.content)));
+		arrivals[i] = TimestampTzGetDatum(seq[i].created_at);
 		memcpy(p, seq[i].data, seq[i].len);
 		p += seq[i].len;
 		if (seq[i].final)
@@ -316,5 +343,7 @@ buildlog_assemble(const StoredLog *log, const LogPart *seq, int n)
 	}
 	result.numbers = construct_array(numbers, n, INT4OID, 4, true, TYPALIGN_INT);
 	result.starts = construct_array(starts, n, INT4OID, 4, true, TYPALIGN_INT);
+	result.arrivals = construct_array(arrivals, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL,
+									  TYPALIGN_DOUBLE);
 	return result;
 }

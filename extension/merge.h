@@ -41,6 +41,9 @@ typedef struct StoredLog
 	int			nparts;
 	const int32 *numbers;
 	const int32 *starts;
+	const TimestampTz *arrivals;	/* when each merged part arrived; NULL
+									 * when unknown (merged before 0.3.0):
+									 * aggregated_at stands in */
 	int32		final_number;	/* -1 when no final part was merged */
 	TimestampTz aggregated_at;
 } StoredLog;
@@ -51,13 +54,17 @@ typedef struct AssembledLog
 	text	   *content;
 	ArrayType  *numbers;
 	ArrayType  *starts;
+	ArrayType  *arrivals;		/* each part's arrival time */
 	int32		final_number;
 } AssembledLog;
 
-/* Columns, in this order, that buildlog_stored_log() reads. */
-#define STORED_LOG_COLUMNS \
-	"content, part_numbers, part_starts, final_number, aggregated_at, purged_at," \
-	" job_id"
+/*
+ * "select <the columns buildlog_stored_log() reads> from buildlog.logs" and
+ * then tail (e.g. " where job_id = $1"), palloc'd.  part_arrivals is read
+ * only once the schema has it: between a new library and ALTER EXTENSION
+ * UPDATE the readers keep working (arrival times then unknown).
+ */
+extern char *buildlog_stored_log_sql(const char *tail);
 /*
  * The archive facts every change of a log's content resets, so the archive
  * workers upload it again (a SET list for an UPDATE of buildlog.logs).

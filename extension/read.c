@@ -46,8 +46,7 @@ read_log(int64 job_id, int32 after, bool ranged, LogSnapshot *snap)
 	uint64		i;
 
 	buildlog_run(buildlog_plan(&stored_plan,
-							   "select " STORED_LOG_COLUMNS
-							   " from buildlog.logs where job_id = $1",
+							   stored_plan ? NULL : buildlog_stored_log_sql(" where job_id = $1"),
 							   1, types),
 				 values, NULL, true, SPI_OK_SELECT);
 	if (SPI_processed > 0)

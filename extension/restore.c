@@ -216,6 +216,8 @@ buildlog_restore_range(int64 job_id, StoredLog *log, int32 after)
 	for (int i = 0; i < n; i++)
 		starts[i] = (int32) (log->starts[first + i] - start);
 	log->numbers = log->numbers + first;
+	if (log->arrivals)
+		log->arrivals = log->arrivals + first;
 	log->starts = starts;
 	log->nparts = n;
 	log->content = buf.data;

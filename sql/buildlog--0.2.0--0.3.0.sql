@@ -6,6 +6,15 @@
 -- the HTTP service's job tokens (issue 11).
 \echo Use "ALTER EXTENSION buildlog UPDATE TO '0.3.0'" to load this file. \quit
 
+-- ------------------------------------------------ tables
+
+-- Arrival times survive aggregation: parts() and the HTTP service show when
+-- each line arrived, not when it was merged (NULL for older merges).
+alter table buildlog.logs add column part_arrivals timestamptz[];
+comment on column buildlog.logs.part_arrivals is 'When each merged part arrived (parallel to part_numbers), so readers show arrival times after aggregation; NULL for parts merged before 0.3.0.';
+comment on function buildlog.parts(bigint, int) is
+  'Parts of a job numbered above after, one per number, in order, pending or already aggregated, each with the time it arrived (kept through aggregation; the aggregation time for parts merged before 0.3.0): the live-polling read.';
+
 -- ------------------------------------------------ read
 
 create or replace function buildlog.fetch(job_id bigint) returns text

@@ -3,6 +3,9 @@
 \echo Use "ALTER EXTENSION buildlog UPDATE TO '0.2.0'" to load this file. \quit
 
 drop function buildlog.issue_token(bigint, text, interval);
+alter table buildlog.logs drop column part_arrivals;
+comment on function buildlog.parts(bigint, int) is
+  'Parts of a job numbered above after, one per number, in order, pending or already aggregated (created_at is then the aggregation time): the live-polling read.';
 drop view buildlog.http_stats;
 drop function buildlog.http_worker_stats();
 

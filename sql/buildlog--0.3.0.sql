@@ -66,7 +66,8 @@ create table buildlog.logs (
   archive_delete_since timestamptz,
   archive_delete_attempts int not null default 0,
   archive_delete_after timestamptz,
-  archive_deleted_at timestamptz
+  archive_deleted_at timestamptz,
+  part_arrivals timestamptz[]
 );
 -- Uncompressed out-of-line storage: slices of a log are read without
 -- decompressing all of it (archive streaming, range reads).
@@ -85,6 +86,7 @@ comment on column buildlog.logs.archive_delete_since is 'A removal (set_content)
 comment on column buildlog.logs.archive_delete_attempts is 'Failed attempts of the pending deletion (S3 down, object still there); the next waits longer.';
 comment on column buildlog.logs.archive_delete_after is 'The next attempt of the pending deletion is not made before this time.';
 comment on column buildlog.logs.archive_deleted_at is 'When the archive object was last proven deleted (DELETE, then HEAD 404).';
+comment on column buildlog.logs.part_arrivals is 'When each merged part arrived (parallel to part_numbers), so readers show arrival times after aggregation; NULL for parts merged before 0.3.0.';
 select pg_catalog.pg_extension_config_dump('buildlog.logs', '');
 create index logs_to_archive on buildlog.logs (updated_at)
   where content is not null and archived_at is null;
@@ -226,7 +228,7 @@ returns table (number int, content text, final boolean, created_at timestamptz)
 language c stable parallel safe
 as 'MODULE_PATHNAME', 'buildlog_parts';
 comment on function buildlog.parts(bigint, int) is
-  'Parts of a job numbered above after, one per number, in order, pending or already aggregated (created_at is then the aggregation time): the live-polling read.';
+  'Parts of a job numbered above after, one per number, in order, pending or already aggregated, each with the time it arrived (kept through aggregation; the aggregation time for parts merged before 0.3.0): the live-polling read.';
 
 -- ------------------------------------------------ aggregation and maintenance
 
