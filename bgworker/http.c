@@ -868,6 +868,7 @@ buildlog_http_main(Datum arg)
 	h.stats = &buildlog_shared->http;
 	buildlog_worker_start(&h.w, &h.stats->slot, 0, 0, 300);
 	buildlog_http_load_key(&h);
+	buildlog_http_events_init(&h);
 	while (!start_daemon(&h))
 		buildlog_worker_wait(LISTEN_RETRY_S * 1000);
 

@@ -48,10 +48,14 @@ typedef struct HttpWorker
 	struct MHD_Daemon *daemon;
 	int			epoll_fd;
 	dlist_head	streams;		/* open event streams (http_events.c) */
+	struct HTAB *watched;		/* job id -> its streams (http_events.c) */
 	char	   *token_key;		/* buildlog.http_token_key_file, NULL if unset */
 	uint64		seen_wakeups;	/* live.h's counter when last refilled */
 	TimestampTz next_heartbeat;
 } HttpWorker;
+
+/* Set up the event streams' bookkeeping (at start). */
+extern void buildlog_http_events_init(HttpWorker *h);
 
 /*
  * GET /jobs/{id}/events: start a Server-Sent Events stream of the job's

@@ -12,7 +12,7 @@
  *
  * No polling: the stream's job is marked in live.h's shared bitmap, and a
  * commit that writes it (any ingest path) sets the worker's latch; the
- * worker then reads the new parts for every watched job (one query per
+ * worker then reads the new parts of the jobs marked dirty (one query per
  * job, in a step), appends the events to each stream's buffer and resumes
  * the streams libmicrohttpd had suspended for want of data.  Heartbeat
  * comments every 15 s keep proxies (and the detection of gone clients)
@@ -29,6 +29,7 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -52,6 +53,7 @@ typedef struct NumberRange
 typedef struct EventStream
 {
 	dlist_node	node;			/* in HttpWorker.streams */
+	dlist_node	job_node;		/* in its WatchedJob's streams */
 	HttpWorker *h;
 	struct MHD_Connection *conn;
 	int64		job_id;
@@ -67,12 +69,19 @@ typedef struct EventStream
 	TimestampTz last_write;
 } EventStream;
 
-/* What a refill step reads: the watched jobs. */
-typedef struct RefillJob
+/* A job some streams watch (HttpWorker.watched). */
+typedef struct WatchedJob
 {
-	int64		job_id;
-	int32		after;			/* the lowest prefix end among its streams */
-} RefillJob;
+	int64		job_id;			/* hash key */
+	dlist_head	streams;
+} WatchedJob;
+
+/* What a refill step reads: the watched jobs written since the last one. */
+typedef struct Refill
+{
+	WatchedJob **jobs;
+	int			njobs;
+} Refill;
 
 static SPIPlanPtr parts_plan = NULL;
 static SPIPlanPtr end_plan = NULL;
@@ -374,12 +383,31 @@ read_stream(void *cls, uint64_t pos, char *buf, size_t max)
 	return (ssize_t) n;
 }
 
+void
+buildlog_http_events_init(HttpWorker *h)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(WatchedJob);
+	ctl.hcxt = h->w.loop_cxt;
+	h->watched = hash_create("buildlog http watched jobs", 256, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
 /* libmicrohttpd is done with a stream (sent, or the client went away). */
 static void
 free_stream(void *cls)
 {
 	EventStream *st = (EventStream *) cls;
+	WatchedJob *job = hash_search(st->h->watched, &st->job_id, HASH_FIND, NULL);
 
+	if (job != NULL)
+	{
+		dlist_delete(&st->job_node);
+		if (dlist_is_empty(&job->streams))
+			hash_search(st->h->watched, &st->job_id, HASH_REMOVE, NULL);
+	}
 	buildlog_live_watch(st->job_id, -1);
 	pg_atomic_fetch_sub_u64(&st->h->stats->streams, 1);
 	dlist_delete(&st->node);
@@ -465,6 +493,14 @@ buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	buildlog_live_watch(job_id, 1);
 	pg_atomic_fetch_add_u64(&h->stats->streams, 1);
 	dlist_push_tail(&h->streams, &st->node);
+	{
+		bool		found;
+		WatchedJob *job = hash_search(h->watched, &job_id, HASH_ENTER, &found);
+
+		if (!found)
+			dlist_init(&job->streams);
+		dlist_push_tail(&job->streams, &st->job_node);
+	}
 	MemoryContextSwitchTo(h->w.loop_cxt);
 	appendStringInfoString(&st->out, "retry: 1000\n\n");
 	MemoryContextSwitchTo(old);
@@ -495,75 +531,73 @@ buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	return true;
 }
 
-/* Step: new parts for every watched job, appended to its streams. */
+/* Step: new parts for each job written since the last refill, to its streams. */
 static int
 refill_step(BuildlogWorker *w, void *arg)
 {
-	HttpWorker *h = (HttpWorker *) w;
-	dlist_iter	iter;
+	Refill	   *refill = (Refill *) arg;
 
 	buildlog_worker_begin_spi("buildlog http: live parts");
-	/* one query per job: the lowest prefix end among its streams */
-	dlist_foreach(iter, &h->streams)
+	for (int i = 0; i < refill->njobs; i++)
 	{
-		EventStream *st = dlist_container(EventStream, node, iter.cur);
-		int32		after = prefix_end(st);
-		dlist_iter	other;
-		bool		first = true;
+		WatchedJob *job = refill->jobs[i];
+		int32		after = PG_INT32_MAX;
+		dlist_iter	iter;
+		MemoryContext old;
 
-		if (st->ending)
-			continue;
-		/* the first stream of its job does the job's read */
-		dlist_foreach(other, &h->streams)
+		/* one query per job: from the lowest prefix end among its streams */
+		dlist_foreach(iter, &job->streams)
 		{
-			EventStream *o = dlist_container(EventStream, node, other.cur);
+			EventStream *st = dlist_container(EventStream, job_node, iter.cur);
 
-			if (o == st)
-				break;
-			if (o->job_id == st->job_id && !o->ending)
-			{
-				first = false;
-				break;
-			}
+			if (!st->ending)
+				after = Min(after, prefix_end(st));
 		}
-		if (!first)
-			continue;
-		dlist_foreach(other, &h->streams)
+		if (after == PG_INT32_MAX)
+			continue;			/* every stream of the job is ending */
+		read_parts(job->job_id, after);
+		old = MemoryContextSwitchTo(w->loop_cxt);
+		dlist_foreach(iter, &job->streams)
 		{
-			EventStream *o = dlist_container(EventStream, node, other.cur);
+			EventStream *st = dlist_container(EventStream, job_node, iter.cur);
 
-			if (o->job_id == st->job_id && !o->ending)
-				after = Min(after, prefix_end(o));
-		}
-		read_parts(st->job_id, after);
-		{
-			MemoryContext old = MemoryContextSwitchTo(w->loop_cxt);
-
-			dlist_foreach(other, &h->streams)
-			{
-				EventStream *o = dlist_container(EventStream, node, other.cur);
-
-				if (o->job_id != st->job_id || o->ending)
-					continue;
-				append_new_parts(o);
-			}
-			MemoryContextSwitchTo(old);
+			if (!st->ending)
+				append_new_parts(st);
 		}
 		/* then the end event of a stream that became complete (a query each) */
-		dlist_foreach(other, &h->streams)
+		dlist_foreach(iter, &job->streams)
 		{
-			EventStream *o = dlist_container(EventStream, node, other.cur);
-			MemoryContext old;
+			EventStream *st = dlist_container(EventStream, job_node, iter.cur);
 
-			if (o->job_id != st->job_id || o->ending || !stream_complete(o))
-				continue;
-			old = MemoryContextSwitchTo(w->loop_cxt);
-			append_end(o);
-			MemoryContextSwitchTo(old);
+			if (!st->ending && stream_complete(st))
+				append_end(st);
 		}
+		MemoryContextSwitchTo(old);
 	}
 	buildlog_worker_commit_spi();
 	return 0;
+}
+
+/*
+ * The watched jobs written since the last refill, their dirty bits cleared
+ * before they are read (a commit after the clear marks them again).
+ */
+static Refill
+dirty_jobs(HttpWorker *h)
+{
+	Refill		refill = {NULL, 0};
+	HASH_SEQ_STATUS seq;
+	WatchedJob *job;
+
+	refill.jobs = palloc(sizeof(WatchedJob *) * Max(hash_get_num_entries(h->watched), 1));
+	hash_seq_init(&seq, h->watched);
+	while ((job = hash_seq_search(&seq)) != NULL)
+		if (buildlog_live_dirty(job->job_id))
+			refill.jobs[refill.njobs++] = job;
+	/* clear only after collecting: jobs sharing a bit are all read */
+	for (int i = 0; i < refill.njobs; i++)
+		buildlog_live_clear(refill.jobs[i]->job_id);
+	return refill;
 }
 
 void
@@ -580,10 +614,19 @@ buildlog_http_events_refill(HttpWorker *h)
 	}
 	if (wakeups != h->seen_wakeups)
 	{
+		Refill		refill = dirty_jobs(h);
+
 		h->seen_wakeups = wakeups;
-		if (buildlog_worker_run_step(&h->w, "reading live parts", refill_step, NULL) ==
+		if (refill.njobs > 0 &&
+			buildlog_worker_run_step(&h->w, "reading live parts", refill_step, &refill) ==
 			WORKER_STEP_ERROR)
+		{
+			/* nothing of it is lost: mark them again, retry at the next turn */
 			buildlog_worker_problem(&h->w, WARNING, h->w.error);
+			for (int i = 0; i < refill.njobs; i++)
+				buildlog_live_mark(refill.jobs[i]->job_id);
+			h->seen_wakeups = wakeups - 1;
+		}
 	}
 	dlist_foreach(iter, &h->streams)
 	{

@@ -32,7 +32,6 @@
 #include "token.h"
 #include "utf8.h"
 #include "wire.h"
-#include "wire_base64.h"
 
 /* One upload being read (in the worker's loop context). */
 typedef struct Upload
@@ -270,7 +269,7 @@ static SPIPlanPtr log_part_plan = NULL;
  * transaction; false with the refusal in r.
  */
 static bool
-read_log_part(Upload *u, HttpResponse *r, text **content, bool *final, int *replaced)
+read_log_part(Upload *u, HttpResponse *r, ParsedPart *part)
 {
 	Oid			types[1] = {BYTEAOID};
 	bytea	   *body = palloc(VARHDRSZ + u->body.len);
@@ -283,8 +282,7 @@ read_log_part(Upload *u, HttpResponse *r, text **content, bool *final, int *repl
 	char	   *final_kind;
 	char	   *raw;
 	size_t		len;
-	Utf8Cleaned clean;
-	char		reason[PART_REASON_LEN];
+	char	   *buf;
 	MemoryContext old;
 
 	SET_VARSIZE(body, VARHDRSZ + u->body.len);
@@ -306,7 +304,8 @@ read_log_part(Upload *u, HttpResponse *r, text **content, bool *final, int *repl
 	raw = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
 	final_kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
 	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7, &isnull);
-	*final = !isnull && strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7), "true") == 0;
+	memset(part, 0, sizeof(*part));
+	part->final = !isnull && strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7), "true") == 0;
 	MemoryContextSwitchTo(old);
 	SPI_finish();
 	if (kind == NULL || strcmp(kind, "object") != 0)
@@ -323,27 +322,52 @@ read_log_part(Upload *u, HttpResponse *r, text **content, bool *final, int *repl
 							  psprintf("Unknown \"encoding\" \"%s\": base64 or utf-8.", encoding));
 	else
 	{
+		/* the drain's decoding, limit and cleaning, with their reasons */
 		len = strlen(raw);
-		if (encoding != NULL && strcmp(encoding, "base64") == 0 &&
-			!buildlog_base64_decode(raw, len, raw, &len, reason, sizeof(reason)))
-		{
-			buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
-								  psprintf("\"content\" is not valid base64: %s.", reason));
-			return false;
-		}
-		if (len > (size_t) buildlog_max_part_bytes)
-		{
-			buildlog_http_problem(r, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large",
-								  psprintf("The part has %zu bytes; buildlog.max_part_bytes is %d.",
-										   len, buildlog_max_part_bytes));
-			return false;
-		}
-		clean = buildlog_utf8_clean(raw, len);
-		*replaced = clean.replaced;
-		*content = cstring_to_text_with_len(clean.data, (int) clean.len);
-		return true;
+		buf = palloc(VARHDRSZ + len + 1);
+		memcpy(buf + VARHDRSZ, raw, len);
+		buildlog_part_content(part, "content", buf, len,
+							  encoding != NULL && strcmp(encoding, "base64") == 0,
+							  buildlog_max_part_bytes);
+		if (part->ok)
+			return true;
+		buildlog_http_problem(r, part->too_large ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST,
+							  part->too_large ? "Content Too Large" : "Bad Request", part->reason);
 	}
 	return false;
+}
+
+/*
+ * In the step's transaction: refuse a write token once the job's final part
+ * is stored, else write the n parts through the one ingest path, commit,
+ * and answer with what was stored.
+ */
+static void
+write_and_answer(Upload *u, HttpResponse *r, Datum *jobs, Datum *numbers, Datum *contents,
+				 Datum *finals, int n, int64 replaced)
+{
+	IngestResult result;
+	StringInfoData answer;
+	MemoryContext old;
+
+	if (u->scope == TOKEN_WRITE && final_stored(u->job_id))
+	{
+		buildlog_worker_commit();
+		buildlog_http_problem(r, MHD_HTTP_FORBIDDEN, "Forbidden",
+							  "The job's final part is stored: its write tokens are no longer valid.");
+		return;
+	}
+	result = buildlog_ingest(construct_array(jobs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE),
+							 construct_array(numbers, n, INT4OID, 4, true, TYPALIGN_INT),
+							 construct_array(contents, n, TEXTOID, -1, false, TYPALIGN_INT),
+							 construct_array(finals, n, BOOLOID, 1, true, TYPALIGN_CHAR));
+	buildlog_worker_commit();
+	old = MemoryContextSwitchTo(r->cxt);
+	initStringInfo(&answer);
+	appendStringInfo(&answer, "{\"parts\":" INT64_FORMAT ",\"bytes\":" INT64_FORMAT ",\"replaced\":" INT64_FORMAT "}\n",
+					 result.parts, result.bytes, replaced);
+	MemoryContextSwitchTo(old);
+	buildlog_http_set_body(r, MHD_HTTP_OK, "application/json", answer.data, answer.len);
 }
 
 /* Step: PUT /jobs/{id}/parts/{number}: one part, written after the checks. */
@@ -352,46 +376,21 @@ put_part_step(BuildlogWorker *w, void *arg)
 {
 	IngestRequest *req = (IngestRequest *) arg;
 	Upload	   *u = req->u;
-	HttpResponse *r = req->r;
-	text	   *content = NULL;
-	bool		final = false;
-	int			replaced = 0;
+	ParsedPart	part;
 	Datum		job = Int64GetDatum(u->job_id);
 	Datum		number = Int32GetDatum(u->number);
-	Datum		fin;
-	Datum		con;
-	IngestResult result;
-	StringInfoData answer;
+	Datum		final;
+	Datum		content;
 
 	buildlog_worker_begin("buildlog http: PUT /jobs/{id}/parts/{number}");
-	if (!read_log_part(u, r, &content, &final, &replaced))
+	if (!read_log_part(u, req->r, &part))
 	{
 		buildlog_worker_commit();
 		return 0;
 	}
-	if (u->scope == TOKEN_WRITE && final_stored(u->job_id))
-	{
-		buildlog_worker_commit();
-		buildlog_http_problem(r, MHD_HTTP_FORBIDDEN, "Forbidden",
-							  "The job's final part is stored: its write tokens are no longer valid.");
-		return 0;
-	}
-	fin = BoolGetDatum(final);
-	con = PointerGetDatum(content);
-	result = buildlog_ingest(construct_array(&job, 1, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE),
-							 construct_array(&number, 1, INT4OID, 4, true, TYPALIGN_INT),
-							 construct_array(&con, 1, TEXTOID, -1, false, TYPALIGN_INT),
-							 construct_array(&fin, 1, BOOLOID, 1, true, TYPALIGN_CHAR));
-	buildlog_worker_commit();
-	{
-		MemoryContext old = MemoryContextSwitchTo(r->cxt);
-
-		initStringInfo(&answer);
-		appendStringInfo(&answer, "{\"parts\":" INT64_FORMAT ",\"bytes\":" INT64_FORMAT ",\"replaced\":%d}\n",
-						 result.parts, result.bytes, replaced);
-		MemoryContextSwitchTo(old);
-	}
-	buildlog_http_set_body(r, MHD_HTTP_OK, "application/json", answer.data, answer.len);
+	final = BoolGetDatum(part.final);
+	content = PointerGetDatum(part.content);
+	write_and_answer(u, req->r, &job, &number, &content, &final, 1, part.replaced);
 	return 0;
 }
 
@@ -468,8 +467,6 @@ ingest_step(BuildlogWorker *w, void *arg)
 	Datum	   *contents = palloc(sizeof(Datum) * cap);
 	Datum	   *finals = palloc(sizeof(Datum) * cap);
 	int64		replaced = 0;
-	IngestResult result;
-	StringInfoData answer;
 
 	while (p < end)
 	{
@@ -520,27 +517,7 @@ ingest_step(BuildlogWorker *w, void *arg)
 		return 0;
 	}
 	buildlog_worker_begin("buildlog http: POST /jobs/{id}/parts");
-	if (u->scope == TOKEN_WRITE && final_stored(u->job_id))
-	{
-		buildlog_worker_commit();
-		buildlog_http_problem(r, MHD_HTTP_FORBIDDEN, "Forbidden",
-							  "The job's final part is stored: its write tokens are no longer valid.");
-		return 0;
-	}
-	result = buildlog_ingest(construct_array(jobs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE),
-							 construct_array(numbers, n, INT4OID, 4, true, TYPALIGN_INT),
-							 construct_array(contents, n, TEXTOID, -1, false, TYPALIGN_INT),
-							 construct_array(finals, n, BOOLOID, 1, true, TYPALIGN_CHAR));
-	buildlog_worker_commit();
-	{
-		MemoryContext old = MemoryContextSwitchTo(r->cxt);
-
-		initStringInfo(&answer);
-		appendStringInfo(&answer, "{\"parts\":" INT64_FORMAT ",\"bytes\":" INT64_FORMAT ",\"replaced\":" INT64_FORMAT "}\n",
-						 result.parts, result.bytes, replaced);
-		MemoryContextSwitchTo(old);
-	}
-	buildlog_http_set_body(r, MHD_HTTP_OK, "application/json", answer.data, answer.len);
+	write_and_answer(u, r, jobs, numbers, contents, finals, n, replaced);
 	return 0;
 }
 

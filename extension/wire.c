@@ -60,6 +60,7 @@ set_content(ParsedPart *out, char *buf, size_t len, int max_part_bytes)
 	if (c.len > (size_t) max_part_bytes)
 	{
 		reject(out, REASON_SIZE, c.len, max_part_bytes);
+		out->too_large = true;
 		return;
 	}
 	out->replaced += c.replaced;
@@ -74,13 +75,9 @@ set_content(ParsedPart *out, char *buf, size_t len, int max_part_bytes)
 	out->ok = true;
 }
 
-/*
- * The last steps of both parsers: decode base64 (in place) or check the
- * size, then clean.  buf holds the unescaped "log" at VARHDRSZ.
- */
-static void
-finish_content(ParsedPart *out, char *buf, size_t len, bool base64,
-			   int max_part_bytes)
+void
+buildlog_part_content(ParsedPart *out, const char *field, char *buf, size_t len,
+					  bool base64, int max_part_bytes)
 {
 	if (base64)
 	{
@@ -89,13 +86,14 @@ finish_content(ParsedPart *out, char *buf, size_t len, bool base64,
 		if (!buildlog_base64_decode(buf + VARHDRSZ, len, buf + VARHDRSZ, &len,
 									why, sizeof(why)))
 		{
-			reject(out, "\"log\" is not valid base64: %s", why);
+			reject(out, "\"%s\" is not valid base64: %s", field, why);
 			return;
 		}
 	}
 	if (len > (size_t) max_part_bytes)
 	{
 		reject(out, REASON_SIZE, len, max_part_bytes);
+		out->too_large = true;
 		return;
 	}
 	set_content(out, buf, len, max_part_bytes);
@@ -128,7 +126,7 @@ finish_scanned(ScannedMessage *m, ParsedPart *out, int max_part_bytes)
 		buf = palloc(VARHDRSZ + 1);
 		m->loglen = 0;
 	}
-	finish_content(out, buf, m->loglen, m->base64, max_part_bytes);
+	buildlog_part_content(out, "log", buf, m->loglen, m->base64, max_part_bytes);
 }
 
 /* Does the raw string value v unescape to exactly word? */
@@ -222,7 +220,7 @@ read_log(const WireMessage *m, ParsedPart *out, int max_part_bytes)
 	if (log->kind == WK_STRING)
 		len = buildlog_wire_unescape(log->start, log->len, buf + VARHDRSZ, &lone);
 	out->replaced = lone;
-	finish_content(out, buf, len, encoding->kind == WK_STRING, max_part_bytes);
+	buildlog_part_content(out, "log", buf, len, encoding->kind == WK_STRING, max_part_bytes);
 }
 
 /* The reference path: check the whole body, then the fields in order. */

@@ -22,6 +22,7 @@ typedef struct ParsedPart
 								 * (invalid UTF-8, NUL, lone surrogates); 0
 								 * when rejected (nothing is stored as text) */
 	char		reason[PART_REASON_LEN];	/* when !ok */
+	bool		too_large;		/* rejected for buildlog.max_part_bytes */
 } ParsedPart;
 
 /*
@@ -33,5 +34,15 @@ typedef struct ParsedPart
 extern void buildlog_parse_part(const char *body, size_t len,
 								int max_part_bytes, bool reference_only,
 								ParsedPart *out);
+
+/*
+ * The last steps of every parser of a part's content: decode base64 (in
+ * place) or not, check the size, clean the UTF-8.  buf holds the content
+ * (unescaped) at VARHDRSZ, len bytes, with room to keep it; field names it
+ * in the reasons.  Fills out->content / replaced, or out->ok = false with
+ * the reason.
+ */
+extern void buildlog_part_content(ParsedPart *out, const char *field, char *buf,
+								  size_t len, bool base64, int max_part_bytes);
 
 #endif							/* BUILDLOG_WIRE_H */
