@@ -593,7 +593,8 @@ static void
 route(HttpWorker *h, HttpRequest *req)
 {
 	HttpResponse *r = req->out;
-	const char *rest;
+	const char *rest = "";
+	bool		job = parse_job_path(req->url, &req->job_id, &rest);
 	bool		get = strcmp(req->method, MHD_HTTP_METHOD_GET) == 0 ||
 		strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0;
 	WorkerStep step = NULL;
@@ -610,21 +611,21 @@ route(HttpWorker *h, HttpRequest *req)
 		rest = "metrics";
 		step = get_metrics;
 	}
-	else if (parse_job_path(req->url, &req->job_id, &rest) && strcmp(rest, "parts") == 0 &&
+	else if (job && strcmp(rest, "parts") == 0 &&
 			 strcmp(req->method, MHD_HTTP_METHOD_POST) == 0)
 	{
 		if (buildlog_http_ingest_begin(h, req->conn, req->job_id, HTTP_UPLOAD_BATCH, r, req->state))
 			req->reading = true;	/* read the body first */
 		return;
 	}
-	else if (parse_job_path(req->url, &req->job_id, &rest) && strcmp(rest, "log") == 0 &&
+	else if (job && strcmp(rest, "log") == 0 &&
 			 strcmp(req->method, MHD_HTTP_METHOD_PUT) == 0)
 	{
 		if (buildlog_http_ingest_begin(h, req->conn, req->job_id, HTTP_UPLOAD_LOG, r, req->state))
 			req->reading = true;
 		return;
 	}
-	else if (parse_job_path(req->url, &req->job_id, &rest) && strncmp(rest, "parts/", 6) == 0)
+	else if (job && strncmp(rest, "parts/", 6) == 0)
 	{
 		int32		number = parse_part_number(rest + 6);
 
@@ -641,10 +642,10 @@ route(HttpWorker *h, HttpRequest *req)
 			req->reading = true;
 		return;
 	}
-	else if (parse_job_path(req->url, &req->job_id, &rest) &&
+	else if (job &&
 			 (strcmp(rest, "log") == 0 || strcmp(rest, "parts") == 0))
 		step = strcmp(rest, "log") == 0 ? get_log : get_parts;
-	else if (parse_job_path(req->url, &req->job_id, &rest) && strcmp(rest, "events") == 0)
+	else if (job && strcmp(rest, "events") == 0)
 	{
 		unsigned int status;
 		const char *error = NULL;
