@@ -8,7 +8,10 @@
  * descriptor, then lets MHD_run() process what is ready.  Request handlers
  * therefore run on the worker's one thread, and every PostgreSQL call they
  * make is a step on the worker skeleton (its own transaction; an ERROR
- * becomes a 500 problem, never a longjmp through libmicrohttpd).
+ * becomes a 500 problem, never a longjmp through libmicrohttpd).  Reads of
+ * logs and parts, which can be slow (a big log, a purged one fetched from
+ * S3), go to the reader processes instead (http_reader.c), so they never
+ * hold up the event streams and the other requests.
  *
  * Endpoints:
  *	GET /healthz						"ok"
@@ -70,11 +73,6 @@ typedef struct HttpRequest
 	bool		reading;		/* an upload: read its body before answering */
 } HttpRequest;
 
-static void answer_log(HttpResponse *r, bool known, bool removed, bool complete,
-					   text *log, int64 start, const char *deansi, const char *inm);
-
-static SPIPlanPtr log_plan = NULL;
-static SPIPlanPtr parts_plan = NULL;
 
 /*
  * libmicrohttpd's own messages, kept by its logger callback (which must not
@@ -93,8 +91,10 @@ buildlog_http_enabled(void)
 void
 buildlog_http_register(void)
 {
-	if (buildlog_http_enabled())
-		buildlog_worker_register("http", "buildlog_http_main", 0, false);
+	if (!buildlog_http_enabled())
+		return;
+	buildlog_worker_register("http", "buildlog_http_main", 0, false);
+	buildlog_http_readers_register();
 }
 
 /* libmicrohttpd's logger: keep the message for the worker's loop. */
@@ -105,12 +105,19 @@ mhd_logger(void *cls, const char *fmt, va_list ap)
 	mhd_log_pending = true;
 }
 
-/* A request is over: free an upload's state (a libmicrohttpd callback). */
+/*
+ * A request is over: free an upload's state, or leave a read the client
+ * gave up on to be freed once its reader is done (a libmicrohttpd callback).
+ */
 static void
 request_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
 				  enum MHD_RequestTerminationCode toe)
 {
-	if (*con_cls != NULL)
+	HttpWorker *h = (HttpWorker *) cls;
+
+	if (*con_cls != NULL && buildlog_http_read_pending(h, *con_cls))
+		buildlog_http_read_abandon(h, *con_cls);
+	else if (*con_cls != NULL)
 		buildlog_http_ingest_free(*con_cls);
 	*con_cls = NULL;
 }
@@ -207,240 +214,14 @@ parse_part_number(const char *p)
 	return *p == '\0' ? (int32) n : -1;
 }
 
-/* The byte offset N of "Range: bytes=N-"; -1 without one (or another form). */
-static int64
-range_start(struct MHD_Connection *conn)
-{
-	const char *range = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-													MHD_HTTP_HEADER_RANGE);
-	const char *p;
-	int64		n = 0;
-
-	if (range == NULL || strncmp(range, "bytes=", 6) != 0)
-		return -1;
-	p = range + 6;
-	if (!isdigit((unsigned char) *p))
-		return -1;
-	for (; isdigit((unsigned char) *p); p++)
-	{
-		if (n > (PG_INT64_MAX - (*p - '0')) / 10)
-			return -1;
-		n = n * 10 + (*p - '0');
-	}
-	return *p == '-' && p[1] == '\0' ? n : -1;
-}
-
-/* Is the extension there?  Reads need its functions. */
-static bool
-extension_missing(HttpResponse *r)
+bool
+buildlog_http_extension_missing(HttpResponse *r)
 {
 	if (OidIsValid(get_extension_oid("buildlog", true)))
 		return false;
 	buildlog_http_problem(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable",
 			"The extension buildlog is not installed in the worker's database.");
 	return true;
-}
-
-/*
- * Step: GET /jobs/{id}/log.  The log from fetch() (pending parts, content
- * or the S3 archive), whether the final part is stored, and whether the
- * log was removed; then the bytes asked for.
- */
-static int
-get_log(BuildlogWorker *w, void *arg)
-{
-	HttpRequest *req = (HttpRequest *) arg;
-	HttpResponse *r = req->out;
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(req->job_id)};
-	bool		isnull;
-	bool		known;
-	bool		complete;
-	bool		removed;
-	text	   *log = NULL;
-	MemoryContext old;
-	int64		start = range_start(req->conn);
-	const char *deansi = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "deansi");
-	const char *inm = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-												  MHD_HTTP_HEADER_IF_NONE_MATCH);
-
-	buildlog_worker_begin_spi("buildlog http: GET /jobs/{id}/log");
-	if (extension_missing(r))
-	{
-		buildlog_worker_commit_spi();
-		return 0;
-	}
-	buildlog_run(buildlog_plan(&log_plan,
-							   "select l.job_id is not null, buildlog.fetch($1),"
-							   " coalesce(l.final_number is not null, false)"
-							   " or exists (select 1 from buildlog.log_parts p"
-							   "             where p.job_id = $1 and p.final),"
-							   " l.removed_at is not null and l.content is null"
-							   " from (select 1) one"
-							   " left join buildlog.logs l on l.job_id = $1",
-							   1, types),
-				 values, NULL, true, SPI_OK_SELECT);
-	known = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	{
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-
-		if (!isnull)
-		{
-			MemoryContext old = MemoryContextSwitchTo(w->step_cxt);
-
-			log = DatumGetTextPCopy(d);
-			MemoryContextSwitchTo(old);
-		}
-	}
-	complete = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	removed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull)) &&
-		!isnull;
-	/* the rest inside the transaction too: pg_md5_hash needs a resource owner */
-	old = MemoryContextSwitchTo(w->step_cxt);
-	answer_log(r, known, removed, complete, log, start, deansi, inm);
-	MemoryContextSwitchTo(old);
-	buildlog_worker_commit_spi();
-	return 0;
-}
-
-/* The answer to GET /jobs/{id}/log from what the step read. */
-static void
-answer_log(HttpResponse *r, bool known, bool removed, bool complete, text *log,
-		   int64 start, const char *deansi, const char *inm)
-{
-	char	   *bytes;
-	size_t		size;
-	char		md5[MD5_DIGEST_LENGTH * 2 + 1];
-	char		etag[MD5_DIGEST_LENGTH * 2 + 3];
-	char		number[32];
-	const char *errstr = NULL;
-
-	if (!known)
-	{
-		buildlog_http_problem(r, MHD_HTTP_NOT_FOUND, "Not Found", "No log is known for this job.");
-		return;
-	}
-	if (removed && log == NULL)
-	{
-		buildlog_http_problem(r, MHD_HTTP_GONE, "Gone", "The log of this job was removed.");
-		return;
-	}
-	bytes = log ? VARDATA_ANY(log) : "";
-	size = log ? VARSIZE_ANY_EXHDR(log) : 0;
-	if (deansi != NULL && strcmp(deansi, "1") == 0)
-	{
-		char	   *plain = MemoryContextAlloc(r->cxt, Max(size, 1));
-
-		size = buildlog_strip_ansi(bytes, size, plain);
-		bytes = plain;
-	}
-	if (!pg_md5_hash(bytes, size, md5, &errstr))
-		ereport(ERROR, (errmsg("could not compute the ETag: %s", errstr)));
-	snprintf(etag, sizeof(etag), "\"%s\"", md5);
-	snprintf(number, sizeof(number), "%zu", size);
-
-	buildlog_http_add_header(r, "ETag", etag);
-	buildlog_http_add_header(r, "X-Log-Size", number);
-	buildlog_http_add_header(r, "X-Log-Complete", complete ? "true" : "false");
-	buildlog_http_add_header(r, "Accept-Ranges", "bytes");
-	if (inm != NULL && strcmp(inm, etag) == 0)
-	{
-		buildlog_http_set_body(r, MHD_HTTP_NOT_MODIFIED, NULL, NULL, 0);
-		return;
-	}
-	if (start < 0)
-	{
-		buildlog_http_set_body(r, MHD_HTTP_OK, "text/plain; charset=utf-8", bytes, size);
-		return;
-	}
-	if ((uint64) start >= size)
-	{
-		char		range[64];
-
-		snprintf(range, sizeof(range), "bytes */%zu", size);
-		buildlog_http_add_header(r, "Content-Range", range);
-		buildlog_http_problem(r, MHD_HTTP_RANGE_NOT_SATISFIABLE, "Range Not Satisfiable",
-				psprintf("The log has %zu bytes so far; ask again from an offset below that.", size));
-		return;
-	}
-	{
-		char		range[96];
-
-		snprintf(range, sizeof(range), "bytes " INT64_FORMAT "-%zu/%zu", start, size - 1, size);
-		buildlog_http_add_header(r, "Content-Range", range);
-	}
-	buildlog_http_set_body(r, MHD_HTTP_PARTIAL_CONTENT, "text/plain; charset=utf-8",
-			 bytes + start, size - (size_t) start);
-}
-
-/*
- * Step: GET /jobs/{id}/parts?after=N.  The parts numbered above N, one per
- * number, in order (parts(job, after)), as JSON.
- */
-static int
-get_parts(BuildlogWorker *w, void *arg)
-{
-	HttpRequest *req = (HttpRequest *) arg;
-	HttpResponse *r = req->out;
-	const char *after_arg = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "after");
-	Oid			types[2] = {INT8OID, INT4OID};
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
-	int32		after = -1;
-	bool		isnull;
-	Datum		d;
-
-	if (after_arg != NULL)
-	{
-		char	   *end;
-		long		v;
-
-		errno = 0;
-		v = strtol(after_arg, &end, 10);
-		if (errno != 0 || end == after_arg || *end != '\0' || v < -1 || v > PG_INT32_MAX)
-		{
-			buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
-					"after must be a part number (an integer from -1 to 2147483647).");
-			return 0;
-		}
-		after = (int32) v;
-	}
-	buildlog_worker_begin_spi("buildlog http: GET /jobs/{id}/parts");
-	if (extension_missing(r))
-	{
-		buildlog_worker_commit_spi();
-		return 0;
-	}
-	values[0] = Int64GetDatum(req->job_id);
-	values[1] = Int32GetDatum(after);
-	buildlog_run(buildlog_plan(&parts_plan,
-							   "select (select true from buildlog.logs where job_id = $1),"
-							   " pg_catalog.json_build_object('job_id', $1, 'log_parts',"
-							   "  coalesce(pg_catalog.json_agg(pg_catalog.json_build_object("
-							   "   'number', p.number, 'content', p.content, 'final', p.final,"
-							   "   'created_at', p.created_at) order by p.number), '[]'))::text"
-							   " from buildlog.parts($1, $2) p",
-							   2, types),
-				 values, nulls, true, SPI_OK_SELECT);
-	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (isnull)
-	{
-		buildlog_worker_commit_spi();
-		MemoryContextSwitchTo(w->step_cxt);
-		buildlog_http_problem(r, MHD_HTTP_NOT_FOUND, "Not Found", "No log is known for this job.");
-		return 0;
-	}
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-	{
-		MemoryContext old = MemoryContextSwitchTo(w->step_cxt);
-		char	   *json = TextDatumGetCString(d);
-
-		buildlog_http_set_body(r, MHD_HTTP_OK, "application/json", json, strlen(json));
-		MemoryContextSwitchTo(old);
-	}
-	buildlog_worker_commit_spi();
-	MemoryContextSwitchTo(w->step_cxt);
-	return 0;
 }
 
 /* The metrics the SQL of GET /metrics produces: name, type, help. */
@@ -519,7 +300,7 @@ get_metrics(BuildlogWorker *w, void *arg)
 	MemoryContext old;
 
 	buildlog_worker_begin_spi("buildlog http: GET /metrics");
-	if (extension_missing(r))
+	if (buildlog_http_extension_missing(r))
 	{
 		buildlog_worker_commit_spi();
 		return 0;
@@ -588,6 +369,37 @@ get_metrics(BuildlogWorker *w, void *arg)
 	return 0;
 }
 
+/*
+ * GET /jobs/{id}/log or /parts: handed to a reader (the connection waits,
+ * suspended), or read here when no reader runs (buildlog.http_readers = 0).
+ */
+static void
+serve_read(HttpWorker *h, HttpRequest *req, HttpReadKind kind)
+{
+	HttpResponse *r = req->out;
+	HttpReadArgs args;
+	HttpReadCall call = {&args, r};
+	char		what[64];
+
+	if (!buildlog_http_read_args(req->conn, kind, req->job_id, &args, r))
+		return;
+	if (buildlog_http_read_handoff(h, req->conn, &args, req->state, r))
+	{
+		req->queued = true;
+		return;
+	}
+	if (r->status != 0)
+		return;					/* every read slot taken: 503 */
+	snprintf(what, sizeof(what), "%s /jobs/" INT64_FORMAT "/%s", req->method, req->job_id,
+			 kind == HTTP_READ_LOG ? "log" : "parts");
+	if (buildlog_worker_run_step(&h->w, what, buildlog_http_read_step, &call) == WORKER_STEP_ERROR)
+	{
+		buildlog_worker_problem(&h->w, WARNING, h->w.error);
+		r->nheaders = 0;
+		buildlog_http_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error", h->w.error_message);
+	}
+}
+
 /* Route a request to its handler; fills req->out (status 0: queued already). */
 static void
 route(HttpWorker *h, HttpRequest *req)
@@ -598,6 +410,7 @@ route(HttpWorker *h, HttpRequest *req)
 	bool		get = strcmp(req->method, MHD_HTTP_METHOD_GET) == 0 ||
 		strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0;
 	WorkerStep step = NULL;
+	HttpReadKind read = 0;
 	char		what[64];
 
 	if (strcmp(req->url, "/healthz") == 0)
@@ -644,7 +457,7 @@ route(HttpWorker *h, HttpRequest *req)
 	}
 	else if (job &&
 			 (strcmp(rest, "log") == 0 || strcmp(rest, "parts") == 0))
-		step = strcmp(rest, "log") == 0 ? get_log : get_parts;
+		read = strcmp(rest, "log") == 0 ? HTTP_READ_LOG : HTTP_READ_PARTS;
 	else if (job && strcmp(rest, "events") == 0)
 	{
 		unsigned int status;
@@ -687,19 +500,18 @@ route(HttpWorker *h, HttpRequest *req)
 				psprintf("%s is not allowed here.", req->method));
 		return;
 	}
-	if (step == NULL)
-		return;
-	if (buildlog_http_read_tokens && step != get_metrics)
+	if (read != 0)
 	{
 		TokenScope	scope;
 
-		if (!buildlog_http_authorize(h, req->conn, req->job_id, TOKEN_READ, r, &scope))
-			return;
+		if (!buildlog_http_read_tokens ||
+			buildlog_http_authorize(h, req->conn, req->job_id, TOKEN_READ, r, &scope))
+			serve_read(h, req, read);
+		return;
 	}
-	if (step == get_metrics)
-		snprintf(what, sizeof(what), "%s /metrics", req->method);
-	else
-		snprintf(what, sizeof(what), "%s /jobs/" INT64_FORMAT "/%s", req->method, req->job_id, rest);
+	if (step == NULL)
+		return;
+	snprintf(what, sizeof(what), "%s /metrics", req->method);
 	if (buildlog_worker_run_step(&h->w, what, step, req) == WORKER_STEP_ERROR)
 	{
 		buildlog_worker_problem(&h->w, WARNING, h->w.error);
@@ -708,12 +520,30 @@ route(HttpWorker *h, HttpRequest *req)
 	}
 }
 
-/* Hand a built response to libmicrohttpd and count it. */
-static enum MHD_Result
-send_response(HttpWorker *h, struct MHD_Connection *conn, HttpResponse *r)
+int
+buildlog_http_queue(HttpWorker *h, struct MHD_Connection *conn, struct MHD_Response *resp,
+					unsigned int status, uint64 len)
+{
+	enum MHD_Result ret;
+
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	ret = MHD_queue_response(conn, status, resp);
+	if (status < 400)
+		pg_atomic_fetch_add_u64(&h->stats->responses_2xx, 1);
+	else if (status < 500)
+		pg_atomic_fetch_add_u64(&h->stats->responses_4xx, 1);
+	else
+		pg_atomic_fetch_add_u64(&h->stats->responses_5xx, 1);
+	pg_atomic_fetch_add_u64(&h->stats->bytes_sent, len);
+	return ret;
+}
+
+int
+buildlog_http_send(HttpWorker *h, struct MHD_Connection *conn, HttpResponse *r)
 {
 	struct MHD_Response *resp;
-	enum MHD_Result ret;
+	int			ret;
 
 	resp = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_COPY);
 	if (resp == NULL)
@@ -722,17 +552,8 @@ send_response(HttpWorker *h, struct MHD_Connection *conn, HttpResponse *r)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
 	for (int i = 0; i < r->nheaders; i++)
 		MHD_add_response_header(resp, r->headers[i][0], r->headers[i][1]);
-	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-	ret = MHD_queue_response(conn, r->status, resp);
+	ret = buildlog_http_queue(h, conn, resp, r->status, r->len);
 	MHD_destroy_response(resp);
-	if (r->status < 400)
-		pg_atomic_fetch_add_u64(&h->stats->responses_2xx, 1);
-	else if (r->status < 500)
-		pg_atomic_fetch_add_u64(&h->stats->responses_4xx, 1);
-	else
-		pg_atomic_fetch_add_u64(&h->stats->responses_5xx, 1);
-	pg_atomic_fetch_add_u64(&h->stats->bytes_sent, r->len);
 	return ret;
 }
 
@@ -752,6 +573,8 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 	memset(&out, 0, sizeof(out));
 	memset(&req, 0, sizeof(req));
 	out.cxt = h->w.step_cxt;
+	if (*con_cls != NULL && buildlog_http_read_pending(h, *con_cls))
+		return (enum MHD_Result) buildlog_http_read_answer(h, conn, con_cls);
 	if (*con_cls != NULL)
 	{
 		/* an upload's body, slice by slice, then the answer */
@@ -761,11 +584,11 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 													   *upload_data_size, &out);
 
 			*upload_data_size = 0;
-			return ok ? MHD_YES : send_response(h, conn, &out);
+			return ok ? MHD_YES : (enum MHD_Result) buildlog_http_send(h, conn, &out);
 		}
 		buildlog_http_ingest_finish(h, *con_cls, &out);
 		/* refused mid-body: that answer is queued already */
-		return out.status == 0 ? MHD_YES : send_response(h, conn, &out);
+		return out.status == 0 ? MHD_YES : (enum MHD_Result) buildlog_http_send(h, conn, &out);
 	}
 	req.conn = conn;
 	req.method = method;
@@ -779,7 +602,7 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 	if (out.status == 0)
 		buildlog_http_problem(&out, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
 				"The request produced no response.");
-	return send_response(h, conn, &out);
+	return (enum MHD_Result) buildlog_http_send(h, conn, &out);
 }
 
 /* The listen address of buildlog.http_listen (checked by its hook). */
@@ -819,7 +642,7 @@ start_daemon(HttpWorker *h)
 								 MHD_OPTION_CONNECTION_TIMEOUT,
 								 (unsigned int) buildlog_http_timeout_s,
 								 MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h->stats,
-								 MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
+								 MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
 								 MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
 								 MHD_OPTION_END);
 	if (h->daemon == NULL)
@@ -870,6 +693,7 @@ buildlog_http_main(Datum arg)
 	buildlog_worker_start(&h.w, &h.stats->slot, 0, 0, 300);
 	buildlog_http_load_key(&h);
 	buildlog_http_events_init(&h);
+	buildlog_http_reads_reset(&h);
 	while (!start_daemon(&h))
 		buildlog_worker_wait(LISTEN_RETRY_S * 1000);
 
@@ -883,6 +707,7 @@ buildlog_http_main(Datum arg)
 		MemoryContextSwitchTo(h.w.step_cxt);
 		/* new parts for the event streams first: it resumes those that wait */
 		buildlog_http_events_refill(&h);
+		buildlog_http_reads_collect(&h);
 		MHD_run(h.daemon);
 		MemoryContextSwitchTo(h.w.loop_cxt);
 		if (mhd_log_pending)

@@ -16,6 +16,7 @@
 
 struct MHD_Daemon;
 struct MHD_Connection;
+struct MHD_Response;
 
 /* A response being built (in the step context), sent after the step. */
 typedef struct HttpResponse
@@ -40,6 +41,18 @@ extern void buildlog_http_set_body(HttpResponse *r, unsigned int status, const c
 extern void buildlog_http_problem(HttpResponse *r, unsigned int status, const char *title,
 								  const char *detail);
 
+/*
+ * A read handed to a reader (http_reader.c): its connection, suspended
+ * until the answer is there; libmicrohttpd's per-request pointer points
+ * here, one per shared read slot.
+ */
+typedef struct HttpPendingRead
+{
+	struct MHD_Connection *conn;	/* NULL: the slot is not ours */
+	uint64		seq;
+	bool		resumed;		/* the answer is there: resumed to send it */
+} HttpPendingRead;
+
 /* What the HTTP worker keeps (http.c), shared with its event streams. */
 typedef struct HttpWorker
 {
@@ -52,7 +65,66 @@ typedef struct HttpWorker
 	char	   *token_key;		/* buildlog.http_token_key_file, NULL if unset */
 	uint64		seen_wakeups;	/* live.h's counter when last refilled */
 	TimestampTz next_heartbeat;
+	HttpPendingRead reads[BUILDLOG_HTTP_READS]; /* by shared read slot */
+	int			reads_pending;	/* connections waiting for a reader */
+	int			reads_orphaned; /* slots left by gone clients, freed when done */
 } HttpWorker;
+
+/* Send a built response (common headers, counted); an MHD_Result. */
+extern int	buildlog_http_send(HttpWorker *h, struct MHD_Connection *conn, HttpResponse *r);
+
+/* Queue a libmicrohttpd response with the common headers, counted. */
+extern int	buildlog_http_queue(HttpWorker *h, struct MHD_Connection *conn,
+								struct MHD_Response *resp, unsigned int status, uint64 len);
+
+/* Is the extension there?  False, or true with a 503 in r. */
+extern bool buildlog_http_extension_missing(HttpResponse *r);
+
+/* A read and where its answer goes: the argument of buildlog_http_read_step. */
+typedef struct HttpReadCall
+{
+	const HttpReadArgs *args;
+	HttpResponse *r;
+} HttpReadCall;
+
+/* What GET /jobs/{id}/log or /parts asks for; false with a 400 in r. */
+extern bool buildlog_http_read_args(struct MHD_Connection *conn, HttpReadKind kind,
+									int64 job_id, HttpReadArgs *args, HttpResponse *r);
+
+/* Step: answer a read from the read path (http_read.c). */
+extern int	buildlog_http_read_step(BuildlogWorker *w, void *arg);
+
+/*
+ * Hand a read to the readers and suspend its connection (http_reader.c);
+ * false with a 503 in r when every read slot is taken, or with nothing in
+ * r (status 0) when no reader runs: then the caller reads inline.
+ */
+extern bool buildlog_http_read_handoff(HttpWorker *h, struct MHD_Connection *conn,
+									   const HttpReadArgs *args, void **state,
+									   HttpResponse *r);
+
+/* Is this libmicrohttpd per-request pointer a read handed to the readers? */
+extern bool buildlog_http_read_pending(HttpWorker *h, void *state);
+
+/*
+ * The access handler called again for a handed-off read: queue its answer
+ * when the reader is done, or suspend again; returns an MHD_Result.
+ */
+extern int	buildlog_http_read_answer(HttpWorker *h, struct MHD_Connection *conn,
+									  void **state);
+
+/* The request of a handed-off read ended (client gone): free its slot later. */
+extern void buildlog_http_read_abandon(HttpWorker *h, void *state);
+
+/* Resume the connections whose reads are answered, free abandoned ones. */
+extern void buildlog_http_reads_collect(HttpWorker *h);
+
+/* At the HTTP worker's start: forget what a previous one left in the slots. */
+extern void buildlog_http_reads_reset(HttpWorker *h);
+
+/* Register the reader processes (buildlog.http_readers) with the service. */
+extern void buildlog_http_readers_register(void);
+extern PGDLLEXPORT void buildlog_http_reader_main(Datum arg);
 
 /* Set up the event streams' bookkeeping (at start). */
 extern void buildlog_http_events_init(HttpWorker *h);

@@ -24,7 +24,7 @@ static int
 check_worker_slots(void)
 {
 	int			free_slots = buildlog_worker_slots_free();
-	int			http = buildlog_http_enabled() ? 1 : 0;
+	int			http = buildlog_http_enabled() ? 1 + buildlog_http_readers : 0;
 	int			want = 1 + buildlog_drain_workers + buildlog_archive_workers + http;
 
 	if (want > free_slots)
@@ -36,7 +36,8 @@ check_worker_slots(void)
 		ereport(WARNING,
 				(errmsg("buildlog needs %d background worker slots (1 scheduler, %d drain, %d archive%s), but max_worker_processes = %d leaves %d",
 						want, buildlog_drain_workers, buildlog_archive_workers,
-						http ? ", 1 http" : "", max_worker_processes, Max(free_slots, 0)),
+						http ? psprintf(", 1 http, %d http reader", buildlog_http_readers) : "",
+						max_worker_processes, Max(free_slots, 0)),
 				 errdetail("Starting %s, %d of %d drain workers and %d of %d archive workers.",
 						   free_slots > 0 ? "the scheduler" : "no scheduler",
 						   drains, buildlog_drain_workers,

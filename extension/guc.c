@@ -22,6 +22,7 @@
 #include "amqp_client.h"
 #include "guc.h"
 #include "s3.h"
+#include "shmem.h"
 
 int			buildlog_aggregate_delay_ms = 10 * 1000;
 int			buildlog_aggregate_force_after_s = 3 * 3600;
@@ -43,6 +44,7 @@ int			buildlog_purge_delay_s = 600;
 char	   *buildlog_http_listen = NULL;
 int			buildlog_http_max_connections = 1000;
 int			buildlog_http_timeout_s = 60;
+int			buildlog_http_readers = 2;
 char	   *buildlog_http_token_key_file = NULL;
 int			buildlog_http_max_body = 16 * 1024 * 1024;
 bool		buildlog_http_read_tokens = false;
@@ -454,6 +456,13 @@ buildlog_define_gucs(void)
 								&buildlog_http_timeout_s,
 								60, 1, 3600,
 								PGC_POSTMASTER, GUC_UNIT_S,
+								NULL, NULL, NULL);
+		DefineCustomIntVariable("buildlog.http_readers",
+								"Reader processes that answer the HTTP service's log and parts reads.",
+								"They keep slow reads (big logs, purged logs fetched from S3) off the worker that serves every connection; 0 reads inline.",
+								&buildlog_http_readers,
+								2, 0, BUILDLOG_MAX_HTTP_READERS,
+								PGC_POSTMASTER, 0,
 								NULL, NULL, NULL);
 	}
 

@@ -130,6 +130,16 @@ buildlog_shmem_startup(void)
 		for (i = 0; i < BUILDLOG_MAX_ARCHIVE_WORKERS; i++)
 			init_archive_stats(&buildlog_shared->archive[i]);
 		init_http_stats(&buildlog_shared->http);
+		SpinLockInit(&buildlog_shared->http_reads.mutex);
+		for (i = 0; i < BUILDLOG_MAX_HTTP_READERS; i++)
+		{
+			HttpReaderStats *r = &buildlog_shared->http_reads.readers[i];
+
+			init_slot(&r->slot);
+			pg_atomic_init_u64(&r->reads, 0);
+			pg_atomic_init_u64(&r->bytes, 0);
+			pg_atomic_init_u64(&r->busy_us, 0);
+		}
 		buildlog_live_init(&buildlog_shared->live);
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -207,14 +217,21 @@ buildlog_slot_get_text(WorkerSlot *slot, const char *src, char *dst,
 	SpinLockRelease(&slot->mutex);
 }
 
+bool
+buildlog_slot_wake(WorkerSlot *slot)
+{
+	if (pg_atomic_read_u32(&slot->in_use) == 0)
+		return false;
+	SetLatch(&ProcGlobal->allProcs[slot->pgprocno].procLatch);
+	return true;
+}
+
 /* Every slot of every kind, for buildlog_slots_wake_all(). */
 static void
 wake(WorkerSlot *slot, int *told)
 {
-	if (pg_atomic_read_u32(&slot->in_use) == 0)
-		return;
-	SetLatch(&ProcGlobal->allProcs[slot->pgprocno].procLatch);
-	(*told)++;
+	if (buildlog_slot_wake(slot))
+		(*told)++;
 }
 
 int
@@ -229,5 +246,7 @@ buildlog_slots_wake_all(void)
 	for (int i = 0; i < BUILDLOG_MAX_ARCHIVE_WORKERS; i++)
 		wake(&buildlog_shared->archive[i].slot, &told);
 	wake(&buildlog_shared->http.slot, &told);
+	for (int i = 0; i < BUILDLOG_MAX_HTTP_READERS; i++)
+		wake(&buildlog_shared->http_reads.readers[i].slot, &told);
 	return told;
 }

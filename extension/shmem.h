@@ -99,6 +99,76 @@ typedef struct HttpStats
 	pg_atomic_uint64 events;	/* part events queued, all streams */
 } HttpStats;
 
+#define BUILDLOG_MAX_HTTP_READERS	16
+#define BUILDLOG_HTTP_READS			64	/* reads handed to the readers at once */
+#define BUILDLOG_HTTP_ETAG_LEN		48
+#define BUILDLOG_HTTP_HEADER_LEN	128
+#define BUILDLOG_HTTP_HEADERS		8
+
+/* What a GET /jobs/{id}/log or /parts asks for (parsed by the HTTP worker). */
+typedef enum HttpReadKind
+{
+	HTTP_READ_LOG = 1,			/* /jobs/{id}/log */
+	HTTP_READ_PARTS				/* /jobs/{id}/parts */
+} HttpReadKind;
+
+typedef struct HttpReadArgs
+{
+	HttpReadKind kind;
+	int64		job_id;
+	int64		start;			/* Range: bytes=N- (log), -1 without */
+	int32		after;			/* ?after=N (parts), -1 without */
+	bool		deansi;			/* ?deansi=1 (log) */
+	char		if_none_match[BUILDLOG_HTTP_ETAG_LEN];	/* empty without */
+} HttpReadArgs;
+
+/* Where a read handed to the reader processes is. */
+typedef enum HttpReadState
+{
+	HTTP_READ_FREE = 0,
+	HTTP_READ_QUEUED,			/* waiting for a reader */
+	HTTP_READ_RUNNING,			/* a reader runs it */
+	HTTP_READ_DONE				/* answered: head here, body in the file */
+} HttpReadState;
+
+/*
+ * One read handed by the HTTP worker to a reader (all under reads.mutex):
+ * the request, then the answer's head; its body is a temporary file the
+ * HTTP worker sends from (http_reader.c).
+ */
+typedef struct HttpReadSlot
+{
+	HttpReadState state;
+	uint64		seq;			/* names the body's file */
+	int			requester_pid;	/* the HTTP worker that queued it */
+	int			reader;			/* index of the reader running it */
+	HttpReadArgs args;
+	TimestampTz queued_at;
+	unsigned int status;		/* the answer, 0: the reader failed */
+	int			nheaders;
+	char		content_type[64];
+	char		headers[BUILDLOG_HTTP_HEADERS][2][BUILDLOG_HTTP_HEADER_LEN];
+	int64		body_len;
+} HttpReadSlot;
+
+/* Statistics of one HTTP reader process. */
+typedef struct HttpReaderStats
+{
+	WorkerSlot	slot;
+	pg_atomic_uint64 reads;		/* answered */
+	pg_atomic_uint64 bytes;		/* body bytes written for the HTTP worker */
+	pg_atomic_uint64 busy_us;	/* time spent reading */
+} HttpReaderStats;
+
+/* The reads in flight between the HTTP worker and its readers. */
+typedef struct HttpReadShared
+{
+	slock_t		mutex;
+	uint64		next_seq;
+	HttpReadSlot reads[BUILDLOG_HTTP_READS];
+	HttpReaderStats readers[BUILDLOG_MAX_HTTP_READERS];
+} HttpReadShared;
+
 typedef struct BuildlogShared
 {
 	pg_atomic_uint64 generation;	/* bumped by restart_workers() */
@@ -106,6 +176,7 @@ typedef struct BuildlogShared
 	SchedulerStats scheduler;
 	ArchiveStats archive[BUILDLOG_MAX_ARCHIVE_WORKERS];
 	HttpStats	http;
+	HttpReadShared http_reads;	/* the HTTP worker's reader processes */
 	LiveShared	live;			/* watched jobs, waking commits (live.h) */
 } BuildlogShared;
 
@@ -129,6 +200,9 @@ extern void buildlog_slot_set_error(WorkerSlot *slot, const char *error);
 /* Read a string field (and its time) under the slot's spinlock. */
 extern void buildlog_slot_get_text(WorkerSlot *slot, const char *src, char *dst,
 								   const TimestampTz *at, TimestampTz *at_out);
+
+/* Set the latch of the worker in the slot; false when none runs there. */
+extern bool buildlog_slot_wake(WorkerSlot *slot);
 
 /* Wake every running worker (restart_workers()); returns how many. */
 extern int	buildlog_slots_wake_all(void);

@@ -1,0 +1,272 @@
+/*-------------------------------------------------------------------------
+ * http_read.c
+ *	  GET /jobs/{id}/log and GET /jobs/{id}/parts: what a read asks for
+ *	  (parsed from the request by the HTTP worker) and the step that answers
+ *	  it from the read path (fetch(), parts()).
+ *
+ * The step runs in a reader process (http_reader.c) when
+ * buildlog.http_readers > 0, so a big log or a purged one fetched from S3
+ * never holds up the worker that serves every connection; with 0 readers
+ * the HTTP worker runs it itself.  Either way the answer is the same.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <microhttpd.h>
+
+#include "catalog/pg_type.h"
+#include "common/md5.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "ansi.h"
+#include "http.h"
+#include "spiutil.h"
+
+static SPIPlanPtr log_plan = NULL;
+static SPIPlanPtr parts_plan = NULL;
+
+/* The byte offset N of "Range: bytes=N-"; -1 without one (or another form). */
+static int64
+range_start(const char *range)
+{
+	const char *p;
+	int64		n = 0;
+
+	if (range == NULL || strncmp(range, "bytes=", 6) != 0)
+		return -1;
+	p = range + 6;
+	if (!isdigit((unsigned char) *p))
+		return -1;
+	for (; isdigit((unsigned char) *p); p++)
+	{
+		if (n > (PG_INT64_MAX - (*p - '0')) / 10)
+			return -1;
+		n = n * 10 + (*p - '0');
+	}
+	return *p == '-' && p[1] == '\0' ? n : -1;
+}
+
+bool
+buildlog_http_read_args(struct MHD_Connection *conn, HttpReadKind kind, int64 job_id,
+						HttpReadArgs *args, HttpResponse *r)
+{
+	const char *after = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "after");
+	const char *deansi = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "deansi");
+	const char *inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+												  MHD_HTTP_HEADER_IF_NONE_MATCH);
+
+	memset(args, 0, sizeof(*args));
+	args->kind = kind;
+	args->job_id = job_id;
+	args->start = range_start(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+														  MHD_HTTP_HEADER_RANGE));
+	args->after = -1;
+	args->deansi = deansi != NULL && strcmp(deansi, "1") == 0;
+	/* an ETag of ours is 34 bytes; a longer one cannot match */
+	if (inm != NULL && strlen(inm) < sizeof(args->if_none_match))
+		strlcpy(args->if_none_match, inm, sizeof(args->if_none_match));
+	else if (inm != NULL)
+		strlcpy(args->if_none_match, "-", sizeof(args->if_none_match));
+	if (kind == HTTP_READ_PARTS && after != NULL)
+	{
+		char	   *end;
+		long		v;
+
+		errno = 0;
+		v = strtol(after, &end, 10);
+		if (errno != 0 || end == after || *end != '\0' || v < -1 || v > PG_INT32_MAX)
+		{
+			buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
+								  "after must be a part number (an integer from -1 to 2147483647).");
+			return false;
+		}
+		args->after = (int32) v;
+	}
+	return true;
+}
+
+/* The answer to GET /jobs/{id}/log from what the step read. */
+static void
+answer_log(HttpResponse *r, const HttpReadArgs *args, bool known, bool removed,
+		   bool complete, text *log)
+{
+	char	   *bytes;
+	size_t		size;
+	char		md5[MD5_DIGEST_LENGTH * 2 + 1];
+	char		etag[MD5_DIGEST_LENGTH * 2 + 3];
+	char		number[32];
+	const char *errstr = NULL;
+	int64		start = args->start;
+
+	if (!known)
+	{
+		buildlog_http_problem(r, MHD_HTTP_NOT_FOUND, "Not Found", "No log is known for this job.");
+		return;
+	}
+	if (removed && log == NULL)
+	{
+		buildlog_http_problem(r, MHD_HTTP_GONE, "Gone", "The log of this job was removed.");
+		return;
+	}
+	bytes = log ? VARDATA_ANY(log) : "";
+	size = log ? VARSIZE_ANY_EXHDR(log) : 0;
+	if (args->deansi)
+	{
+		char	   *plain = MemoryContextAlloc(r->cxt, Max(size, 1));
+
+		size = buildlog_strip_ansi(bytes, size, plain);
+		bytes = plain;
+	}
+	if (!pg_md5_hash(bytes, size, md5, &errstr))
+		ereport(ERROR, (errmsg("could not compute the ETag: %s", errstr)));
+	snprintf(etag, sizeof(etag), "\"%s\"", md5);
+	snprintf(number, sizeof(number), "%zu", size);
+
+	buildlog_http_add_header(r, "ETag", etag);
+	buildlog_http_add_header(r, "X-Log-Size", number);
+	buildlog_http_add_header(r, "X-Log-Complete", complete ? "true" : "false");
+	buildlog_http_add_header(r, "Accept-Ranges", "bytes");
+	if (strcmp(args->if_none_match, etag) == 0)
+	{
+		buildlog_http_set_body(r, MHD_HTTP_NOT_MODIFIED, NULL, NULL, 0);
+		return;
+	}
+	if (start < 0)
+	{
+		buildlog_http_set_body(r, MHD_HTTP_OK, "text/plain; charset=utf-8", bytes, size);
+		return;
+	}
+	if ((uint64) start >= size)
+	{
+		char		range[64];
+
+		snprintf(range, sizeof(range), "bytes */%zu", size);
+		buildlog_http_add_header(r, "Content-Range", range);
+		buildlog_http_problem(r, MHD_HTTP_RANGE_NOT_SATISFIABLE, "Range Not Satisfiable",
+							  psprintf("The log has %zu bytes so far; ask again from an offset below that.", size));
+		return;
+	}
+	{
+		char		range[96];
+
+		snprintf(range, sizeof(range), "bytes " INT64_FORMAT "-%zu/%zu", start, size - 1, size);
+		buildlog_http_add_header(r, "Content-Range", range);
+	}
+	buildlog_http_set_body(r, MHD_HTTP_PARTIAL_CONTENT, "text/plain; charset=utf-8",
+						   bytes + start, size - (size_t) start);
+}
+
+/*
+ * GET /jobs/{id}/log: the log from fetch() (pending parts, content or the
+ * S3 archive), whether the final part is stored, and whether the log was
+ * removed; then the bytes asked for.
+ */
+static void
+read_log(BuildlogWorker *w, const HttpReadArgs *args, HttpResponse *r)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(args->job_id)};
+	bool		isnull;
+	bool		known;
+	bool		complete;
+	bool		removed;
+	text	   *log = NULL;
+	Datum		d;
+	MemoryContext old;
+
+	buildlog_worker_begin_spi("buildlog http: GET /jobs/{id}/log");
+	if (buildlog_http_extension_missing(r))
+	{
+		buildlog_worker_commit_spi();
+		return;
+	}
+	buildlog_run(buildlog_plan(&log_plan,
+							   "select l.job_id is not null, buildlog.fetch($1),"
+							   " coalesce(l.final_number is not null, false)"
+							   " or exists (select 1 from buildlog.log_parts p"
+							   "             where p.job_id = $1 and p.final),"
+							   " l.removed_at is not null and l.content is null"
+							   " from (select 1) one"
+							   " left join buildlog.logs l on l.job_id = $1",
+							   1, types),
+				 values, NULL, true, SPI_OK_SELECT);
+	known = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (!isnull)
+	{
+		old = MemoryContextSwitchTo(w->step_cxt);
+		log = DatumGetTextPCopy(d);
+		MemoryContextSwitchTo(old);
+	}
+	complete = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	removed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull)) &&
+		!isnull;
+	/* the rest inside the transaction too: pg_md5_hash needs a resource owner */
+	old = MemoryContextSwitchTo(w->step_cxt);
+	answer_log(r, args, known, removed, complete, log);
+	MemoryContextSwitchTo(old);
+	buildlog_worker_commit_spi();
+}
+
+/*
+ * GET /jobs/{id}/parts?after=N: the parts numbered above N, one per
+ * number, in order (parts(job, after)), as JSON.
+ */
+static void
+read_parts(BuildlogWorker *w, const HttpReadArgs *args, HttpResponse *r)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2] = {Int64GetDatum(args->job_id), Int32GetDatum(args->after)};
+	bool		isnull;
+	Datum		d;
+	MemoryContext old;
+	char	   *json;
+
+	buildlog_worker_begin_spi("buildlog http: GET /jobs/{id}/parts");
+	if (buildlog_http_extension_missing(r))
+	{
+		buildlog_worker_commit_spi();
+		return;
+	}
+	buildlog_run(buildlog_plan(&parts_plan,
+							   "select (select true from buildlog.logs where job_id = $1),"
+							   " pg_catalog.json_build_object('job_id', $1, 'log_parts',"
+							   "  coalesce(pg_catalog.json_agg(pg_catalog.json_build_object("
+							   "   'number', p.number, 'content', p.content, 'final', p.final,"
+							   "   'created_at', p.created_at) order by p.number), '[]'))::text"
+							   " from buildlog.parts($1, $2) p",
+							   2, types),
+				 values, NULL, true, SPI_OK_SELECT);
+	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+	{
+		buildlog_worker_commit_spi();
+		MemoryContextSwitchTo(w->step_cxt);
+		buildlog_http_problem(r, MHD_HTTP_NOT_FOUND, "Not Found", "No log is known for this job.");
+		return;
+	}
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	old = MemoryContextSwitchTo(w->step_cxt);
+	json = TextDatumGetCString(d);
+	buildlog_http_set_body(r, MHD_HTTP_OK, "application/json", json, strlen(json));
+	MemoryContextSwitchTo(old);
+	buildlog_worker_commit_spi();
+	MemoryContextSwitchTo(w->step_cxt);
+}
+
+int
+buildlog_http_read_step(BuildlogWorker *w, void *arg)
+{
+	HttpReadCall *call = (HttpReadCall *) arg;
+
+	if (call->args->kind == HTTP_READ_LOG)
+		read_log(w, call->args, call->r);
+	else
+		read_parts(w, call->args, call->r);
+	return 0;
+}

@@ -1,0 +1,472 @@
+/*-------------------------------------------------------------------------
+ * http_reader.c
+ *	  The HTTP service's reader processes ("buildlog http reader N"):
+ *	  they answer GET /jobs/{id}/log and /parts, so the worker serving every
+ *	  connection never waits for a big log, a purged log fetched from S3 or
+ *	  a slow query.
+ *
+ * The HTTP worker parses a read, puts it in a free shared read slot,
+ * suspends the connection and wakes the readers.  A reader claims it, runs
+ * the read step (http_read.c), writes the answer's body to a temporary
+ * file (base/pgsql_tmp, removed by PostgreSQL after a crash) and its head
+ * into the slot, and wakes the HTTP worker.  That resumes the connection
+ * and sends the file with sendfile(): the body never passes through the
+ * worker's memory.  A client gone meanwhile leaves the slot to be freed
+ * once the reader is done; a reader that exits mid-read answers 503.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <unistd.h>
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
+#include "http.h"
+#include "shmem.h"
+
+#define READER_IDLE_MS	1000
+
+/* Where the body of read slot i, number seq, is written. */
+static void
+body_path(char *path, size_t len, int i, uint64 seq)
+{
+	snprintf(path, len, "base/" PG_TEMP_FILES_DIR "/" PG_TEMP_FILE_PREFIX "buildlog_http.%d." UINT64_FORMAT,
+			 i, seq);
+}
+
+static HttpReadShared *
+reads(void)
+{
+	return &buildlog_shared->http_reads;
+}
+
+/* Wake the readers: one of them claims the read. */
+static void
+wake_readers(void)
+{
+	for (int i = 0; i < BUILDLOG_MAX_HTTP_READERS; i++)
+		(void) buildlog_slot_wake(&reads()->readers[i].slot);
+}
+
+bool
+buildlog_http_read_handoff(HttpWorker *h, struct MHD_Connection *conn,
+						   const HttpReadArgs *args, void **state, HttpResponse *r)
+{
+	HttpReadShared *rs = reads();
+	TimestampTz now = GetCurrentTimestamp();
+	int			found = -1;
+	bool		running = false;
+
+	for (int i = 0; i < BUILDLOG_MAX_HTTP_READERS && !running; i++)
+		running = pg_atomic_read_u32(&rs->readers[i].slot.in_use) != 0;
+	if (!running)
+		return false;			/* none started (yet): read inline */
+	SpinLockAcquire(&rs->mutex);
+	for (int i = 0; i < BUILDLOG_HTTP_READS; i++)
+	{
+		HttpReadSlot *slot = &rs->reads[i];
+
+		if (slot->state != HTTP_READ_FREE)
+			continue;
+		slot->state = HTTP_READ_QUEUED;
+		slot->seq = ++rs->next_seq;
+		slot->requester_pid = MyProcPid;
+		slot->reader = -1;
+		slot->args = *args;
+		slot->queued_at = now;
+		slot->status = 0;
+		slot->nheaders = 0;
+		slot->body_len = 0;
+		h->reads[i].seq = slot->seq;
+		found = i;
+		break;
+	}
+	SpinLockRelease(&rs->mutex);
+	if (found < 0)
+	{
+		buildlog_http_add_header(r, "Retry-After", "1");
+		buildlog_http_problem(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable",
+							  psprintf("%d reads are in flight, the most the readers take at once; try again in a second.",
+									   BUILDLOG_HTTP_READS));
+		return false;
+	}
+	h->reads[found].conn = conn;
+	h->reads[found].resumed = false;
+	h->reads_pending++;
+	*state = &h->reads[found];
+	MHD_suspend_connection(conn);
+	wake_readers();
+	return true;
+}
+
+bool
+buildlog_http_read_pending(HttpWorker *h, void *state)
+{
+	return (char *) state >= (char *) &h->reads[0] &&
+		(char *) state < (char *) &h->reads[BUILDLOG_HTTP_READS];
+}
+
+/* Free slot i (under the mutex) after its body file is gone. */
+static void
+free_slot(int i, bool unlink_body)
+{
+	HttpReadSlot *slot = &reads()->reads[i];
+	char		path[MAXPGPATH];
+
+	if (unlink_body)
+	{
+		body_path(path, sizeof(path), i, slot->seq);
+		(void) unlink(path);
+	}
+	SpinLockAcquire(&reads()->mutex);
+	slot->state = HTTP_READ_FREE;
+	SpinLockRelease(&reads()->mutex);
+}
+
+/* The answer of a read the reader could not give. */
+static int
+answer_unavailable(HttpWorker *h, struct MHD_Connection *conn, const char *detail)
+{
+	HttpResponse r;
+
+	memset(&r, 0, sizeof(r));
+	r.cxt = h->w.step_cxt;
+	buildlog_http_add_header(&r, "Retry-After", "1");
+	buildlog_http_problem(&r, MHD_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable", detail);
+	return buildlog_http_send(h, conn, &r);
+}
+
+int
+buildlog_http_read_answer(HttpWorker *h, struct MHD_Connection *conn, void **state)
+{
+	HttpPendingRead *p = (HttpPendingRead *) *state;
+	int			i = p - h->reads;
+	HttpReadSlot *slot = &reads()->reads[i];
+	HttpReadSlot head;
+	char		path[MAXPGPATH];
+	struct MHD_Response *resp;
+	int			fd;
+	int			ret;
+
+	SpinLockAcquire(&reads()->mutex);
+	memcpy(&head, slot, sizeof(head));
+	SpinLockRelease(&reads()->mutex);
+	if (head.state != HTTP_READ_DONE)
+	{
+		/* called before the reader is done: wait on */
+		p->resumed = false;
+		MHD_suspend_connection(conn);
+		return MHD_YES;
+	}
+	p->conn = NULL;
+	h->reads_pending--;
+	*state = NULL;
+	body_path(path, sizeof(path), i, head.seq);
+	fd = head.status == 0 ? -1 : open(path, O_RDONLY | PG_BINARY, 0);
+	(void) unlink(path);
+	free_slot(i, false);
+	if (fd < 0)
+	{
+		if (head.status != 0)
+			buildlog_worker_problem(&h->w, WARNING,
+									psprintf("could not open the answer of a reader \"%s\": %m", path));
+		return answer_unavailable(h, conn,
+								  "The reader answering this read stopped or failed; try again.");
+	}
+	resp = MHD_create_response_from_fd64((uint64_t) head.body_len, fd);
+	if (resp == NULL)
+	{
+		close(fd);
+		return MHD_NO;
+	}
+	if (head.content_type[0] != '\0')
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, head.content_type);
+	for (int k = 0; k < head.nheaders; k++)
+		MHD_add_response_header(resp, head.headers[k][0], head.headers[k][1]);
+	ret = buildlog_http_queue(h, conn, resp, head.status, (uint64) head.body_len);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+void
+buildlog_http_read_abandon(HttpWorker *h, void *state)
+{
+	HttpPendingRead *p = (HttpPendingRead *) state;
+	HttpReadSlot *slot = &reads()->reads[p - h->reads];
+
+	if (p->conn == NULL)
+		return;
+	p->conn = NULL;
+	h->reads_pending--;
+	SpinLockAcquire(&reads()->mutex);
+	if (slot->state == HTTP_READ_QUEUED && slot->seq == p->seq)
+		slot->state = HTTP_READ_FREE;	/* no reader has seen it */
+	else if (slot->seq == p->seq)
+	{
+		slot->requester_pid = 0;	/* freed when the reader is done */
+		h->reads_orphaned++;
+	}
+	SpinLockRelease(&reads()->mutex);
+}
+
+void
+buildlog_http_reads_collect(HttpWorker *h)
+{
+	if (h->reads_pending == 0 && h->reads_orphaned == 0)
+		return;
+	for (int i = 0; i < BUILDLOG_HTTP_READS; i++)
+	{
+		HttpReadSlot *slot = &reads()->reads[i];
+		HttpReadState state;
+		int			requester;
+
+		SpinLockAcquire(&reads()->mutex);
+		state = slot->state;
+		requester = slot->requester_pid;
+		SpinLockRelease(&reads()->mutex);
+		if (state != HTTP_READ_DONE)
+			continue;
+		if (requester != MyProcPid)
+		{
+			free_slot(i, true);
+			h->reads_orphaned = Max(h->reads_orphaned - 1, 0);
+		}
+		else if (h->reads[i].conn != NULL && !h->reads[i].resumed)
+		{
+			h->reads[i].resumed = true;
+			MHD_resume_connection(h->reads[i].conn);
+		}
+	}
+}
+
+void
+buildlog_http_reads_reset(HttpWorker *h)
+{
+	SpinLockAcquire(&reads()->mutex);
+	for (int i = 0; i < BUILDLOG_HTTP_READS; i++)
+	{
+		HttpReadSlot *slot = &reads()->reads[i];
+
+		if (slot->state == HTTP_READ_QUEUED)
+			slot->state = HTTP_READ_FREE;
+		else if (slot->state != HTTP_READ_FREE)
+		{
+			slot->requester_pid = 0;
+			h->reads_orphaned++;
+		}
+	}
+	SpinLockRelease(&reads()->mutex);
+}
+
+/*
+ * Reader side.
+ */
+
+/* The reader's index and skeleton. */
+typedef struct HttpReader
+{
+	BuildlogWorker w;
+	int			index;
+	HttpReaderStats *stats;
+} HttpReader;
+
+static int	reader_index = -1;
+
+/* Claim the oldest queued read; -1 when none waits. */
+static int
+claim(int index, HttpReadArgs *args, uint64 *seq)
+{
+	HttpReadShared *rs = reads();
+	int			found = -1;
+
+	SpinLockAcquire(&rs->mutex);
+	for (int i = 0; i < BUILDLOG_HTTP_READS; i++)
+	{
+		HttpReadSlot *slot = &rs->reads[i];
+
+		if (slot->state == HTTP_READ_QUEUED &&
+			(found < 0 || slot->seq < rs->reads[found].seq))
+			found = i;
+	}
+	if (found >= 0)
+	{
+		rs->reads[found].state = HTTP_READ_RUNNING;
+		rs->reads[found].reader = index;
+		*args = rs->reads[found].args;
+		*seq = rs->reads[found].seq;
+	}
+	SpinLockRelease(&rs->mutex);
+	return found;
+}
+
+/* Mark read i done with its head (status 0: failed) and wake the HTTP worker. */
+static void
+finish(int i, uint64 seq, const HttpResponse *r, unsigned int status)
+{
+	HttpReadSlot *slot = &reads()->reads[i];
+
+	SpinLockAcquire(&reads()->mutex);
+	if (slot->seq == seq && slot->state == HTTP_READ_RUNNING)
+	{
+		slot->status = status;
+		slot->body_len = status == 0 ? 0 : (int64) r->len;
+		strlcpy(slot->content_type, r->content_type ? r->content_type : "",
+				sizeof(slot->content_type));
+		slot->nheaders = Min(r->nheaders, BUILDLOG_HTTP_HEADERS);
+		for (int k = 0; k < slot->nheaders; k++)
+		{
+			strlcpy(slot->headers[k][0], r->headers[k][0], BUILDLOG_HTTP_HEADER_LEN);
+			strlcpy(slot->headers[k][1], r->headers[k][1], BUILDLOG_HTTP_HEADER_LEN);
+		}
+		slot->state = HTTP_READ_DONE;
+	}
+	SpinLockRelease(&reads()->mutex);
+	buildlog_slot_wake(&buildlog_shared->http.slot);
+}
+
+/* Write the body of read i to its file; false (said) when that failed. */
+static bool
+write_body(HttpReader *rd, int i, uint64 seq, const HttpResponse *r)
+{
+	char		path[MAXPGPATH];
+	size_t		done = 0;
+	int			fd;
+
+	body_path(path, sizeof(path), i, seq);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY, S_IRUSR | S_IWUSR);
+	if (fd < 0)
+	{
+		buildlog_worker_problem(&rd->w, WARNING,
+								psprintf("could not create \"%s\" for an answer: %m", path));
+		return false;
+	}
+	while (done < r->len)
+	{
+		ssize_t		n = write(fd, r->body + done, Min(r->len - done, (size_t) 1 << 20));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+		{
+			buildlog_worker_problem(&rd->w, WARNING,
+									psprintf("could not write \"%s\" for an answer: %m", path));
+			close(fd);
+			(void) unlink(path);
+			return false;
+		}
+		done += n;
+		CHECK_FOR_INTERRUPTS();
+	}
+	close(fd);
+	return true;
+}
+
+/* Answer read i: the read step, its body to the file, its head to the slot. */
+static void
+answer(HttpReader *rd, int i, const HttpReadArgs *args, uint64 seq)
+{
+	HttpResponse r;
+	HttpReadCall call = {args, &r};
+	char		what[96];
+	TimestampTz started = GetCurrentTimestamp();
+	long		secs;
+	int			usecs;
+
+	MemoryContextReset(rd->w.step_cxt);
+	MemoryContextSwitchTo(rd->w.step_cxt);
+	memset(&r, 0, sizeof(r));
+	r.cxt = rd->w.step_cxt;
+	snprintf(what, sizeof(what), "GET /jobs/" INT64_FORMAT "/%s", args->job_id,
+			 args->kind == HTTP_READ_LOG ? "log" : "parts");
+	if (buildlog_worker_run_step(&rd->w, what, buildlog_http_read_step, &call) == WORKER_STEP_ERROR)
+	{
+		buildlog_worker_problem(&rd->w, WARNING, rd->w.error);
+		r.nheaders = 0;
+		buildlog_http_problem(&r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
+							  rd->w.error_message);
+	}
+	pgstat_report_stat(false);
+	if (r.status == 0)
+		buildlog_http_problem(&r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
+							  "The read produced no answer.");
+	finish(i, seq, &r, write_body(rd, i, seq, &r) ? r.status : 0);
+	pg_atomic_fetch_add_u64(&rd->stats->reads, 1);
+	pg_atomic_fetch_add_u64(&rd->stats->bytes, r.len);
+	TimestampDifference(started, GetCurrentTimestamp(), &secs, &usecs);
+	pg_atomic_fetch_add_u64(&rd->stats->busy_us, (uint64) secs * 1000000 + usecs);
+	MemoryContextSwitchTo(rd->w.loop_cxt);
+}
+
+/* A read this reader held when it stopped (or before it restarted): 503. */
+static void
+fail_held(int code, Datum arg)
+{
+	HttpResponse none;
+
+	memset(&none, 0, sizeof(none));
+	for (int i = 0; i < BUILDLOG_HTTP_READS; i++)
+	{
+		HttpReadSlot *slot = &reads()->reads[i];
+		bool		held;
+		uint64		seq;
+
+		SpinLockAcquire(&reads()->mutex);
+		held = slot->state == HTTP_READ_RUNNING && slot->reader == reader_index;
+		seq = slot->seq;
+		SpinLockRelease(&reads()->mutex);
+		if (held)
+			finish(i, seq, &none, 0);
+	}
+}
+
+void
+buildlog_http_readers_register(void)
+{
+	for (int i = 0; i < buildlog_http_readers; i++)
+		buildlog_worker_register_n("http reader", "buildlog_http_reader_main", i, true,
+								   buildlog_http_readers);
+}
+
+void
+buildlog_http_reader_main(Datum arg)
+{
+	HttpReader	rd;
+
+	memset(&rd, 0, sizeof(rd));
+	memcpy(&rd.index, MyBgworkerEntry->bgw_extra, sizeof(int));
+	reader_index = rd.index;
+	rd.stats = &reads()->readers[rd.index];
+	buildlog_worker_start(&rd.w, &rd.stats->slot, 0, 0, 300);
+	fail_held(0, (Datum) 0);
+	before_shmem_exit(fail_held, (Datum) 0);
+	if (MakePGDirectory("base/" PG_TEMP_FILES_DIR) < 0 && errno != EEXIST)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create directory \"base/" PG_TEMP_FILES_DIR "\": %m")));
+
+	for (;;)
+	{
+		HttpReadArgs args;
+		uint64		seq;
+		int			i;
+
+		buildlog_worker_check_interrupts();
+		(void) buildlog_worker_reload(&rd.w);
+		i = claim(rd.index, &args, &seq);
+		if (i < 0)
+		{
+			buildlog_worker_wait(READER_IDLE_MS);
+			continue;
+		}
+		answer(&rd, i, &args, seq);
+	}
+}
