@@ -363,6 +363,7 @@ get_metrics(BuildlogWorker *w, void *arg)
 			appendStringInfo(&buf, "%s{%s} %s\n", name, labels, value ? value : "0");
 	}
 	http_metrics(&buf, h->stats);
+	buildlog_http_reads_metrics(&buf);
 	MemoryContextSwitchTo(old);
 	buildlog_worker_commit_spi();
 	buildlog_http_set_body(r, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", buf.data, buf.len);
@@ -395,8 +396,7 @@ serve_read(HttpWorker *h, HttpRequest *req, HttpReadKind kind)
 	if (buildlog_worker_run_step(&h->w, what, buildlog_http_read_step, &call) == WORKER_STEP_ERROR)
 	{
 		buildlog_worker_problem(&h->w, WARNING, h->w.error);
-		r->nheaders = 0;
-		buildlog_http_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error", h->w.error_message);
+		buildlog_http_read_failed(&h->w, r);
 	}
 }
 

@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "lib/ilist.h"
+#include "lib/stringinfo.h"
 
 #include "shmem.h"
 #include "token.h"
@@ -91,6 +92,9 @@ typedef struct HttpReadCall
 extern bool buildlog_http_read_args(struct MHD_Connection *conn, HttpReadKind kind,
 									int64 job_id, HttpReadArgs *args, HttpResponse *r);
 
+/* The answer of a read whose step failed (in w): 503 when S3 did not answer, else 500. */
+extern void buildlog_http_read_failed(BuildlogWorker *w, HttpResponse *r);
+
 /* Step: answer a read from the read path (http_read.c). */
 extern int	buildlog_http_read_step(BuildlogWorker *w, void *arg);
 
@@ -121,6 +125,9 @@ extern void buildlog_http_reads_collect(HttpWorker *h);
 
 /* At the HTTP worker's start: forget what a previous one left in the slots. */
 extern void buildlog_http_reads_reset(HttpWorker *h);
+
+/* The readers' lines of GET /metrics. */
+extern void buildlog_http_reads_metrics(StringInfo buf);
 
 /* Register the reader processes (buildlog.http_readers) with the service. */
 extern void buildlog_http_readers_register(void);

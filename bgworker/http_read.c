@@ -259,6 +259,25 @@ read_parts(BuildlogWorker *w, const HttpReadArgs *args, HttpResponse *r)
 	MemoryContextSwitchTo(w->step_cxt);
 }
 
+void
+buildlog_http_read_failed(BuildlogWorker *w, HttpResponse *r)
+{
+	const char *detail = buildlog_worker_error_detail();
+
+	r->nheaders = 0;
+	if (w->sqlerrcode == ERRCODE_CONNECTION_FAILURE)
+	{
+		/* an archived log whose S3 is unreachable or slow: worth a retry */
+		buildlog_http_add_header(r, "Retry-After", "10");
+		buildlog_http_problem(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable",
+							  psprintf("The log is archived in S3, which did not answer: %s: %s",
+									   w->error_message, detail));
+	}
+	else
+		buildlog_http_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
+							  w->error_message);
+}
+
 int
 buildlog_http_read_step(BuildlogWorker *w, void *arg)
 {

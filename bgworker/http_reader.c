@@ -21,6 +21,7 @@
 #include <microhttpd.h>
 #include <unistd.h>
 
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -267,6 +268,45 @@ buildlog_http_reads_reset(HttpWorker *h)
 	SpinLockRelease(&reads()->mutex);
 }
 
+void
+buildlog_http_reads_metrics(StringInfo buf)
+{
+	HttpReadShared *rs = reads();
+	int			in_flight = 0;
+	static const char *const docs[][3] = {
+		{"buildlog_http_reads_total", "counter", "Reads (GET /log, /parts) answered by an HTTP reader."},
+		{"buildlog_http_read_bytes_total", "counter", "Body bytes an HTTP reader wrote for the HTTP worker."},
+		{"buildlog_http_read_seconds_total", "counter", "Time an HTTP reader spent reading."},
+	};
+
+	SpinLockAcquire(&rs->mutex);
+	for (int i = 0; i < BUILDLOG_HTTP_READS; i++)
+		if (rs->reads[i].state != HTTP_READ_FREE)
+			in_flight++;
+	SpinLockRelease(&rs->mutex);
+	appendStringInfo(buf, "# HELP buildlog_http_reads_in_flight Reads handed to the HTTP readers and not yet sent (at most %d).\n"
+					 "# TYPE buildlog_http_reads_in_flight gauge\nbuildlog_http_reads_in_flight %d\n",
+					 BUILDLOG_HTTP_READS, in_flight);
+	for (int m = 0; m < lengthof(docs); m++)
+	{
+		appendStringInfo(buf, "# HELP %s %s\n# TYPE %s %s\n", docs[m][0], docs[m][2], docs[m][0], docs[m][1]);
+		for (int i = 0; i < buildlog_http_readers; i++)
+		{
+			HttpReaderStats *st = &rs->readers[i];
+
+			if (m == 0)
+				appendStringInfo(buf, "%s{reader=\"%d\"} " UINT64_FORMAT "\n", docs[m][0], i + 1,
+								 pg_atomic_read_u64(&st->reads));
+			else if (m == 1)
+				appendStringInfo(buf, "%s{reader=\"%d\"} " UINT64_FORMAT "\n", docs[m][0], i + 1,
+								 pg_atomic_read_u64(&st->bytes));
+			else
+				appendStringInfo(buf, "%s{reader=\"%d\"} %.6f\n", docs[m][0], i + 1,
+								 pg_atomic_read_u64(&st->busy_us) / 1e6);
+		}
+	}
+}
+
 /*
  * Reader side.
  */
@@ -390,9 +430,7 @@ answer(HttpReader *rd, int i, const HttpReadArgs *args, uint64 seq)
 	if (buildlog_worker_run_step(&rd->w, what, buildlog_http_read_step, &call) == WORKER_STEP_ERROR)
 	{
 		buildlog_worker_problem(&rd->w, WARNING, rd->w.error);
-		r.nheaders = 0;
-		buildlog_http_problem(&r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
-							  rd->w.error_message);
+		buildlog_http_read_failed(&rd->w, &r);
 	}
 	pgstat_report_stat(false);
 	if (r.status == 0)

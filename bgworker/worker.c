@@ -401,6 +401,15 @@ buildlog_worker_log_reset(WorkerLogLimit *limit)
 	memset(limit, 0, sizeof(*limit));
 }
 
+/* The errdetail of the error buildlog_worker_abort() caught last. */
+static char last_detail[BUILDLOG_TEXT_LEN];
+
+const char *
+buildlog_worker_error_detail(void)
+{
+	return last_detail;
+}
+
 int
 buildlog_worker_abort(MemoryContext cxt, const char *what, char *msg, size_t len)
 {
@@ -414,6 +423,7 @@ buildlog_worker_abort(MemoryContext cxt, const char *what, char *msg, size_t len
 	buildlog_worker_set_cancellable(false);
 	MemoryContextSwitchTo(cxt);
 	snprintf(msg, len, "%s: %s", what, edata->message);
+	strlcpy(last_detail, edata->detail ? edata->detail : "", sizeof(last_detail));
 	sqlerrcode = edata->sqlerrcode;
 	FreeErrorData(edata);
 	pgstat_report_activity(STATE_IDLE, NULL);

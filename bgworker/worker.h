@@ -120,6 +120,12 @@ extern void buildlog_worker_log_reset(WorkerLogLimit *limit);
 extern int	buildlog_worker_abort(MemoryContext cxt, const char *what,
 								  char *msg, size_t len);
 
+/*
+ * The errdetail of the error buildlog_worker_abort() (or a failed step)
+ * caught last, "" without one; only for errors whose detail holds no secret.
+ */
+extern const char *buildlog_worker_error_detail(void);
+
 /* Start a transaction with a snapshot and an activity line, and commit it. */
 extern void buildlog_worker_begin(const char *activity);
 extern void buildlog_worker_commit(void);

@@ -1,0 +1,138 @@
+# Slow reads never stall the service (issue 11): GET /jobs/{id}/log of a
+# purged log whose S3 does not answer, and a 64 MB log, are answered by the
+# reader processes (buildlog.http_readers) while the event streams keep
+# getting every part as it is written; the slow read's answer comes after
+# S3's timeout, the big log byte for byte (sent from the reader's file); a
+# client gone mid-read leaves no slot and no file behind.  With
+# http_readers = 0 the same slow read does hold the events back: what the
+# readers are for, and proof that this test can see a stall.
+use strict;
+use warnings;
+use BuildlogTest;
+use BuildlogArchive;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IO::Socket::INET;
+use IPC::Run;
+use Digest::MD5 qw(md5_hex);
+
+my $port = PostgreSQL::Test::Cluster::get_free_port();
+my $base = "http://127.0.0.1:$port";
+my $node = archive_node('http_slow_reads', 't057/', qq(
+buildlog.http_listen = '127.0.0.1:$port'
+buildlog.s3_request_timeout = '10s'
+));
+my $tmp = PostgreSQL::Test::Utils::tempdir();
+my $data = $node->data_dir;
+ok(wait_until('the HTTP service', sub { (run_command([ 'curl', '-s', "$base/healthz" ]))[0] eq 'ok' }),
+	'the HTTP service is up');
+
+# a purged log, and a 64 MB one in the database
+write_jobs($node, 571, 571, 30);
+wait_purged($node, 571, 571, 'the log to read from S3');
+$node->safe_psql('postgres', q(
+select buildlog.set_content(572, repeat(E'0123456789abcdef\x1b[31mred\x1b[0m line of a big log\n', 1677722))));
+my $big_md5 = $node->safe_psql('postgres', 'select md5(content) from buildlog.logs where job_id = 572');
+
+# S3 that never answers: a listening socket nobody accepts on
+my $hole = IO::Socket::INET->new(Listen => 16, LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp')
+  or die "no socket: $!";
+set_conf($node, 'buildlog.s3_endpoint' => 'http://127.0.0.1:' . $hole->sockport);
+
+my $streams = 0;
+sub background
+{
+	my (@args) = @_;
+	my $file = "$tmp/out" . $streams++;
+	return (IPC::Run::start([ 'curl', '-s', '-N', '--max-time', '60', '-D', "$file.head", '-o', $file, @args ]), $file);
+}
+
+sub write_part
+{
+	my ($job, $n) = @_;
+	$node->safe_psql('postgres', "select buildlog.write_parts('{$job}', '{$n}', array['line $n\n'], '{f}')");
+}
+
+# the parts of job JOB an event stream file holds
+sub streamed
+{
+	my ($file) = @_;
+	return 0 unless -e $file;
+	my @n = slurp_file($file) =~ /^event: part$/mg;
+	return scalar @n;
+}
+
+sub reader_stuck
+{
+	return wait_query($node, q(select count(*) from pg_stat_activity
+		where backend_type = 'buildlog http reader' and query like '%GET /jobs/{id}/log%' and state = 'active'),
+		'1', 'a reader busy with the slow read');
+}
+
+# ---- readers: the events flow while the slow read waits for S3
+my ($sse, $sse_file) = background("$base/jobs/573/events");
+write_part(573, 0);
+ok(wait_until('part 0 streamed', sub { streamed($sse_file) == 1 }), 'the watcher got part 0');
+wait_query($node, q(select current_setting('buildlog.s3_endpoint') like '%' || ) . $hole->sockport . q(::text),
+	't', 'the endpoint moved to the silent S3');
+my ($slow, $slow_file) = background("$base/jobs/571/log");
+reader_stuck();
+my ($bigh, $big_file) = background("$base/jobs/572/log");
+for my $n (1 .. 5)
+{
+	write_part(573, $n);
+	ok(wait_until("part $n streamed", sub { streamed($sse_file) == $n + 1 }, timeout => 9),
+		"part $n reached the watcher while the slow read waits");
+}
+ok($slow->pumpable, 'the slow read is still unanswered after the five events');
+$bigh->finish;
+is(md5_hex(slurp_file($big_file)), $big_md5, 'meanwhile the 64 MB log came whole from the other reader');
+$slow->finish;
+like(slurp_file("$slow_file.head"), qr/^HTTP\/1\.1 503 .*^Retry-After: 10\r$/ms,
+	'the slow read answers 503 with Retry-After after S3\'s timeout');
+like(slurp_file($slow_file), qr/"detail":"The log is archived in S3, which did not answer: .*(too slow|timed out)/,
+	'saying the S3 request timed out');
+
+# ---- a client gone mid-read: the slot and the file are freed once its reader is done
+my ($gone) = background("$base/jobs/571/log");
+reader_stuck();
+$gone->kill_kill;
+ok(wait_until('the read slot freed', sub {
+			my ($m) = run_command([ 'curl', '-s', "$base/metrics" ]);
+			$m =~ /^buildlog_http_reads_in_flight 0$/m }, timeout => 30),
+	'the gone client\'s read is freed after S3\'s timeout (reads_in_flight 0)');
+opendir(my $dir, "$data/base/pgsql_tmp") or die "no pgsql_tmp: $!";
+is(scalar(grep { /^pgsql_tmpbuildlog_http/ } readdir($dir)), 0, 'no answer file is left behind');
+closedir($dir);
+
+# ---- S3 back: the purged log read through a reader, exact
+set_conf($node, 'buildlog.s3_endpoint' => $ENV{BUILDLOG_S3_ENDPOINT});
+wait_query($node, q(select current_setting('buildlog.s3_endpoint')), $ENV{BUILDLOG_S3_ENDPOINT}, 'the real S3 back');
+run_command([ 'curl', '-s', '-o', "$tmp/purged", "$base/jobs/571/log" ]);
+is(md5_hex(slurp_file("$tmp/purged")), $node->safe_psql('postgres', 'select md5(expected(571, 30))'),
+	'the purged log read from S3 is exact');
+
+# ---- no readers: the same slow read holds the events back
+$sse->kill_kill;
+$node->append_conf('postgresql.conf', "buildlog.http_readers = 0\nbuildlog.s3_request_timeout = '4s'\n");
+set_conf($node, 'buildlog.s3_endpoint' => 'http://127.0.0.1:' . $hole->sockport);
+$node->restart;
+ok(wait_until('the HTTP service', sub { (run_command([ 'curl', '-s', "$base/healthz" ]))[0] eq 'ok' }),
+	'the HTTP service is up without readers');
+($sse, $sse_file) = background("$base/jobs/573/events");
+ok(wait_until('the backlog streamed', sub { streamed($sse_file) == 6 }), 'the watcher got the backlog');
+($slow, $slow_file) = background("$base/jobs/571/log");
+wait_query($node, q(select count(*) from pg_stat_activity
+	where backend_type = 'buildlog http' and query like '%GET /jobs/{id}/log%' and state = 'active'),
+	'1', 'the HTTP worker itself busy with the slow read');
+write_part(573, 6);
+my $until = time + 2;
+my $early = 0;
+while (time < $until) { $early ||= streamed($sse_file) == 7; select(undef, undef, undef, 0.1); }
+ok(!$early && $slow->pumpable, 'part 6 does not stream for 2 s while the HTTP worker waits for S3');
+ok(wait_until('the slow read answered', sub { !$slow->pumpable }, timeout => 30), 'the slow read ends after S3\'s timeout');
+ok(wait_until('part 6 streamed', sub { streamed($sse_file) == 7 }), 'then part 6 streamed');
+$sse->kill_kill;
+close($hole);
+done_testing();
