@@ -437,10 +437,10 @@ buildlog_define_gucs(void)
 								PGC_POSTMASTER, 0,
 								NULL, NULL, NULL);
 		DefineCustomStringVariable("buildlog.http_listen",
-								   "Address and port of the HTTP service (host:port, a literal IPv4 address, e.g. 127.0.0.1:8470); empty (the default while the service is being built) disables it.",
+								   "Address and port of the HTTP service (host:port, a literal IPv4 address, the default 127.0.0.1:8470); empty disables it.",
 								   NULL,
 								   &buildlog_http_listen,
-								   "",
+								   "127.0.0.1:8470",
 								   PGC_POSTMASTER, 0,
 								   check_http_listen, NULL, NULL);
 		DefineCustomIntVariable("buildlog.http_max_connections",

@@ -42,6 +42,7 @@ shared_preload_libraries = 'buildlog'
 buildlog.database = 'postgres'
 max_worker_processes = 16
 log_min_messages = info
+buildlog.http_listen = ''
 ) . ($conf // ''));
 	$node->start;
 	$node->safe_psql('postgres', q(
