@@ -112,6 +112,11 @@ wait_query($node, q(select current_setting('buildlog.s3_endpoint')), $ENV{BUILDL
 run_command([ 'curl', '-s', '-o', "$tmp/purged", "$base/jobs/571/log" ]);
 is(md5_hex(slurp_file("$tmp/purged")), $node->safe_psql('postgres', 'select md5(expected(571, 30))'),
 	'the purged log read from S3 is exact');
+my ($head) = run_command([ 'curl', '-s', '-D', '-', '-o', "$tmp/purged_range", '-H', 'Range: bytes=1000-', "$base/jobs/571/log" ]);
+like($head, qr/^HTTP\/1\.1 206 .*^Content-Range: bytes 1000-\d+\/\d+\r$/ms, 'a range of the purged log: 206');
+is(md5_hex(slurp_file("$tmp/purged_range")),
+	$node->safe_psql('postgres', q(select md5(substr(convert_to(expected(571, 30), 'UTF8'), 1001)))),
+	'the bytes from offset 1000 of the purged log, exact');
 
 # ---- no readers: the same slow read holds the events back
 $sse->kill_kill;
