@@ -705,9 +705,9 @@ buildlog_http_main(Datum arg)
 		wait_for_events(&h);
 		MemoryContextReset(h.w.step_cxt);
 		MemoryContextSwitchTo(h.w.step_cxt);
-		/* new parts for the event streams first: it resumes those that wait */
-		buildlog_http_events_refill(&h);
+		/* answers of the readers, then new parts for the event streams */
 		buildlog_http_reads_collect(&h);
+		buildlog_http_events_refill(&h);
 		MHD_run(h.daemon);
 		MemoryContextSwitchTo(h.w.loop_cxt);
 		if (mhd_log_pending)

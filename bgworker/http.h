@@ -49,7 +49,9 @@ extern void buildlog_http_problem(HttpResponse *r, unsigned int status, const ch
  */
 typedef struct HttpPendingRead
 {
-	struct MHD_Connection *conn;	/* NULL: the slot is not ours */
+	bool		busy;			/* a read of ours is in the slot */
+	struct MHD_Connection *conn;	/* a GET waiting for its answer, or */
+	void	   *stream;			/* an event stream waiting for its parts */
 	uint64		seq;
 	bool		resumed;		/* the answer is there: resumed to send it */
 } HttpPendingRead;
@@ -95,6 +97,29 @@ extern bool buildlog_http_read_args(struct MHD_Connection *conn, HttpReadKind ki
 /* The answer of a read whose step failed (in w): 503 when S3 did not answer, else 500. */
 extern void buildlog_http_read_failed(BuildlogWorker *w, HttpResponse *r);
 
+/*
+ * The answer to an event stream's read (HTTP_READ_EVENTS): one record per
+ * part, followed by its len content bytes; then possibly a record numbered
+ * HTTP_EVENT_END (the log complete: an HttpEventEnd follows with its size
+ * and SHA-256) or HTTP_EVENT_FINAL (an HttpEventEnd with only the final
+ * part's number follows: the log is not complete in the reader's snapshot).
+ */
+#define HTTP_EVENT_END		(-1)
+#define HTTP_EVENT_FINAL	(-2)
+typedef struct HttpEventRecord
+{
+	int32		number;			/* a part's, or HTTP_EVENT_END / _FINAL */
+	uint32		len;			/* content bytes that follow */
+	bool		final;
+} HttpEventRecord;
+
+typedef struct HttpEventEnd
+{
+	int32		final_number;
+	int64		size;			/* HTTP_EVENT_END only */
+	char		sha256[65];		/* HTTP_EVENT_END only, hex */
+} HttpEventEnd;
+
 /* Step: answer a read from the read path (http_read.c). */
 extern int	buildlog_http_read_step(BuildlogWorker *w, void *arg);
 
@@ -106,6 +131,30 @@ extern int	buildlog_http_read_step(BuildlogWorker *w, void *arg);
 extern bool buildlog_http_read_handoff(HttpWorker *h, struct MHD_Connection *conn,
 									   const HttpReadArgs *args, void **state,
 									   HttpResponse *r);
+
+/*
+ * Queue a read for the readers on behalf of an event stream (or, with
+ * stream NULL, of buildlog_http_read_handoff); its slot index, or:
+ */
+#define HTTP_READ_NO_READER	(-1)	/* no reader runs: read inline */
+#define HTTP_READ_NO_SLOT	(-2)	/* every read slot is taken */
+extern int	buildlog_http_read_submit(HttpWorker *h, const HttpReadArgs *args, void *stream);
+
+/* Is the read in slot i answered? */
+extern bool buildlog_http_read_done(int i);
+
+/*
+ * Take the answer of read slot i (done): its head into *head, the slot
+ * freed; an open descriptor of its body (removed already), or -1 when the
+ * reader failed.
+ */
+extern int	buildlog_http_read_take(HttpWorker *h, int i, HttpReadSlot *head);
+
+/* Give up read slot i (its client is gone): freed now or once answered. */
+extern void buildlog_http_read_cancel(HttpWorker *h, int i);
+
+/* An event stream's read is answered: feed it (http_events.c). */
+extern void buildlog_http_events_read_done(HttpWorker *h, void *stream, int i);
 
 /* Is this libmicrohttpd per-request pointer a read handed to the readers? */
 extern bool buildlog_http_read_pending(HttpWorker *h, void *state);

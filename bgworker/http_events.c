@@ -24,6 +24,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <unistd.h>
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -66,6 +67,8 @@ typedef struct EventStream
 	size_t		handed;			/* bytes of out already handed */
 	bool		suspended;
 	bool		ending;			/* the end event is queued: close after it */
+	int			read_slot;		/* its read handed to the readers, or -1 */
+	bool		end_wanted;		/* complete: the end event is to be read */
 	TimestampTz last_write;
 } EventStream;
 
@@ -402,6 +405,8 @@ free_stream(void *cls)
 	EventStream *st = (EventStream *) cls;
 	WatchedJob *job = hash_search(st->h->watched, &st->job_id, HASH_FIND, NULL);
 
+	if (st->read_slot >= 0)
+		buildlog_http_read_cancel(st->h, st->read_slot);
 	if (job != NULL)
 	{
 		dlist_delete(&st->job_node);
@@ -442,6 +447,140 @@ start_step(BuildlogWorker *w, void *arg)
 	return 0;
 }
 
+/*
+ * Hand the stream's read (its parts after its received prefix, and the end
+ * once complete) to the readers; false when none can take it now.
+ */
+static bool
+request_read(HttpWorker *h, EventStream *st)
+{
+	HttpReadArgs args;
+	int			i;
+
+	memset(&args, 0, sizeof(args));
+	args.kind = HTTP_READ_EVENTS;
+	args.job_id = st->job_id;
+	args.after = prefix_end(st);
+	args.start = -1;
+	i = buildlog_http_read_submit(h, &args, st);
+	if (i < 0)
+		return false;
+	st->read_slot = i;
+	return true;
+}
+
+/* Read the whole answer file fd (body_len bytes) into memory; NULL if short. */
+static char *
+read_answer(int fd, int64 len)
+{
+	char	   *data = palloc(len + 1);
+	int64		done = 0;
+
+	while (done < len)
+	{
+		ssize_t		n = read(fd, data + done, Min(len - done, (int64) 1 << 20));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+		{
+			pfree(data);
+			return NULL;
+		}
+		done += n;
+	}
+	data[len] = '\0';
+	return data;
+}
+
+/* Append the parts of a reader's answer the stream has not got; false if malformed. */
+static bool
+append_answer(EventStream *st, const char *data, int64 len)
+{
+	const char *p = data;
+	const char *end = data + len;
+
+	while (end - p >= (int64) sizeof(HttpEventRecord))
+	{
+		HttpEventRecord rec;
+		HttpEventEnd fin;
+
+		memcpy(&rec, p, sizeof(rec));
+		p += sizeof(rec);
+		if (rec.number >= 0)
+		{
+			char	   *content;
+
+			if ((uint64) (end - p) < rec.len)
+				return false;
+			if (!has_number(st, rec.number))
+			{
+				content = pnstrdup(p, rec.len);
+				append_part(st, rec.number, content, rec.final);
+				pfree(content);
+			}
+			p += rec.len;
+			continue;
+		}
+		if (end - p < (int64) sizeof(fin))
+			return false;
+		memcpy(&fin, p, sizeof(fin));
+		p += sizeof(fin);
+		if (!st->final_seen)
+		{
+			/* resumed past the final part: it must still end */
+			st->final_seen = true;
+			st->final_number = fin.final_number;
+		}
+		if (rec.number == HTTP_EVENT_END && stream_complete(st) && !st->ending)
+		{
+			appendStringInfoString(&st->out, "id: ");
+			append_cursor(&st->out, st);
+			appendStringInfo(&st->out, "\nevent: end\ndata: {\"size\":" INT64_FORMAT ",\"sha256\":\"%s\"}\n\n",
+							 fin.size, fin.sha256);
+			st->ending = true;
+		}
+	}
+	return p == end;
+}
+
+void
+buildlog_http_events_read_done(HttpWorker *h, void *stream, int i)
+{
+	EventStream *st = (EventStream *) stream;
+	HttpReadSlot head;
+	int			fd = buildlog_http_read_take(h, i, &head);
+	char	   *data = NULL;
+	MemoryContext old = MemoryContextSwitchTo(h->w.loop_cxt);
+
+	st->read_slot = -1;
+	if (fd >= 0 && head.status == MHD_HTTP_OK)
+		data = read_answer(fd, head.body_len);
+	if (fd >= 0)
+		close(fd);
+	if (data == NULL || !append_answer(st, data, head.body_len))
+	{
+		/* the client reconnects (retry: 1000) and resumes from its cursor */
+		buildlog_worker_problem(&h->w, WARNING,
+								psprintf("the read of job " INT64_FORMAT "'s events failed (status %u); closing its stream",
+										 st->job_id, head.status));
+		appendStringInfoString(&st->out, ": the read of the parts failed; reconnect\n\n");
+		st->ending = true;
+	}
+	else if (!st->ending && stream_complete(st))
+		st->end_wanted = true;	/* complete only with live parts: read the end */
+	if (data != NULL)
+		pfree(data);
+	MemoryContextSwitchTo(old);
+	/* commits after the reader's snapshot: read them at the next refill */
+	if (!st->ending)
+	{
+		buildlog_live_mark(st->job_id);
+		h->seen_wakeups--;		/* as if a commit had woken us */
+	}
+	wake_stream(st);
+}
+
 bool
 buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn, int64 job_id,
 						   unsigned int *status, const char **error)
@@ -456,6 +595,7 @@ buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	st->h = h;
 	st->conn = conn;
 	st->job_id = job_id;
+	st->read_slot = -1;
 	st->capacity = 8;
 	st->ranges = palloc(sizeof(NumberRange) * st->capacity);
 	initStringInfo(&st->out);
@@ -504,7 +644,9 @@ buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	MemoryContextSwitchTo(h->w.loop_cxt);
 	appendStringInfoString(&st->out, "retry: 1000\n\n");
 	MemoryContextSwitchTo(old);
-	if (buildlog_worker_run_step(&h->w, "GET /jobs/{id}/events", start_step, &req) ==
+	/* the backlog from a reader (it may be big, or in S3), else read here */
+	if (!request_read(h, st) &&
+		buildlog_worker_run_step(&h->w, "GET /jobs/{id}/events", start_step, &req) ==
 		WORKER_STEP_ERROR)
 	{
 		free_stream(st);
@@ -531,7 +673,17 @@ buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	return true;
 }
 
-/* Step: new parts for each job written since the last refill, to its streams. */
+/* Is the stream waiting for nothing but live parts? */
+static bool
+stream_live(EventStream *st)
+{
+	return !st->ending && st->read_slot < 0;
+}
+
+/*
+ * Step: new parts for each job written since the last refill, to its
+ * streams (those whose backlog is still with a reader wait for it).
+ */
 static int
 refill_step(BuildlogWorker *w, void *arg)
 {
@@ -550,32 +702,59 @@ refill_step(BuildlogWorker *w, void *arg)
 		{
 			EventStream *st = dlist_container(EventStream, job_node, iter.cur);
 
-			if (!st->ending)
+			if (stream_live(st))
 				after = Min(after, prefix_end(st));
 		}
 		if (after == PG_INT32_MAX)
-			continue;			/* every stream of the job is ending */
+			continue;			/* no stream of the job takes live parts */
 		read_parts(job->job_id, after);
 		old = MemoryContextSwitchTo(w->loop_cxt);
 		dlist_foreach(iter, &job->streams)
 		{
 			EventStream *st = dlist_container(EventStream, job_node, iter.cur);
 
-			if (!st->ending)
+			if (stream_live(st))
+			{
 				append_new_parts(st);
-		}
-		/* then the end event of a stream that became complete (a query each) */
-		dlist_foreach(iter, &job->streams)
-		{
-			EventStream *st = dlist_container(EventStream, job_node, iter.cur);
-
-			if (!st->ending && stream_complete(st))
-				append_end(st);
+				/* its end event (the whole log's digest) comes from a reader */
+				if (stream_complete(st))
+					st->end_wanted = true;
+			}
 		}
 		MemoryContextSwitchTo(old);
 	}
 	buildlog_worker_commit_spi();
 	return 0;
+}
+
+/* Step: the end event of a complete stream, read here (no reader free). */
+static int
+end_step(BuildlogWorker *w, void *arg)
+{
+	EventStream *st = (EventStream *) arg;
+	MemoryContext old;
+
+	buildlog_worker_begin_spi("buildlog http: end of a log");
+	old = MemoryContextSwitchTo(w->loop_cxt);
+	append_end(st);
+	MemoryContextSwitchTo(old);
+	buildlog_worker_commit_spi();
+	return 0;
+}
+
+/* The end event of a complete stream: from a reader, or read here. */
+static void
+send_end(HttpWorker *h, EventStream *st)
+{
+	st->end_wanted = false;
+	if (request_read(h, st))
+		return;
+	if (buildlog_worker_run_step(&h->w, "reading the end of a log", end_step, st) ==
+		WORKER_STEP_ERROR)
+	{
+		buildlog_worker_problem(&h->w, WARNING, h->w.error);
+		st->end_wanted = true;	/* again at the next turn */
+	}
 }
 
 /*
@@ -632,6 +811,8 @@ buildlog_http_events_refill(HttpWorker *h)
 	{
 		EventStream *st = dlist_container(EventStream, node, iter.cur);
 
+		if (st->end_wanted && stream_live(st))
+			send_end(h, st);
 		if (st->out.len > st->handed || st->ending)
 			st->last_write = now;
 		else if (TimestampDifferenceExceeds(st->last_write, now, HEARTBEAT_S * 1000))

@@ -20,6 +20,7 @@
 #include "common/md5.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
@@ -29,6 +30,9 @@
 
 static SPIPlanPtr log_plan = NULL;
 static SPIPlanPtr parts_plan = NULL;
+static SPIPlanPtr events_plan = NULL;
+static SPIPlanPtr final_plan = NULL;
+static SPIPlanPtr end_plan = NULL;
 
 /* The byte offset N of "Range: bytes=N-"; -1 without one (or another form). */
 static int64
@@ -259,6 +263,139 @@ read_parts(BuildlogWorker *w, const HttpReadArgs *args, HttpResponse *r)
 	MemoryContextSwitchTo(w->step_cxt);
 }
 
+/* Append one record of an events answer (see http.h's HttpEventRecord). */
+static void
+append_record(StringInfo buf, int32 number, bool final, const char *content, uint32 len)
+{
+	HttpEventRecord rec;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.number = number;
+	rec.final = final;
+	rec.len = len;
+	appendBinaryStringInfo(buf, (char *) &rec, sizeof(rec));
+	appendBinaryStringInfo(buf, content, (int) len);
+}
+
+/*
+ * The number of the job's final part, -1 while none is stored (a stream
+ * resumed past it must still learn it to end).
+ */
+static int32
+final_number(int64 job_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	bool		isnull;
+	Datum		d;
+
+	buildlog_run(buildlog_plan(&final_plan,
+							   "select coalesce((select final_number from buildlog.logs where job_id = $1),"
+							   " (select max(number) from buildlog.log_parts where job_id = $1 and final))",
+							   1, types),
+				 values, NULL, true, SPI_OK_SELECT);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? -1 : DatumGetInt32(d);
+}
+
+/* The end of an events answer: size and SHA-256 of the whole log. */
+static void
+append_end_record(StringInfo buf, int64 job_id, int32 final)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	bool		isnull;
+	char	   *sha;
+	HttpEventRecord rec;
+	HttpEventEnd end;
+
+	buildlog_run(buildlog_plan(&end_plan,
+							   "select pg_catalog.octet_length(l),"
+							   " pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(l, 'UTF8')), 'hex')"
+							   " from buildlog.fetch($1) l", 1, types),
+				 values, NULL, true, SPI_OK_SELECT);
+	memset(&rec, 0, sizeof(rec));
+	rec.number = HTTP_EVENT_END;
+	memset(&end, 0, sizeof(end));
+	end.final_number = final;
+	end.size = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	sha = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	strlcpy(end.sha256, sha, sizeof(end.sha256));
+	appendBinaryStringInfo(buf, (char *) &rec, sizeof(rec));
+	appendBinaryStringInfo(buf, (char *) &end, sizeof(end));
+}
+
+/*
+ * An event stream's parts above after (its received prefix 0..after), as
+ * records; then, when the log is complete in this snapshot (its final part
+ * stored and no number below missing), the end record, else a record with
+ * just the final number (or none).
+ */
+static void
+read_events(BuildlogWorker *w, const HttpReadArgs *args, HttpResponse *r)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2] = {Int64GetDatum(args->job_id), Int32GetDatum(args->after)};
+	StringInfoData buf;
+	int32		next = args->after + 1;	/* the first number not seen yet */
+	bool		gap = false;
+	int32		final = -1;
+	MemoryContext old;
+
+	buildlog_worker_begin_spi("buildlog http: GET /jobs/{id}/events");
+	if (buildlog_http_extension_missing(r))
+	{
+		buildlog_worker_commit_spi();
+		return;
+	}
+	buildlog_run(buildlog_plan(&events_plan,
+							   "select number, content, final from buildlog.parts($1, $2)",
+							   2, types),
+				 values, NULL, true, SPI_OK_SELECT);
+	old = MemoryContextSwitchTo(w->step_cxt);
+	initStringInfo(&buf);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		bool		isnull;
+		int32		number = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		text	   *content = DatumGetTextPP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		bool		is_final = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
+
+		append_record(&buf, number, is_final, VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content));
+		if (is_final)
+			final = number;
+		/* travis' "last" (2147483647) sits apart from the numbers before it */
+		if (number == next)
+			next++;
+		else if (!(is_final && number == PG_INT32_MAX))
+			gap = true;
+		CHECK_FOR_INTERRUPTS();
+	}
+	MemoryContextSwitchTo(old);
+	if (final < 0)
+		final = final_number(args->job_id);
+	old = MemoryContextSwitchTo(w->step_cxt);
+	if (final >= 0 && !gap && (final == PG_INT32_MAX || next > final))
+		append_end_record(&buf, args->job_id, final);
+	else if (final >= 0)
+	{
+		HttpEventRecord rec;
+		HttpEventEnd end;
+
+		memset(&rec, 0, sizeof(rec));
+		rec.number = HTTP_EVENT_FINAL;
+		memset(&end, 0, sizeof(end));
+		end.final_number = final;
+		appendBinaryStringInfo(&buf, (char *) &rec, sizeof(rec));
+		appendBinaryStringInfo(&buf, (char *) &end, sizeof(end));
+	}
+	buildlog_http_set_body(r, MHD_HTTP_OK, "application/octet-stream", buf.data, buf.len);
+	MemoryContextSwitchTo(old);
+	buildlog_worker_commit_spi();
+	MemoryContextSwitchTo(w->step_cxt);
+}
+
 void
 buildlog_http_read_failed(BuildlogWorker *w, HttpResponse *r)
 {
@@ -285,7 +422,9 @@ buildlog_http_read_step(BuildlogWorker *w, void *arg)
 
 	if (call->args->kind == HTTP_READ_LOG)
 		read_log(w, call->args, call->r);
-	else
+	else if (call->args->kind == HTTP_READ_PARTS)
 		read_parts(w, call->args, call->r);
+	else
+		read_events(w, call->args, call->r);
 	return 0;
 }

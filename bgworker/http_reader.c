@@ -58,9 +58,8 @@ wake_readers(void)
 		(void) buildlog_slot_wake(&reads()->readers[i].slot);
 }
 
-bool
-buildlog_http_read_handoff(HttpWorker *h, struct MHD_Connection *conn,
-						   const HttpReadArgs *args, void **state, HttpResponse *r)
+int
+buildlog_http_read_submit(HttpWorker *h, const HttpReadArgs *args, void *stream)
 {
 	HttpReadShared *rs = reads();
 	TimestampTz now = GetCurrentTimestamp();
@@ -70,7 +69,7 @@ buildlog_http_read_handoff(HttpWorker *h, struct MHD_Connection *conn,
 	for (int i = 0; i < BUILDLOG_MAX_HTTP_READERS && !running; i++)
 		running = pg_atomic_read_u32(&rs->readers[i].slot.in_use) != 0;
 	if (!running)
-		return false;			/* none started (yet): read inline */
+		return HTTP_READ_NO_READER; /* none started (yet) */
 	SpinLockAcquire(&rs->mutex);
 	for (int i = 0; i < BUILDLOG_HTTP_READS; i++)
 	{
@@ -93,19 +92,34 @@ buildlog_http_read_handoff(HttpWorker *h, struct MHD_Connection *conn,
 	}
 	SpinLockRelease(&rs->mutex);
 	if (found < 0)
+		return HTTP_READ_NO_SLOT;
+	h->reads[found].conn = NULL;
+	h->reads[found].stream = stream;
+	h->reads[found].resumed = false;
+	h->reads[found].busy = true;
+	h->reads_pending++;
+	wake_readers();
+	return found;
+}
+
+bool
+buildlog_http_read_handoff(HttpWorker *h, struct MHD_Connection *conn,
+						   const HttpReadArgs *args, void **state, HttpResponse *r)
+{
+	int			i = buildlog_http_read_submit(h, args, NULL);
+
+	if (i == HTTP_READ_NO_SLOT)
 	{
 		buildlog_http_add_header(r, "Retry-After", "1");
 		buildlog_http_problem(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable",
 							  psprintf("%d reads are in flight, the most the readers take at once; try again in a second.",
 									   BUILDLOG_HTTP_READS));
-		return false;
 	}
-	h->reads[found].conn = conn;
-	h->reads[found].resumed = false;
-	h->reads_pending++;
-	*state = &h->reads[found];
+	if (i < 0)
+		return false;
+	h->reads[i].conn = conn;
+	*state = &h->reads[i];
 	MHD_suspend_connection(conn);
-	wake_readers();
 	return true;
 }
 
@@ -133,6 +147,42 @@ free_slot(int i, bool unlink_body)
 	SpinLockRelease(&reads()->mutex);
 }
 
+bool
+buildlog_http_read_done(int i)
+{
+	HttpReadState state;
+
+	SpinLockAcquire(&reads()->mutex);
+	state = reads()->reads[i].state;
+	SpinLockRelease(&reads()->mutex);
+	return state == HTTP_READ_DONE;
+}
+
+int
+buildlog_http_read_take(HttpWorker *h, int i, HttpReadSlot *head)
+{
+	HttpReadSlot *slot = &reads()->reads[i];
+	char		path[MAXPGPATH];
+	int			fd;
+
+	SpinLockAcquire(&reads()->mutex);
+	memcpy(head, slot, sizeof(*head));
+	SpinLockRelease(&reads()->mutex);
+	Assert(head->state == HTTP_READ_DONE);
+	h->reads[i].conn = NULL;
+	h->reads[i].stream = NULL;
+	h->reads[i].busy = false;
+	h->reads_pending--;
+	body_path(path, sizeof(path), i, head->seq);
+	fd = head->status == 0 ? -1 : open(path, O_RDONLY | PG_BINARY, 0);
+	if (fd < 0 && head->status != 0)
+		buildlog_worker_problem(&h->w, WARNING,
+								psprintf("could not open the answer of a reader \"%s\": %m", path));
+	(void) unlink(path);
+	free_slot(i, false);
+	return fd;
+}
+
 /* The answer of a read the reader could not give. */
 static int
 answer_unavailable(HttpWorker *h, struct MHD_Connection *conn, const char *detail)
@@ -151,38 +201,23 @@ buildlog_http_read_answer(HttpWorker *h, struct MHD_Connection *conn, void **sta
 {
 	HttpPendingRead *p = (HttpPendingRead *) *state;
 	int			i = p - h->reads;
-	HttpReadSlot *slot = &reads()->reads[i];
 	HttpReadSlot head;
-	char		path[MAXPGPATH];
 	struct MHD_Response *resp;
 	int			fd;
 	int			ret;
 
-	SpinLockAcquire(&reads()->mutex);
-	memcpy(&head, slot, sizeof(head));
-	SpinLockRelease(&reads()->mutex);
-	if (head.state != HTTP_READ_DONE)
+	if (!buildlog_http_read_done(i))
 	{
 		/* called before the reader is done: wait on */
 		p->resumed = false;
 		MHD_suspend_connection(conn);
 		return MHD_YES;
 	}
-	p->conn = NULL;
-	h->reads_pending--;
 	*state = NULL;
-	body_path(path, sizeof(path), i, head.seq);
-	fd = head.status == 0 ? -1 : open(path, O_RDONLY | PG_BINARY, 0);
-	(void) unlink(path);
-	free_slot(i, false);
+	fd = buildlog_http_read_take(h, i, &head);
 	if (fd < 0)
-	{
-		if (head.status != 0)
-			buildlog_worker_problem(&h->w, WARNING,
-									psprintf("could not open the answer of a reader \"%s\": %m", path));
 		return answer_unavailable(h, conn,
 								  "The reader answering this read stopped or failed; try again.");
-	}
 	resp = MHD_create_response_from_fd64((uint64_t) head.body_len, fd);
 	if (resp == NULL)
 	{
@@ -199,14 +234,16 @@ buildlog_http_read_answer(HttpWorker *h, struct MHD_Connection *conn, void **sta
 }
 
 void
-buildlog_http_read_abandon(HttpWorker *h, void *state)
+buildlog_http_read_cancel(HttpWorker *h, int i)
 {
-	HttpPendingRead *p = (HttpPendingRead *) state;
-	HttpReadSlot *slot = &reads()->reads[p - h->reads];
+	HttpPendingRead *p = &h->reads[i];
+	HttpReadSlot *slot = &reads()->reads[i];
 
-	if (p->conn == NULL)
+	if (!p->busy)
 		return;
+	p->busy = false;
 	p->conn = NULL;
+	p->stream = NULL;
 	h->reads_pending--;
 	SpinLockAcquire(&reads()->mutex);
 	if (slot->state == HTTP_READ_QUEUED && slot->seq == p->seq)
@@ -217,6 +254,12 @@ buildlog_http_read_abandon(HttpWorker *h, void *state)
 		h->reads_orphaned++;
 	}
 	SpinLockRelease(&reads()->mutex);
+}
+
+void
+buildlog_http_read_abandon(HttpWorker *h, void *state)
+{
+	buildlog_http_read_cancel(h, (HttpPendingRead *) state - h->reads);
 }
 
 void
@@ -241,6 +284,8 @@ buildlog_http_reads_collect(HttpWorker *h)
 			free_slot(i, true);
 			h->reads_orphaned = Max(h->reads_orphaned - 1, 0);
 		}
+		else if (h->reads[i].stream != NULL)
+			buildlog_http_events_read_done(h, h->reads[i].stream, i);
 		else if (h->reads[i].conn != NULL && !h->reads[i].resumed)
 		{
 			h->reads[i].resumed = true;

@@ -109,7 +109,8 @@ typedef struct HttpStats
 typedef enum HttpReadKind
 {
 	HTTP_READ_LOG = 1,			/* /jobs/{id}/log */
-	HTTP_READ_PARTS				/* /jobs/{id}/parts */
+	HTTP_READ_PARTS,			/* /jobs/{id}/parts */
+	HTTP_READ_EVENTS			/* an event stream's parts after a number */
 } HttpReadKind;
 
 typedef struct HttpReadArgs
@@ -117,7 +118,7 @@ typedef struct HttpReadArgs
 	HttpReadKind kind;
 	int64		job_id;
 	int64		start;			/* Range: bytes=N- (log), -1 without */
-	int32		after;			/* ?after=N (parts), -1 without */
+	int32		after;			/* ?after=N (parts), the stream's prefix (events) */
 	bool		deansi;			/* ?deansi=1 (log) */
 	char		if_none_match[BUILDLOG_HTTP_ETAG_LEN];	/* empty without */
 } HttpReadArgs;

@@ -98,6 +98,18 @@ like(slurp_file($slow_file), qr/"detail":"The log is archived in S3, which did n
 my ($gone) = background("$base/jobs/571/log");
 reader_stuck();
 $gone->kill_kill;
+
+# ... and the backlog of a stream opened on the purged log waits in the other reader
+my ($ev571, $ev571_file) = background("$base/jobs/571/events");
+wait_query($node, q(select count(*) from pg_stat_activity
+	where backend_type = 'buildlog http reader' and query like '%GET /jobs/{id}/events%' and state = 'active'),
+	'1', 'a reader busy with the purged log\'s event backlog');
+write_part(573, 6);
+ok(wait_until('part 6 streamed', sub { streamed($sse_file) == 7 }, timeout => 9),
+	'part 6 reaches the other watcher while both readers wait for S3');
+ok(wait_until('the purged stream closed', sub { !$ev571->pumpable }, timeout => 30),
+	'the stream whose backlog S3 did not give is closed (its client reconnects)');
+is(streamed($ev571_file), 0, 'with no part sent on it');
 ok(wait_until('the read slot freed', sub {
 			my ($m) = run_command([ 'curl', '-s', "$base/metrics" ]);
 			$m =~ /^buildlog_http_reads_in_flight 0$/m }, timeout => 30),
@@ -117,6 +129,16 @@ like($head, qr/^HTTP\/1\.1 206 .*^Content-Range: bytes 1000-\d+\/\d+\r$/ms, 'a r
 is(md5_hex(slurp_file("$tmp/purged_range")),
 	$node->safe_psql('postgres', q(select md5(substr(convert_to(expected(571, 30), 'UTF8'), 1001)))),
 	'the bytes from offset 1000 of the purged log, exact');
+my ($events) = run_command([ 'curl', '-s', '-N', '--max-time', '30', "$base/jobs/571/events" ]);
+my @parts = $events =~ /^event: part$/mg;
+is(scalar @parts, 30, 'the purged log streamed: all 30 parts from S3');
+my $end = $node->safe_psql('postgres', q(
+select format('{"size":%s,"sha256":"%s"}', octet_length(l), encode(sha256(convert_to(l, 'UTF8')), 'hex'))
+  from expected(571, 30) l));
+like($events, qr/^event: end\ndata: \Q$end\E$/m, 'and the end event with its size and SHA-256');
+($events) = run_command([ 'curl', '-s', '-N', '--max-time', '30', '-H', 'Last-Event-ID: 0-29', "$base/jobs/571/events" ]);
+like($events, qr/\Aretry: 1000\n\nid: 0-29\nevent: end\ndata: \Q$end\E\n*\z/,
+	'resumed with every part (the final one too) received: only the end event');
 
 # ---- no readers: the same slow read holds the events back
 $sse->kill_kill;
@@ -126,18 +148,18 @@ $node->restart;
 ok(wait_until('the HTTP service', sub { (run_command([ 'curl', '-s', "$base/healthz" ]))[0] eq 'ok' }),
 	'the HTTP service is up without readers');
 ($sse, $sse_file) = background("$base/jobs/573/events");
-ok(wait_until('the backlog streamed', sub { streamed($sse_file) == 6 }), 'the watcher got the backlog');
+ok(wait_until('the backlog streamed', sub { streamed($sse_file) == 7 }), 'the watcher got the backlog');
 ($slow, $slow_file) = background("$base/jobs/571/log");
 wait_query($node, q(select count(*) from pg_stat_activity
 	where backend_type = 'buildlog http' and query like '%GET /jobs/{id}/log%' and state = 'active'),
 	'1', 'the HTTP worker itself busy with the slow read');
-write_part(573, 6);
+write_part(573, 7);
 my $until = time + 2;
 my $early = 0;
-while (time < $until) { $early ||= streamed($sse_file) == 7; select(undef, undef, undef, 0.1); }
-ok(!$early && $slow->pumpable, 'part 6 does not stream for 2 s while the HTTP worker waits for S3');
+while (time < $until) { $early ||= streamed($sse_file) == 8; select(undef, undef, undef, 0.1); }
+ok(!$early && $slow->pumpable, 'part 7 does not stream for 2 s while the HTTP worker waits for S3');
 ok(wait_until('the slow read answered', sub { !$slow->pumpable }, timeout => 30), 'the slow read ends after S3\'s timeout');
-ok(wait_until('part 6 streamed', sub { streamed($sse_file) == 7 }), 'then part 6 streamed');
+ok(wait_until('part 7 streamed', sub { streamed($sse_file) == 8 }), 'then part 7 streamed');
 $sse->kill_kill;
 close($hole);
 done_testing();
