@@ -32,17 +32,23 @@ check_worker_slots(void)
 		int			left = Max(free_slots - 1, 0);
 		int			drains = Min(buildlog_drain_workers, left);
 		int			archives = Min(buildlog_archive_workers, left - drains);
+		int			https = Min(http, left - drains - archives);
 
 		ereport(WARNING,
 				(errmsg("buildlog needs %d background worker slots (1 scheduler, %d drain, %d archive%s), but max_worker_processes = %d leaves %d",
 						want, buildlog_drain_workers, buildlog_archive_workers,
 						http ? psprintf(", 1 http, %d http reader", buildlog_http_readers) : "",
 						max_worker_processes, Max(free_slots, 0)),
+				 http ?
+				 errdetail("Starting %s, %d of %d drain workers, %d of %d archive workers and %d of %d HTTP workers (the service and its readers).",
+						   free_slots > 0 ? "the scheduler" : "no scheduler",
+						   drains, buildlog_drain_workers,
+						   archives, buildlog_archive_workers, https, http) :
 				 errdetail("Starting %s, %d of %d drain workers and %d of %d archive workers.",
 						   free_slots > 0 ? "the scheduler" : "no scheduler",
 						   drains, buildlog_drain_workers,
 						   archives, buildlog_archive_workers),
-				 errhint("Raise max_worker_processes to at least %d (plus what parallel query and other extensions need) and restart, or lower buildlog.drain_workers or buildlog.archive_workers.",
+				 errhint("Raise max_worker_processes to at least %d (plus what parallel query and other extensions need) and restart, or lower buildlog.drain_workers, buildlog.archive_workers or buildlog.http_readers (buildlog.http_listen = '' turns the HTTP service off).",
 						 max_worker_processes - free_slots + want)));
 	}
 	return free_slots;

@@ -416,6 +416,7 @@ unlike($log, qr/\Q$fake\E/, 'the URL password never appears in the server log');
 
 # ---- item 14: too few worker slots: a clear warning, the scheduler first
 {
+	my $http_port = PostgreSQL::Test::Cluster::get_free_port();
 	my $small = PostgreSQL::Test::Cluster->new('slots');
 	$small->init;
 	$small->append_conf('postgresql.conf', qq(
@@ -426,6 +427,7 @@ buildlog.amqp_queues = 'tq.w1,tq.w2'
 buildlog.drain_workers = 2
 buildlog.archive_workers = 1
 max_worker_processes = 3
+buildlog.http_listen = '127.0.0.1:$http_port'
 ));
 	$small->start;
 	$small->safe_psql('postgres', q(
@@ -434,7 +436,7 @@ create extension pg_partman schema partman;
 create extension buildlog;
 ));
 	like(slurp_file($small->logfile),
-		qr/WARNING:  buildlog needs 4 background worker slots \(1 scheduler, 2 drain, 1 archive\), but max_worker_processes = 3 leaves 2\n.*DETAIL:  Starting the scheduler, 1 of 2 drain workers and 0 of 1 archive workers.\n.*HINT:  Raise max_worker_processes to at least 5/,
+		qr/WARNING:  buildlog needs 7 background worker slots \(1 scheduler, 2 drain, 1 archive, 1 http, 2 http reader\), but max_worker_processes = 3 leaves 2\n.*DETAIL:  Starting the scheduler, 1 of 2 drain workers, 0 of 1 archive workers and 0 of 3 HTTP workers \(the service and its readers\).\n.*HINT:  Raise max_worker_processes to at least 8 .* or lower buildlog.drain_workers, buildlog.archive_workers or buildlog.http_readers/,
 		'the start-up warning names the numbers and the setting');
 	ok($small->poll_query_until('postgres', 'select count(*) from buildlog.scheduler_stats', '1'),
 		'the scheduler runs');
