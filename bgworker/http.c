@@ -81,6 +81,14 @@ typedef struct HttpRequest
 static char mhd_log[MHD_LOG_LEN];
 static bool mhd_log_pending = false;
 
+/*
+ * The per-request pointer of a request without a body between the first
+ * call of the access handler and the second: libmicrohttpd 0.9.75 closes
+ * the connection after a response queued on the first call, so answering
+ * there would cost every client a new connection per request.
+ */
+static char headers_seen;
+
 bool
 buildlog_http_enabled(void)
 {
@@ -117,7 +125,7 @@ request_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
 
 	if (*con_cls != NULL && buildlog_http_read_pending(h, *con_cls))
 		buildlog_http_read_abandon(h, *con_cls);
-	else if (*con_cls != NULL)
+	else if (*con_cls != NULL && *con_cls != &headers_seen)
 		buildlog_http_ingest_free(*con_cls);
 	*con_cls = NULL;
 }
@@ -557,9 +565,21 @@ buildlog_http_send(HttpWorker *h, struct MHD_Connection *conn, HttpResponse *r)
 	return ret;
 }
 
+/* Does the request come without a body (answered on the second call)? */
+static bool
+bodiless(struct MHD_Connection *conn, const char *method)
+{
+	return (strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+			strcmp(method, MHD_HTTP_METHOD_HEAD) == 0) &&
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH) == NULL &&
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) == NULL;
+}
+
 /*
- * libmicrohttpd's access handler: called first with the headers (answered
- * on that call: no endpoint reads a body yet), then never again for GET.
+ * libmicrohttpd's access handler: called first with the headers, then with
+ * each slice of a body, then once more at its end.  Requests without a body
+ * are routed on the second call (keep-alive), uploads on the first (their
+ * refusals come before the body is read).
  */
 static enum MHD_Result
 handle_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -573,7 +593,14 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 	memset(&out, 0, sizeof(out));
 	memset(&req, 0, sizeof(req));
 	out.cxt = h->w.step_cxt;
-	if (*con_cls != NULL && buildlog_http_read_pending(h, *con_cls))
+	if (*con_cls == NULL && bodiless(conn, method))
+	{
+		*con_cls = &headers_seen;
+		return MHD_YES;
+	}
+	if (*con_cls == &headers_seen)
+		*con_cls = NULL;		/* the second call: route it now */
+	else if (*con_cls != NULL && buildlog_http_read_pending(h, *con_cls))
 		return (enum MHD_Result) buildlog_http_read_answer(h, conn, con_cls);
 	if (*con_cls != NULL)
 	{

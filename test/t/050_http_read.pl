@@ -149,6 +149,13 @@ is($node->safe_psql('postgres', 'select count(*), bool_and(responses_4xx > 0) fr
 my $log = slurp_file($node->logfile);
 unlike($log, qr/terminated by signal|was terminated|server process .* exited/, 'the HTTP worker never crashed');
 
+# keep-alive: reads and errors answered on one connection (curl reuses it)
+{
+	my ($out) = run_command([ 'curl', '-s', '-w', '%{http_code}:%{num_connects} ',
+			map { ('-o', '/dev/null', "$base$_") } '/healthz', '/jobs/42/log', '/jobs/999/log', '/jobs/42/parts' ]);
+	is($out, '200:1 200:0 404:0 200:0 ', 'four requests on one kept-alive connection');
+}
+
 # a second node on the same address: it says so and retries, without crashing
 my $other = buildlog_node('http2', qq(
 buildlog.http_listen = '127.0.0.1:$port'
