@@ -113,9 +113,10 @@ request_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
 	if (*con_cls != NULL)
 		buildlog_http_ingest_free(*con_cls);
 	*con_cls = NULL;
+	buildlog_http_request_phase(connection, HTTP_PHASE_IDLE);
 }
 
-/* Count open connections (a libmicrohttpd callback: atomics only). */
+/* Count open connections, per client too (a libmicrohttpd callback: no ERROR). */
 static void
 notify_connection(void *cls, struct MHD_Connection *connection,
 				  void **socket_context, enum MHD_ConnectionNotificationCode toe)
@@ -123,9 +124,15 @@ notify_connection(void *cls, struct MHD_Connection *connection,
 	HttpStats  *stats = (HttpStats *) cls;
 
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+	{
 		pg_atomic_fetch_add_u64(&stats->connections, 1);
+		buildlog_http_conn_opened(connection, socket_context);
+	}
 	else
+	{
 		pg_atomic_fetch_sub_u64(&stats->connections, 1);
+		buildlog_http_conn_closed(socket_context);
+	}
 }
 
 void
@@ -505,6 +512,7 @@ http_metrics(StringInfo buf, HttpStats *st)
 	metric_header(buf, "buildlog_http_events_total", "counter", "Part events sent to event streams.");
 	appendStringInfo(buf, "buildlog_http_events_total " UINT64_FORMAT "\n",
 					 pg_atomic_read_u64(&st->events));
+	buildlog_http_limits_metrics(buf);
 }
 
 /* Step: GET /metrics, Prometheus' text format. */
@@ -736,6 +744,15 @@ send_response(HttpWorker *h, struct MHD_Connection *conn, HttpResponse *r)
 	return ret;
 }
 
+/* A streaming upload (POST /jobs/{id}/stream): open while the job runs. */
+static bool
+is_stream_upload(const char *url)
+{
+	size_t		n = strlen(url);
+
+	return n > 7 && strcmp(url + n - 7, "/stream") == 0;
+}
+
 /*
  * libmicrohttpd's access handler: called first with the headers (answered
  * on that call: no endpoint reads a body yet), then never again for GET.
@@ -773,7 +790,12 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 	req.out = &out;
 	req.state = con_cls;
 	pg_atomic_fetch_add_u64(&h->stats->requests, 1);
+	if (!buildlog_http_rate_check(conn, &out))
+		return send_response(h, conn, &out);
 	route(h, &req);
+	/* a bounded body has a deadline; streams and answers have none */
+	buildlog_http_request_phase(conn, req.reading && !is_stream_upload(url) ?
+								HTTP_PHASE_BODY : HTTP_PHASE_OPEN);
 	if (req.queued || req.reading)
 		return MHD_YES;
 	if (out.status == 0)
@@ -809,13 +831,13 @@ start_daemon(HttpWorker *h)
 {
 	struct sockaddr_in addr = listen_address();
 	const union MHD_DaemonInfo *info;
+	int			limit = buildlog_http_limits_init(h);
 
 	h->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME,
-								 ntohs(addr.sin_port), NULL, NULL,
+								 ntohs(addr.sin_port), buildlog_http_accept_policy, NULL,
 								 handle_request, h,
 								 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
-								 MHD_OPTION_CONNECTION_LIMIT,
-								 (unsigned int) buildlog_http_max_connections,
+								 MHD_OPTION_CONNECTION_LIMIT, (unsigned int) limit,
 								 MHD_OPTION_CONNECTION_TIMEOUT,
 								 (unsigned int) buildlog_http_timeout_s,
 								 MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h->stats,
@@ -883,6 +905,7 @@ buildlog_http_main(Datum arg)
 		MemoryContextSwitchTo(h.w.step_cxt);
 		/* new parts for the event streams first: it resumes those that wait */
 		buildlog_http_events_refill(&h);
+		buildlog_http_limits_sweep();
 		MHD_run(h.daemon);
 		MemoryContextSwitchTo(h.w.loop_cxt);
 		if (mhd_log_pending)
