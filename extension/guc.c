@@ -473,7 +473,7 @@ buildlog_define_gucs(void)
 								PGC_POSTMASTER, 0,
 								NULL, NULL, NULL);
 		DefineCustomIntVariable("buildlog.http_timeout",
-								"An HTTP connection idle (or sending nothing) this long is closed.",
+								"An HTTP connection idle (or sending nothing) this long is closed; also the deadline of a request's headers, and of a bounded upload's body, however slowly bytes trickle in.",
 								NULL,
 								&buildlog_http_timeout_s,
 								60, 1, 3600,
