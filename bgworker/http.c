@@ -56,6 +56,12 @@
 #define IDLE_WAIT_MS		1000
 #define MHD_LOG_LEN			512
 #define LISTEN_RETRY_S		10	/* between attempts to listen */
+/*
+ * libmicrohttpd's memory pool per connection (its default is 32 kB): the
+ * request headers must fit in it, and an idle event stream keeps it, so it
+ * decides the memory of 10,000 open streams (see the fan-out benchmark).
+ */
+#define CONNECTION_MEMORY	(16 * 1024)
 
 /* One request as the handlers see it. */
 typedef struct HttpRequest
@@ -838,6 +844,7 @@ start_daemon(HttpWorker *h)
 								 handle_request, h,
 								 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
 								 MHD_OPTION_CONNECTION_LIMIT, (unsigned int) limit,
+								 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY,
 								 MHD_OPTION_CONNECTION_TIMEOUT,
 								 (unsigned int) buildlog_http_timeout_s,
 								 MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h->stats,

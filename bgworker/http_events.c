@@ -40,7 +40,14 @@
 
 #define HEARTBEAT_S			15
 #define MAX_CURSOR_RANGES	1024	/* a longer Last-Event-ID is refused */
-#define READ_BLOCK			(64 * 1024)
+/*
+ * The largest chunk handed to libmicrohttpd at once.  libmicrohttpd
+ * allocates a buffer of that size per stream (and writes a chunked body
+ * through the connection's own pool), so it costs memory per open stream:
+ * 64 kB made 10,000 idle streams take 1 GB.
+ */
+#define READ_BLOCK			(2 * 1024)
+#define OUT_INITIAL			64	/* a stream's first buffer (initStringInfo's is 1 kB) */
 
 /* A range of part numbers, lo..hi inclusive. */
 typedef struct NumberRange
@@ -458,7 +465,10 @@ buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	st->job_id = job_id;
 	st->capacity = 8;
 	st->ranges = palloc(sizeof(NumberRange) * st->capacity);
-	initStringInfo(&st->out);
+	/* small at first: most streams are idle most of the time */
+	st->out.data = palloc(OUT_INITIAL);
+	st->out.maxlen = OUT_INITIAL;
+	resetStringInfo(&st->out);
 	MemoryContextSwitchTo(old);
 	*status = MHD_HTTP_OK;
 	if (cursor != NULL && !parse_cursor(st, cursor, error))
