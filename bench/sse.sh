@@ -32,7 +32,8 @@ chmod 755 "$STACK_DIR"
 export STACK_PG_PORT=${STACK_PG_PORT:-54365} STACK_AMQP_PORT=${STACK_AMQP_PORT:-56765} \
        STACK_RABBITMQ_DIST_PORT=${STACK_RABBITMQ_DIST_PORT:-56766} STACK_RABBITMQ_MGMT_PORT=${STACK_RABBITMQ_MGMT_PORT:-15699} \
        STACK_EPMD_PORT=${STACK_EPMD_PORT:-56767} STACK_S3_PORT=${STACK_S3_PORT:-45694}
-export STACK_PG_EXTRA_CONF="buildlog.aggregate_delay = '1d'
+export STACK_PG_EXTRA_CONF="track_commit_timestamp = on
+buildlog.aggregate_delay = '1d'
 buildlog.aggregate_force_after = '1000d'
 buildlog.maintenance_interval = 0
 buildlog.archive_workers = 0
@@ -92,11 +93,19 @@ wait $watch_pid || say "sse_watch reported a broken promise (see below)"
 t1=$(cpu_ticks); s1=$(date +%s.%N)
 live_cpu=$(awk -v a="$t0" -v b="$t1" -v s="$s0" -v e="$s1" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", (b - a) / hz / (e - s) * 100}')
 say "latency: $(cat "$STACK_DIR/watch.out" | tr '\n' ' ')"
+# the drain's share: publish call -> commit (track_commit_timestamp)
+commit_lat=$(sql -F ' ' -c "select 'p50', round(percentile_cont(0.5) within group (order by ms)::numeric, 1),
+                        'p99', round(percentile_cont(0.99) within group (order by ms)::numeric, 1),
+                        'max', round(max(ms)::numeric, 1)
+                   from (select extract(epoch from pg_xact_commit_timestamp(xmin)) * 1000
+                                - substr(content, 2, 16)::bigint / 1000.0 as ms
+                           from buildlog.log_parts where not final) s")
 {
   echo
   echo "live latency: $WATCHERS watchers over $JOBS jobs, $((PARTS * JOBS)) parts of 200 B published at $RATE/s"
   echo "(publish call -> event received by the watcher; through RabbitMQ, 2 drain workers, the HTTP worker)"
   cat "$STACK_DIR/watch.out"
+  echo "of which publish call -> commit of the part (ms): $commit_lat"
   echo "HTTP worker CPU while live: ${live_cpu}% of one core"
 } >>"$RESULTS"
 }

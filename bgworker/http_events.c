@@ -266,47 +266,73 @@ stream_complete(EventStream *st)
 	return below <= 1;
 }
 
-/* Append one part's event to the stream (the caller checked it is new). */
-static void
-append_part(EventStream *st, int32 number, const char *content, bool final)
+/* A part read for the streams: its event's data, JSON-escaped once for all of them. */
+typedef struct PartEvent
 {
-	add_number(st, number);
-	if (final)
-	{
-		st->final_seen = true;
-		st->final_number = number;
-	}
-	appendStringInfoString(&st->out, "id: ");
-	append_cursor(&st->out, st);
-	appendStringInfo(&st->out, "\nevent: part\ndata: {\"number\":%d,\"final\":%s,\"content\":",
-					 number, final ? "true" : "false");
-	escape_json(&st->out, content);
-	appendStringInfoString(&st->out, "}\n\n");
-	pg_atomic_fetch_add_u64(&st->h->stats->events, 1);
+	int32		number;
+	bool		final;
+	char	   *data;			/* {"number":N,"final":B,"content":"..."} */
+	int			len;
+} PartEvent;
+
+/* Row i of the current SPI query (columns number, content, final) as an event. */
+static void
+part_event(uint64 i, PartEvent *ev)
+{
+	HeapTuple	tup = SPI_tuptable->vals[i];
+	TupleDesc	desc = SPI_tuptable->tupdesc;
+	bool		isnull;
+	char	   *content;
+	StringInfoData buf;
+
+	ev->number = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	ev->final = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+	content = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"number\":%d,\"final\":%s,\"content\":",
+					 ev->number, ev->final ? "true" : "false");
+	escape_json(&buf, content);
+	appendStringInfoChar(&buf, '}');
+	pfree(content);
+	ev->data = buf.data;
+	ev->len = buf.len;
 }
 
 /*
- * Append the parts of one job read by the current SPI query (columns
- * number, content, final) to a stream: those not in its set.
+ * The parts of one job read by the current SPI query as events, in the
+ * current memory context (the refill's: freed when its step ends).
  */
-static void
-append_new_parts(EventStream *st)
+static PartEvent *
+part_events(int *n)
 {
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		int32		number = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-		bool		final;
-		char	   *content;
+	PartEvent  *ev = palloc(sizeof(PartEvent) * Max(SPI_processed, 1));
 
-		if (has_number(st, number))
+	for (uint64 i = 0; i < SPI_processed; i++)
+		part_event(i, &ev[i]);
+	*n = (int) SPI_processed;
+	return ev;
+}
+
+/* Append to a stream the events of the parts not in its set, in the order read. */
+static void
+append_new_parts(EventStream *st, PartEvent *ev, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		if (has_number(st, ev[i].number))
 			continue;
-		final = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
-		content = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
-		append_part(st, number, content, final);
-		pfree(content);
+		add_number(st, ev[i].number);
+		if (ev[i].final)
+		{
+			st->final_seen = true;
+			st->final_number = ev[i].number;
+		}
+		appendStringInfoString(&st->out, "id: ");
+		append_cursor(&st->out, st);
+		appendStringInfoString(&st->out, "\nevent: part\ndata: ");
+		appendBinaryStringInfo(&st->out, ev[i].data, ev[i].len);
+		appendStringInfoString(&st->out, "\n\n");
+		pg_atomic_fetch_add_u64(&st->h->stats->events, 1);
 	}
 }
 
@@ -438,9 +464,20 @@ start_step(BuildlogWorker *w, void *arg)
 	buildlog_worker_begin_spi("buildlog http: GET /jobs/{id}/events");
 	read_parts(st->job_id, prefix_end(st));
 	{
-		MemoryContext old = MemoryContextSwitchTo(w->loop_cxt);
+		MemoryContext old;
 
-		append_new_parts(st);
+		/* row by row: a backlog can be a whole big log */
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			PartEvent	ev;
+
+			part_event(i, &ev);
+			old = MemoryContextSwitchTo(w->loop_cxt);
+			append_new_parts(st, &ev, 1);
+			MemoryContextSwitchTo(old);
+			pfree(ev.data);
+		}
+		old = MemoryContextSwitchTo(w->loop_cxt);
 		if (!st->ending && stream_complete(st))
 			append_end(st);
 		MemoryContextSwitchTo(old);
@@ -554,6 +591,8 @@ refill_step(BuildlogWorker *w, void *arg)
 		int32		after = PG_INT32_MAX;
 		dlist_iter	iter;
 		MemoryContext old;
+		PartEvent  *ev;
+		int			nev;
 
 		/* one query per job: from the lowest prefix end among its streams */
 		dlist_foreach(iter, &job->streams)
@@ -566,13 +605,14 @@ refill_step(BuildlogWorker *w, void *arg)
 		if (after == PG_INT32_MAX)
 			continue;			/* every stream of the job is ending */
 		read_parts(job->job_id, after);
+		ev = part_events(&nev); /* escaped once for all the job's streams */
 		old = MemoryContextSwitchTo(w->loop_cxt);
 		dlist_foreach(iter, &job->streams)
 		{
 			EventStream *st = dlist_container(EventStream, job_node, iter.cur);
 
 			if (!st->ending)
-				append_new_parts(st);
+				append_new_parts(st, ev, nev);
 		}
 		/* then the end event of a stream that became complete (a query each) */
 		dlist_foreach(iter, &job->streams)
