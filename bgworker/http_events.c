@@ -275,9 +275,12 @@ typedef struct PartEvent
 	int			len;
 } PartEvent;
 
-/* Row i of the current SPI query (columns number, content, final) as an event. */
+/*
+ * Row i of the current SPI query as an event: its columns number, content,
+ * final from column "first" on.
+ */
 static void
-part_event(uint64 i, PartEvent *ev)
+part_event_at(uint64 i, int first, PartEvent *ev)
 {
 	HeapTuple	tup = SPI_tuptable->vals[i];
 	TupleDesc	desc = SPI_tuptable->tupdesc;
@@ -285,9 +288,9 @@ part_event(uint64 i, PartEvent *ev)
 	char	   *content;
 	StringInfoData buf;
 
-	ev->number = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-	ev->final = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
-	content = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+	ev->number = DatumGetInt32(SPI_getbinval(tup, desc, first, &isnull));
+	ev->final = DatumGetBool(SPI_getbinval(tup, desc, first + 2, &isnull));
+	content = TextDatumGetCString(SPI_getbinval(tup, desc, first + 1, &isnull));
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{\"number\":%d,\"final\":%s,\"content\":",
 					 ev->number, ev->final ? "true" : "false");
@@ -296,21 +299,6 @@ part_event(uint64 i, PartEvent *ev)
 	pfree(content);
 	ev->data = buf.data;
 	ev->len = buf.len;
-}
-
-/*
- * The parts of one job read by the current SPI query as events, in the
- * current memory context (the refill's: freed when its step ends).
- */
-static PartEvent *
-part_events(int *n)
-{
-	PartEvent  *ev = palloc(sizeof(PartEvent) * Max(SPI_processed, 1));
-
-	for (uint64 i = 0; i < SPI_processed; i++)
-		part_event(i, &ev[i]);
-	*n = (int) SPI_processed;
-	return ev;
 }
 
 /* Append to a stream the events of the parts not in its set, in the order read. */
@@ -471,7 +459,7 @@ start_step(BuildlogWorker *w, void *arg)
 		{
 			PartEvent	ev;
 
-			part_event(i, &ev);
+			part_event_at(i, 1, &ev);
 			old = MemoryContextSwitchTo(w->loop_cxt);
 			append_new_parts(st, &ev, 1);
 			MemoryContextSwitchTo(old);
@@ -578,52 +566,140 @@ buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	return true;
 }
 
+/*
+ * The new parts of several jobs in one query (columns job_id, number,
+ * content, final; ordered by job and number): $1 the jobs, $2 the number
+ * above which each is read.  A job whose parts are all still pending (no
+ * content, nothing merged or purged: the live case) is read straight from
+ * log_parts, one copy per number chosen as parts() chooses it (the first by
+ * arrival time, then bytes; final if any copy is); any other goes through
+ * parts() itself, the one read path.  One executor start for all jobs:
+ * parts() per job opened every partition of log_parts twice per job, which
+ * made a refill of 100 jobs take 20-100 ms.
+ */
+#define LIVE_PARTS_SQL \
+	"select j.job_id, p.number, p.content, p.final" \
+	" from rows from (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.int4[])) j(job_id, after)" \
+	" cross join lateral (select distinct on (q.number) q.number, q.content," \
+	"   pg_catalog.bool_or(q.final) over (partition by q.number) as final" \
+	"   from buildlog.log_parts q where q.job_id = j.job_id and q.number > j.after" \
+	"   order by q.number, q.created_at, q.content collate \"C\") p" \
+	" where not exists (select from buildlog.logs l where l.job_id = j.job_id" \
+	"   and (l.content is not null or l.purged_at is not null" \
+	"        or pg_catalog.cardinality(l.part_numbers) > 0))" \
+	" union all" \
+	" select j.job_id, p.number, p.content, p.final" \
+	" from rows from (pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.int4[])) j(job_id, after)" \
+	" join buildlog.logs l on l.job_id = j.job_id" \
+	"   and (l.content is not null or l.purged_at is not null" \
+	"        or pg_catalog.cardinality(l.part_numbers) > 0)" \
+	" cross join lateral buildlog.parts(j.job_id, j.after) p" \
+	" order by 1, 2"
+
+static SPIPlanPtr live_plan = NULL;
+
+/* The lowest prefix end among a job's streams not ending (PG_INT32_MAX: none). */
+static int32
+job_after(WatchedJob *job)
+{
+	int32		after = PG_INT32_MAX;
+	dlist_iter	iter;
+
+	dlist_foreach(iter, &job->streams)
+	{
+		EventStream *st = dlist_container(EventStream, job_node, iter.cur);
+
+		if (!st->ending)
+			after = Min(after, prefix_end(st));
+	}
+	return after;
+}
+
+/* Hand a job's new parts (ev[0..n-1]) to its streams, then their end events. */
+static void
+feed_job(BuildlogWorker *w, WatchedJob *job, PartEvent *ev, int n)
+{
+	MemoryContext old = MemoryContextSwitchTo(w->loop_cxt);
+	dlist_iter	iter;
+
+	dlist_foreach(iter, &job->streams)
+	{
+		EventStream *st = dlist_container(EventStream, job_node, iter.cur);
+
+		if (!st->ending)
+			append_new_parts(st, ev, n);
+	}
+	/* then the end event of a stream that became complete (a query each) */
+	dlist_foreach(iter, &job->streams)
+	{
+		EventStream *st = dlist_container(EventStream, job_node, iter.cur);
+
+		if (!st->ending && stream_complete(st))
+			append_end(st);
+	}
+	MemoryContextSwitchTo(old);
+}
+
 /* Step: new parts for each job written since the last refill, to its streams. */
 static int
 refill_step(BuildlogWorker *w, void *arg)
 {
 	Refill	   *refill = (Refill *) arg;
+	HttpWorker *h = (HttpWorker *) w;
+	Datum	   *ids = palloc(sizeof(Datum) * Max(refill->njobs, 1));
+	Datum	   *afters = palloc(sizeof(Datum) * Max(refill->njobs, 1));
+	int			n = 0;
+	Oid			types[2] = {INT8ARRAYOID, INT4ARRAYOID};
+	Datum		values[2];
+	PartEvent  *ev;
+	int64	   *job_of;
+	uint64		nrows;
+	uint64		i;
 
-	buildlog_worker_begin_spi("buildlog http: live parts");
-	for (int i = 0; i < refill->njobs; i++)
+	for (int k = 0; k < refill->njobs; k++)
 	{
-		WatchedJob *job = refill->jobs[i];
-		int32		after = PG_INT32_MAX;
-		dlist_iter	iter;
-		MemoryContext old;
-		PartEvent  *ev;
-		int			nev;
+		int32		after = job_after(refill->jobs[k]);
 
-		/* one query per job: from the lowest prefix end among its streams */
-		dlist_foreach(iter, &job->streams)
-		{
-			EventStream *st = dlist_container(EventStream, job_node, iter.cur);
-
-			if (!st->ending)
-				after = Min(after, prefix_end(st));
-		}
 		if (after == PG_INT32_MAX)
 			continue;			/* every stream of the job is ending */
-		read_parts(job->job_id, after);
-		ev = part_events(&nev); /* escaped once for all the job's streams */
-		old = MemoryContextSwitchTo(w->loop_cxt);
-		dlist_foreach(iter, &job->streams)
-		{
-			EventStream *st = dlist_container(EventStream, job_node, iter.cur);
-
-			if (!st->ending)
-				append_new_parts(st, ev, nev);
-		}
-		/* then the end event of a stream that became complete (a query each) */
-		dlist_foreach(iter, &job->streams)
-		{
-			EventStream *st = dlist_container(EventStream, job_node, iter.cur);
-
-			if (!st->ending && stream_complete(st))
-				append_end(st);
-		}
-		MemoryContextSwitchTo(old);
+		ids[n] = Int64GetDatum(refill->jobs[k]->job_id);
+		afters[n] = Int32GetDatum(after);
+		n++;
 	}
+	if (n == 0)
+		return 0;
+	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(afters, n, INT4OID, 4, true, TYPALIGN_INT));
+	buildlog_worker_begin_spi("buildlog http: live parts");
+	buildlog_run(buildlog_plan(&live_plan, LIVE_PARTS_SQL, 2, types),
+				 values, NULL, true, SPI_OK_SELECT);
+	/* every row as an event first (escaped once for all the job's streams) */
+	nrows = SPI_processed;
+	ev = palloc(sizeof(PartEvent) * Max(nrows, 1));
+	job_of = palloc(sizeof(int64) * Max(nrows, 1));
+	for (i = 0; i < nrows; i++)
+	{
+		bool		isnull;
+
+		job_of[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		part_event_at(i, 2, &ev[i]);
+	}
+	/* then to the streams, job by job (end events run queries of their own) */
+	for (i = 0; i < nrows;)
+	{
+		uint64		j = i;
+		WatchedJob *job;
+
+		while (j < nrows && job_of[j] == job_of[i])
+			j++;
+		job = hash_search(h->watched, &job_of[i], HASH_FIND, NULL);
+		if (job != NULL)
+			feed_job(w, job, &ev[i], (int) (j - i));
+		i = j;
+	}
+	/* a job with no new row may still have become complete for a stream */
+	for (int k = 0; k < refill->njobs; k++)
+		feed_job(w, refill->jobs[k], NULL, 0);
 	buildlog_worker_commit_spi();
 	return 0;
 }

@@ -5,6 +5,8 @@
 # Last-Event-ID.  Every client must get every part of its job exactly once
 # (31 part events), each event id equal to the set of numbers the client
 # holds, and the end event; the HTTP worker never crashes.
+# Then a watched job aggregated mid-stream: its later parts (read through
+# parts(), not straight from log_parts) still reach every watcher once.
 use strict;
 use warnings;
 use BuildlogTest;
@@ -72,6 +74,20 @@ is($s{missing}, 0, 'no part missing');
 is($s{cursor_mismatches}, 0, 'each event id is the set of numbers the client holds');
 cmp_ok($s{drops}, '>=', 300, "connections dropped mid-stream and resumed ($s{drops})");
 is($s{http_errors}, 0, 'no client was refused');
+
+# a watched job aggregated mid-stream: its later parts come through parts() (content + pending)
+$node->safe_psql('postgres', q(select buildlog.write_parts('{1201,1201,1201}', '{0,1,2}', '{a,b,c}', '{f,f,f}')));
+($out, $err) = ('', '');
+unlink($ready);
+$w = IPC::Run::start([ $watch, '--port', $port, '--clients', 3, '--jobs', 1, '--first-job', 1201, '--expect', 5,
+		'--timeout', 30, '--ready-file', $ready ], '>', \$out, '2>', \$err);
+ok(wait_until('the watchers of job 1201', sub { $w->pump_nb; -e $ready }), 'watching job 1201');
+is($node->safe_psql('postgres', 'select buildlog.aggregate(1201)'), '3', 'its 3 parts aggregated mid-stream');
+$node->safe_psql('postgres', q(select buildlog.write_parts('{1201}', '{4}', '{e}', '{f}')));
+$node->safe_psql('postgres', q(select buildlog.write_parts('{1201,1201}', '{3,5}', '{d,""}', '{f,t}')));
+ok(wait_until('the watchers of job 1201 to finish', sub { $w->pump_nb; !$w->pumpable }), 'they finished');
+ok($w->finish, 'after the aggregation: every part once, the end') or diag("$out\n$err");
+like($out, qr/^clients 3 .* ended 3 .* events 18 duplicates 0 missing 0 cursor_mismatches 0 /m, 'parts 0..5 to each of the 3');
 
 is($node->safe_psql('postgres', q(select pid from buildlog.http_stats)),
 	$pid, 'the HTTP worker is the same process');
