@@ -40,6 +40,7 @@ OBJS = \
 	bgworker/http.o \
 	bgworker/http_events.o \
 	bgworker/http_ingest.o \
+	bgworker/http_limits.o \
 	bgworker/http_read.o \
 	bgworker/http_reader.o
 

@@ -59,6 +59,12 @@
 #define IDLE_WAIT_MS		1000
 #define MHD_LOG_LEN			512
 #define LISTEN_RETRY_S		10	/* between attempts to listen */
+/*
+ * libmicrohttpd's memory pool per connection (its default is 32 kB): the
+ * request headers must fit in it, and an idle event stream keeps it, so it
+ * decides the memory of 10,000 open streams (see the fan-out benchmark).
+ */
+#define CONNECTION_MEMORY	(16 * 1024)
 
 /* One request as the handlers see it. */
 typedef struct HttpRequest
@@ -128,9 +134,10 @@ request_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
 	else if (*con_cls != NULL && *con_cls != &headers_seen)
 		buildlog_http_ingest_free(*con_cls);
 	*con_cls = NULL;
+	buildlog_http_request_phase(connection, HTTP_PHASE_IDLE);
 }
 
-/* Count open connections (a libmicrohttpd callback: atomics only). */
+/* Count open connections, per client too (a libmicrohttpd callback: no ERROR). */
 static void
 notify_connection(void *cls, struct MHD_Connection *connection,
 				  void **socket_context, enum MHD_ConnectionNotificationCode toe)
@@ -138,9 +145,15 @@ notify_connection(void *cls, struct MHD_Connection *connection,
 	HttpStats  *stats = (HttpStats *) cls;
 
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+	{
 		pg_atomic_fetch_add_u64(&stats->connections, 1);
+		buildlog_http_conn_opened(connection, socket_context);
+	}
 	else
+	{
 		pg_atomic_fetch_sub_u64(&stats->connections, 1);
+		buildlog_http_conn_closed(socket_context);
+	}
 }
 
 void
@@ -294,6 +307,7 @@ http_metrics(StringInfo buf, HttpStats *st)
 	metric_header(buf, "buildlog_http_events_total", "counter", "Part events sent to event streams.");
 	appendStringInfo(buf, "buildlog_http_events_total " UINT64_FORMAT "\n",
 					 pg_atomic_read_u64(&st->events));
+	buildlog_http_limits_metrics(buf);
 }
 
 /* Step: GET /metrics, Prometheus' text format. */
@@ -575,6 +589,15 @@ bodiless(struct MHD_Connection *conn, const char *method)
 		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) == NULL;
 }
 
+/* A streaming upload (POST /jobs/{id}/stream): open while the job runs. */
+static bool
+is_stream_upload(const char *url)
+{
+	size_t		n = strlen(url);
+
+	return n > 7 && strcmp(url + n - 7, "/stream") == 0;
+}
+
 /*
  * libmicrohttpd's access handler: called first with the headers, then with
  * each slice of a body, then once more at its end.  Requests without a body
@@ -623,7 +646,12 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 	req.out = &out;
 	req.state = con_cls;
 	pg_atomic_fetch_add_u64(&h->stats->requests, 1);
+	if (!buildlog_http_rate_check(conn, &out))
+		return (enum MHD_Result) buildlog_http_send(h, conn, &out);
 	route(h, &req);
+	/* a bounded body has a deadline; streams and answers have none */
+	buildlog_http_request_phase(conn, req.reading && !is_stream_upload(url) ?
+								HTTP_PHASE_BODY : HTTP_PHASE_OPEN);
 	if (req.queued || req.reading)
 		return MHD_YES;
 	if (out.status == 0)
@@ -659,13 +687,14 @@ start_daemon(HttpWorker *h)
 {
 	struct sockaddr_in addr = listen_address();
 	const union MHD_DaemonInfo *info;
+	int			limit = buildlog_http_limits_init(h);
 
 	h->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME,
-								 ntohs(addr.sin_port), NULL, NULL,
+								 ntohs(addr.sin_port), buildlog_http_accept_policy, NULL,
 								 handle_request, h,
 								 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
-								 MHD_OPTION_CONNECTION_LIMIT,
-								 (unsigned int) buildlog_http_max_connections,
+								 MHD_OPTION_CONNECTION_LIMIT, (unsigned int) limit,
+								 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY,
 								 MHD_OPTION_CONNECTION_TIMEOUT,
 								 (unsigned int) buildlog_http_timeout_s,
 								 MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h->stats,
@@ -735,6 +764,7 @@ buildlog_http_main(Datum arg)
 		/* answers of the readers, then new parts for the event streams */
 		buildlog_http_reads_collect(&h);
 		buildlog_http_events_refill(&h);
+		buildlog_http_limits_sweep();
 		MHD_run(h.daemon);
 		MemoryContextSwitchTo(h.w.loop_cxt);
 		if (mhd_log_pending)

@@ -48,6 +48,9 @@ int			buildlog_http_readers = 2;
 char	   *buildlog_http_token_key_file = NULL;
 int			buildlog_http_max_body = 16 * 1024 * 1024;
 bool		buildlog_http_read_tokens = false;
+int			buildlog_http_max_connections_per_client = 256;
+int			buildlog_http_rate_limit = 200;
+int			buildlog_http_rate_burst = 400;
 char	   *buildlog_s3_endpoint = NULL;
 char	   *buildlog_s3_bucket = NULL;
 char	   *buildlog_s3_region = NULL;
@@ -269,6 +272,27 @@ buildlog_define_gucs(void)
 							 false,
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("buildlog.http_max_connections_per_client",
+							"Most connections the HTTP service keeps open from one client address; 0: no cap.",
+							"One more is closed at once, before anything is read.",
+							&buildlog_http_max_connections_per_client,
+							256, 0, 100000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("buildlog.http_rate_limit",
+							"Requests per second the HTTP service accepts from one client address (a token bucket); 0: no limit.",
+							"Requests over it answer 429 with Retry-After.",
+							&buildlog_http_rate_limit,
+							200, 0, 1000000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("buildlog.http_rate_burst",
+							"Requests one client address may send at once above buildlog.http_rate_limit (the bucket's size).",
+							NULL,
+							&buildlog_http_rate_burst,
+							400, 1, 1000000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
 	DefineCustomStringVariable("buildlog.amqp_queues",
 							   "Comma-separated queues the drain workers consume.",
 							   "Workers split the list; with fewer queues than workers, workers share queues.",
@@ -451,7 +475,7 @@ buildlog_define_gucs(void)
 								PGC_POSTMASTER, 0,
 								NULL, NULL, NULL);
 		DefineCustomIntVariable("buildlog.http_timeout",
-								"An HTTP connection idle (or sending nothing) this long is closed.",
+								"An HTTP connection idle (or sending nothing) this long is closed; also the deadline of a request's headers, and of a bounded upload's body, however slowly bytes trickle in.",
 								NULL,
 								&buildlog_http_timeout_s,
 								60, 1, 3600,

@@ -32,6 +32,9 @@ extern int	buildlog_http_readers;
 extern char *buildlog_http_token_key_file;
 extern int	buildlog_http_max_body;
 extern bool buildlog_http_read_tokens;
+extern int	buildlog_http_max_connections_per_client;
+extern int	buildlog_http_rate_limit;
+extern int	buildlog_http_rate_burst;
 
 /* S3 archive (extension/s3.c) */
 extern char *buildlog_s3_endpoint;
