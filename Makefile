@@ -39,7 +39,8 @@ OBJS = \
 	bgworker/archive.o \
 	bgworker/http.o \
 	bgworker/http_events.o \
-	bgworker/http_ingest.o
+	bgworker/http_ingest.o \
+	bgworker/http_stream.o
 
 MODULEDIR = extension
 DATA = extension/buildlog.control $(wildcard sql/buildlog--*.sql)

@@ -20,6 +20,8 @@
  *	POST /jobs/{id}/parts				a batch of parts, with a write token (http_ingest.c)
  *	PUT /jobs/{id}/parts/{number}		one part, travis-logs' log_part body
  *	PUT /jobs/{id}/log					set_content() or removal, with an admin token
+ *	POST /jobs/{id}/stream				raw output in one chunked request, resumable
+ *										(HEAD: the offset held; http_stream.c)
  *	GET /metrics						Prometheus text: drain, scheduler, archive, HTTP, life cycle
  * Errors are application/problem+json.
  *-------------------------------------------------------------------------
@@ -105,12 +107,20 @@ mhd_logger(void *cls, const char *fmt, va_list ap)
 	mhd_log_pending = true;
 }
 
-/* A request is over: free an upload's state (a libmicrohttpd callback). */
+/*
+ * A request is over: free an upload's state (a libmicrohttpd callback); a
+ * stream cut off keeps what it delivered (queued for the group commit).
+ */
 static void
 request_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
 				  enum MHD_RequestTerminationCode toe)
 {
-	if (*con_cls != NULL)
+	if (*con_cls == NULL)
+		return;
+	if (buildlog_http_upload_kind(*con_cls) == HTTP_KIND_STREAM)
+		buildlog_http_stream_free((HttpWorker *) cls, *con_cls,
+								  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+	else
 		buildlog_http_ingest_free(*con_cls);
 	*con_cls = NULL;
 }
@@ -505,6 +515,24 @@ http_metrics(StringInfo buf, HttpStats *st)
 	metric_header(buf, "buildlog_http_events_total", "counter", "Part events sent to event streams.");
 	appendStringInfo(buf, "buildlog_http_events_total " UINT64_FORMAT "\n",
 					 pg_atomic_read_u64(&st->events));
+	metric_header(buf, "buildlog_http_ingest_commits_total", "counter",
+				  "Transactions of the HTTP uploads' group commit.");
+	appendStringInfo(buf, "buildlog_http_ingest_commits_total " UINT64_FORMAT "\n",
+					 pg_atomic_read_u64(&st->ingest_commits));
+	metric_header(buf, "buildlog_http_ingest_writes_total", "counter",
+				  "Uploads (a batch, a part, a stream's flush) stored by those transactions.");
+	appendStringInfo(buf, "buildlog_http_ingest_writes_total " UINT64_FORMAT "\n",
+					 pg_atomic_read_u64(&st->ingest_writes));
+	metric_header(buf, "buildlog_http_ingest_parts_total", "counter", "Parts stored by HTTP uploads.");
+	appendStringInfo(buf, "buildlog_http_ingest_parts_total " UINT64_FORMAT "\n",
+					 pg_atomic_read_u64(&st->ingest_parts));
+	metric_header(buf, "buildlog_http_stream_bytes_total", "counter",
+				  "Raw body bytes of POST /jobs/{id}/stream stored.");
+	appendStringInfo(buf, "buildlog_http_stream_bytes_total " UINT64_FORMAT "\n",
+					 pg_atomic_read_u64(&st->stream_bytes));
+	metric_header(buf, "buildlog_http_uploads", "gauge", "POST /jobs/{id}/stream requests open now.");
+	appendStringInfo(buf, "buildlog_http_uploads " UINT64_FORMAT "\n",
+					 pg_atomic_read_u64(&st->uploads));
 }
 
 /* Step: GET /metrics, Prometheus' text format. */
@@ -622,6 +650,21 @@ route(HttpWorker *h, HttpRequest *req)
 			 strcmp(req->method, MHD_HTTP_METHOD_PUT) == 0)
 	{
 		if (buildlog_http_ingest_begin(h, req->conn, req->job_id, HTTP_UPLOAD_LOG, r, req->state))
+			req->reading = true;
+		return;
+	}
+	else if (job && strcmp(rest, "stream") == 0)
+	{
+		bool		head = strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0;
+
+		if (!head && strcmp(req->method, MHD_HTTP_METHOD_POST) != 0 &&
+			strcmp(req->method, MHD_HTTP_METHOD_PUT) != 0)
+		{
+			buildlog_http_add_header(r, "Allow", "HEAD, POST, PUT");
+			buildlog_http_problem(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed",
+								  psprintf("%s is not allowed here.", req->method));
+		}
+		else if (buildlog_http_stream_begin(h, req->conn, req->job_id, head, r, req->state))
 			req->reading = true;
 		return;
 	}
@@ -752,6 +795,20 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 	memset(&out, 0, sizeof(out));
 	memset(&req, 0, sizeof(req));
 	out.cxt = h->w.step_cxt;
+	if (*con_cls != NULL && buildlog_http_upload_kind(*con_cls) == HTTP_KIND_STREAM)
+	{
+		/* a stream's body, slice by slice, then the answer after its commit */
+		if (*upload_data_size > 0)
+		{
+			bool		ok = buildlog_http_stream_data(h, *con_cls, upload_data,
+													   *upload_data_size, &out);
+
+			*upload_data_size = 0;
+			return ok ? MHD_YES : send_response(h, conn, &out);
+		}
+		buildlog_http_stream_finish(h, *con_cls, &out);
+		return out.status == 0 ? MHD_YES : send_response(h, conn, &out);
+	}
 	if (*con_cls != NULL)
 	{
 		/* an upload's body, slice by slice, then the answer */
@@ -764,7 +821,7 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 			return ok ? MHD_YES : send_response(h, conn, &out);
 		}
 		buildlog_http_ingest_finish(h, *con_cls, &out);
-		/* refused mid-body: that answer is queued already */
+		/* refused mid-body (answer queued already), or waiting for the group */
 		return out.status == 0 ? MHD_YES : send_response(h, conn, &out);
 	}
 	req.conn = conn;
@@ -819,7 +876,7 @@ start_daemon(HttpWorker *h)
 								 MHD_OPTION_CONNECTION_TIMEOUT,
 								 (unsigned int) buildlog_http_timeout_s,
 								 MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h->stats,
-								 MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
+								 MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
 								 MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
 								 MHD_OPTION_END);
 	if (h->daemon == NULL)
@@ -841,9 +898,13 @@ start_daemon(HttpWorker *h)
 	return true;
 }
 
-/* Wait for the latch, a connection's activity or libmicrohttpd's timeout. */
+/*
+ * Wait for the latch, a connection's activity, libmicrohttpd's timeout or
+ * the next stream flush (flush_ms, -1: none); not at all while writes wait
+ * for the group commit.
+ */
 static void
-wait_for_events(HttpWorker *h)
+wait_for_events(HttpWorker *h, long flush_ms)
 {
 	MHD_UNSIGNED_LONG_LONG mhd_timeout;
 	long		timeout = IDLE_WAIT_MS;
@@ -851,6 +912,10 @@ wait_for_events(HttpWorker *h)
 
 	if (MHD_get_timeout(h->daemon, &mhd_timeout) == MHD_YES)
 		timeout = (long) Min(mhd_timeout, (MHD_UNSIGNED_LONG_LONG) IDLE_WAIT_MS);
+	if (flush_ms >= 0)
+		timeout = Min(timeout, flush_ms);
+	if (h->ngroup > 0)
+		timeout = 0;
 	rc = WaitLatchOrSocket(MyLatch,
 						   WL_LATCH_SET | WL_SOCKET_READABLE | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						   h->epoll_fd, timeout, PG_WAIT_EXTENSION);
@@ -870,6 +935,7 @@ buildlog_http_main(Datum arg)
 	buildlog_worker_start(&h.w, &h.stats->slot, 0, 0, 300);
 	buildlog_http_load_key(&h);
 	buildlog_http_events_init(&h);
+	buildlog_http_stream_init(&h);
 	while (!start_daemon(&h))
 		buildlog_worker_wait(LISTEN_RETRY_S * 1000);
 
@@ -878,9 +944,12 @@ buildlog_http_main(Datum arg)
 		buildlog_worker_check_interrupts();
 		if (buildlog_worker_reload(&h.w))
 			buildlog_http_load_key(&h);
-		wait_for_events(&h);
+		wait_for_events(&h, buildlog_http_stream_timers(&h));
 		MemoryContextReset(h.w.step_cxt);
 		MemoryContextSwitchTo(h.w.step_cxt);
+		/* the streams' due parts and every finished upload: one commit */
+		(void) buildlog_http_stream_timers(&h);
+		buildlog_http_group_commit(&h);
 		/* new parts for the event streams first: it resumes those that wait */
 		buildlog_http_events_refill(&h);
 		MHD_run(h.daemon);

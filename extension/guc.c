@@ -46,6 +46,7 @@ int			buildlog_http_timeout_s = 60;
 char	   *buildlog_http_token_key_file = NULL;
 int			buildlog_http_max_body = 16 * 1024 * 1024;
 bool		buildlog_http_read_tokens = false;
+int			buildlog_http_flush_ms = 200;
 char	   *buildlog_s3_endpoint = NULL;
 char	   *buildlog_s3_bucket = NULL;
 char	   *buildlog_s3_region = NULL;
@@ -267,6 +268,13 @@ buildlog_define_gucs(void)
 							 false,
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("buildlog.http_flush_ms",
+							"Longest time streamed bytes (POST /jobs/{id}/stream) wait before they are stored as a part.",
+							"Counted from the oldest byte not yet stored; a part is also cut every 64 kB.",
+							&buildlog_http_flush_ms,
+							200, 1, 10000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 	DefineCustomStringVariable("buildlog.amqp_queues",
 							   "Comma-separated queues the drain workers consume.",
 							   "Workers split the list; with fewer queues than workers, workers share queues.",

@@ -31,6 +31,7 @@ extern int	buildlog_http_timeout_s;
 extern char *buildlog_http_token_key_file;
 extern int	buildlog_http_max_body;
 extern bool buildlog_http_read_tokens;
+extern int	buildlog_http_flush_ms;
 
 /* S3 archive (extension/s3.c) */
 extern char *buildlog_s3_endpoint;
