@@ -5,8 +5,10 @@
  * The body is newline-delimited travis-worker messages, exactly what the
  * drain reads from RabbitMQ ({"id":..,"number":..,"log":..,"final":..},
  * base64 or not), parsed by the same parser and written through the one
- * ingest path (buildlog_ingest: UTF-8 cleaning, limits, the job locks) in
- * one transaction; 200 comes only after the commit.  The request needs a
+ * ingest path (buildlog_ingest: UTF-8 cleaning, limits, the job locks).
+ * Group commit: a checked upload waits (suspended) in h->group with the
+ * streams' flushes (http_stream.c); the worker's loop writes the whole group
+ * in one transaction, and 200 comes only after that commit.  The request needs a
  * write (or admin) token of the job in "Authorization: Bearer"; a write
  * token stops working once the job's final part is stored.  Refusals come
  * before the body is read (401, 403, 411, 413, 415) or, for its content,
