@@ -17,6 +17,7 @@ use IO::Socket::INET;
 use IO::Select;
 use JSON::PP;
 use Digest::MD5 qw(md5_hex);
+use IPC::Run;
 
 my $secrets = PostgreSQL::Test::Utils::tempdir();
 open(my $fh, '>', "$secrets/token.key") or die $!;
@@ -68,10 +69,14 @@ sub head_offset
 
 # parts stored while the request is open, a character split across chunks
 my $t1 = token(1, 'write');
+my $tmp = PostgreSQL::Test::Utils::tempdir();
+my $watch = IPC::Run::start([ 'curl', '-sN', "$base/jobs/1/events" ], '>', "$tmp/events");
 my $s = open_stream(1, $t1);
 chunk($s, "hello ");
 wait_query($node, "select string_agg(content, '' order by number) from buildlog.log_parts where job_id = 1", 'hello ',
 	'the first bytes are stored while the request is open (no more bytes sent: the flush timer)');
+ok(wait_until('the SSE watcher to get the part', sub { -e "$tmp/events" && slurp_file("$tmp/events") =~ /"content":"hello "/ }),
+	'an SSE watcher gets it while the stream is open');
 chunk($s, "w\xc3");
 wait_query($node, "select buildlog.log(1)", 'hello w', 'the complete character before the split is stored');
 ok(!IO::Select->new($s)->can_read(0), 'no answer before the body ends');
@@ -145,5 +150,10 @@ print $s "zz\r\nnot a chunk\r\n";
 ($code) = answer($s);
 is($code, 400, 'a malformed chunked body answers 400');
 is(query("select count(*) filter (where final) from buildlog.log_parts where job_id = 4"), '0', 'and marks nothing final');
+my $t5 = token(5, 'write');
+($body) = run_command([ 'sh', '-c', "printf 'via curl\\n' | curl -s -T - -H 'Authorization: Bearer $t5' -H 'Content-Type: text/plain' $base/jobs/5/stream" ]);
+like($body, qr/"bytes":9,.*"final":true/, 'curl -T - (chunked, Expect: 100-continue) streams stdin: 9 bytes, final');
+is(stored_md5(5), md5_of("via curl\n"), 'and the log is its bytes');
+$watch->kill_kill;
 unlike(slurp_file($node->logfile), qr/terminated by signal/, 'the HTTP worker never crashed');
 done_testing();
