@@ -112,25 +112,29 @@ wp_tps=$(pgbench -n -c "$CLIENTS" -j 2 -t "$REQUESTS" -f "$STACK_DIR/write.sql" 
 wp_rows=$(rows)
 say "write_parts: $wp_tps transactions/s, $wp_rows rows"
 
+# load FIRST_JOB CLIENTS ARGS...: tokens for the jobs, then http_load; sets
+# load_out (its line) and load_commits / load_writes (the group commits' deltas)
+load() {
+  local first=$1 n=$2 c0 w0; shift 2
+  sql -F ' ' -c "select j, buildlog.issue_token(j, 'write', '2 hours') from generate_series($first, $first + $n - 1) j" >"$STACK_DIR/tokens"
+  c0=$(metric ingest_commits_total); w0=$(metric ingest_writes_total)
+  load_out=$(bench/bin/http_load --port "$HTTP_PORT" --tokens "$STACK_DIR/tokens" --clients "$n" "$@")
+  load_commits=$(( $(metric ingest_commits_total) - c0 )); load_writes=$(( $(metric ingest_writes_total) - w0 ))
+}
+
 # ------------------------------------------------------------------ 3. batch POSTs
 say "batch POSTs: $CLIENTS runners x $REQUESTS requests x $PARTS parts"
 reset_tables
-sql -c "select j, buildlog.issue_token(j, 'write', '2 hours') from generate_series(1, $CLIENTS) j" -F ' ' >"$STACK_DIR/batch.tokens"
-c0=$(metric ingest_commits_total); w0=$(metric ingest_writes_total)
-batch_out=$(bench/bin/http_load --port "$HTTP_PORT" --tokens "$STACK_DIR/batch.tokens" --mode batch \
-            --clients "$CLIENTS" --requests "$REQUESTS" --parts "$PARTS" --size 200)
-c1=$(metric ingest_commits_total); w1=$(metric ingest_writes_total)
+load 1 "$CLIENTS" --mode batch --requests "$REQUESTS" --parts "$PARTS" --size 200
+batch_out=$load_out c1=$load_commits w1=$load_writes c0=0 w0=0
 batch_rows=$(rows)
-say "batch POSTs: $batch_out; $batch_rows rows; $((c1 - c0)) commits for $((w1 - w0)) requests"
+say "batch POSTs: $batch_out; $batch_rows rows; $c1 commits for $w1 requests"
 
 # ------------------------------------------------------------------ 4. streams
 say "streams: $STREAMS concurrent streams x $STREAM_BYTES bytes"
 reset_tables
-sql -c "select j, buildlog.issue_token(j, 'write', '2 hours') from generate_series(10001, 10000 + $STREAMS) j" -F ' ' >"$STACK_DIR/stream.tokens"
-s0=$(metric ingest_commits_total); sw0=$(metric ingest_writes_total)
-stream_out=$(bench/bin/http_load --port "$HTTP_PORT" --tokens "$STACK_DIR/stream.tokens" --mode stream \
-             --clients "$STREAMS" --bytes "$STREAM_BYTES" --chunk 4096)
-s1=$(metric ingest_commits_total); sw1=$(metric ingest_writes_total)
+load 10001 "$STREAMS" --mode stream --bytes "$STREAM_BYTES" --chunk 4096
+stream_out=$load_out s1=$load_commits sw1=$load_writes s0=0 sw0=0
 stream_check=$(sql -F ' ' -c "select count(*), sum(octet_length(content)), count(*) filter (where final), count(distinct job_id) from buildlog.log_parts")
 say "streams: $stream_out; rows bytes finals jobs: $stream_check; $((s1 - s0)) commits for $((sw1 - sw0)) flushes"
 

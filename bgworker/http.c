@@ -223,12 +223,20 @@ range_start(struct MHD_Connection *conn)
 {
 	const char *range = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 													MHD_HTTP_HEADER_RANGE);
-	const char *p;
-	int64		n = 0;
+	const char *p = "";
+	int64		n;
 
 	if (range == NULL || strncmp(range, "bytes=", 6) != 0)
 		return -1;
-	p = range + 6;
+	n = buildlog_http_parse_offset(range + 6, &p);
+	return n >= 0 && *p == '-' && p[1] == '\0' ? n : -1;
+}
+
+int64
+buildlog_http_parse_offset(const char *p, const char **end)
+{
+	int64		n = 0;
+
 	if (!isdigit((unsigned char) *p))
 		return -1;
 	for (; isdigit((unsigned char) *p); p++)
@@ -237,7 +245,8 @@ range_start(struct MHD_Connection *conn)
 			return -1;
 		n = n * 10 + (*p - '0');
 	}
-	return *p == '-' && p[1] == '\0' ? n : -1;
+	*end = p;
+	return n;
 }
 
 /* Is the extension there?  Reads need its functions. */
@@ -489,6 +498,28 @@ metric_header(StringInfo buf, const char *name, const char *type, const char *he
 	appendStringInfo(buf, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* The uploads' counters: name, type, help, field of HttpStats. */
+static const struct
+{
+	const char *name;
+	const char *type;
+	const char *help;
+	size_t		offset;
+}			upload_metrics[] =
+{
+	{"buildlog_http_ingest_commits_total", "counter", "Transactions of the HTTP uploads' group commit.",
+	offsetof(HttpStats, ingest_commits)},
+	{"buildlog_http_ingest_writes_total", "counter", "Uploads (a batch, a part, a stream's flush) stored by those transactions.",
+	offsetof(HttpStats, ingest_writes)},
+	{"buildlog_http_ingest_parts_total", "counter", "Parts stored by HTTP uploads.",
+	offsetof(HttpStats, ingest_parts)},
+	{"buildlog_http_stream_bytes_total", "counter", "Raw body bytes of POST /jobs/{id}/stream stored.",
+	offsetof(HttpStats, stream_bytes)},
+	{"buildlog_http_uploads", "gauge", "POST /jobs/{id}/stream requests open now.",
+	offsetof(HttpStats, uploads)},
+	{NULL, NULL, NULL, 0}
+};
+
 /* Append the HTTP worker's own counters (shared memory, no query). */
 static void
 http_metrics(StringInfo buf, HttpStats *st)
@@ -515,24 +546,12 @@ http_metrics(StringInfo buf, HttpStats *st)
 	metric_header(buf, "buildlog_http_events_total", "counter", "Part events sent to event streams.");
 	appendStringInfo(buf, "buildlog_http_events_total " UINT64_FORMAT "\n",
 					 pg_atomic_read_u64(&st->events));
-	metric_header(buf, "buildlog_http_ingest_commits_total", "counter",
-				  "Transactions of the HTTP uploads' group commit.");
-	appendStringInfo(buf, "buildlog_http_ingest_commits_total " UINT64_FORMAT "\n",
-					 pg_atomic_read_u64(&st->ingest_commits));
-	metric_header(buf, "buildlog_http_ingest_writes_total", "counter",
-				  "Uploads (a batch, a part, a stream's flush) stored by those transactions.");
-	appendStringInfo(buf, "buildlog_http_ingest_writes_total " UINT64_FORMAT "\n",
-					 pg_atomic_read_u64(&st->ingest_writes));
-	metric_header(buf, "buildlog_http_ingest_parts_total", "counter", "Parts stored by HTTP uploads.");
-	appendStringInfo(buf, "buildlog_http_ingest_parts_total " UINT64_FORMAT "\n",
-					 pg_atomic_read_u64(&st->ingest_parts));
-	metric_header(buf, "buildlog_http_stream_bytes_total", "counter",
-				  "Raw body bytes of POST /jobs/{id}/stream stored.");
-	appendStringInfo(buf, "buildlog_http_stream_bytes_total " UINT64_FORMAT "\n",
-					 pg_atomic_read_u64(&st->stream_bytes));
-	metric_header(buf, "buildlog_http_uploads", "gauge", "POST /jobs/{id}/stream requests open now.");
-	appendStringInfo(buf, "buildlog_http_uploads " UINT64_FORMAT "\n",
-					 pg_atomic_read_u64(&st->uploads));
+	for (int i = 0; upload_metrics[i].name != NULL; i++)
+	{
+		metric_header(buf, upload_metrics[i].name, upload_metrics[i].type, upload_metrics[i].help);
+		appendStringInfo(buf, "%s " UINT64_FORMAT "\n", upload_metrics[i].name,
+						 pg_atomic_read_u64((pg_atomic_uint64 *) ((char *) st + upload_metrics[i].offset)));
+	}
 }
 
 /* Step: GET /metrics, Prometheus' text format. */

@@ -154,6 +154,15 @@ extern bool buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *con
 extern bool buildlog_http_authorize(HttpWorker *h, struct MHD_Connection *conn, int64 job_id,
 									TokenScope need, HttpResponse *r, TokenScope *scope);
 
+/* Does the request say how long its body is (Content-Length or chunked)?  Else 411 in r. */
+extern bool buildlog_http_has_length(struct MHD_Connection *conn, HttpResponse *r);
+
+/*
+ * The non-negative decimal at p (up to 2^63-1), *end after its digits; -1
+ * when p does not start with a digit or the number is too large.
+ */
+extern int64 buildlog_http_parse_offset(const char *p, const char **end);
+
 /* (Re)read the token key (at start and after a reload); says why not once. */
 extern void buildlog_http_load_key(HttpWorker *h);
 

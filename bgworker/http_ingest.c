@@ -154,6 +154,21 @@ buildlog_http_authorize(HttpWorker *h, struct MHD_Connection *conn, int64 job_id
 }
 
 bool
+buildlog_http_has_length(struct MHD_Connection *conn, HttpResponse *r)
+{
+	const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+													 MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *chunked = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+													  MHD_HTTP_HEADER_TRANSFER_ENCODING);
+
+	if (length != NULL || (chunked != NULL && strstr(chunked, "chunked") != NULL))
+		return true;
+	buildlog_http_problem(r, MHD_HTTP_LENGTH_REQUIRED, "Length Required",
+						  "Send Content-Length or a chunked body.");
+	return false;
+}
+
+bool
 buildlog_http_ingest_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job_id,
 						   int32 number, HttpResponse *r, void **state)
 {
@@ -161,8 +176,6 @@ buildlog_http_ingest_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 												   MHD_HTTP_HEADER_CONTENT_TYPE);
 	const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 													 MHD_HTTP_HEADER_CONTENT_LENGTH);
-	const char *chunked = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-													  MHD_HTTP_HEADER_TRANSFER_ENCODING);
 	const char *by = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "removed_by");
 	int64		removed_by = 0;
 	Upload	   *u;
@@ -190,12 +203,8 @@ buildlog_http_ingest_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 							  : "Send the part as application/json: {\"@type\":\"log_part\",\"encoding\":\"base64\",\"content\":...,\"final\":...}.");
 		return false;
 	}
-	if (length == NULL && (chunked == NULL || strstr(chunked, "chunked") == NULL))
-	{
-		buildlog_http_problem(r, MHD_HTTP_LENGTH_REQUIRED, "Length Required",
-							  "Send Content-Length or a chunked body.");
+	if (!buildlog_http_has_length(conn, r))
 		return false;
-	}
 	if (length != NULL && strtoll(length, NULL, 10) > buildlog_http_max_body)
 	{
 		buildlog_http_problem(r, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large",

@@ -30,7 +30,6 @@
  */
 #include "postgres.h"
 
-#include <ctype.h>
 #include <microhttpd.h>
 
 #include "catalog/pg_type.h"
@@ -333,24 +332,6 @@ state_step(BuildlogWorker *w, void *arg)
 	return 0;
 }
 
-/* A non-negative decimal (the whole string); -1 if it is not one. */
-static int64
-parse_offset(const char *p, const char **end)
-{
-	int64		n = 0;
-
-	if (!isdigit((unsigned char) *p))
-		return -1;
-	for (; isdigit((unsigned char) *p); p++)
-	{
-		if (n > (PG_INT64_MAX - (*p - '0')) / 10)
-			return -1;
-		n = n * 10 + (*p - '0');
-	}
-	*end = p;
-	return n;
-}
-
 /*
  * The start the request names: Content-Range: bytes N-... or ?offset=N
  * (0 without either); false with a 400 in r when malformed or they differ.
@@ -368,14 +349,14 @@ requested_offset(struct MHD_Connection *conn, HttpResponse *r, int64 *offset)
 	if (range != NULL)
 	{
 		if (strncmp(range, "bytes ", 6) != 0 ||
-			(from_range = parse_offset(range + 6, &end)) < 0 || *end != '-')
+			(from_range = buildlog_http_parse_offset(range + 6, &end)) < 0 || *end != '-')
 		{
 			buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
 								  "Content-Range must be \"bytes N-*/*\": N is the offset this body starts at.");
 			return false;
 		}
 	}
-	if (query != NULL && ((from_query = parse_offset(query, &end)) < 0 || *end != '\0'))
+	if (query != NULL && ((from_query = buildlog_http_parse_offset(query, &end)) < 0 || *end != '\0'))
 	{
 		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
 							  "offset must be a byte offset (a non-negative integer).");
@@ -406,11 +387,13 @@ offset_headers(HttpResponse *r, int64 held, int32 next_number)
 }
 
 /*
- * Before the offset is read, what the job's open streams received goes to
- * the database (the group commit), so the offset told is what is stored.
+ * The job's open streams (not yet at their end): before the offset is read,
+ * what they received goes to the database (flushed, then the group commit),
+ * so the offset told is what is stored; with take_over they also end (409:
+ * another request resumed the job's stream).
  */
 static void
-settle_job(HttpWorker *h, int64 job_id)
+settle_job(HttpWorker *h, int64 job_id, bool take_over)
 {
 	dlist_iter	it;
 
@@ -418,26 +401,16 @@ settle_job(HttpWorker *h, int64 job_id)
 	{
 		StreamUpload *s = dlist_container(StreamUpload, node, it.cur);
 
-		if (s->job_id == job_id && !s->ended)
-			stream_flush(h, s, false);
-	}
-	buildlog_http_group_commit(h);
-}
-
-/* Another request takes over the job's stream: the open one ends (409). */
-static void
-take_over(HttpWorker *h, int64 job_id)
-{
-	dlist_iter	it;
-
-	dlist_foreach(it, &h->uploads)
-	{
-		StreamUpload *s = dlist_container(StreamUpload, node, it.cur);
-
-		if (s->job_id == job_id && !s->ended)
+		if (s->job_id != job_id || s->ended)
+			continue;
+		if (take_over)
 			stream_fail(h, s, MHD_HTTP_CONFLICT, "Conflict",
 						"Another request resumed this job's stream; this one is over.");
+		else
+			stream_flush(h, s, false);
 	}
+	if (!take_over)
+		buildlog_http_group_commit(h);
 }
 
 /*
@@ -494,10 +467,6 @@ buildlog_http_stream_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 {
 	const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 												   MHD_HTTP_HEADER_CONTENT_TYPE);
-	const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-													 MHD_HTTP_HEADER_CONTENT_LENGTH);
-	const char *chunked = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-													  MHD_HTTP_HEADER_TRANSFER_ENCODING);
 	const char *final = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "final");
 	TokenScope	scope;
 	StreamState st;
@@ -518,12 +487,8 @@ buildlog_http_stream_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 								  "Stream the raw output as text/plain (or application/octet-stream).");
 			return false;
 		}
-		if (length == NULL && (chunked == NULL || strstr(chunked, "chunked") == NULL))
-		{
-			buildlog_http_problem(r, MHD_HTTP_LENGTH_REQUIRED, "Length Required",
-								  "Send a chunked body (or Content-Length).");
+		if (!buildlog_http_has_length(conn, r))
 			return false;
-		}
 		if (final != NULL && strcmp(final, "0") != 0 && strcmp(final, "1") != 0 &&
 			strcmp(final, "false") != 0 && strcmp(final, "true") != 0)
 		{
@@ -534,7 +499,7 @@ buildlog_http_stream_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 		if (!requested_offset(conn, r, &offset))
 			return false;
 	}
-	settle_job(h, job_id);
+	settle_job(h, job_id, false);
 	st.job_id = job_id;
 	if (buildlog_worker_run_step(&h->w, "reading a stream's offset", state_step, &st) == WORKER_STEP_ERROR)
 	{
@@ -582,7 +547,7 @@ buildlog_http_stream_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 									   (long long) job_id, (long long) held, (long long) held, (long long) held));
 		return false;
 	}
-	take_over(h, job_id);
+	settle_job(h, job_id, true);
 	remember_job(h, job_id, offset, st.size);
 	s = MemoryContextAllocZero(h->w.loop_cxt, sizeof(StreamUpload));
 	s->kind = HTTP_KIND_STREAM;
