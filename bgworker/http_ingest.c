@@ -729,60 +729,81 @@ group_step(BuildlogWorker *w, void *arg)
 	return k;
 }
 
+/*
+ * Write n writes in one transaction; when it fails, each alone, so only the
+ * bad one gets its error (and a stream's later writes stop after it).
+ */
+static void
+write_group(HttpWorker *h, GroupWrite **writes, int n)
+{
+	GroupRun	run = {h, writes, n};
+
+	if (buildlog_worker_run_step(&h->w, "a group commit", group_step, &run) != WORKER_STEP_ERROR)
+	{
+		pg_atomic_fetch_add_u64(&h->stats->ingest_commits, 1);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		GroupRun	one = {h, &writes[i], 1};
+		GroupWrite *g = writes[i];
+		bool		after_failed = false;
+
+		for (int j = 0; j < i && g->serial != 0; j++)
+			if (writes[j]->serial == g->serial && writes[j]->status >= 500)
+				after_failed = true;
+		if (after_failed)
+		{
+			g->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+			g->title = "Internal Server Error";
+			g->detail = "An earlier part of this stream could not be stored.";
+			continue;
+		}
+		if (buildlog_worker_run_step(&h->w, "an upload", group_step, &one) == WORKER_STEP_ERROR)
+		{
+			step_problem(h, &g->status, &g->title, &g->detail);
+			g->detail = MemoryContextStrdup(h->group_cxt, g->detail);
+			if (g->serial != 0 && g->status < 500)
+				g->status = MHD_HTTP_INTERNAL_SERVER_ERROR;	/* its later writes stop too */
+		}
+		else
+			pg_atomic_fetch_add_u64(&h->stats->ingest_commits, 1);
+	}
+}
+
 void
 buildlog_http_group_commit(HttpWorker *h)
 {
-	GroupRun	run;
+	GroupWrite **writes;
 	dlist_mutable_iter it;
+	int			n = h->ngroup;
 	int			i = 0;
+	int			from = 0;
+	int64		bytes = 0;
 
 	if (dlist_is_empty(&h->group))
 		return;
-	run.h = h;
-	run.n = h->ngroup;
-	run.writes = MemoryContextAlloc(h->group_cxt, sizeof(GroupWrite *) * run.n);
+	writes = MemoryContextAlloc(h->group_cxt, sizeof(GroupWrite *) * n);
 	dlist_foreach_modify(it, &h->group)
 	{
-		run.writes[i++] = dlist_container(GroupWrite, node, it.cur);
+		writes[i++] = dlist_container(GroupWrite, node, it.cur);
 		dlist_delete(it.cur);
 	}
 	h->ngroup = 0;
-	if (buildlog_worker_run_step(&h->w, "a group commit", group_step, &run) != WORKER_STEP_ERROR)
-		pg_atomic_fetch_add_u64(&h->stats->ingest_commits, 1);
-	else
+	/* transactions of at most buildlog.batch_bytes (arrays far below 1 GB) */
+	for (i = 0; i < n; i++)
 	{
-		/* one of them (or the database) failed: each alone, so only it fails */
-		for (i = 0; i < run.n; i++)
+		bytes += writes[i]->bytes;
+		if (i == n - 1 || bytes + writes[i + 1]->bytes > buildlog_batch_bytes)
 		{
-			GroupRun	one = {h, &run.writes[i], 1};
-			GroupWrite *g = run.writes[i];
-			bool		after_failed = false;
-
-			/* a stream's later write must not land after its failed one */
-			for (int j = 0; j < i && g->serial != 0; j++)
-				if (run.writes[j]->serial == g->serial && run.writes[j]->status >= 500)
-					after_failed = true;
-			if (after_failed)
-			{
-				g->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-				g->title = "Internal Server Error";
-				g->detail = "An earlier part of this stream could not be stored.";
-				continue;
-			}
-			if (buildlog_worker_run_step(&h->w, "an upload", group_step, &one) == WORKER_STEP_ERROR)
-			{
-				step_problem(h, &g->status, &g->title, &g->detail);
-				g->detail = MemoryContextStrdup(h->group_cxt, g->detail);
-				if (g->serial != 0 && g->status < 500)
-					g->status = MHD_HTTP_INTERNAL_SERVER_ERROR;	/* its later writes stop too */
-			}
-			else
-				pg_atomic_fetch_add_u64(&h->stats->ingest_commits, 1);
+			write_group(h, writes + from, i + 1 - from);
+			from = i + 1;
+			bytes = 0;
 		}
 	}
-	for (i = 0; i < run.n; i++)
+	for (i = 0; i < n; i++)
 	{
-		GroupWrite *g = run.writes[i];
+		GroupWrite *g = writes[i];
 
 		if (g->status == 0)
 		{

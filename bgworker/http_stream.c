@@ -197,7 +197,7 @@ stream_written(HttpWorker *h, GroupWrite *g)
 
 	if (g->status == 0)
 	{
-		if (j != NULL)
+		if (j != NULL && g->parts > 0)
 		{
 			j->held += g->raw;
 			j->stored += g->bytes;
@@ -649,6 +649,8 @@ buildlog_http_stream_free(HttpWorker *h, void *state, bool completed)
 	dlist_delete(&s->node);
 	pg_atomic_fetch_sub_u64(&h->stats->uploads, 1);
 	pfree(s->pending.data);
+	if (s->fail_detail != NULL)
+		pfree(s->fail_detail);
 	pfree(s);
 }
 
