@@ -41,6 +41,7 @@ OBJS = \
 	bgworker/http_events.o \
 	bgworker/http_ingest.o \
 	bgworker/http_limits.o \
+	bgworker/http_stream.o \
 	bgworker/http_read.o \
 	bgworker/http_reader.o
 

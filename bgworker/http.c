@@ -23,6 +23,8 @@
  *	POST /jobs/{id}/parts				a batch of parts, with a write token (http_ingest.c)
  *	PUT /jobs/{id}/parts/{number}		one part, travis-logs' log_part body
  *	PUT /jobs/{id}/log					set_content() or removal, with an admin token
+ *	POST /jobs/{id}/stream				raw output in one chunked request, resumable
+ *										(HEAD: the offset held; http_stream.c)
  *	GET /metrics						Prometheus text: drain, scheduler, archive, HTTP, life cycle
  * Errors are application/problem+json.
  *-------------------------------------------------------------------------
@@ -120,8 +122,9 @@ mhd_logger(void *cls, const char *fmt, va_list ap)
 }
 
 /*
- * A request is over: free an upload's state, or leave a read the client
- * gave up on to be freed once its reader is done (a libmicrohttpd callback).
+ * A request is over: free an upload's state (a stream cut off keeps what it
+ * delivered, queued for the group commit), or leave a read the client gave
+ * up on to be freed once its reader is done (a libmicrohttpd callback).
  */
 static void
 request_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
@@ -129,9 +132,13 @@ request_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
 {
 	HttpWorker *h = (HttpWorker *) cls;
 
-	if (*con_cls != NULL && buildlog_http_read_pending(h, *con_cls))
+	if (*con_cls == NULL || *con_cls == &headers_seen)
+		;						/* no state */
+	else if (buildlog_http_read_pending(h, *con_cls))
 		buildlog_http_read_abandon(h, *con_cls);
-	else if (*con_cls != NULL && *con_cls != &headers_seen)
+	else if (buildlog_http_upload_kind(*con_cls) == HTTP_KIND_STREAM)
+		buildlog_http_stream_free(h, *con_cls, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+	else
 		buildlog_http_ingest_free(*con_cls);
 	*con_cls = NULL;
 	buildlog_http_request_phase(connection, HTTP_PHASE_IDLE);
@@ -235,6 +242,23 @@ parse_part_number(const char *p)
 	return *p == '\0' ? (int32) n : -1;
 }
 
+int64
+buildlog_http_parse_offset(const char *p, const char **end)
+{
+	int64		n = 0;
+
+	if (!isdigit((unsigned char) *p))
+		return -1;
+	for (; isdigit((unsigned char) *p); p++)
+	{
+		if (n > (PG_INT64_MAX - (*p - '0')) / 10)
+			return -1;
+		n = n * 10 + (*p - '0');
+	}
+	*end = p;
+	return n;
+}
+
 bool
 buildlog_http_extension_missing(HttpResponse *r)
 {
@@ -281,6 +305,28 @@ metric_header(StringInfo buf, const char *name, const char *type, const char *he
 	appendStringInfo(buf, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* The uploads' counters: name, type, help, field of HttpStats. */
+static const struct
+{
+	const char *name;
+	const char *type;
+	const char *help;
+	size_t		offset;
+}			upload_metrics[] =
+{
+	{"buildlog_http_ingest_commits_total", "counter", "Transactions of the HTTP uploads' group commit.",
+	offsetof(HttpStats, ingest_commits)},
+	{"buildlog_http_ingest_writes_total", "counter", "Uploads (a batch, a part, a stream's flush) stored by those transactions.",
+	offsetof(HttpStats, ingest_writes)},
+	{"buildlog_http_ingest_parts_total", "counter", "Parts stored by HTTP uploads.",
+	offsetof(HttpStats, ingest_parts)},
+	{"buildlog_http_stream_bytes_total", "counter", "Raw body bytes of POST /jobs/{id}/stream stored.",
+	offsetof(HttpStats, stream_bytes)},
+	{"buildlog_http_uploads", "gauge", "POST /jobs/{id}/stream requests open now.",
+	offsetof(HttpStats, uploads)},
+	{NULL, NULL, NULL, 0}
+};
+
 /* Append the HTTP worker's own counters (shared memory, no query). */
 static void
 http_metrics(StringInfo buf, HttpStats *st)
@@ -308,6 +354,12 @@ http_metrics(StringInfo buf, HttpStats *st)
 	appendStringInfo(buf, "buildlog_http_events_total " UINT64_FORMAT "\n",
 					 pg_atomic_read_u64(&st->events));
 	buildlog_http_limits_metrics(buf);
+	for (int i = 0; upload_metrics[i].name != NULL; i++)
+	{
+		metric_header(buf, upload_metrics[i].name, upload_metrics[i].type, upload_metrics[i].help);
+		appendStringInfo(buf, "%s " UINT64_FORMAT "\n", upload_metrics[i].name,
+						 pg_atomic_read_u64((pg_atomic_uint64 *) ((char *) st + upload_metrics[i].offset)));
+	}
 }
 
 /* Step: GET /metrics, Prometheus' text format. */
@@ -457,6 +509,21 @@ route(HttpWorker *h, HttpRequest *req)
 			 strcmp(req->method, MHD_HTTP_METHOD_PUT) == 0)
 	{
 		if (buildlog_http_ingest_begin(h, req->conn, req->job_id, HTTP_UPLOAD_LOG, r, req->state))
+			req->reading = true;
+		return;
+	}
+	else if (job && strcmp(rest, "stream") == 0)
+	{
+		bool		head = strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0;
+
+		if (!head && strcmp(req->method, MHD_HTTP_METHOD_POST) != 0 &&
+			strcmp(req->method, MHD_HTTP_METHOD_PUT) != 0)
+		{
+			buildlog_http_add_header(r, "Allow", "HEAD, POST, PUT");
+			buildlog_http_problem(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed",
+								  psprintf("%s is not allowed here.", req->method));
+		}
+		else if (buildlog_http_stream_begin(h, req->conn, req->job_id, head, r, req->state))
 			req->reading = true;
 		return;
 	}
@@ -625,6 +692,20 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 		*con_cls = NULL;		/* the second call: route it now */
 	else if (*con_cls != NULL && buildlog_http_read_pending(h, *con_cls))
 		return (enum MHD_Result) buildlog_http_read_answer(h, conn, con_cls);
+	if (*con_cls != NULL && buildlog_http_upload_kind(*con_cls) == HTTP_KIND_STREAM)
+	{
+		/* a stream's body, slice by slice, then the answer after its commit */
+		if (*upload_data_size > 0)
+		{
+			bool		ok = buildlog_http_stream_data(h, *con_cls, upload_data,
+													   *upload_data_size, &out);
+
+			*upload_data_size = 0;
+			return ok ? MHD_YES : (enum MHD_Result) buildlog_http_send(h, conn, &out);
+		}
+		buildlog_http_stream_finish(h, *con_cls, &out);
+		return out.status == 0 ? MHD_YES : (enum MHD_Result) buildlog_http_send(h, conn, &out);
+	}
 	if (*con_cls != NULL)
 	{
 		/* an upload's body, slice by slice, then the answer */
@@ -637,7 +718,7 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 			return ok ? MHD_YES : (enum MHD_Result) buildlog_http_send(h, conn, &out);
 		}
 		buildlog_http_ingest_finish(h, *con_cls, &out);
-		/* refused mid-body: that answer is queued already */
+		/* refused mid-body (answer queued already), or waiting for the group */
 		return out.status == 0 ? MHD_YES : (enum MHD_Result) buildlog_http_send(h, conn, &out);
 	}
 	req.conn = conn;
@@ -720,9 +801,13 @@ start_daemon(HttpWorker *h)
 	return true;
 }
 
-/* Wait for the latch, a connection's activity or libmicrohttpd's timeout. */
+/*
+ * Wait for the latch, a connection's activity, libmicrohttpd's timeout or
+ * the next stream flush (flush_ms, -1: none); not at all while writes wait
+ * for the group commit.
+ */
 static void
-wait_for_events(HttpWorker *h)
+wait_for_events(HttpWorker *h, long flush_ms)
 {
 	MHD_UNSIGNED_LONG_LONG mhd_timeout;
 	long		timeout = IDLE_WAIT_MS;
@@ -730,6 +815,10 @@ wait_for_events(HttpWorker *h)
 
 	if (MHD_get_timeout(h->daemon, &mhd_timeout) == MHD_YES)
 		timeout = (long) Min(mhd_timeout, (MHD_UNSIGNED_LONG_LONG) IDLE_WAIT_MS);
+	if (flush_ms >= 0)
+		timeout = Min(timeout, flush_ms);
+	if (h->ngroup > 0)
+		timeout = 0;
 	rc = WaitLatchOrSocket(MyLatch,
 						   WL_LATCH_SET | WL_SOCKET_READABLE | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						   h->epoll_fd, timeout, PG_WAIT_EXTENSION);
@@ -750,6 +839,7 @@ buildlog_http_main(Datum arg)
 	buildlog_http_load_key(&h);
 	buildlog_http_events_init(&h);
 	buildlog_http_reads_reset(&h);
+	buildlog_http_stream_init(&h);
 	while (!start_daemon(&h))
 		buildlog_worker_wait(LISTEN_RETRY_S * 1000);
 
@@ -758,9 +848,12 @@ buildlog_http_main(Datum arg)
 		buildlog_worker_check_interrupts();
 		if (buildlog_worker_reload(&h.w))
 			buildlog_http_load_key(&h);
-		wait_for_events(&h);
+		wait_for_events(&h, buildlog_http_stream_timers(&h));
 		MemoryContextReset(h.w.step_cxt);
 		MemoryContextSwitchTo(h.w.step_cxt);
+		/* the streams' due parts and every finished upload: one commit */
+		(void) buildlog_http_stream_timers(&h);
+		buildlog_http_group_commit(&h);
 		/* answers of the readers, then new parts for the event streams */
 		buildlog_http_reads_collect(&h);
 		buildlog_http_events_refill(&h);

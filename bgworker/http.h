@@ -18,6 +18,7 @@
 struct MHD_Daemon;
 struct MHD_Connection;
 struct MHD_Response;
+struct GroupWrite;
 
 /* A response being built (in the step context), sent after the step. */
 typedef struct HttpResponse
@@ -71,6 +72,12 @@ typedef struct HttpWorker
 	HttpPendingRead reads[BUILDLOG_HTTP_READS]; /* by shared read slot */
 	int			reads_pending;	/* connections waiting for a reader */
 	int			reads_orphaned; /* slots left by gone clients, freed when done */
+	dlist_head	group;			/* writes waiting for the group commit */
+	int			ngroup;
+	MemoryContext group_cxt;	/* their parts; reset after each group */
+	dlist_head	uploads;		/* open POST /jobs/{id}/stream requests */
+	struct HTAB *stream_jobs;	/* job id -> what its streams hold */
+	uint64		stream_serial;
 } HttpWorker;
 
 /* Send a built response (common headers, counted); an MHD_Result. */
@@ -182,6 +189,79 @@ extern void buildlog_http_reads_metrics(StringInfo buf);
 extern void buildlog_http_readers_register(void);
 extern PGDLLEXPORT void buildlog_http_reader_main(Datum arg);
 
+/*
+ * What libmicrohttpd's per-request pointer holds for an upload: each kind's
+ * state starts with its kind.
+ */
+typedef enum HttpUploadKind
+{
+	HTTP_KIND_PARTS = 1,		/* POST/PUT parts, PUT log (http_ingest.c) */
+	HTTP_KIND_STREAM			/* POST /jobs/{id}/stream (http_stream.c) */
+} HttpUploadKind;
+
+/*
+ * One request's parts waiting for the group commit (http_ingest.c): all
+ * for one job, in group_cxt.  done() runs after the group's outcome is
+ * known, with status 0 (stored) or the HTTP status of the refusal or error.
+ */
+typedef struct GroupWrite
+{
+	dlist_node	node;
+	int64		job_id;
+	TokenScope	scope;
+	int			n;
+	Datum	   *numbers;
+	Datum	   *contents;
+	Datum	   *finals;
+	int64		bytes;			/* content bytes */
+	int64		replaced;		/* U+FFFD substitutions */
+	void		(*done) (HttpWorker *h, struct GroupWrite *g);
+	void	   *owner;			/* what done() answers */
+	uint64		serial;			/* of a stream: which request it came from */
+	int64		raw;			/* of a stream: raw body bytes covered */
+	/* the outcome */
+	unsigned int status;
+	const char *title;
+	const char *detail;
+	int64		parts;			/* rows stored */
+} GroupWrite;
+
+/* A new write of n parts for job_id, queued for the next group commit. */
+extern GroupWrite *buildlog_http_group_add(HttpWorker *h, int64 job_id, TokenScope scope, int n);
+
+/*
+ * Write every queued write through buildlog_ingest in one transaction
+ * (refusing write tokens of jobs already final), then run each one's
+ * done(); when the group's transaction fails, each write is retried alone
+ * so only the bad one gets the error.
+ */
+extern void buildlog_http_group_commit(HttpWorker *h);
+
+/* Set up the streaming ingest's bookkeeping (at start). */
+extern void buildlog_http_stream_init(HttpWorker *h);
+
+/*
+ * POST (or PUT) /jobs/{id}/stream, first call: check the token, the type,
+ * the length and the offset; false with the refusal in r, or true with
+ * *state set.  HEAD answers the offset held (in r, true with *state NULL).
+ */
+extern bool buildlog_http_stream_begin(HttpWorker *h, struct MHD_Connection *conn,
+									   int64 job_id, bool head, HttpResponse *r,
+									   void **state);
+
+/* A slice of a stream's body; false (r filled) when the stream is over. */
+extern bool buildlog_http_stream_data(HttpWorker *h, void *state, const char *data,
+									  size_t len, HttpResponse *r);
+
+/* The body is complete: flush, wait for the commit, then answer in r (0: wait). */
+extern void buildlog_http_stream_finish(HttpWorker *h, void *state, HttpResponse *r);
+
+/* The request is over (complete or cut off): keep what arrived, free it. */
+extern void buildlog_http_stream_free(HttpWorker *h, void *state, bool completed);
+
+/* Queue the flushes that are due; returns ms until the next one is (-1: none). */
+extern long buildlog_http_stream_timers(HttpWorker *h);
+
 /* Set up the event streams' bookkeeping (at start). */
 extern void buildlog_http_events_init(HttpWorker *h);
 
@@ -201,6 +281,15 @@ extern bool buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *con
  */
 extern bool buildlog_http_authorize(HttpWorker *h, struct MHD_Connection *conn, int64 job_id,
 									TokenScope need, HttpResponse *r, TokenScope *scope);
+
+/* Does the request say how long its body is (Content-Length or chunked)?  Else 411 in r. */
+extern bool buildlog_http_has_length(struct MHD_Connection *conn, HttpResponse *r);
+
+/*
+ * The non-negative decimal at p (up to 2^63-1), *end after its digits; -1
+ * when p does not start with a digit or the number is too large.
+ */
+extern int64 buildlog_http_parse_offset(const char *p, const char **end);
 
 /* (Re)read the token key (at start and after a reload); says why not once. */
 extern void buildlog_http_load_key(HttpWorker *h);
@@ -231,6 +320,13 @@ extern void buildlog_http_ingest_finish(HttpWorker *h, void *state, HttpResponse
 
 /* libmicrohttpd is done with the request: free its state. */
 extern void buildlog_http_ingest_free(void *state);
+
+/* The kind of an upload's state (HttpUploadKind). */
+static inline HttpUploadKind
+buildlog_http_upload_kind(void *state)
+{
+	return *(HttpUploadKind *) state;
+}
 
 /*
  * After a waking commit (or when heartbeats are due): send every stream the

@@ -5,8 +5,10 @@
  * The body is newline-delimited travis-worker messages, exactly what the
  * drain reads from RabbitMQ ({"id":..,"number":..,"log":..,"final":..},
  * base64 or not), parsed by the same parser and written through the one
- * ingest path (buildlog_ingest: UTF-8 cleaning, limits, the job locks) in
- * one transaction; 200 comes only after the commit.  The request needs a
+ * ingest path (buildlog_ingest: UTF-8 cleaning, limits, the job locks).
+ * Group commit: a checked upload waits (suspended) in h->group with the
+ * streams' flushes (http_stream.c); the worker's loop writes the whole group
+ * in one transaction, and 200 comes only after that commit.  The request needs a
  * write (or admin) token of the job in "Authorization: Bearer"; a write
  * token stops working once the job's final part is stored.  Refusals come
  * before the body is read (401, 403, 411, 413, 415) or, for its content,
@@ -36,6 +38,14 @@
 /* One upload being read (in the worker's loop context). */
 typedef struct Upload
 {
+	HttpUploadKind kind;		/* HTTP_KIND_PARTS */
+	struct MHD_Connection *conn;
+	bool		queued;			/* waiting (suspended) for the group commit */
+	bool		answered;		/* its answer is below */
+	unsigned int status;
+	const char *type;
+	char	   *answer;			/* in the loop context */
+	size_t		answer_len;
 	int64		job_id;
 	int32		number;			/* PUT .../parts/{number}, or HTTP_UPLOAD_* */
 	TokenScope	scope;			/* of the request's token */
@@ -45,6 +55,8 @@ typedef struct Upload
 } Upload;
 
 static SPIPlanPtr final_plan = NULL;
+
+static void upload_written(HttpWorker *h, GroupWrite *g);
 
 void
 buildlog_http_load_key(HttpWorker *h)
@@ -142,6 +154,21 @@ buildlog_http_authorize(HttpWorker *h, struct MHD_Connection *conn, int64 job_id
 }
 
 bool
+buildlog_http_has_length(struct MHD_Connection *conn, HttpResponse *r)
+{
+	const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+													 MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *chunked = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+													  MHD_HTTP_HEADER_TRANSFER_ENCODING);
+
+	if (length != NULL || (chunked != NULL && strstr(chunked, "chunked") != NULL))
+		return true;
+	buildlog_http_problem(r, MHD_HTTP_LENGTH_REQUIRED, "Length Required",
+						  "Send Content-Length or a chunked body.");
+	return false;
+}
+
+bool
 buildlog_http_ingest_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job_id,
 						   int32 number, HttpResponse *r, void **state)
 {
@@ -149,8 +176,6 @@ buildlog_http_ingest_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 												   MHD_HTTP_HEADER_CONTENT_TYPE);
 	const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 													 MHD_HTTP_HEADER_CONTENT_LENGTH);
-	const char *chunked = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-													  MHD_HTTP_HEADER_TRANSFER_ENCODING);
 	const char *by = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "removed_by");
 	int64		removed_by = 0;
 	Upload	   *u;
@@ -178,12 +203,8 @@ buildlog_http_ingest_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 							  : "Send the part as application/json: {\"@type\":\"log_part\",\"encoding\":\"base64\",\"content\":...,\"final\":...}.");
 		return false;
 	}
-	if (length == NULL && (chunked == NULL || strstr(chunked, "chunked") == NULL))
-	{
-		buildlog_http_problem(r, MHD_HTTP_LENGTH_REQUIRED, "Length Required",
-							  "Send Content-Length or a chunked body.");
+	if (!buildlog_http_has_length(conn, r))
 		return false;
-	}
 	if (length != NULL && strtoll(length, NULL, 10) > buildlog_http_max_body)
 	{
 		buildlog_http_problem(r, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large",
@@ -198,6 +219,8 @@ buildlog_http_ingest_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 		return false;
 	}
 	u = MemoryContextAllocZero(h->w.loop_cxt, sizeof(Upload));
+	u->kind = HTTP_KIND_PARTS;
+	u->conn = conn;
 	u->job_id = job_id;
 	u->number = number;
 	u->scope = scope;
@@ -235,30 +258,10 @@ buildlog_http_ingest_data(HttpWorker *h, void *state, const char *data, size_t l
 /* What the ingest step needs and answers. */
 typedef struct IngestRequest
 {
+	HttpWorker *h;
 	Upload	   *u;
 	HttpResponse *r;
 } IngestRequest;
-
-/* Has the job's final part been stored (a write token is over then)? */
-static bool
-final_stored(int64 job_id)
-{
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(job_id)};
-	bool		isnull;
-	bool		final;
-
-	SPI_connect();
-	buildlog_run(buildlog_plan(&final_plan,
-							   "select coalesce((select final_number is not null from buildlog.logs"
-							   "                  where job_id = $1), false)"
-							   " or exists (select 1 from buildlog.log_parts where job_id = $1 and final)",
-							   1, types),
-				 values, NULL, true, SPI_OK_SELECT);
-	final = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
-	return final;
-}
 
 static SPIPlanPtr log_part_plan = NULL;
 
@@ -337,60 +340,48 @@ read_log_part(Upload *u, HttpResponse *r, ParsedPart *part)
 	return false;
 }
 
-/*
- * In the step's transaction: refuse a write token once the job's final part
- * is stored, else write the n parts through the one ingest path, commit,
- * and answer with what was stored.
- */
+/* The parts an upload will write, queued for the group commit. */
 static void
-write_and_answer(Upload *u, HttpResponse *r, Datum *jobs, Datum *numbers, Datum *contents,
-				 Datum *finals, int n, int64 replaced)
+queue_upload(IngestRequest *req, Datum *numbers, Datum *contents, Datum *finals, int n,
+			 int64 replaced)
 {
-	IngestResult result;
-	StringInfoData answer;
-	MemoryContext old;
+	GroupWrite *g = buildlog_http_group_add(req->h, req->u->job_id, req->u->scope, n);
 
-	if (u->scope == TOKEN_WRITE && final_stored(u->job_id))
+	for (int i = 0; i < n; i++)
 	{
-		buildlog_worker_commit();
-		buildlog_http_problem(r, MHD_HTTP_FORBIDDEN, "Forbidden",
-							  "The job's final part is stored: its write tokens are no longer valid.");
-		return;
+		g->numbers[i] = numbers[i];
+		g->contents[i] = contents[i];
+		g->finals[i] = finals[i];
+		g->bytes += VARSIZE_ANY_EXHDR(DatumGetPointer(contents[i]));
 	}
-	result = buildlog_ingest(construct_array(jobs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE),
-							 construct_array(numbers, n, INT4OID, 4, true, TYPALIGN_INT),
-							 construct_array(contents, n, TEXTOID, -1, false, TYPALIGN_INT),
-							 construct_array(finals, n, BOOLOID, 1, true, TYPALIGN_CHAR));
-	buildlog_worker_commit();
-	old = MemoryContextSwitchTo(r->cxt);
-	initStringInfo(&answer);
-	appendStringInfo(&answer, "{\"parts\":" INT64_FORMAT ",\"bytes\":" INT64_FORMAT ",\"replaced\":" INT64_FORMAT "}\n",
-					 result.parts, result.bytes, replaced);
-	MemoryContextSwitchTo(old);
-	buildlog_http_set_body(r, MHD_HTTP_OK, "application/json", answer.data, answer.len);
+	g->replaced = replaced;
+	g->done = upload_written;
+	g->owner = req->u;
 }
 
-/* Step: PUT /jobs/{id}/parts/{number}: one part, written after the checks. */
+/*
+ * Step: PUT /jobs/{id}/parts/{number}: read and check the part (the JSON
+ * read needs a transaction; it writes nothing), then queue it.
+ */
 static int
 put_part_step(BuildlogWorker *w, void *arg)
 {
 	IngestRequest *req = (IngestRequest *) arg;
 	Upload	   *u = req->u;
 	ParsedPart	part;
-	Datum		job = Int64GetDatum(u->job_id);
 	Datum		number = Int32GetDatum(u->number);
 	Datum		final;
 	Datum		content;
 
 	buildlog_worker_begin("buildlog http: PUT /jobs/{id}/parts/{number}");
-	if (!read_log_part(u, req->r, &part))
+	MemoryContextSwitchTo(req->h->group_cxt);
+	if (read_log_part(u, req->r, &part))
 	{
-		buildlog_worker_commit();
-		return 0;
+		final = BoolGetDatum(part.final);
+		content = PointerGetDatum(part.content);
+		queue_upload(req, &number, &content, &final, 1, part.replaced);
 	}
-	final = BoolGetDatum(part.final);
-	content = PointerGetDatum(part.content);
-	write_and_answer(u, req->r, &job, &number, &content, &final, 1, part.replaced);
+	buildlog_worker_commit();
 	return 0;
 }
 
@@ -450,7 +441,10 @@ put_log_step(BuildlogWorker *w, void *arg)
 	return 0;
 }
 
-/* Step: parse every line, then write them all in one transaction. */
+/*
+ * Step: parse every line (in the group's context: the parts wait there for
+ * the group commit); any bad line refuses the whole request.
+ */
 static int
 ingest_step(BuildlogWorker *w, void *arg)
 {
@@ -462,12 +456,15 @@ ingest_step(BuildlogWorker *w, void *arg)
 	int			cap = 64;
 	int			n = 0;
 	int			line = 0;
-	Datum	   *jobs = palloc(sizeof(Datum) * cap);
-	Datum	   *numbers = palloc(sizeof(Datum) * cap);
-	Datum	   *contents = palloc(sizeof(Datum) * cap);
-	Datum	   *finals = palloc(sizeof(Datum) * cap);
+	Datum	   *numbers;
+	Datum	   *contents;
+	Datum	   *finals;
 	int64		replaced = 0;
 
+	MemoryContextSwitchTo(req->h->group_cxt);
+	numbers = palloc(sizeof(Datum) * cap);
+	contents = palloc(sizeof(Datum) * cap);
+	finals = palloc(sizeof(Datum) * cap);
 	while (p < end)
 	{
 		char	   *nl = memchr(p, '\n', end - p);
@@ -498,12 +495,10 @@ ingest_step(BuildlogWorker *w, void *arg)
 		if (n == cap)
 		{
 			cap *= 2;
-			jobs = repalloc(jobs, sizeof(Datum) * cap);
 			numbers = repalloc(numbers, sizeof(Datum) * cap);
 			contents = repalloc(contents, sizeof(Datum) * cap);
 			finals = repalloc(finals, sizeof(Datum) * cap);
 		}
-		jobs[n] = Int64GetDatum(part.job_id);
 		numbers[n] = Int32GetDatum(part.number);
 		contents[n] = PointerGetDatum(part.content);
 		finals[n] = BoolGetDatum(part.final);
@@ -516,33 +511,63 @@ ingest_step(BuildlogWorker *w, void *arg)
 		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request", "The body has no part.");
 		return 0;
 	}
-	buildlog_worker_begin("buildlog http: POST /jobs/{id}/parts");
-	write_and_answer(u, r, jobs, numbers, contents, finals, n, replaced);
+	queue_upload(req, numbers, contents, finals, n, replaced);
 	return 0;
+}
+
+/* Map a failed step's error to the problem an upload answers. */
+static void
+step_problem(HttpWorker *h, unsigned int *status, const char **title, const char **detail)
+{
+	if (ERRCODE_TO_CATEGORY(h->w.sqlerrcode) == ERRCODE_DATA_EXCEPTION)
+	{
+		*status = MHD_HTTP_BAD_REQUEST;
+		*title = "Bad Request";
+	}
+	else if (h->w.sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED)
+	{
+		*status = MHD_HTTP_CONTENT_TOO_LARGE;
+		*title = "Content Too Large";
+	}
+	else
+	{
+		buildlog_worker_problem(&h->w, WARNING, h->w.error);
+		*status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		*title = "Internal Server Error";
+	}
+	*detail = h->w.error_message;
 }
 
 void
 buildlog_http_ingest_finish(HttpWorker *h, void *state, HttpResponse *r)
 {
-	IngestRequest req = {(Upload *) state, r};
+	IngestRequest req = {h, (Upload *) state, r};
 	WorkerStep	step = req.u->number == HTTP_UPLOAD_BATCH ? ingest_step
 		: req.u->number == HTTP_UPLOAD_LOG ? put_log_step : put_part_step;
+	unsigned int status;
+	const char *title;
+	const char *detail;
 
-	if (req.u->refused)
-		return;					/* its refusal was queued: write nothing */
-	if (buildlog_worker_run_step(&h->w, "an upload", step, &req) != WORKER_STEP_ERROR)
-		return;
-	r->nheaders = 0;
-	if (ERRCODE_TO_CATEGORY(h->w.sqlerrcode) == ERRCODE_DATA_EXCEPTION)
-		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request", h->w.error_message);
-	else if (h->w.sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED)
-		buildlog_http_problem(r, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large", h->w.error_message);
-	else
+	if (req.u->refused || req.u->queued)
+		return;					/* its refusal was queued, or it waits */
+	if (req.u->answered)
 	{
-		buildlog_worker_problem(&h->w, WARNING, h->w.error);
-		buildlog_http_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
-							  h->w.error_message);
+		/* resumed after the group commit */
+		buildlog_http_set_body(r, req.u->status, req.u->type, req.u->answer, req.u->answer_len);
+		return;
 	}
+	if (buildlog_worker_run_step(&h->w, "an upload", step, &req) == WORKER_STEP_ERROR)
+	{
+		r->nheaders = 0;
+		step_problem(h, &status, &title, &detail);
+		buildlog_http_problem(r, status, title, detail);
+		return;
+	}
+	if (r->status != 0)
+		return;					/* answered (PUT log) or refused */
+	/* queued: the answer comes after the group's commit */
+	req.u->queued = true;
+	MHD_suspend_connection(req.u->conn);
 }
 
 void
@@ -551,5 +576,241 @@ buildlog_http_ingest_free(void *state)
 	Upload	   *u = (Upload *) state;
 
 	pfree(u->body.data);
+	if (u->answer != NULL)
+		pfree(u->answer);
 	pfree(u);
+}
+
+/*
+ * An upload's write is decided: keep its answer (the loop context: the
+ * group's is reset) and resume the request, whose access handler sends it.
+ */
+static void
+upload_written(HttpWorker *h, GroupWrite *g)
+{
+	Upload	   *u = (Upload *) g->owner;
+	HttpResponse r;
+
+	memset(&r, 0, sizeof(r));
+	r.cxt = h->w.loop_cxt;
+	if (g->status == 0)
+	{
+		char	   *answer = MemoryContextAlloc(h->w.loop_cxt, 128);
+
+		snprintf(answer, 128, "{\"parts\":" INT64_FORMAT ",\"bytes\":" INT64_FORMAT ",\"replaced\":" INT64_FORMAT "}\n",
+				 g->parts, g->bytes, g->replaced);
+		buildlog_http_set_body(&r, MHD_HTTP_OK, "application/json", answer, strlen(answer));
+	}
+	else
+		buildlog_http_problem(&r, g->status, g->title, g->detail);
+	u->status = r.status;
+	u->type = r.content_type;
+	u->answer = r.body;
+	u->answer_len = r.len;
+	u->answered = true;
+	u->queued = false;
+	MHD_resume_connection(u->conn);
+}
+
+GroupWrite *
+buildlog_http_group_add(HttpWorker *h, int64 job_id, TokenScope scope, int n)
+{
+	GroupWrite *g = MemoryContextAllocZero(h->group_cxt, sizeof(GroupWrite));
+
+	g->job_id = job_id;
+	g->scope = scope;
+	g->n = n;
+	g->numbers = MemoryContextAllocZero(h->group_cxt, sizeof(Datum) * Max(n, 1));
+	g->contents = MemoryContextAllocZero(h->group_cxt, sizeof(Datum) * Max(n, 1));
+	g->finals = MemoryContextAllocZero(h->group_cxt, sizeof(Datum) * Max(n, 1));
+	dlist_push_tail(&h->group, &g->node);
+	h->ngroup++;
+	return g;
+}
+
+/* One group being written: the writes, in arrival order. */
+typedef struct GroupRun
+{
+	HttpWorker *h;
+	GroupWrite **writes;
+	int			n;
+} GroupRun;
+
+/*
+ * Which of the group's jobs have their final part stored (a write token is
+ * over then) or are removed (the ingest statement stores nothing for them)?
+ * One query for all of them, inside the group's transaction.
+ */
+static void
+job_states(GroupRun *run, bool *final, bool *removed)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * run->n);
+	Oid			types[1] = {INT8ARRAYOID};
+	Datum		values[1];
+
+	for (int i = 0; i < run->n; i++)
+		ids[i] = Int64GetDatum(run->writes[i]->job_id);
+	values[0] = PointerGetDatum(construct_array(ids, run->n, INT8OID, 8, FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	SPI_connect();
+	buildlog_run(buildlog_plan(&final_plan,
+							   "select coalesce(l.final_number is not null, false)"
+							   "  or exists (select 1 from buildlog.log_parts p where p.job_id = j.id and p.final),"
+							   " coalesce(l.removed_at is not null, false)"
+							   " from unnest($1) with ordinality j(id, i)"
+							   " left join buildlog.logs l on l.job_id = j.id order by j.i",
+							   1, types),
+				 values, NULL, true, SPI_OK_SELECT);
+	for (int i = 0; i < run->n; i++)
+	{
+		bool		isnull;
+
+		final[i] = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		removed[i] = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	SPI_finish();
+}
+
+/*
+ * Step: the group in one transaction.  Write tokens of jobs already final
+ * are refused (only those writes); the others' parts go through
+ * buildlog_ingest in one call and one commit.
+ */
+static int
+group_step(BuildlogWorker *w, void *arg)
+{
+	GroupRun   *run = (GroupRun *) arg;
+	bool	   *final = palloc(sizeof(bool) * run->n);
+	bool	   *removed = palloc(sizeof(bool) * run->n);
+	int			total = 0;
+	int			k = 0;
+	Datum	   *jobs;
+	Datum	   *numbers;
+	Datum	   *contents;
+	Datum	   *finals;
+
+	for (int i = 0; i < run->n; i++)
+		total += run->writes[i]->n;
+	jobs = palloc(sizeof(Datum) * Max(total, 1));
+	numbers = palloc(sizeof(Datum) * Max(total, 1));
+	contents = palloc(sizeof(Datum) * Max(total, 1));
+	finals = palloc(sizeof(Datum) * Max(total, 1));
+	buildlog_worker_begin("buildlog http: group commit");
+	job_states(run, final, removed);
+	for (int i = 0; i < run->n; i++)
+	{
+		GroupWrite *g = run->writes[i];
+
+		g->status = 0;
+		if (g->scope == TOKEN_WRITE && final[i] && g->serial == 0)
+		{
+			/* a stream checked this when it began (its parts are one log) */
+			g->status = MHD_HTTP_FORBIDDEN;
+			g->title = "Forbidden";
+			g->detail = "The job's final part is stored: its write tokens are no longer valid.";
+			continue;
+		}
+		g->parts = removed[i] ? 0 : g->n;
+		for (int j = 0; j < g->n; j++)
+		{
+			jobs[k] = Int64GetDatum(g->job_id);
+			numbers[k] = g->numbers[j];
+			contents[k] = g->contents[j];
+			finals[k] = g->finals[j];
+			k++;
+		}
+	}
+	if (k > 0)
+		(void) buildlog_ingest(construct_array(jobs, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE),
+							   construct_array(numbers, k, INT4OID, 4, true, TYPALIGN_INT),
+							   construct_array(contents, k, TEXTOID, -1, false, TYPALIGN_INT),
+							   construct_array(finals, k, BOOLOID, 1, true, TYPALIGN_CHAR));
+	buildlog_worker_commit();
+	return k;
+}
+
+/*
+ * Write n writes in one transaction; when it fails, each alone, so only the
+ * bad one gets its error (and a stream's later writes stop after it).
+ */
+static void
+write_group(HttpWorker *h, GroupWrite **writes, int n)
+{
+	GroupRun	run = {h, writes, n};
+
+	if (buildlog_worker_run_step(&h->w, "a group commit", group_step, &run) != WORKER_STEP_ERROR)
+	{
+		pg_atomic_fetch_add_u64(&h->stats->ingest_commits, 1);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		GroupRun	one = {h, &writes[i], 1};
+		GroupWrite *g = writes[i];
+		bool		after_failed = false;
+
+		for (int j = 0; j < i && g->serial != 0; j++)
+			if (writes[j]->serial == g->serial && writes[j]->status >= 500)
+				after_failed = true;
+		if (after_failed)
+		{
+			g->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+			g->title = "Internal Server Error";
+			g->detail = "An earlier part of this stream could not be stored.";
+			continue;
+		}
+		if (buildlog_worker_run_step(&h->w, "an upload", group_step, &one) == WORKER_STEP_ERROR)
+		{
+			step_problem(h, &g->status, &g->title, &g->detail);
+			g->detail = MemoryContextStrdup(h->group_cxt, g->detail);
+			if (g->serial != 0 && g->status < 500)
+				g->status = MHD_HTTP_INTERNAL_SERVER_ERROR;	/* its later writes stop too */
+		}
+		else
+			pg_atomic_fetch_add_u64(&h->stats->ingest_commits, 1);
+	}
+}
+
+void
+buildlog_http_group_commit(HttpWorker *h)
+{
+	GroupWrite **writes;
+	dlist_mutable_iter it;
+	int			n = h->ngroup;
+	int			i = 0;
+	int			from = 0;
+	int64		bytes = 0;
+
+	if (dlist_is_empty(&h->group))
+		return;
+	writes = MemoryContextAlloc(h->group_cxt, sizeof(GroupWrite *) * n);
+	dlist_foreach_modify(it, &h->group)
+	{
+		writes[i++] = dlist_container(GroupWrite, node, it.cur);
+		dlist_delete(it.cur);
+	}
+	h->ngroup = 0;
+	/* transactions of at most buildlog.batch_bytes (arrays far below 1 GB) */
+	for (i = 0; i < n; i++)
+	{
+		bytes += writes[i]->bytes;
+		if (i == n - 1 || bytes + writes[i + 1]->bytes > buildlog_batch_bytes)
+		{
+			write_group(h, writes + from, i + 1 - from);
+			from = i + 1;
+			bytes = 0;
+		}
+	}
+	for (i = 0; i < n; i++)
+	{
+		GroupWrite *g = writes[i];
+
+		if (g->status == 0)
+		{
+			pg_atomic_fetch_add_u64(&h->stats->ingest_writes, 1);
+			pg_atomic_fetch_add_u64(&h->stats->ingest_parts, g->parts);
+		}
+		g->done(h, g);
+	}
+	MemoryContextReset(h->group_cxt);
 }

@@ -38,21 +38,13 @@ static SPIPlanPtr end_plan = NULL;
 static int64
 range_start(const char *range)
 {
-	const char *p;
-	int64		n = 0;
+	const char *p = "";
+	int64		n;
 
 	if (range == NULL || strncmp(range, "bytes=", 6) != 0)
 		return -1;
-	p = range + 6;
-	if (!isdigit((unsigned char) *p))
-		return -1;
-	for (; isdigit((unsigned char) *p); p++)
-	{
-		if (n > (PG_INT64_MAX - (*p - '0')) / 10)
-			return -1;
-		n = n * 10 + (*p - '0');
-	}
-	return *p == '-' && p[1] == '\0' ? n : -1;
+	n = buildlog_http_parse_offset(range + 6, &p);
+	return n >= 0 && *p == '-' && p[1] == '\0' ? n : -1;
 }
 
 bool

@@ -51,6 +51,7 @@ bool		buildlog_http_read_tokens = false;
 int			buildlog_http_max_connections_per_client = 256;
 int			buildlog_http_rate_limit = 200;
 int			buildlog_http_rate_burst = 400;
+int			buildlog_http_flush_ms = 200;
 char	   *buildlog_s3_endpoint = NULL;
 char	   *buildlog_s3_bucket = NULL;
 char	   *buildlog_s3_region = NULL;
@@ -292,6 +293,13 @@ buildlog_define_gucs(void)
 							&buildlog_http_rate_burst,
 							400, 1, 1000000,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("buildlog.http_flush_ms",
+							"Longest time streamed bytes (POST /jobs/{id}/stream) wait before they are stored as a part.",
+							"Counted from the oldest byte not yet stored; a part is also cut every 64 kB.",
+							&buildlog_http_flush_ms,
+							200, 1, 10000,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomStringVariable("buildlog.amqp_queues",
 							   "Comma-separated queues the drain workers consume.",

@@ -35,6 +35,7 @@ extern bool buildlog_http_read_tokens;
 extern int	buildlog_http_max_connections_per_client;
 extern int	buildlog_http_rate_limit;
 extern int	buildlog_http_rate_burst;
+extern int	buildlog_http_flush_ms;
 
 /* S3 archive (extension/s3.c) */
 extern char *buildlog_s3_endpoint;

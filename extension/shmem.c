@@ -88,6 +88,11 @@ init_http_stats(HttpStats *s)
 	pg_atomic_init_u64(&s->connections, 0);
 	pg_atomic_init_u64(&s->streams, 0);
 	pg_atomic_init_u64(&s->events, 0);
+	pg_atomic_init_u64(&s->ingest_commits, 0);
+	pg_atomic_init_u64(&s->ingest_writes, 0);
+	pg_atomic_init_u64(&s->ingest_parts, 0);
+	pg_atomic_init_u64(&s->stream_bytes, 0);
+	pg_atomic_init_u64(&s->uploads, 0);
 }
 
 /* Create or attach the segment; the first process initialises it. */

@@ -97,6 +97,11 @@ typedef struct HttpStats
 	pg_atomic_uint64 connections;	/* open now */
 	pg_atomic_uint64 streams;	/* event streams open now */
 	pg_atomic_uint64 events;	/* part events queued, all streams */
+	pg_atomic_uint64 ingest_commits;	/* group commits of HTTP uploads */
+	pg_atomic_uint64 ingest_writes;	/* requests' writes in those groups */
+	pg_atomic_uint64 ingest_parts;	/* parts they stored */
+	pg_atomic_uint64 stream_bytes;	/* raw bytes of POST .../stream stored */
+	pg_atomic_uint64 uploads;	/* POST .../stream requests open now */
 } HttpStats;
 
 #define BUILDLOG_MAX_HTTP_READERS	16

@@ -1,0 +1,680 @@
+/*-------------------------------------------------------------------------
+ * http_stream.c
+ *	  POST /jobs/{id}/stream: a runner pipes its raw output in one (chunked)
+ *	  request, resumable by byte offset.
+ *
+ * The body is cut into numbered parts while the request is open: a part is
+ * written once the oldest byte not yet stored has waited
+ * buildlog.http_flush_ms, or once 64 kB (at most a third of
+ * buildlog.max_part_bytes, so cleaning never makes it too large) are
+ * pending, whichever comes first.  The worker's loop asks
+ * buildlog_http_stream_timers() how long it may sleep, so a flush happens on
+ * time even when no byte arrives.  Parts are cut at UTF-8 character
+ * boundaries; an incomplete sequence at the end waits for the next bytes.
+ * Each part is cleaned like the drain cleans (U+FFFD, counted) and written
+ * through the one ingest path by the group commit (http_ingest.c), so live
+ * watchers see it within milliseconds.
+ *
+ * Resume: the offset held is counted in raw body bytes (what the runner
+ * sent), kept per job in the worker's memory next to the stored size it
+ * corresponds to, and derived from the stored log otherwise (where raw and
+ * stored sizes agree unless bytes were replaced by U+FFFD).  HEAD
+ * /jobs/{id}/stream tells it (Upload-Offset); a request names its start
+ * with Content-Range: bytes N-*\/\* or ?offset=N, and any other start than
+ * the offset held answers 416 with the offset held.  Numbers continue
+ * after the highest one stored.  A clean end of the body writes a final
+ * part (?final=0: not); a request cut off keeps every complete character
+ * it delivered and is not final.  The answer (after the last commit) is
+ * JSON of what was stored.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <microhttpd.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
+#include "http.h"
+#include "spiutil.h"
+#include "wire.h"
+
+#define STREAM_PART_BYTES	(64 * 1024)
+#define STREAM_TIMEOUT_S	1800	/* a silent build may pause this long */
+#define STREAM_JOBS_MAX		100000
+
+/* What the worker knows a job's streams hold (raw bytes <-> stored bytes). */
+typedef struct StreamJob
+{
+	int64		job_id;			/* hash key */
+	int64		held;			/* raw body bytes stored */
+	int64		stored;			/* the stored log's size then */
+} StreamJob;
+
+/* One POST /jobs/{id}/stream being read (in the worker's loop context). */
+typedef struct StreamUpload
+{
+	HttpUploadKind kind;		/* HTTP_KIND_STREAM */
+	dlist_node	node;			/* in h->uploads */
+	struct MHD_Connection *conn;
+	uint64		serial;
+	int64		job_id;
+	TokenScope	scope;
+	bool		final_at_end;
+	int64		start;			/* the offset this request began at */
+	int64		received;		/* raw bytes received */
+	int64		taken;			/* raw bytes handed to writes */
+	int64		stored_raw;		/* raw bytes of committed writes */
+	int32		next_number;
+	StringInfoData pending;		/* received, not yet handed to a write */
+	TimestampTz due;			/* when pending must be written; 0: no bytes */
+	int			inflight;		/* writes waiting for the group commit */
+	bool		ended;			/* the body is complete */
+	bool		suspended;		/* waiting for its writes' commit */
+	bool		refused;		/* its error answer was queued */
+	unsigned int fail_status;	/* a write failed, or another request took over */
+	const char *fail_title;
+	char	   *fail_detail;
+	int64		parts;
+	int64		bytes;
+	int64		replaced;
+	bool		final_written;
+} StreamUpload;
+
+/* What the begin step reads about the job. */
+typedef struct StreamState
+{
+	int64		job_id;
+	bool		final;
+	int64		size;			/* stored log bytes */
+	int64		fffd;			/* U+FFFD characters in it */
+	int32		next_number;
+} StreamState;
+
+static SPIPlanPtr state_plan = NULL;
+
+void
+buildlog_http_stream_init(HttpWorker *h)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(StreamJob);
+	ctl.hcxt = h->w.loop_cxt;
+	h->stream_jobs = hash_create("buildlog http stream jobs", 256, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	dlist_init(&h->uploads);
+	dlist_init(&h->group);
+	h->group_cxt = AllocSetContextCreate(h->w.loop_cxt, "buildlog http group",
+										 ALLOCSET_DEFAULT_SIZES);
+}
+
+/* The largest raw slice of one part: cleaning may triple invalid bytes. */
+static size_t
+part_bytes(void)
+{
+	return Min(STREAM_PART_BYTES, Max(buildlog_max_part_bytes / 3, 4));
+}
+
+/*
+ * How many bytes at the end of b start a multi-byte character that is not
+ * complete yet (0..3): they wait for the next bytes.
+ */
+static size_t
+incomplete_tail(const unsigned char *b, size_t len)
+{
+	for (size_t back = 1; back <= 3 && back <= len; back++)
+	{
+		unsigned char c = b[len - back];
+		size_t		need;
+
+		if ((c & 0xC0) == 0x80)
+			continue;			/* a continuation byte: look further back */
+		need = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 && c <= 0xEF ? 3 :
+			c >= 0xC2 && c <= 0xDF ? 2 : 1;
+		return back < need ? back : 0;
+	}
+	return 0;
+}
+
+/* A cut at or below limit that does not split a character (if there is one). */
+static size_t
+char_boundary(const unsigned char *b, size_t limit)
+{
+	for (size_t cut = limit; cut + 3 >= limit && cut > 0; cut--)
+		if ((b[cut] & 0xC0) != 0x80)
+			return cut;
+	return limit;
+}
+
+/* The open stream of this serial, or NULL (gone). */
+static StreamUpload *
+find_upload(HttpWorker *h, uint64 serial)
+{
+	dlist_iter	it;
+
+	dlist_foreach(it, &h->uploads)
+	{
+		StreamUpload *s = dlist_container(StreamUpload, node, it.cur);
+
+		if (s->serial == serial)
+			return s;
+	}
+	return NULL;
+}
+
+/* Fail the stream (once): its next call answers this. */
+static void
+stream_fail(HttpWorker *h, StreamUpload *s, unsigned int status, const char *title,
+			const char *detail)
+{
+	if (s->fail_status != 0)
+		return;
+	s->fail_status = status;
+	s->fail_title = title;
+	s->fail_detail = MemoryContextStrdup(h->w.loop_cxt, detail);
+	resetStringInfo(&s->pending);
+	s->due = 0;
+}
+
+/*
+ * A stream's write is decided: on success the job's offset moves on; the
+ * request (if still open) counts it, and once its body is complete and
+ * nothing is in flight, it is resumed to answer.
+ */
+static void
+stream_written(HttpWorker *h, GroupWrite *g)
+{
+	StreamUpload *s = find_upload(h, g->serial);
+	bool		found;
+	StreamJob  *j = hash_search(h->stream_jobs, &g->job_id, HASH_FIND, &found);
+
+	if (g->status == 0)
+	{
+		if (j != NULL && g->parts > 0)
+		{
+			j->held += g->raw;
+			j->stored += g->bytes;
+		}
+		pg_atomic_fetch_add_u64(&h->stats->stream_bytes, g->raw);
+	}
+	if (s == NULL)
+		return;
+	s->inflight--;
+	if (g->status == 0)
+	{
+		s->stored_raw += g->raw;
+		s->parts += g->parts;
+		s->bytes += g->bytes;
+		s->replaced += g->replaced;
+		for (int i = 0; i < g->n; i++)
+			if (DatumGetBool(g->finals[i]))
+				s->final_written = true;
+	}
+	else
+		stream_fail(h, s, g->status, g->title, g->detail);
+	if (s->ended && s->inflight == 0 && s->suspended)
+	{
+		s->suspended = false;
+		MHD_resume_connection(s->conn);
+	}
+}
+
+/*
+ * Hand the pending bytes to a write for the next group commit, in parts of
+ * at most part_bytes() cut at character boundaries.  Not at the end of a
+ * final body, an incomplete trailing character stays pending; at the end of
+ * a final body it is cleaned with the rest and the last part is final (an
+ * empty one if nothing is pending).
+ */
+static void
+stream_flush(HttpWorker *h, StreamUpload *s, bool end)
+{
+	const unsigned char *b = (const unsigned char *) s->pending.data;
+	bool		final = end && s->final_at_end;
+	size_t		keep = final ? 0 : incomplete_tail(b, s->pending.len);
+	size_t		take = s->pending.len - keep;
+	size_t		limit = part_bytes();
+	size_t	   *cuts;
+	int			n = 0;
+	size_t		at = 0;
+	GroupWrite *g;
+	MemoryContext old;
+
+	s->due = 0;
+	if (s->fail_status != 0 || (take == 0 && !final))
+		return;
+	/* the parts' ends: each cut advances at least limit - 3 bytes */
+	cuts = MemoryContextAlloc(h->group_cxt, sizeof(size_t) * (take / (limit - 3) + 2));
+	while (at < take)
+	{
+		size_t		cut = take - at <= limit ? take : at + char_boundary(b + at, limit);
+
+		cuts[n++] = cut;
+		at = cut;
+	}
+	if (n == 0)
+		cuts[n++] = 0;			/* the empty final part */
+	g = buildlog_http_group_add(h, s->job_id, s->scope, n);
+	old = MemoryContextSwitchTo(h->group_cxt);
+	at = 0;
+	for (int i = 0; i < n; i++)
+	{
+		size_t		len = cuts[i] - at;
+		char	   *buf = palloc(VARHDRSZ + len + 1);
+		ParsedPart	part;
+
+		memcpy(buf + VARHDRSZ, b + at, len);
+		memset(&part, 0, sizeof(part));
+		buildlog_part_content(&part, "stream", buf, len, false, buildlog_max_part_bytes);
+		if (!part.ok)
+		{
+			/* only with a max_part_bytes below 4 bytes */
+			MemoryContextSwitchTo(old);
+			dlist_delete(&g->node);
+			h->ngroup--;
+			stream_fail(h, s, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large", part.reason);
+			return;
+		}
+		g->numbers[i] = Int32GetDatum(s->next_number++);
+		g->contents[i] = PointerGetDatum(part.content);
+		g->finals[i] = BoolGetDatum(final && i == n - 1);
+		g->bytes += VARSIZE_ANY_EXHDR(part.content);
+		g->replaced += part.replaced;
+		at = cuts[i];
+	}
+	MemoryContextSwitchTo(old);
+	g->raw = take;
+	g->serial = s->serial;
+	g->done = stream_written;
+	s->taken += take;
+	s->inflight++;
+	/* keep the incomplete character */
+	memmove(s->pending.data, s->pending.data + take, keep);
+	s->pending.len = keep;
+	s->pending.data[keep] = '\0';
+}
+
+/* Step: what the job holds (final? stored size, U+FFFD count, next number). */
+static int
+state_step(BuildlogWorker *w, void *arg)
+{
+	StreamState *st = (StreamState *) arg;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(st->job_id)};
+	bool		isnull;
+	Datum		d;
+
+	buildlog_worker_begin_spi("buildlog http: POST /jobs/{id}/stream");
+	buildlog_run(buildlog_plan(&state_plan,
+							   "select coalesce(l.final_number is not null, false)"
+							   "  or exists (select 1 from buildlog.log_parts p where p.job_id = $1 and p.final),"
+							   " coalesce(octet_length(f.log), 0)::int8,"
+							   " coalesce((octet_length(f.log) - octet_length(replace(f.log, chr(65533), ''))) / 3, 0)::int8,"
+							   " greatest((select max(number) from buildlog.log_parts where job_id = $1 and number < 2147483647),"
+							   "          (select max(n) from unnest(l.part_numbers) n where n < 2147483647))"
+							   " from (select buildlog.fetch($1) log) f"
+							   " left join buildlog.logs l on l.job_id = $1",
+							   1, types),
+				 values, NULL, true, SPI_OK_SELECT);
+	st->final = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	st->size = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	st->fffd = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
+	st->next_number = isnull ? 0 : DatumGetInt32(d) + 1;
+	buildlog_worker_commit_spi();
+	return 0;
+}
+
+/*
+ * The start the request names: Content-Range: bytes N-... or ?offset=N
+ * (0 without either); false with a 400 in r when malformed or they differ.
+ */
+static bool
+requested_offset(struct MHD_Connection *conn, HttpResponse *r, int64 *offset)
+{
+	const char *range = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+													MHD_HTTP_HEADER_CONTENT_RANGE);
+	const char *query = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "offset");
+	const char *end = "";
+	int64		from_range = -1;
+	int64		from_query = -1;
+
+	if (range != NULL)
+	{
+		if (strncmp(range, "bytes ", 6) != 0 ||
+			(from_range = buildlog_http_parse_offset(range + 6, &end)) < 0 || *end != '-')
+		{
+			buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
+								  "Content-Range must be \"bytes N-*/*\": N is the offset this body starts at.");
+			return false;
+		}
+	}
+	if (query != NULL && ((from_query = buildlog_http_parse_offset(query, &end)) < 0 || *end != '\0'))
+	{
+		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
+							  "offset must be a byte offset (a non-negative integer).");
+		return false;
+	}
+	if (from_range >= 0 && from_query >= 0 && from_range != from_query)
+	{
+		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
+							  "Content-Range and ?offset name different offsets.");
+		return false;
+	}
+	*offset = from_range >= 0 ? from_range : Max(from_query, 0);
+	return true;
+}
+
+/* Tell the offset held: Upload-Offset and GitLab's Range: 0-N. */
+static void
+offset_headers(HttpResponse *r, int64 held, int32 next_number)
+{
+	char		v[64];
+
+	snprintf(v, sizeof(v), INT64_FORMAT, held);
+	buildlog_http_add_header(r, "Upload-Offset", v);
+	snprintf(v, sizeof(v), "0-" INT64_FORMAT, held);
+	buildlog_http_add_header(r, "Range", v);
+	snprintf(v, sizeof(v), "%d", next_number);
+	buildlog_http_add_header(r, "X-Next-Part", v);
+}
+
+/*
+ * The job's open streams (not yet at their end): before the offset is read,
+ * what they received goes to the database (flushed, then the group commit),
+ * so the offset told is what is stored; with take_over they also end (409:
+ * another request resumed the job's stream).
+ */
+static void
+settle_job(HttpWorker *h, int64 job_id, bool take_over)
+{
+	dlist_iter	it;
+
+	dlist_foreach(it, &h->uploads)
+	{
+		StreamUpload *s = dlist_container(StreamUpload, node, it.cur);
+
+		if (s->job_id != job_id || s->ended)
+			continue;
+		if (take_over)
+			stream_fail(h, s, MHD_HTTP_CONFLICT, "Conflict",
+						"Another request resumed this job's stream; this one is over.");
+		else
+			stream_flush(h, s, false);
+	}
+	if (!take_over)
+		buildlog_http_group_commit(h);
+}
+
+/*
+ * The raw offset held for the job: exact from memory, or from the stored
+ * size when no byte was replaced; else *lo..*hi bound it (each U+FFFD may
+ * stand for 1 to 3 raw bytes) and false.
+ */
+static bool
+held_offset(HttpWorker *h, StreamState *st, int64 *held, int64 *lo)
+{
+	bool		found;
+	StreamJob  *j = hash_search(h->stream_jobs, &st->job_id, HASH_FIND, &found);
+
+	if (j != NULL && st->size >= j->stored)
+		*held = j->held + (st->size - j->stored);
+	else if (st->fffd == 0)
+		*held = st->size;
+	else
+	{
+		*held = st->size;
+		*lo = st->size - 2 * st->fffd;
+		return false;
+	}
+	*lo = *held;
+	return true;
+}
+
+/* Remember the job's offset (making room when the table is full). */
+static void
+remember_job(HttpWorker *h, int64 job_id, int64 held, int64 stored)
+{
+	bool		found;
+	StreamJob  *j;
+
+	if (hash_get_num_entries(h->stream_jobs) >= STREAM_JOBS_MAX)
+	{
+		HASH_SEQ_STATUS seq;
+		StreamJob  *victim;
+
+		hash_seq_init(&seq, h->stream_jobs);
+		victim = hash_seq_search(&seq);
+		hash_seq_term(&seq);
+		if (victim != NULL)
+			hash_search(h->stream_jobs, &victim->job_id, HASH_REMOVE, NULL);
+	}
+	j = hash_search(h->stream_jobs, &job_id, HASH_ENTER, &found);
+	j->held = held;
+	j->stored = stored;
+}
+
+bool
+buildlog_http_stream_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job_id,
+						   bool head, HttpResponse *r, void **state)
+{
+	const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+												   MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *final = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "final");
+	TokenScope	scope;
+	StreamState st;
+	StreamUpload *s;
+	int64		offset = 0;
+	int64		held;
+	int64		lo;
+	bool		exact;
+
+	if (!buildlog_http_authorize(h, conn, job_id, TOKEN_WRITE, r, &scope))
+		return false;
+	if (!head)
+	{
+		if (type != NULL && strncmp(type, "text/plain", 10) != 0 &&
+			strncmp(type, "application/octet-stream", 24) != 0)
+		{
+			buildlog_http_problem(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type",
+								  "Stream the raw output as text/plain (or application/octet-stream).");
+			return false;
+		}
+		if (!buildlog_http_has_length(conn, r))
+			return false;
+		if (final != NULL && strcmp(final, "0") != 0 && strcmp(final, "1") != 0 &&
+			strcmp(final, "false") != 0 && strcmp(final, "true") != 0)
+		{
+			buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
+								  "final must be 1 (the default: a clean end marks the log final) or 0.");
+			return false;
+		}
+		if (!requested_offset(conn, r, &offset))
+			return false;
+	}
+	settle_job(h, job_id, false);
+	st.job_id = job_id;
+	if (buildlog_worker_run_step(&h->w, "reading a stream's offset", state_step, &st) == WORKER_STEP_ERROR)
+	{
+		buildlog_worker_problem(&h->w, WARNING, h->w.error);
+		buildlog_http_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
+							  h->w.error_message);
+		return false;
+	}
+	if (st.final && scope == TOKEN_WRITE)
+	{
+		buildlog_http_problem(r, MHD_HTTP_FORBIDDEN, "Forbidden",
+							  "The job's final part is stored: its write tokens are no longer valid.");
+		return false;
+	}
+	exact = held_offset(h, &st, &held, &lo);
+	if (head)
+	{
+		if (exact)
+		{
+			offset_headers(r, held, st.next_number);
+			buildlog_http_set_body(r, MHD_HTTP_OK, "text/plain; charset=utf-8",
+								   MemoryContextStrdup(r->cxt, ""), 0);
+		}
+		else
+		{
+			char		v[64];
+
+			snprintf(v, sizeof(v), INT64_FORMAT "-" INT64_FORMAT, lo, held);
+			buildlog_http_add_header(r, "Upload-Offset-Range", v);
+			buildlog_http_problem(r, MHD_HTTP_CONFLICT, "Conflict",
+								  psprintf("The stored log has %lld replaced bytes (U+FFFD) from before this worker started: the raw offset is between %lld and %lld; resume at the offset you sent.",
+										   (long long) st.fffd, (long long) lo, (long long) held));
+		}
+		return false;
+	}
+	if (offset < lo || offset > held || (exact && offset != held))
+	{
+		char		v[64];
+
+		offset_headers(r, held, st.next_number);
+		snprintf(v, sizeof(v), "bytes */" INT64_FORMAT, held);
+		buildlog_http_add_header(r, "Content-Range", v);
+		buildlog_http_problem(r, MHD_HTTP_RANGE_NOT_SATISFIABLE, "Range Not Satisfiable",
+							  psprintf("The stream of job %lld holds %lld bytes: send the bytes from offset %lld (Content-Range: bytes %lld-*/*).",
+									   (long long) job_id, (long long) held, (long long) held, (long long) held));
+		return false;
+	}
+	settle_job(h, job_id, true);
+	remember_job(h, job_id, offset, st.size);
+	s = MemoryContextAllocZero(h->w.loop_cxt, sizeof(StreamUpload));
+	s->kind = HTTP_KIND_STREAM;
+	s->conn = conn;
+	s->serial = ++h->stream_serial;
+	s->job_id = job_id;
+	s->scope = scope;
+	s->final_at_end = final == NULL || strcmp(final, "1") == 0 || strcmp(final, "true") == 0;
+	s->start = offset;
+	s->next_number = st.next_number;
+	{
+		MemoryContext old = MemoryContextSwitchTo(h->w.loop_cxt);
+
+		initStringInfo(&s->pending);
+		MemoryContextSwitchTo(old);
+	}
+	dlist_push_tail(&h->uploads, &s->node);
+	pg_atomic_fetch_add_u64(&h->stats->uploads, 1);
+	MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int) STREAM_TIMEOUT_S);
+	*state = s;
+	return true;
+}
+
+bool
+buildlog_http_stream_data(HttpWorker *h, void *state, const char *data, size_t len,
+						  HttpResponse *r)
+{
+	StreamUpload *s = (StreamUpload *) state;
+
+	if (s->refused)
+		return true;			/* its answer is on its way: drop the rest */
+	if (s->fail_status != 0)
+	{
+		s->refused = true;
+		buildlog_http_problem(r, s->fail_status, s->fail_title, s->fail_detail);
+		return false;
+	}
+	appendBinaryStringInfo(&s->pending, data, (int) len);
+	s->received += len;
+	if (s->due == 0)
+		s->due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), buildlog_http_flush_ms);
+	if ((size_t) s->pending.len >= part_bytes())
+		s->due = GetCurrentTimestamp();
+	return true;
+}
+
+void
+buildlog_http_stream_finish(HttpWorker *h, void *state, HttpResponse *r)
+{
+	StreamUpload *s = (StreamUpload *) state;
+	StringInfoData answer;
+	MemoryContext old;
+	int64		held;
+
+	if (s->refused)
+		return;
+	if (!s->ended)
+	{
+		s->ended = true;
+		stream_flush(h, s, true);
+	}
+	if (s->fail_status == 0 && s->inflight > 0)
+	{
+		/* answered after the commit (stream_written resumes it) */
+		s->suspended = true;
+		MHD_suspend_connection(s->conn);
+		return;
+	}
+	if (s->fail_status != 0)
+	{
+		s->refused = true;
+		buildlog_http_problem(r, s->fail_status, s->fail_title, s->fail_detail);
+		return;
+	}
+	held = s->start + s->stored_raw;
+	offset_headers(r, held, s->next_number);
+	old = MemoryContextSwitchTo(r->cxt);
+	initStringInfo(&answer);
+	appendStringInfo(&answer, "{\"parts\":" INT64_FORMAT ",\"bytes\":" INT64_FORMAT
+					 ",\"replaced\":" INT64_FORMAT ",\"offset\":" INT64_FORMAT
+					 ",\"received\":" INT64_FORMAT ",\"final\":%s,\"next_part\":%d}\n",
+					 s->parts, s->bytes, s->replaced, held, s->received,
+					 s->final_written ? "true" : "false", s->next_number);
+	MemoryContextSwitchTo(old);
+	buildlog_http_set_body(r, MHD_HTTP_OK, "application/json", answer.data, answer.len);
+}
+
+void
+buildlog_http_stream_free(HttpWorker *h, void *state, bool completed)
+{
+	StreamUpload *s = (StreamUpload *) state;
+
+	/* cut off: keep every complete character it delivered, not final */
+	if (!s->ended && s->fail_status == 0)
+	{
+		s->final_at_end = false;
+		stream_flush(h, s, false);
+	}
+	dlist_delete(&s->node);
+	pg_atomic_fetch_sub_u64(&h->stats->uploads, 1);
+	pfree(s->pending.data);
+	if (s->fail_detail != NULL)
+		pfree(s->fail_detail);
+	pfree(s);
+}
+
+long
+buildlog_http_stream_timers(HttpWorker *h)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long		next = -1;
+	dlist_iter	it;
+
+	dlist_foreach(it, &h->uploads)
+	{
+		StreamUpload *s = dlist_container(StreamUpload, node, it.cur);
+
+		if (s->due == 0 || s->fail_status != 0)
+			continue;
+		if (s->due <= now)
+			stream_flush(h, s, false);
+		if (s->due != 0)
+		{
+			long		ms = (long) ((s->due - now + 999) / 1000);
+
+			next = next < 0 ? Max(ms, 0) : Min(next, Max(ms, 0));
+		}
+	}
+	return next;
+}
