@@ -39,7 +39,8 @@ OBJS = \
 	bgworker/archive.o \
 	bgworker/http.o \
 	bgworker/http_events.o \
-	bgworker/http_ingest.o
+	bgworker/http_ingest.o \
+	bgworker/http_viewer.o
 
 MODULEDIR = extension
 DATA = extension/buildlog.control $(wildcard sql/buildlog--*.sql)
@@ -63,3 +64,15 @@ include $(PGXS)
 # changes (a struct seen with two layouts corrupts memory)
 HEADERS = $(wildcard extension/*.h bgworker/*.h)
 $(OBJS): $(HEADERS)
+
+# the log viewer's page, script and style sheet (viewer/), served by the HTTP
+# worker from SHAREDIR/buildlog/viewer
+VIEWER_FILES = $(wildcard $(srcdir)/viewer/*.html $(srcdir)/viewer/*.js $(srcdir)/viewer/*.css)
+install: install-viewer
+install-viewer:
+	$(MKDIR_P) '$(DESTDIR)$(datadir)/buildlog/viewer'
+	$(INSTALL_DATA) $(VIEWER_FILES) '$(DESTDIR)$(datadir)/buildlog/viewer/'
+uninstall: uninstall-viewer
+uninstall-viewer:
+	rm -rf '$(DESTDIR)$(datadir)/buildlog/viewer'
+.PHONY: install-viewer uninstall-viewer

@@ -21,6 +21,7 @@
  *	PUT /jobs/{id}/parts/{number}		one part, travis-logs' log_part body
  *	PUT /jobs/{id}/log					set_content() or removal, with an admin token
  *	GET /metrics						Prometheus text: drain, scheduler, archive, HTTP, life cycle
+ *	GET /jobs/{id}, /viewer/{asset}		the log viewer page (http_viewer.c)
  * Errors are application/problem+json.
  *-------------------------------------------------------------------------
  */
@@ -606,6 +607,8 @@ route(HttpWorker *h, HttpRequest *req)
 			buildlog_http_set_body(r, MHD_HTTP_OK, "text/plain; charset=utf-8",
 					 MemoryContextStrdup(r->cxt, "ok\n"), 3);
 	}
+	else if (buildlog_http_viewer(req->method, req->url, req->conn, r))
+		return;
 	else if (strcmp(req->url, "/metrics") == 0)
 	{
 		rest = "metrics";

@@ -111,6 +111,13 @@ extern void buildlog_http_ingest_free(void *state);
  */
 extern void buildlog_http_events_refill(HttpWorker *h);
 
+/*
+ * GET /jobs/{id} (the viewer page) and GET /viewer/{asset} (http_viewer.c):
+ * true when url is one of those (r filled), false to route it elsewhere.
+ */
+extern bool buildlog_http_viewer(const char *method, const char *url,
+								 struct MHD_Connection *conn, HttpResponse *r);
+
 /* Is buildlog.http_listen set (the service on)? */
 extern bool buildlog_http_enabled(void);
 
