@@ -22,6 +22,7 @@
  *	PUT /jobs/{id}/log					set_content() or removal, with an admin token
  *	GET /metrics						Prometheus text: drain, scheduler, archive, HTTP, life cycle
  *	GET /jobs/{id}, /viewer/{asset}		the log viewer page (http_viewer.c)
+ *	GET /jobs/{id}/bundle				the page's read: part sizes and times, then the bytes
  * Errors are application/problem+json.
  *-------------------------------------------------------------------------
  */
@@ -607,7 +608,7 @@ route(HttpWorker *h, HttpRequest *req)
 			buildlog_http_set_body(r, MHD_HTTP_OK, "text/plain; charset=utf-8",
 					 MemoryContextStrdup(r->cxt, "ok\n"), 3);
 	}
-	else if (buildlog_http_viewer(req->method, req->url, req->conn, r))
+	else if (buildlog_http_viewer(h, req->method, req->url, req->conn, r))
 		return;
 	else if (strcmp(req->url, "/metrics") == 0)
 	{

@@ -112,10 +112,11 @@ extern void buildlog_http_ingest_free(void *state);
 extern void buildlog_http_events_refill(HttpWorker *h);
 
 /*
- * GET /jobs/{id} (the viewer page) and GET /viewer/{asset} (http_viewer.c):
- * true when url is one of those (r filled), false to route it elsewhere.
+ * GET /jobs/{id} (the viewer page), GET /viewer/{asset} and the page's read
+ * GET /jobs/{id}/bundle (http_viewer.c): true when url is one of those (r
+ * filled), false to route it elsewhere.
  */
-extern bool buildlog_http_viewer(const char *method, const char *url,
+extern bool buildlog_http_viewer(HttpWorker *h, const char *method, const char *url,
 								 struct MHD_Connection *conn, HttpResponse *r);
 
 /* Is buildlog.http_listen set (the service on)? */

@@ -13,6 +13,14 @@
  * /events), so GET /jobs/{id} is the same document for every job, running,
  * aggregated or archived.
  *
+ * GET /jobs/{id}/bundle is the page's one read of a log: a JSON line
+ * {"parts":[[number, bytes, created_at, final], ...]} and then the parts'
+ * bytes, concatenated in that order, all from one query (so the sizes and
+ * the bytes agree, which a /log read and a /parts read made apart cannot
+ * promise).  The page splits the bytes at the sizes: it gets each part's
+ * text and arrival time for the price of the raw log, without the JSON
+ * escaping of 50 MB of text that GET /jobs/{id}/parts does.
+ *
  * Every answer carries a strict Content-Security-Policy: scripts and
  * styles only from this origin, no inline script or style attribute, no
  * plugins, no framing, connections only to this origin.
@@ -21,16 +29,24 @@
 #include "postgres.h"
 
 #include <ctype.h>
-#include <inttypes.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <microhttpd.h>
 
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "guc.h"
 #include "http.h"
+#include "spiutil.h"
+#include "worker.h"
 
 #define MAX_ASSETS			8	/* at least the names in asset_names */
 #define MAX_ASSET_BYTES		(4 * 1024 * 1024)
@@ -49,6 +65,14 @@ typedef struct ViewerAsset
 	char		etag[24];
 } ViewerAsset;
 
+/* A GET /jobs/{id}/bundle being answered. */
+typedef struct BundleRequest
+{
+	int64		job_id;
+	HttpResponse *r;
+} BundleRequest;
+
+static SPIPlanPtr bundle_plan = NULL;
 static ViewerAsset assets[MAX_ASSETS];
 static int	nassets = 0;
 static MemoryContext viewer_cxt = NULL;
@@ -194,13 +218,138 @@ answer_asset(struct MHD_Connection *conn, HttpResponse *r, const char *name)
 	buildlog_http_set_body(r, MHD_HTTP_OK, asset_type(name), a->bytes, a->len);
 }
 
-bool
-buildlog_http_viewer(const char *method, const char *url, struct MHD_Connection *conn,
-					 HttpResponse *r)
+/*
+ * Step: GET /jobs/{id}/bundle.  404 for an unknown job, 410 for a removed
+ * log, else the index line and the bytes of every part (parts(job, -1)).
+ */
+static int
+get_bundle(BuildlogWorker *w, void *arg)
 {
-	const char *name;
+	BundleRequest *b = (BundleRequest *) arg;
+	HttpResponse *r = b->r;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(b->job_id)};
+	StringInfoData head;
+	StringInfoData body;
+	MemoryContext old;
+	bool		isnull;
 
-	if (is_page_path(url))
+	buildlog_worker_begin_spi("buildlog http: GET /jobs/{id}/bundle");
+	if (!OidIsValid(get_extension_oid("buildlog", true)))
+	{
+		buildlog_worker_commit_spi();
+		buildlog_http_problem(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable",
+				"The extension buildlog is not installed in the worker's database.");
+		return 0;
+	}
+	/* row 0 tells whether the job is known or removed, the parts follow */
+	buildlog_run(buildlog_plan(&bundle_plan,
+							   "select -2, null::text, null::text, false, 0,"
+							   "  (select case when l.removed_at is not null and l.content is null"
+							   "               then 'removed' else 'known' end"
+							   "     from buildlog.logs l where l.job_id = $1)"
+							   " union all"
+							   " (select p.number, p.content, pg_catalog.to_json(p.created_at)::text,"
+							   "   p.final, pg_catalog.octet_length(p.content), null"
+							   "  from buildlog.parts($1, -1) p order by p.number)",
+							   1, types),
+				 values, NULL, true, SPI_OK_SELECT);
+	old = MemoryContextSwitchTo(w->step_cxt);
+	{
+		char	   *known = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
+
+		if (known == NULL || strcmp(known, "removed") == 0)
+		{
+			buildlog_http_problem(r, known ? MHD_HTTP_GONE : MHD_HTTP_NOT_FOUND,
+								  known ? "Gone" : "Not Found",
+								  known ? "The log of this job was removed." : "No log is known for this job.");
+			MemoryContextSwitchTo(old);
+			buildlog_worker_commit_spi();
+			return 0;
+		}
+	}
+	initStringInfo(&head);
+	initStringInfo(&body);
+	appendStringInfoString(&head, "{\"parts\":[");
+	for (uint64 i = 1; i < SPI_processed; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		int32		number = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
+		text	   *content = DatumGetTextPP(SPI_getbinval(t, d, 2, &isnull));
+		char	   *at = SPI_getvalue(t, d, 3);
+		bool		final = DatumGetBool(SPI_getbinval(t, d, 4, &isnull));
+
+		CHECK_FOR_INTERRUPTS();
+		appendStringInfo(&head, "%s[%d,%d,%s,%s]", i > 1 ? "," : "", number,
+						 (int) VARSIZE_ANY_EXHDR(content), at ? at : "null",
+						 final ? "true" : "false");
+		appendBinaryStringInfo(&body, VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content));
+	}
+	appendStringInfoString(&head, "]}\n");
+	appendBinaryStringInfo(&head, body.data, body.len);
+	pfree(body.data);
+	buildlog_http_set_body(r, MHD_HTTP_OK, "application/octet-stream", head.data, head.len);
+	MemoryContextSwitchTo(old);
+	buildlog_worker_commit_spi();
+	return 0;
+}
+
+/* Is url "/jobs/{id}/bundle"?  Its job id then. */
+static bool
+is_bundle_path(const char *url, int64 *job_id)
+{
+	const char *p = url + 6;
+	int64		id = 0;
+
+	if (strncmp(url, "/jobs/", 6) != 0 || !isdigit((unsigned char) *p))
+		return false;
+	for (; isdigit((unsigned char) *p); p++)
+	{
+		if (id > (PG_INT64_MAX - (*p - '0')) / 10)
+			return false;
+		id = id * 10 + (*p - '0');
+	}
+	if (id <= 0 || strcmp(p, "/bundle") != 0)
+		return false;
+	*job_id = id;
+	return true;
+}
+
+/* GET /jobs/{id}/bundle: the read token (when required), then the step. */
+static void
+answer_bundle(HttpWorker *h, struct MHD_Connection *conn, int64 job_id, HttpResponse *r)
+{
+	BundleRequest b = {job_id, r};
+	char		what[64];
+
+	if (buildlog_http_read_tokens)
+	{
+		TokenScope	scope;
+
+		if (!buildlog_http_authorize(h, conn, job_id, TOKEN_READ, r, &scope))
+			return;
+	}
+	snprintf(what, sizeof(what), "GET /jobs/" INT64_FORMAT "/bundle", job_id);
+	if (buildlog_worker_run_step(&h->w, what, get_bundle, &b) == WORKER_STEP_ERROR)
+	{
+		buildlog_worker_problem(&h->w, WARNING, h->w.error);
+		r->nheaders = 0;
+		buildlog_http_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
+							  h->w.error_message);
+	}
+}
+
+bool
+buildlog_http_viewer(HttpWorker *h, const char *method, const char *url,
+					 struct MHD_Connection *conn, HttpResponse *r)
+{
+	const char *name = NULL;
+	int64		job_id;
+
+	if (is_bundle_path(url, &job_id))
+		;
+	else if (is_page_path(url))
 		name = "index.html";
 	else if (strncmp(url, "/viewer/", 8) == 0)
 		name = url + 8;
@@ -212,6 +361,8 @@ buildlog_http_viewer(const char *method, const char *url, struct MHD_Connection 
 		buildlog_http_problem(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed",
 							  psprintf("%s is not allowed here.", method));
 	}
+	else if (name == NULL)
+		answer_bundle(h, conn, job_id, r);
 	else if (!asset_name_ok(name))
 		buildlog_http_problem(r, MHD_HTTP_NOT_FOUND, "Not Found",
 							  psprintf("No resource at %s.", url));

@@ -1,6 +1,6 @@
 // buildlog log viewer: the page of GET /jobs/{id}.
 //
-// The log is read once (GET /jobs/{id}/parts: every part with its arrival
+// The log is read once (GET /jobs/{id}/bundle: every part with its arrival
 // time), then followed live over GET /jobs/{id}/events (SSE; the browser
 // resumes with its Last-Event-ID, so nothing is lost or repeated).  The text
 // is kept as one string in part-number order with an index of line starts
@@ -384,6 +384,7 @@ function makeRow(line) {
 }
 
 function render() {
+  if (dirty) refresh();
   const g = geometry();
   spacerEl.style.height = g.height + 'px';
   const virtTop = logEl.scrollTop * g.scale;
@@ -446,12 +447,19 @@ function flush() {
 }
 
 // After the text changed: rows, the pending anchor, the tail if followed.
+// (done at the next frame, once for any number of changes)
+let dirty = false;
 function update() {
+  dirty = true;
+  schedule();
+}
+
+function refresh() {
+  dirty = false;
   rebuildRows();
   cache = new Map();
   if (pendingHash) applyHash(false);
-  if (follow) scrollToEnd();
-  schedule();
+  if (follow) setScrollTop(geometry().height);
 }
 
 function connect() {
@@ -475,11 +483,56 @@ function connect() {
   };
 }
 
+// Read the bundle (http_viewer.c) as it streams in: a JSON line of
+// [number, bytes, arrival, final] per part, then the parts' bytes in that
+// order.  Each part is decoded alone and shown as soon as its bytes are
+// here, so the first screen does not wait for the end of a big log.
+async function readBundle(res) {
+  const reader = res.body.getReader();
+  const dec = new TextDecoder();
+  let head = null, buf = null, have = 0, next = 0, off = 0;
+  let pending = new Uint8Array(0);
+  let batch = [], batchBytes = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (!head) {
+      const joined = new Uint8Array(pending.length + value.length);
+      joined.set(pending); joined.set(value, pending.length);
+      const nl = joined.indexOf(10);
+      if (nl < 0) { pending = joined; continue; }
+      head = JSON.parse(dec.decode(joined.subarray(0, nl)));
+      const total = head.parts.reduce((t, p) => t + p[1], 0);
+      buf = new Uint8Array(total);
+      const rest = joined.subarray(nl + 1, nl + 1 + total);
+      buf.set(rest); have = rest.length;
+      pending = null;
+    } else {
+      const n = Math.min(value.length, buf.length - have);
+      buf.set(value.subarray(0, n), have); have += n;
+    }
+    // hand over parts in batches that double: the first screen comes
+    // early, and the text is joined (flattened) only a few times
+    while (next < head.parts.length && off + head.parts[next][1] <= have) {
+      const [number, len, at, final] = head.parts[next++];
+      batch.push({ number, content: dec.decode(buf.subarray(off, off + len)), final, at: Date.parse(at) });
+      off += len;
+      batchBytes += len;
+    }
+    if (batch.length && (batchBytes >= Math.max(65536, off - batchBytes) || next === head.parts.length)) {
+      if (addParts(batch)) update();
+      batch = []; batchBytes = 0;
+      await new Promise((r) => requestAnimationFrame(r));
+    }
+  }
+  if (!head || next < head.parts.length) throw new Error('the log was cut short');
+}
+
 async function load() {
   setStatus('loading');
   let res;
   try {
-    res = await fetch(api('parts', { after: -1 }));
+    res = await fetch(api('bundle'));
   } catch (e) {
     setStatus('reconnecting');
     setTimeout(load, 2000);
@@ -489,13 +542,18 @@ async function load() {
   if (res.status === 404) showMessage('No log is known for this job yet; waiting for its first part.');
   else if (!res.ok) { setStatus('error'); showMessage(`The log could not be read (HTTP ${res.status}).`); return; }
   else {
-    const body = await res.json();
-    addParts(body.log_parts.map((p) => ({ number: p.number, content: p.content, final: p.final, at: Date.parse(p.created_at) })));
+    try {
+      await readBundle(res);
+    } catch (e) {
+      setStatus('reconnecting');
+      setTimeout(load, 2000);
+      return;
+    }
   }
   const finalNum = nums.length && finalSeen ? nums[nums.length - 1] : -1;
   complete = finalSeen && (finalNum === LAST || nums.length === finalNum + 1);
   if (!location.hash && !complete) setFollow(true);
-  update();
+  refresh();
   if (location.hash) applyHash(true);
   if (complete) setStatus('complete');
   else connect();
