@@ -133,10 +133,8 @@ async function rendering(browser) {
   const utc = (iso) => new Date(iso).toISOString().replace('T', ' ');
   await page.click('#times');
   await page.click('#utc');
-  await waitFor(page, 'timestamps shown', () => !!document.querySelector('.row .ts'));
-  const ts = (l) => page.evaluate((l) => document.querySelector(`.row[data-line="${l}"] .ts`).textContent, l);
-  is(await ts(1), utc(parts[0].created_at), 'line 1: the arrival time of part 0, UTC');
-  is(await ts(5), utc(parts[1].created_at), 'line 5: the arrival time of part 1');
+  await waitFor(page, 'line 1: the arrival time of part 0, UTC', ([l, w]) => document.querySelector(`.row[data-line="${l}"] .ts`)?.textContent === w, [1, utc(parts[0].created_at)]);
+  await waitFor(page, 'line 5: the arrival time of part 1', ([l, w]) => document.querySelector(`.row[data-line="${l}"] .ts`)?.textContent === w, [5, utc(parts[1].created_at)]);
   ok(utc(parts[0].created_at) !== utc(parts[1].created_at), 'the parts arrived at different times');
   await page.click('#utc');
   const local = new Date(parts[0].created_at);
