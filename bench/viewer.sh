@@ -49,7 +49,9 @@ lines=$(psql -Atc "select length(buildlog.fetch(100)) - length(replace(buildlog.
 bytes=$(psql -Atc "select octet_length(buildlog.fetch(100))")
 say "$bytes bytes, $lines lines (aggregated)"
 for i in 1 2 3; do
-  curl -s -o /dev/null -w "bench viewer: GET /jobs/100/bundle %{size_download} bytes in %{time_total} s\n" "http://127.0.0.1:$HTTP/jobs/100/bundle"
+  for path in bundle parts log; do   # the page's read, and the two it replaces
+    curl -s -o /dev/null -w "bench viewer: GET /jobs/100/$path %{size_download} bytes in %{time_total} s\n" "http://127.0.0.1:$HTTP/jobs/100/$path"
+  done
 done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 node bench/viewer.js "http://127.0.0.1:$HTTP" 100 "$lines" "$PWD/.tools/node_modules/puppeteer-core" "${BENCH_RUNS:-3}"

@@ -458,7 +458,7 @@ function refresh() {
   dirty = false;
   rebuildRows();
   cache = new Map();
-  if (pendingHash) applyHash(false);
+  if (pendingHash) applyHash(true);
   if (follow) setScrollTop(geometry().height);
 }
 

@@ -149,6 +149,10 @@ async function rendering(browser) {
   await page.keyboard.up('Shift');
   is(await page.evaluate(() => location.hash), '#L22-L25', 'shift-click makes the range #L22-L25');
   await waitFor(page, 'lines 22-25 selected', () => [...document.querySelectorAll('.row.sel')].map((r) => r.dataset.line).join() === '22,23,24,25');
+  await page.click('#copy');
+  await waitFor(page, '"copy link" copies it (or shows it to copy)', () => document.getElementById('copy').textContent === 'copied' || !document.getElementById('linkbox').hidden);
+  const copied = await page.evaluate(() => (document.getElementById('linkbox').hidden ? navigator.clipboard.readText() : document.getElementById('linkbox').value));
+  is(copied, `${base}/jobs/1#L22-L25`, 'the link of the range');
   // dark theme
   await page.click('#theme');
   is(await page.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(13, 17, 23)', 'dark theme: dark background');
@@ -260,6 +264,7 @@ async function live(browser) {
 (async () => {
   const browser = await puppeteer.launch({ executablePath: '/usr/bin/chromium', headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  await browser.defaultBrowserContext().overridePermissions(base, ['clipboard-read', 'clipboard-write', 'clipboard-sanitized-write']);
   try {
     await server();
     await rendering(browser);
