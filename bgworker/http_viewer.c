@@ -230,7 +230,6 @@ get_bundle(BuildlogWorker *w, void *arg)
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(b->job_id)};
 	StringInfoData head;
-	StringInfoData body;
 	MemoryContext old;
 	bool		isnull;
 
@@ -268,27 +267,31 @@ get_bundle(BuildlogWorker *w, void *arg)
 			return 0;
 		}
 	}
+	/* the index line, then (a second pass over the rows) the bytes after it */
 	initStringInfo(&head);
-	initStringInfo(&body);
 	appendStringInfoString(&head, "{\"parts\":[");
 	for (uint64 i = 1; i < SPI_processed; i++)
 	{
 		HeapTuple	t = SPI_tuptable->vals[i];
 		TupleDesc	d = SPI_tuptable->tupdesc;
 		int32		number = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
-		text	   *content = DatumGetTextPP(SPI_getbinval(t, d, 2, &isnull));
 		char	   *at = SPI_getvalue(t, d, 3);
 		bool		final = DatumGetBool(SPI_getbinval(t, d, 4, &isnull));
+		int32		bytes = DatumGetInt32(SPI_getbinval(t, d, 5, &isnull));
 
 		CHECK_FOR_INTERRUPTS();
-		appendStringInfo(&head, "%s[%d,%d,%s,%s]", i > 1 ? "," : "", number,
-						 (int) VARSIZE_ANY_EXHDR(content), at ? at : "null",
-						 final ? "true" : "false");
-		appendBinaryStringInfo(&body, VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content));
+		appendStringInfo(&head, "%s[%d,%d,%s,%s]", i > 1 ? "," : "", number, bytes,
+						 at ? at : "null", final ? "true" : "false");
 	}
 	appendStringInfoString(&head, "]}\n");
-	appendBinaryStringInfo(&head, body.data, body.len);
-	pfree(body.data);
+	for (uint64 i = 1; i < SPI_processed; i++)
+	{
+		text	   *content = DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc, 2, &isnull));
+
+		CHECK_FOR_INTERRUPTS();
+		appendBinaryStringInfo(&head, VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content));
+	}
 	buildlog_http_set_body(r, MHD_HTTP_OK, "application/octet-stream", head.data, head.len);
 	MemoryContextSwitchTo(old);
 	buildlog_worker_commit_spi();

@@ -450,6 +450,7 @@ function flush() {
 // (done at the next frame, once for any number of changes)
 let dirty = false;
 function update() {
+  if (nums.length) showMessage('');
   dirty = true;
   schedule();
 }

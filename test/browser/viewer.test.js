@@ -73,6 +73,20 @@ async function server() {
   is((await fetch(`${base}/jobs/1`, { method: 'POST' })).status, 405, 'POST /jobs/1 is 405');
   is((await fetch(`${base}/jobs/999/bundle`)).status, 404, 'the bundle of an unknown job is 404');
   is((await fetch(`${base}/jobs/99999`)).status, 200, 'the page is served for any job id');
+  // the bundle: the index line, then exactly the parts' bytes, as /parts has them
+  const bytes = Buffer.from(await (await fetch(`${base}/jobs/1/bundle`)).arrayBuffer());
+  const nl = bytes.indexOf(10);
+  const index = JSON.parse(bytes.subarray(0, nl).toString()).parts;
+  const json = JSON.parse(await (await fetch(`${base}/jobs/1/parts`)).text()).log_parts;
+  let off = nl + 1;
+  const fromBundle = index.map(([number, len, at, final]) => {
+    const content = bytes.subarray(off, off + len).toString();
+    off += len;
+    return { number, content, final, created_at: new Date(at).getTime() };
+  });
+  is(off, bytes.length, 'the bundle is its index line and the bytes it lists');
+  is(JSON.stringify(fromBundle), JSON.stringify(json.map((p) => ({ number: p.number, content: p.content, final: p.final, created_at: new Date(p.created_at).getTime() }))),
+    'the same parts, contents and arrival times as /parts');
 }
 
 async function rendering(browser) {

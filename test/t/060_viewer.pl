@@ -4,7 +4,8 @@
 # section dialects and parts with distinct arrival times; 2 a hostile log;
 # 3 a running job the script extends (out of order, across a terminated
 # HTTP worker) while the page follows it; 4 20,000 lines to search.
-# Screenshots land in the test's log folder.
+# Jobs 1, 2 and 4 are aggregated first.  Screenshots land in the test's log
+# folder.
 use strict;
 use warnings;
 use BuildlogTest;
@@ -45,6 +46,10 @@ write_job(2, [
 	q{''} ], 1);
 write_job(3, [ map { "E'live $_\\n'" } 0 .. 2 ], 0);
 write_job(4, [ map { my $p = $_; qq{(select string_agg(case x when 15000 then 'a NEEDLE here' when 17000 then 'needle again' else 'row ' || x end, E'\\n') || E'\\n' from generate_series($p * 1000 + 1, $p * 1000 + 1000) x)} } 0 .. 19 ], 1);
+
+# the page reads aggregated logs (and their arrival times) like pending ones
+is($node->safe_psql('postgres', 'select buildlog.aggregate(1), buildlog.aggregate(2), buildlog.aggregate(4)'), '5|4|20',
+	'jobs 1, 2 and 4 aggregated; job 3 stays running');
 
 local $ENV{PGHOST} = $node->host;
 local $ENV{PGPORT} = $node->port;
