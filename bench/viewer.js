@@ -29,6 +29,14 @@ function treeRss(pid) {
   return kb / 1024;
 }
 
+// the page's JS heap and DOM nodes, the browser's resident memory, into r
+async function memory(page, browser, r) {
+  const m = await page.metrics();
+  r.heap = m.JSHeapUsedSize / 1e6;
+  r.nodes = m.Nodes;
+  r.rss = treeRss(browser.process().pid);
+}
+
 async function timed(fn) { const t = performance.now(); await fn(); return performance.now() - t; }
 
 async function viewerRun(browser) {
@@ -85,10 +93,7 @@ async function viewerRun(browser) {
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => /^1 of 1 /.test(document.getElementById('count').textContent), { polling: 50, timeout: 60000 });
   });
-  const m = await page.metrics();
-  r.heap = m.JSHeapUsedSize / 1e6;
-  r.nodes = m.Nodes;
-  r.rss = treeRss(browser.process().pid);
+  await memory(page, browser, r);
   await page.close();
   return r;
 }
@@ -99,10 +104,7 @@ async function rawRun(browser) {
   const t0 = performance.now();
   await page.goto(`${base}/jobs/${job}/log`, { waitUntil: 'load', timeout: 120000 });
   const r = { loaded: performance.now() - t0 };
-  const m = await page.metrics();
-  r.heap = m.JSHeapUsedSize / 1e6;
-  r.nodes = m.Nodes;
-  r.rss = treeRss(browser.process().pid);
+  await memory(page, browser, r);
   await page.close();
   return r;
 }

@@ -165,12 +165,8 @@ buildlog_http_problem(HttpResponse *r, unsigned int status, const char *title, c
 	buildlog_http_set_body(r, status, "application/problem+json", buf.data, buf.len);
 }
 
-/*
- * Parse "/jobs/{id}/<rest>": the job id (1 .. 2^63-1, digits only) and the
- * rest of the path; false when the path is not of that shape.
- */
-static bool
-parse_job_path(const char *url, int64 *job_id, const char **rest)
+bool
+buildlog_http_job_path(const char *url, int64 *job_id, const char **rest)
 {
 	const char *p = url + strlen("/jobs/");
 	int64		id = 0;
@@ -596,7 +592,7 @@ route(HttpWorker *h, HttpRequest *req)
 {
 	HttpResponse *r = req->out;
 	const char *rest = "";
-	bool		job = parse_job_path(req->url, &req->job_id, &rest);
+	bool		job = buildlog_http_job_path(req->url, &req->job_id, &rest);
 	bool		get = strcmp(req->method, MHD_HTTP_METHOD_GET) == 0 ||
 		strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0;
 	WorkerStep step = NULL;

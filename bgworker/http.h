@@ -112,6 +112,12 @@ extern void buildlog_http_ingest_free(void *state);
 extern void buildlog_http_events_refill(HttpWorker *h);
 
 /*
+ * Parse "/jobs/{id}/<rest>": the job id (1 .. 2^63-1, digits only) and the
+ * rest of the path; false when the path is not of that shape.
+ */
+extern bool buildlog_http_job_path(const char *url, int64 *job_id, const char **rest);
+
+/*
  * GET /jobs/{id} (the viewer page), GET /viewer/{asset} and the page's read
  * GET /jobs/{id}/bundle (http_viewer.c): true when url is one of those (r
  * filled), false to route it elsewhere.

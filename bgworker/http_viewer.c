@@ -182,14 +182,11 @@ find_asset(const char *name)
 static bool
 is_page_path(const char *url)
 {
-	const char *p = url + 6;
-	int			digits = 0;
+	int64		job_id;
+	const char *rest;
 
-	if (strncmp(url, "/jobs/", 6) != 0 || *p == '0')
-		return false;
-	for (; isdigit((unsigned char) *p); p++)
-		digits++;
-	return *p == '\0' && digits > 0 && digits <= 18;
+	return strncmp(url, "/jobs/", 6) == 0 && strchr(url + 6, '/') == NULL &&
+		buildlog_http_job_path(psprintf("%s/", url), &job_id, &rest) && *rest == '\0';
 }
 
 /* Answer with an asset: 200 (or 304 for a matching If-None-Match). */
@@ -302,21 +299,9 @@ get_bundle(BuildlogWorker *w, void *arg)
 static bool
 is_bundle_path(const char *url, int64 *job_id)
 {
-	const char *p = url + 6;
-	int64		id = 0;
+	const char *rest;
 
-	if (strncmp(url, "/jobs/", 6) != 0 || !isdigit((unsigned char) *p))
-		return false;
-	for (; isdigit((unsigned char) *p); p++)
-	{
-		if (id > (PG_INT64_MAX - (*p - '0')) / 10)
-			return false;
-		id = id * 10 + (*p - '0');
-	}
-	if (id <= 0 || strcmp(p, "/bundle") != 0)
-		return false;
-	*job_id = id;
-	return true;
+	return buildlog_http_job_path(url, job_id, &rest) && strcmp(rest, "bundle") == 0;
 }
 
 /* GET /jobs/{id}/bundle: the read token (when required), then the step. */

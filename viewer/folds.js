@@ -8,6 +8,8 @@ const TRAVIS = /travis_(fold|time):(start|end):([^\r\n\x1b:]+)(?::start=(\d+),fi
 const GITLAB = /section_(start|end):(\d+):([A-Za-z0-9_.\-]+)(?:\[([^\]\r\x1b]*)\])?/g;
 const GITHUB = /^::(group|endgroup)::(.*)$/;
 const BUILDKITE = /^(---|\+\+\+|~~~) (.*)$/;
+// unified diff headers look like Buildkite's: "--- a/x", "+++ b/x", /dev/null, a tab and a date
+const DIFF = /^(?:---|\+\+\+) (?:[ab]\/|\/dev\/null|\S+\t)/;
 
 // What a line shows in place of its GitHub or Buildkite marker (others are
 // erased by their own \r\e[0K).
@@ -15,7 +17,7 @@ export function displayText(s) {
   if (s.charCodeAt(0) === 58) {		// ':'
     const m = GITHUB.exec(s);
     if (m) return m[1] === 'group' ? m[2] : '';
-  } else if (s.length > 3 && (s.startsWith('--- ') || s.startsWith('+++ ') || s.startsWith('~~~ ')))
+  } else if (s.length > 3 && (s.startsWith('--- ') || s.startsWith('+++ ') || s.startsWith('~~~ ')) && !DIFF.test(s))
     return s.slice(4);
   else if (s.startsWith('^^^ +++')) return '';
   return s;
@@ -87,7 +89,7 @@ export class Folds {
     if ((m = GITHUB.exec(s))) {
       if (m[1] === 'group') { this.close(i - 1, 'github'); this.open(i, 'github', m[2], true); }
       else this.close(i, 'github');
-    } else if ((m = BUILDKITE.exec(s))) {
+    } else if ((m = BUILDKITE.exec(s)) && !DIFF.test(s)) {
       if (this.buildkite) this.close(i - 1, 'buildkite');
       this.buildkite = this.open(i, 'buildkite', m[2], m[1] !== '+++');
     } else if (s.startsWith('^^^ +++') && this.buildkite) this.buildkite.open = true;

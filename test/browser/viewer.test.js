@@ -137,6 +137,8 @@ async function rendering(browser) {
   ok(h && h.open === 'false' && h.text === 'bk one' && !(await present(16)), 'Buildkite ---: closed', JSON.stringify(h));
   h = await head(17);
   ok(h && h.open === 'true' && h.text === 'bk two' && await present(18), 'Buildkite +++: open', JSON.stringify(h));
+  h = await head(41);
+  ok(h && h.open === null && h.text === '--- a/file.c' && (await head(42) || {}).text === '+++ b/file.c', 'a unified diff header is not a Buildkite section', JSON.stringify(h));
   await page.click('.row[data-line="5"] .tog');
   await waitFor(page, 'a click opens the travis fold', () => !!document.querySelector('.row[data-line="7"]'));
   is(await rowText(page, 6), 'inside 1', 'its first line shown in place');

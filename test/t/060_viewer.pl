@@ -35,7 +35,7 @@ write_job(1, [
 	q{E'plain line\n\x1b[31mred\x1b[0m \x1b[1;32mboldgreen\x1b[0m \x1b[38;5;196mc196\x1b[0m \x1b[38;2;1;2;3mrgb\x1b[0m \x1b[3mital\x1b[0m \x1b[4munder\x1b[0m \x1b[2mfaint\x1b[0m \x1b[7minv\x1b[0m \x1b[44mbgblue\x1b[0m\n\x1b[35mcarried\nover\x1b[0m after\n'},
 	q{E'travis_fold:start:install\r\x1b[0Ktravis_time:start:abc\r\x1b[0K$ bundle install\ninside 1\ninside 2\ntravis_time:end:abc:start=1,finish=2,duration=1234000000\r\x1b[0Ktravis_fold:end:install\r\x1b[0K\n'},
 	q{E'\x1b[0Ksection_start:1000:build[collapsed=true]\r\x1b[0KBuilding\nbuild 1\n\x1b[0Ksection_end:1042:build\r\x1b[0K\n::group::My group\ngroup line\n::endgroup::\n--- bk one\nbk line\n+++ bk two\nbk2 line\n'},
-	q{E'progress 10%\rprogress 50%\rprogress 100%\nabcdef\r\x1b[Kxy\nsee https://example.com/a?b=1. and \x1b]8;;https://example.org/\x1b\\\\osc link\x1b]8;;\x1b\\\\\n' || (select string_agg('filler ' || x, E'\n') from generate_series(22, 40) x) || E'\n'},
+	q{E'progress 10%\rprogress 50%\rprogress 100%\nabcdef\r\x1b[Kxy\nsee https://example.com/a?b=1. and \x1b]8;;https://example.org/\x1b\\\\osc link\x1b]8;;\x1b\\\\\n' || (select string_agg('filler ' || x, E'\n') from generate_series(22, 40) x) || E'\n--- a/file.c\n+++ b/file.c\n'},
 	q{''} ], 1);
 # distinct arrival times per part (same day: the partition stays)
 $node->safe_psql('postgres', q{update buildlog.log_parts set created_at = created_at - (4 - number) * interval '1 minute 1.5 s' where job_id = 1});
