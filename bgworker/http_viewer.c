@@ -19,7 +19,9 @@
  * the bytes agree, which a /log read and a /parts read made apart cannot
  * promise).  The page splits the bytes at the sizes: it gets each part's
  * text and arrival time for the price of the raw log, without the JSON
- * escaping of 50 MB of text that GET /jobs/{id}/parts does.
+ * escaping of 50 MB of text that GET /jobs/{id}/parts does.  With ?bytes=0
+ * it is the index line alone: the page reads the arrival times of the parts
+ * it received live (the events carry none) that way.
  *
  * Every answer carries a strict Content-Security-Policy: scripts and
  * styles only from this origin, no inline script or style attribute, no
@@ -69,6 +71,7 @@ typedef struct ViewerAsset
 typedef struct BundleRequest
 {
 	int64		job_id;
+	bool		bytes;			/* false (?bytes=0): the index line only */
 	HttpResponse *r;
 } BundleRequest;
 
@@ -281,7 +284,7 @@ get_bundle(BuildlogWorker *w, void *arg)
 						 at ? at : "null", final ? "true" : "false");
 	}
 	appendStringInfoString(&head, "]}\n");
-	for (uint64 i = 1; i < SPI_processed; i++)
+	for (uint64 i = 1; b->bytes && i < SPI_processed; i++)
 	{
 		text	   *content = DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[i],
 														   SPI_tuptable->tupdesc, 2, &isnull));
@@ -308,7 +311,8 @@ is_bundle_path(const char *url, int64 *job_id)
 static void
 answer_bundle(HttpWorker *h, struct MHD_Connection *conn, int64 job_id, HttpResponse *r)
 {
-	BundleRequest b = {job_id, r};
+	const char *bytes = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "bytes");
+	BundleRequest b = {job_id, bytes == NULL || strcmp(bytes, "0") != 0, r};
 	char		what[64];
 
 	if (buildlog_http_read_tokens)

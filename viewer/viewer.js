@@ -463,6 +463,28 @@ function refresh() {
   if (follow) setScrollTop(geometry().height);
 }
 
+// Parts received live carry the browser's clock until their stored arrival
+// times are read (the bundle's index alone), half a second after the last one.
+const liveNums = new Set();
+let timesTimer = null;
+async function fetchTimes() {
+  const want = new Set(liveNums);
+  liveNums.clear();
+  let head;
+  try {
+    const res = await fetch(api('bundle', { bytes: 0 }));
+    if (!res.ok) throw new Error(res.status);
+    head = JSON.parse(await res.text());
+  } catch (e) {
+    for (const n of want) liveNums.add(n);
+    timesTimer = setTimeout(fetchTimes, 2000);
+    return;
+  }
+  const at = new Map(head.parts.map((p) => [p[0], Date.parse(p[2])]));
+  for (let k = 0; k < nums.length; k++) if (want.has(nums[k]) && at.has(nums[k])) arrivals[k] = at.get(nums[k]);
+  if (prefs.times) invalidate();
+}
+
 function connect() {
   if (es) es.close();
   es = new EventSource(api('events', { after: prefix() }));
@@ -470,6 +492,9 @@ function connect() {
   es.addEventListener('part', (e) => {
     const p = JSON.parse(e.data);
     enqueue({ number: p.number, content: p.content, final: p.final, at: Date.now() });
+    liveNums.add(p.number);
+    clearTimeout(timesTimer);
+    timesTimer = setTimeout(fetchTimes, 500);
   });
   es.addEventListener('end', () => {
     complete = true;

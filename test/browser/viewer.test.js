@@ -40,6 +40,11 @@ const styleOf = (page, l, text) => page.evaluate((l, text) => {
     deco: s.textDecorationLine, opacity: s.opacity };
 }, l, text);
 
+// Tick or untick a checkbox of the bar (the page keeps them in localStorage).
+async function setBox(page, id, on) {
+  if (await page.$eval('#' + id, (b) => b.checked) !== on) await page.click('#' + id);
+}
+
 async function open(browser, path) {
   const page = await browser.newPage();
   await page.setViewport({ width: 1100, height: 700 });
@@ -147,12 +152,12 @@ async function rendering(browser) {
   // timestamps from the parts' arrival times, in UTC
   const parts = JSON.parse(await (await fetch(`${base}/jobs/1/parts`)).text()).log_parts;
   const utc = (iso) => new Date(iso).toISOString().replace('T', ' ');
-  await page.click('#times');
-  await page.click('#utc');
+  await setBox(page, 'times', true);
+  await setBox(page, 'utc', true);
   await waitFor(page, 'line 1: the arrival time of part 0, UTC', ([l, w]) => document.querySelector(`.row[data-line="${l}"] .ts`)?.textContent === w, [1, utc(parts[0].created_at)]);
   await waitFor(page, 'line 5: the arrival time of part 1', ([l, w]) => document.querySelector(`.row[data-line="${l}"] .ts`)?.textContent === w, [5, utc(parts[1].created_at)]);
   ok(utc(parts[0].created_at) !== utc(parts[1].created_at), 'the parts arrived at different times');
-  await page.click('#utc');
+  await setBox(page, 'utc', false);
   const local = new Date(parts[0].created_at);
   const p2 = (x, w = 2) => String(x).padStart(w, '0');
   await waitFor(page, 'local time shown', (want) => document.querySelector('.row[data-line="1"] .ts').textContent === want,
@@ -259,6 +264,14 @@ async function live(browser) {
   const texts = () => page.evaluate(() => [...document.querySelectorAll('.row .txt')].map((t) => t.textContent).join('|'));
   part([5]);
   await waitFor(page, 'part 5 shown live, after a gap', () => /live 2\|live 5$/.test([...document.querySelectorAll('.row .txt')].map((t) => t.textContent).join('|')));
+  const created5 = JSON.parse(await (await fetch(`${base}/jobs/3/parts?after=4`)).text()).log_parts[0].created_at;
+  await setBox(page, 'times', true);
+  await setBox(page, 'utc', true);
+  await waitFor(page, 'a part received live shows its stored arrival time', (w) => {
+    const r = [...document.querySelectorAll('.row')].find((x) => x.querySelector('.txt').textContent === 'live 5');
+    return r && r.querySelector('.ts') && r.querySelector('.ts').textContent === w;
+  }, new Date(created5).toISOString().replace('T', ' '));
+  await setBox(page, 'times', false);
   part([3]);
   await waitFor(page, 'the late part 3 inserted at its place', () => /live 2\|live 3\|live 5$/.test([...document.querySelectorAll('.row .txt')].map((t) => t.textContent).join('|')));
   part([4]);
