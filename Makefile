@@ -43,7 +43,8 @@ OBJS = \
 	bgworker/http_limits.o \
 	bgworker/http_stream.o \
 	bgworker/http_read.o \
-	bgworker/http_reader.o
+	bgworker/http_reader.o \
+	bgworker/http_viewer.o
 
 MODULEDIR = extension
 DATA = extension/buildlog.control $(wildcard sql/buildlog--*.sql)
@@ -67,3 +68,15 @@ include $(PGXS)
 # changes (a struct seen with two layouts corrupts memory)
 HEADERS = $(wildcard extension/*.h bgworker/*.h)
 $(OBJS): $(HEADERS)
+
+# the log viewer's page, script and style sheet (viewer/), served by the HTTP
+# worker from SHAREDIR/buildlog/viewer
+VIEWER_FILES = $(wildcard $(srcdir)/viewer/*.html $(srcdir)/viewer/*.js $(srcdir)/viewer/*.css)
+install: install-viewer
+install-viewer:
+	$(MKDIR_P) '$(DESTDIR)$(datadir)/buildlog/viewer'
+	$(INSTALL_DATA) $(VIEWER_FILES) '$(DESTDIR)$(datadir)/buildlog/viewer/'
+uninstall: uninstall-viewer
+uninstall-viewer:
+	rm -rf '$(DESTDIR)$(datadir)/buildlog/viewer'
+.PHONY: install-viewer uninstall-viewer

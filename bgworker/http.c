@@ -26,6 +26,8 @@
  *	POST /jobs/{id}/stream				raw output in one chunked request, resumable
  *										(HEAD: the offset held; http_stream.c)
  *	GET /metrics						Prometheus text: drain, scheduler, archive, HTTP, life cycle
+ *	GET /jobs/{id}, /viewer/{asset}		the log viewer page (http_viewer.c)
+ *	GET /jobs/{id}/bundle				the page's read: part sizes and times, then the bytes
  * Errors are application/problem+json.
  *-------------------------------------------------------------------------
  */
@@ -198,12 +200,8 @@ buildlog_http_problem(HttpResponse *r, unsigned int status, const char *title, c
 	buildlog_http_set_body(r, status, "application/problem+json", buf.data, buf.len);
 }
 
-/*
- * Parse "/jobs/{id}/<rest>": the job id (1 .. 2^63-1, digits only) and the
- * rest of the path; false when the path is not of that shape.
- */
-static bool
-parse_job_path(const char *url, int64 *job_id, const char **rest)
+bool
+buildlog_http_job_path(const char *url, int64 *job_id, const char **rest)
 {
 	const char *p = url + strlen("/jobs/");
 	int64		id = 0;
@@ -466,7 +464,7 @@ serve_read(HttpWorker *h, HttpRequest *req, HttpReadKind kind)
 	if (r->status != 0)
 		return;					/* every read slot taken: 503 */
 	snprintf(what, sizeof(what), "%s /jobs/" INT64_FORMAT "/%s", req->method, req->job_id,
-			 kind == HTTP_READ_LOG ? "log" : "parts");
+			 buildlog_http_read_name(kind));
 	if (buildlog_worker_run_step(&h->w, what, buildlog_http_read_step, &call) == WORKER_STEP_ERROR)
 	{
 		buildlog_worker_problem(&h->w, WARNING, h->w.error);
@@ -480,7 +478,7 @@ route(HttpWorker *h, HttpRequest *req)
 {
 	HttpResponse *r = req->out;
 	const char *rest = "";
-	bool		job = parse_job_path(req->url, &req->job_id, &rest);
+	bool		job = buildlog_http_job_path(req->url, &req->job_id, &rest);
 	bool		get = strcmp(req->method, MHD_HTTP_METHOD_GET) == 0 ||
 		strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0;
 	WorkerStep step = NULL;
@@ -493,6 +491,8 @@ route(HttpWorker *h, HttpRequest *req)
 			buildlog_http_set_body(r, MHD_HTTP_OK, "text/plain; charset=utf-8",
 					 MemoryContextStrdup(r->cxt, "ok\n"), 3);
 	}
+	else if (buildlog_http_viewer(h, req->method, req->url, req->conn, r))
+		return;
 	else if (strcmp(req->url, "/metrics") == 0)
 	{
 		rest = "metrics";
@@ -547,6 +547,8 @@ route(HttpWorker *h, HttpRequest *req)
 	else if (job &&
 			 (strcmp(rest, "log") == 0 || strcmp(rest, "parts") == 0))
 		read = strcmp(rest, "log") == 0 ? HTTP_READ_LOG : HTTP_READ_PARTS;
+	else if (job && strcmp(rest, "bundle") == 0)
+		read = HTTP_READ_BUNDLE;
 	else if (job && strcmp(rest, "events") == 0)
 	{
 		unsigned int status;

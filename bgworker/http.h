@@ -127,6 +127,16 @@ typedef struct HttpEventEnd
 	char		sha256[65];		/* HTTP_EVENT_END only, hex */
 } HttpEventEnd;
 
+/*
+ * GET /jobs/{id}/bundle (http_viewer.c): the index line of the parts
+ * (number, bytes, arrival, final), then their bytes (not with index_only).
+ */
+extern void buildlog_http_read_bundle(BuildlogWorker *w, const HttpReadArgs *args,
+									  HttpResponse *r);
+
+/* The endpoint of a read kind ("log", "parts", "events", "bundle"). */
+extern const char *buildlog_http_read_name(HttpReadKind kind);
+
 /* Step: answer a read from the read path (http_read.c). */
 extern int	buildlog_http_read_step(BuildlogWorker *w, void *arg);
 
@@ -372,6 +382,19 @@ extern void buildlog_http_limits_sweep(void);
 
 /* The limits' counters, in Prometheus' text format. */
 extern void buildlog_http_limits_metrics(StringInfo buf);
+
+/*
+ * Parse "/jobs/{id}/<rest>": the job id (1 .. 2^63-1, digits only) and the
+ * rest of the path; false when the path is not of that shape.
+ */
+extern bool buildlog_http_job_path(const char *url, int64 *job_id, const char **rest);
+
+/*
+ * GET /jobs/{id} (the viewer page) and GET /viewer/{asset} (http_viewer.c):
+ * true when url is one of those (r filled), false to route it elsewhere.
+ */
+extern bool buildlog_http_viewer(HttpWorker *h, const char *method, const char *url,
+								 struct MHD_Connection *conn, HttpResponse *r);
 
 /* Is buildlog.http_listen set (the service on)? */
 extern bool buildlog_http_enabled(void);

@@ -53,6 +53,7 @@ buildlog_http_read_args(struct MHD_Connection *conn, HttpReadKind kind, int64 jo
 {
 	const char *after = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "after");
 	const char *deansi = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "deansi");
+	const char *bytes = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "bytes");
 	const char *inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 												  MHD_HTTP_HEADER_IF_NONE_MATCH);
 
@@ -63,6 +64,7 @@ buildlog_http_read_args(struct MHD_Connection *conn, HttpReadKind kind, int64 jo
 														  MHD_HTTP_HEADER_RANGE));
 	args->after = -1;
 	args->deansi = deansi != NULL && strcmp(deansi, "1") == 0;
+	args->index_only = bytes != NULL && strcmp(bytes, "0") == 0;
 	/* an ETag of ours is 34 bytes; a longer one cannot match */
 	if (inm != NULL && strlen(inm) < sizeof(args->if_none_match))
 		strlcpy(args->if_none_match, inm, sizeof(args->if_none_match));
@@ -407,6 +409,23 @@ buildlog_http_read_failed(BuildlogWorker *w, HttpResponse *r)
 							  w->error_message);
 }
 
+const char *
+buildlog_http_read_name(HttpReadKind kind)
+{
+	switch (kind)
+	{
+		case HTTP_READ_LOG:
+			return "log";
+		case HTTP_READ_PARTS:
+			return "parts";
+		case HTTP_READ_EVENTS:
+			return "events";
+		case HTTP_READ_BUNDLE:
+			return "bundle";
+	}
+	return "?";
+}
+
 int
 buildlog_http_read_step(BuildlogWorker *w, void *arg)
 {
@@ -416,6 +435,8 @@ buildlog_http_read_step(BuildlogWorker *w, void *arg)
 		read_log(w, call->args, call->r);
 	else if (call->args->kind == HTTP_READ_PARTS)
 		read_parts(w, call->args, call->r);
+	else if (call->args->kind == HTTP_READ_BUNDLE)
+		buildlog_http_read_bundle(w, call->args, call->r);
 	else
 		read_events(w, call->args, call->r);
 	return 0;

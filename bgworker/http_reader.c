@@ -471,7 +471,7 @@ answer(HttpReader *rd, int i, const HttpReadArgs *args, uint64 seq)
 	memset(&r, 0, sizeof(r));
 	r.cxt = rd->w.step_cxt;
 	snprintf(what, sizeof(what), "GET /jobs/" INT64_FORMAT "/%s", args->job_id,
-			 args->kind == HTTP_READ_LOG ? "log" : "parts");
+			 buildlog_http_read_name(args->kind));
 	if (buildlog_worker_run_step(&rd->w, what, buildlog_http_read_step, &call) == WORKER_STEP_ERROR)
 	{
 		buildlog_worker_problem(&rd->w, WARNING, rd->w.error);

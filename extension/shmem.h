@@ -115,7 +115,8 @@ typedef enum HttpReadKind
 {
 	HTTP_READ_LOG = 1,			/* /jobs/{id}/log */
 	HTTP_READ_PARTS,			/* /jobs/{id}/parts */
-	HTTP_READ_EVENTS			/* an event stream's parts after a number */
+	HTTP_READ_EVENTS,			/* an event stream's parts after a number */
+	HTTP_READ_BUNDLE			/* /jobs/{id}/bundle, the viewer's read */
 } HttpReadKind;
 
 typedef struct HttpReadArgs
@@ -125,6 +126,7 @@ typedef struct HttpReadArgs
 	int64		start;			/* Range: bytes=N- (log), -1 without */
 	int32		after;			/* ?after=N (parts), the stream's prefix (events) */
 	bool		deansi;			/* ?deansi=1 (log) */
+	bool		index_only;		/* ?bytes=0 (bundle) */
 	char		if_none_match[BUILDLOG_HTTP_ETAG_LEN];	/* empty without */
 } HttpReadArgs;
 

@@ -1,0 +1,309 @@
+// The log viewer in a real browser (Debian's chromium driven by
+// puppeteer-core): run by test/t/060_viewer.pl, which prepared jobs 1-4 and
+// passes the base URL, a folder for screenshots and puppeteer's path; PGHOST
+// and PGPORT name its cluster (for the parts this script writes while a page
+// follows a job).  Prints TAP lines the .pl file passes on.
+'use strict';
+const { execFileSync } = require('child_process');
+const [base, shots, puppeteerPath] = process.argv.slice(2);
+const puppeteer = require(puppeteerPath);
+
+let n = 0;
+function ok(cond, name, diag) {
+  n++;
+  console.log(`${cond ? '' : 'not '}ok ${n} - ${name}`);
+  if (!cond && diag !== undefined) console.log('# ' + String(diag).split('\n').join('\n# '));
+  return cond;
+}
+const is = (got, want, name) => ok(got === want, name, `got:  ${JSON.stringify(got)}\nwant: ${JSON.stringify(want)}`);
+const psql = (sql) => execFileSync('psql', ['-X', '-Atq', '-v', 'ON_ERROR_STOP=1', '-d', 'postgres', '-c', sql]).toString().trim();
+
+// Wait in the page for fn(arg) to be true; ok() saying what was waited for.
+async function waitFor(page, what, fn, arg, timeout = 20000) {
+  try {
+    await page.waitForFunction(fn, { timeout, polling: 50 }, arg);
+    return ok(true, what);
+  } catch (e) {
+    return ok(false, what, `timed out after ${timeout} ms waiting for: ${what}`);
+  }
+}
+const rowText = (page, l) => page.evaluate((l) => {
+  const t = document.querySelector(`.row[data-line="${l}"] .txt`);
+  return t ? t.textContent : null;
+}, l);
+// computed style of the span (or mark, a) holding exactly text in line l
+const styleOf = (page, l, text) => page.evaluate((l, text) => {
+  const el = [...document.querySelectorAll(`.row[data-line="${l}"] .txt *`)].find((e) => e.textContent === text);
+  if (!el) return null;
+  const s = getComputedStyle(el);
+  return { color: s.color, bg: s.backgroundColor, weight: s.fontWeight, style: s.fontStyle,
+    deco: s.textDecorationLine, opacity: s.opacity };
+}, l, text);
+
+// Tick or untick a checkbox of the bar (the page keeps them in localStorage).
+async function setBox(page, id, on) {
+  if (await page.$eval('#' + id, (b) => b.checked) !== on) await page.click('#' + id);
+}
+
+async function open(browser, path) {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1100, height: 700 });
+  page.dialogs = 0;
+  page.errors = [];
+  page.on('dialog', (d) => { page.dialogs++; d.dismiss(); });
+  page.on('pageerror', (e) => page.errors.push(e.message));
+  await page.evaluateOnNewDocument(() => {
+    window.__csp = [];
+    document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
+    localStorage.setItem('buildlog-theme', 'light');
+  });
+  await page.goto(base + path);
+  await page.waitForSelector('html[data-ready]', { timeout: 20000 });
+  return page;
+}
+
+async function server() {
+  let r = await fetch(`${base}/jobs/1`);
+  is(r.status, 200, 'GET /jobs/1 serves the page');
+  is(r.headers.get('content-type'), 'text/html; charset=utf-8', 'as HTML');
+  const csp = r.headers.get('content-security-policy') || '';
+  ok(/script-src 'self'/.test(csp) && !/unsafe-inline/.test(csp) && /default-src 'none'/.test(csp),
+    'with a Content-Security-Policy without inline script', csp);
+  const etag = r.headers.get('etag');
+  r = await fetch(`${base}/jobs/1`, { headers: { 'If-None-Match': etag } });
+  is(r.status, 304, 'If-None-Match with its ETag answers 304');
+  r = await fetch(`${base}/viewer/viewer.js`);
+  is(r.headers.get('content-type'), 'text/javascript; charset=utf-8', 'the script is served as JavaScript');
+  is((await fetch(`${base}/viewer/nope.js`)).status, 404, 'an unknown asset is 404');
+  is((await fetch(`${base}/jobs/1`, { method: 'POST' })).status, 405, 'POST /jobs/1 is 405');
+  is((await fetch(`${base}/jobs/999/bundle`)).status, 404, 'the bundle of an unknown job is 404');
+  is((await fetch(`${base}/jobs/99999`)).status, 200, 'the page is served for any job id');
+  // the bundle: the index line, then exactly the parts' bytes, as /parts has them
+  const bytes = Buffer.from(await (await fetch(`${base}/jobs/1/bundle`)).arrayBuffer());
+  const nl = bytes.indexOf(10);
+  const index = JSON.parse(bytes.subarray(0, nl).toString()).parts;
+  const json = JSON.parse(await (await fetch(`${base}/jobs/1/parts`)).text()).log_parts;
+  let off = nl + 1;
+  const fromBundle = index.map(([number, len, at, final]) => {
+    const content = bytes.subarray(off, off + len).toString();
+    off += len;
+    return { number, content, final, created_at: new Date(at).getTime() };
+  });
+  is(off, bytes.length, 'the bundle is its index line and the bytes it lists');
+  is(JSON.stringify(fromBundle), JSON.stringify(json.map((p) => ({ number: p.number, content: p.content, final: p.final, created_at: new Date(p.created_at).getTime() }))),
+    'the same parts, contents and arrival times as /parts');
+}
+
+async function rendering(browser) {
+  const page = await open(browser, '/jobs/1');
+  const red = await styleOf(page, 2, 'red');
+  is(red && red.color, 'rgb(207, 34, 46)', 'SGR 31: the theme red');
+  const bg = await styleOf(page, 2, 'boldgreen');
+  ok(bg && bg.weight === '700' && bg.color === 'rgb(17, 99, 41)', 'SGR 1;32: bold green', JSON.stringify(bg));
+  is((await styleOf(page, 2, 'c196') || {}).color, 'rgb(255, 0, 0)', 'SGR 38;5;196: 256 colours');
+  is((await styleOf(page, 2, 'rgb') || {}).color, 'rgb(1, 2, 3)', 'SGR 38;2;1;2;3: 24-bit colour');
+  is((await styleOf(page, 2, 'ital') || {}).style, 'italic', 'SGR 3: italic');
+  is((await styleOf(page, 2, 'under') || {}).deco, 'underline', 'SGR 4: underline');
+  is((await styleOf(page, 2, 'faint') || {}).opacity, '0.6', 'SGR 2: faint');
+  const inv = await styleOf(page, 2, 'inv');
+  ok(inv && inv.bg === 'rgb(31, 35, 40)' && inv.color === 'rgb(255, 255, 255)', 'SGR 7: inverse swaps the default colours', JSON.stringify(inv));
+  is((await styleOf(page, 2, 'bgblue') || {}).bg, 'rgb(9, 105, 218)', 'SGR 44: background');
+  is((await styleOf(page, 4, 'over') || {}).color, 'rgb(130, 80, 223)', 'a colour carries over to the next line');
+  const after = await page.evaluate(() => getComputedStyle(document.querySelector('.row[data-line="4"] .txt')).color);
+  is(await page.evaluate(() => {
+    const t = document.querySelector('.row[data-line="4"] .txt');
+    return [...t.childNodes].filter((c) => c.nodeType === 3).map((c) => c.textContent).join('');
+  }), ' after', 'after SGR 0 the text is unstyled');
+  is(after, 'rgb(31, 35, 40)', 'in the default colour');
+  is(await rowText(page, 19), 'progress 100%', '\\r overwrites: a progress bar shows its last state');
+  is(await rowText(page, 20), 'xy', '\\e[K erases the rest of the line');
+  const links = await page.evaluate(() => [...document.querySelectorAll('.row[data-line="21"] .txt a')].map((a) => [a.getAttribute('href'), a.textContent]));
+  is(JSON.stringify(links), JSON.stringify([['https://example.com/a?b=1', 'https://example.com/a?b=1'], ['https://example.org/', 'osc link']]),
+    'a plain URL (without its full stop) and an OSC 8 hyperlink are links');
+
+  // sections, collapsed or not as their dialect says, with durations
+  const head = (l) => page.evaluate((l) => {
+    const r = document.querySelector(`.row[data-line="${l}"]`);
+    if (!r) return null;
+    const t = r.querySelector('.tog');
+    return { open: t ? t.getAttribute('aria-expanded') : null, text: r.querySelector('.txt').textContent,
+      dur: (r.querySelector('.dur') || {}).textContent || '' };
+  }, l);
+  const present = (l) => page.evaluate((l) => !!document.querySelector(`.row[data-line="${l}"]`), l);
+  let h = await head(5);
+  ok(h && h.open === 'false' && h.text === '$ bundle install' && h.dur === '1.23 s', 'travis fold: closed, its command shown, travis_time duration', JSON.stringify(h));
+  ok(!(await present(6)) && !(await present(8)), 'its lines are hidden');
+  h = await head(9);
+  ok(h && h.open === 'false' && h.text === 'Building' && h.dur === '42.00 s', 'GitLab section [collapsed=true]: closed, 42 s from its timestamps', JSON.stringify(h));
+  h = await head(12);
+  ok(h && h.open === 'false' && h.text === 'My group', 'GitHub ::group::: closed, titled without the marker', JSON.stringify(h));
+  ok(!(await present(13)), 'its line is hidden');
+  h = await head(15);
+  ok(h && h.open === 'false' && h.text === 'bk one' && !(await present(16)), 'Buildkite ---: closed', JSON.stringify(h));
+  h = await head(17);
+  ok(h && h.open === 'true' && h.text === 'bk two' && await present(18), 'Buildkite +++: open', JSON.stringify(h));
+  h = await head(41);
+  ok(h && h.open === null && h.text === '--- a/file.c' && (await head(42) || {}).text === '+++ b/file.c', 'a unified diff header is not a Buildkite section', JSON.stringify(h));
+  await page.click('.row[data-line="5"] .tog');
+  await waitFor(page, 'a click opens the travis fold', () => !!document.querySelector('.row[data-line="7"]'));
+  is(await rowText(page, 6), 'inside 1', 'its first line shown in place');
+  await page.screenshot({ path: `${shots}/viewer-rendering.png` });
+
+  // timestamps from the parts' arrival times, in UTC
+  const parts = JSON.parse(await (await fetch(`${base}/jobs/1/parts`)).text()).log_parts;
+  const utc = (iso) => new Date(iso).toISOString().replace('T', ' ');
+  await setBox(page, 'times', true);
+  await setBox(page, 'utc', true);
+  await waitFor(page, 'line 1: the arrival time of part 0, UTC', ([l, w]) => document.querySelector(`.row[data-line="${l}"] .ts`)?.textContent === w, [1, utc(parts[0].created_at)]);
+  await waitFor(page, 'line 5: the arrival time of part 1', ([l, w]) => document.querySelector(`.row[data-line="${l}"] .ts`)?.textContent === w, [5, utc(parts[1].created_at)]);
+  ok(utc(parts[0].created_at) !== utc(parts[1].created_at), 'the parts arrived at different times');
+  await setBox(page, 'utc', false);
+  const local = new Date(parts[0].created_at);
+  const p2 = (x, w = 2) => String(x).padStart(w, '0');
+  await waitFor(page, 'local time shown', (want) => document.querySelector('.row[data-line="1"] .ts').textContent === want,
+    `${local.getFullYear()}-${p2(local.getMonth() + 1)}-${p2(local.getDate())} ${p2(local.getHours())}:${p2(local.getMinutes())}:${p2(local.getSeconds())}.${p2(local.getMilliseconds(), 3)}`);
+
+  // anchors: a range by shift-click, and a linked line that opens its section
+  await page.click('.row[data-line="22"] .ln');
+  await page.keyboard.down('Shift');
+  await page.click('.row[data-line="25"] .ln');
+  await page.keyboard.up('Shift');
+  is(await page.evaluate(() => location.hash), '#L22-L25', 'shift-click makes the range #L22-L25');
+  await waitFor(page, 'lines 22-25 selected', () => [...document.querySelectorAll('.row.sel')].map((r) => r.dataset.line).join() === '22,23,24,25');
+  await page.click('#copy');
+  await waitFor(page, '"copy link" copies it (or shows it to copy)', () => document.getElementById('copy').textContent === 'copied' || !document.getElementById('linkbox').hidden);
+  const copied = await page.evaluate(() => (document.getElementById('linkbox').hidden ? navigator.clipboard.readText() : document.getElementById('linkbox').value));
+  is(copied, `${base}/jobs/1#L22-L25`, 'the link of the range');
+  // dark theme
+  await page.click('#theme');
+  is(await page.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(13, 17, 23)', 'dark theme: dark background');
+  is((await styleOf(page, 2, 'red') || {}).color, 'rgb(255, 123, 114)', 'dark theme: its own red');
+  await page.screenshot({ path: `${shots}/viewer-dark.png` });
+  ok(page.errors.length === 0, 'no script error', page.errors.join('\n'));
+  await page.close();
+
+  const linked = await open(browser, '/jobs/1#L13');
+  await waitFor(linked, '#L13 opens its closed GitHub group and selects the line', () => {
+    const r = document.querySelector('.row[data-line="13"]');
+    if (!r || !r.classList.contains('sel')) return false;
+    const a = r.getBoundingClientRect(), v = document.getElementById('log').getBoundingClientRect();
+    return a.top >= v.top && a.bottom <= v.bottom;
+  });
+  await linked.close();
+  const raw = await (await fetch(`${base}/jobs/1/log`)).text();
+  const plainHref = await (async () => { const p = await open(browser, '/jobs/1'); const h = await p.$eval('#plain', (a) => a.getAttribute('href')); const r2 = await p.$eval('#raw', (a) => a.getAttribute('href')); await p.close(); return [r2, h]; })();
+  is(JSON.stringify(plainHref), JSON.stringify(['/jobs/1/log', '/jobs/1/log?deansi=1']), 'raw and ANSI-stripped download links');
+  const plain = await (await fetch(base + plainHref[1])).text();
+  ok(raw.includes('\x1b[31m') && !plain.includes('\x1b') && plain.includes('red boldgreen'), 'the stripped download has no escapes');
+}
+
+async function hostile(browser) {
+  const page = await open(browser, '/jobs/2');
+  await page.evaluate(() => new Promise((r) => setTimeout(r, 300)));
+  is(await page.evaluate(() => window.__pwned), undefined, 'hostile log: nothing in it ran');
+  is(page.dialogs, 0, 'no dialog opened');
+  is(await page.evaluate(() => window.__csp.length), 0, 'the page itself breaks no CSP rule');
+  is(await page.evaluate(() => document.querySelectorAll('#log script, #log img, #log svg, #log iframe, #log object, #log embed').length), 0,
+    'no script, img, svg, iframe, object or embed element in the log');
+  is(await page.evaluate(() => [...document.querySelectorAll('#log *')].filter((e) => [...e.attributes].some((a) => /^on/i.test(a.name) || a.name === 'style' && /url|expression/i.test(a.value))).length), 0,
+    'no event handler attribute in the log');
+  is(await page.evaluate(() => [...document.querySelectorAll('#log a')].filter((a) => !/^https?:/.test(a.href)).length), 0,
+    'every link is http or https');
+  is(await rowText(page, 1), '<script>window.__pwned=1</script>', 'a script tag is shown as text');
+  is(await rowText(page, 2), '"><img src=x onerror="window.__pwned=2"> \'><svg onload=window.__pwned=3>', 'attribute breakouts are shown as text');
+  is(await rowText(page, 4), 'click data javascript:alert(1)', 'javascript: and data: OSC 8 links keep their text, not their link');
+  is(await page.evaluate(() => document.querySelectorAll('.row[data-line="4"] .blocked').length), 2, 'both marked as links not followed');
+  const bidi = await rowText(page, 5);
+  ok(!/[\u202a-\u202e\u2066-\u2069]/.test(bidi) && bidi.includes('<U+202E>evil<U+202C>') && bidi.includes('\u2401\u2407\u2421'),
+    'bidi overrides and control characters are shown, not obeyed', JSON.stringify(bidi));
+  is((await styleOf(page, 6, 'deep') || {}).weight, '700', '10,000 nested SGR sequences: one bold state');
+  is(await rowText(page, 7), 'huge bad', 'out-of-range colour numbers take no text with them');
+  is(JSON.stringify([(await styleOf(page, 7, 'huge') || {}).color, (await styleOf(page, 7, 'bad') || {}).color]),
+    JSON.stringify(['rgb(238, 238, 238)', 'rgb(255, 255, 255)']), 'and are clamped to 255');
+  ok(/^A{10000} \u2026 190000 more characters/.test(await rowText(page, 8) || ''), 'a 200,000-character line is cut at 10,000 columns, saying so');
+  // the CSP is enforced: an inline script added to the page does not run
+  await page.evaluate(() => { const s = document.createElement('script'); s.textContent = 'window.__inline = 1'; document.body.appendChild(s); });
+  await waitFor(page, 'the CSP refused an inline script', () => window.__csp.some((v) => /^script-src/.test(v)));
+  is(await page.evaluate(() => window.__inline), undefined, 'which did not run');
+  await page.screenshot({ path: `${shots}/viewer-hostile.png` });
+  await page.close();
+}
+
+async function big(browser) {
+  const page = await open(browser, '/jobs/4');
+  is(await page.evaluate(() => document.getElementById('log').dataset.lines), '20000', '20,000 lines indexed');
+  const rows = await page.evaluate(() => document.querySelectorAll('.row').length);
+  ok(rows > 10 && rows < 100, 'only the rows on screen are in the DOM', rows);
+  await page.keyboard.press('/');
+  is(await page.evaluate(() => document.activeElement.id), 'q', '/ focuses the search');
+  await page.keyboard.type('needle');
+  await page.keyboard.press('Enter');
+  await waitFor(page, 'search finds both matches, the first at line 15000', () => document.getElementById('count').textContent === '1 of 2 (line 15000)');
+  await waitFor(page, 'line 15000 on screen with the match highlighted', () => {
+    const m = document.querySelector('.row[data-line="15000"] mark.cur');
+    return m && m.textContent === 'NEEDLE';
+  });
+  await page.keyboard.press('Enter');
+  await waitFor(page, 'Enter goes to the next match', () => document.getElementById('count').textContent === '2 of 2 (line 17000)');
+  await page.keyboard.down('Shift'); await page.keyboard.press('Enter'); await page.keyboard.up('Shift');
+  await waitFor(page, 'Shift+Enter goes back', () => document.getElementById('count').textContent === '1 of 2 (line 15000)');
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('End');
+  await waitFor(page, 'End shows the last line', () => !!document.querySelector('.row[data-line="20000"]'));
+  await page.keyboard.press('Home');
+  await waitFor(page, 'Home shows the first line', () => !!document.querySelector('.row[data-line="1"]'));
+  await page.close();
+}
+
+async function live(browser) {
+  const part = (nums, final = -1) => psql(`select buildlog.write_parts(array_fill(3::bigint, array[${nums.length}]), '{${nums}}',
+    array(select 'live ' || x || E'\\n' from unnest('{${nums}}'::int[]) x), array(select x = ${final} from unnest('{${nums}}'::int[]) x))`);
+  const page = await open(browser, '/jobs/3');
+  await waitFor(page, 'a running job is live', () => document.getElementById('status').dataset.state === 'live');
+  is(await page.evaluate(() => document.getElementById('follow').checked), true, 'and followed');
+  const texts = () => page.evaluate(() => [...document.querySelectorAll('.row .txt')].map((t) => t.textContent).join('|'));
+  part([5]);
+  await waitFor(page, 'part 5 shown live, after a gap', () => /live 2\|live 5$/.test([...document.querySelectorAll('.row .txt')].map((t) => t.textContent).join('|')));
+  const created5 = JSON.parse(await (await fetch(`${base}/jobs/3/parts?after=4`)).text()).log_parts[0].created_at;
+  await setBox(page, 'times', true);
+  await setBox(page, 'utc', true);
+  await waitFor(page, 'a part received live shows its stored arrival time', (w) => {
+    const r = [...document.querySelectorAll('.row')].find((x) => x.querySelector('.txt').textContent === 'live 5');
+    return r && r.querySelector('.ts') && r.querySelector('.ts').textContent === w;
+  }, new Date(created5).toISOString().replace('T', ' '));
+  await setBox(page, 'times', false);
+  part([3]);
+  await waitFor(page, 'the late part 3 inserted at its place', () => /live 2\|live 3\|live 5$/.test([...document.querySelectorAll('.row .txt')].map((t) => t.textContent).join('|')));
+  part([4]);
+  await waitFor(page, 'and part 4', () => /live 3\|live 4\|live 5$/.test([...document.querySelectorAll('.row .txt')].map((t) => t.textContent).join('|')));
+  const pid = psql("select pid from pg_stat_activity where backend_type = 'buildlog http'");
+  psql(`select pg_terminate_backend(${pid})`);
+  await waitFor(page, 'the dropped stream shows as reconnecting', () => document.getElementById('status').dataset.state === 'reconnecting');
+  part([7, 6]);
+  await waitFor(page, 'live again once the worker is back', () => document.getElementById('status').dataset.state === 'live', undefined, 40000);
+  await waitFor(page, 'parts 6 and 7, written while it was away, shown', () => /live 7$/.test([...document.querySelectorAll('.row .txt')].map((t) => t.textContent).join('|')));
+  part([8], 8);
+  await waitFor(page, 'the final part: complete', () => document.getElementById('status').dataset.state === 'complete');
+  is(await texts(), [0, 1, 2, 3, 4, 5, 6, 7, 8].map((x) => 'live ' + x).join('|'), 'every line once, in part order');
+  await page.screenshot({ path: `${shots}/viewer-live.png` });
+  ok(page.errors.length === 0, 'no script error', page.errors.join('\n'));
+  await page.close();
+}
+
+(async () => {
+  const browser = await puppeteer.launch({ executablePath: '/usr/bin/chromium', headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  await browser.defaultBrowserContext().overridePermissions(base, ['clipboard-read', 'clipboard-write', 'clipboard-sanitized-write']);
+  try {
+    await server();
+    await rendering(browser);
+    await hostile(browser);
+    await big(browser);
+    await live(browser);
+  } catch (e) {
+    ok(false, 'the browser test ran to its end', e.stack);
+  } finally {
+    await browser.close();
+  }
+  console.log(`1..${n}`);
+})();

@@ -1,0 +1,69 @@
+# The log viewer page (GET /jobs/{id}) in a real browser: Debian's chromium
+# driven by puppeteer-core (test/browser/viewer.test.js, which prints TAP
+# passed on here).  Jobs: 1 every SGR kind, \r, erase, links, the four
+# section dialects and parts with distinct arrival times; 2 a hostile log;
+# 3 a running job the script extends (out of order, across a terminated
+# HTTP worker) while the page follows it; 4 20,000 lines to search.
+# Jobs 1, 2 and 4 are aggregated first.  Screenshots land in the test's log
+# folder.
+use strict;
+use warnings;
+use BuildlogTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+
+my ($root) = need_env('BUILDLOG_ROOT');
+my $puppeteer = "$root/.tools/node_modules/puppeteer-core";
+-d $puppeteer or BAIL_OUT("$puppeteer missing: run script/bootstrap");
+-x '/usr/bin/chromium' or BAIL_OUT('/usr/bin/chromium missing: run script/bootstrap');
+my ($node, $base) = http_node('viewer', "buildlog.aggregate_delay = '1h'\n");
+my $shots = "$PostgreSQL::Test::Utils::log_path/060_viewer_screenshots";
+mkdir $shots;
+
+# write(JOB, [PARTS], FINAL): parts 0.. of JOB (SQL text literals), the last final if FINAL
+sub write_job
+{
+	my ($job, $parts, $final) = @_;
+	my $n = @$parts;
+	$node->safe_psql('postgres', sprintf(
+			"select buildlog.write_parts(array_fill(%d::bigint, array[%d]), array(select generate_series(0, %d)), array[%s], array(select x = %d from generate_series(0, %d) x))",
+			$job, $n, $n - 1, join(',', @$parts), $final ? $n - 1 : -1, $n - 1));
+}
+
+write_job(1, [
+	q{E'plain line\n\x1b[31mred\x1b[0m \x1b[1;32mboldgreen\x1b[0m \x1b[38;5;196mc196\x1b[0m \x1b[38;2;1;2;3mrgb\x1b[0m \x1b[3mital\x1b[0m \x1b[4munder\x1b[0m \x1b[2mfaint\x1b[0m \x1b[7minv\x1b[0m \x1b[44mbgblue\x1b[0m\n\x1b[35mcarried\nover\x1b[0m after\n'},
+	q{E'travis_fold:start:install\r\x1b[0Ktravis_time:start:abc\r\x1b[0K$ bundle install\ninside 1\ninside 2\ntravis_time:end:abc:start=1,finish=2,duration=1234000000\r\x1b[0Ktravis_fold:end:install\r\x1b[0K\n'},
+	q{E'\x1b[0Ksection_start:1000:build[collapsed=true]\r\x1b[0KBuilding\nbuild 1\n\x1b[0Ksection_end:1042:build\r\x1b[0K\n::group::My group\ngroup line\n::endgroup::\n--- bk one\nbk line\n+++ bk two\nbk2 line\n'},
+	q{E'progress 10%\rprogress 50%\rprogress 100%\nabcdef\r\x1b[Kxy\nsee https://example.com/a?b=1. and \x1b]8;;https://example.org/\x1b\\\\osc link\x1b]8;;\x1b\\\\\n' || (select string_agg('filler ' || x, E'\n') from generate_series(22, 40) x) || E'\n--- a/file.c\n+++ b/file.c\n'},
+	q{''} ], 1);
+# distinct arrival times per part (same day: the partition stays)
+$node->safe_psql('postgres', q{update buildlog.log_parts set created_at = created_at - (4 - number) * interval '1 minute 1.5 s' where job_id = 1});
+write_job(2, [
+	q{E'<script>window.__pwned=1</script>\n"><img src=x onerror="window.__pwned=2"> \'><svg onload=window.__pwned=3>\n<svg><script>window.__pwned=4</script></svg>\n'},
+	q{E'\x1b]8;;javascript:window.__pwned=5\x1b\\\\click\x1b]8;;\x1b\\\\ \x1b]8;;data:text/html,<script>alert(1)</script>\x1b\\\\data\x1b]8;;\x1b\\\\ javascript:alert(1)\nbidi \u202Eevil\u202C \u2066iso\u2069 ctl\x01\x07\x7f\n'},
+	q{repeat(E'\x1b[1m', 10000) || E'deep\x1b[0m\n\x1b[38;5;999999999mhuge\x1b[0m \x1b[38;2;999;999;999mbad\x1b[0m\n' || repeat('A', 200000) || E'\n'},
+	q{''} ], 1);
+write_job(3, [ map { "E'live $_\\n'" } 0 .. 2 ], 0);
+write_job(4, [ map { my $p = $_; qq{(select string_agg(case x when 15000 then 'a NEEDLE here' when 17000 then 'needle again' else 'row ' || x end, E'\\n') || E'\\n' from generate_series($p * 1000 + 1, $p * 1000 + 1000) x)} } 0 .. 19 ], 1);
+
+# the page reads aggregated logs (and their arrival times) like pending ones
+is($node->safe_psql('postgres', 'select buildlog.aggregate(1), buildlog.aggregate(2), buildlog.aggregate(4)'), '5|4|20',
+	'jobs 1, 2 and 4 aggregated; job 3 stays running');
+
+local $ENV{PGHOST} = $node->host;
+local $ENV{PGPORT} = $node->port;
+my ($out, $err) = ('', '');
+my $ok = IPC::Run::run([ 'node', "$root/test/browser/viewer.test.js", $base, $shots, $puppeteer ],
+	'>', \$out, '2>', \$err, IPC::Run::timeout(150));
+my $checks = 0;
+for my $line (split /\n/, $out)
+{
+	if ($line =~ /^(not )?ok \d+ - (.*)$/) { ok(!$1, $2); $checks++; }
+	elsif ($line =~ /^# (.*)$/) { diag($1); }
+}
+ok($ok, 'the browser test exited cleanly') or diag($err);
+cmp_ok($checks, '>=', 70, 'it ran all its checks');
+ok(-s "$shots/viewer-$_.png", "screenshot viewer-$_.png written") for qw(rendering dark hostile live);
+$node->stop;
+done_testing();

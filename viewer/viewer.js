@@ -1,0 +1,697 @@
+// buildlog log viewer: the page of GET /jobs/{id}.
+//
+// The log is read once (GET /jobs/{id}/bundle: every part with its arrival
+// time), then followed live over GET /jobs/{id}/events (SSE; the browser
+// resumes with its Last-Event-ID, so nothing is lost or repeated).  The text
+// is kept as one string in part-number order with an index of line starts
+// and of the SGR state at each line start; only the rows on screen are in
+// the DOM (a virtual list), so the size of the log does not matter to the
+// page.  Search runs over the whole text, not over what is rendered.
+import { renderLine, advanceState, buildDom, cellText } from './ansi.js';
+import { Folds, displayText } from './folds.js';
+
+const $ = (id) => document.getElementById(id);
+const logEl = $('log'), linesEl = $('lines'), spacerEl = $('spacer');
+const jobMatch = /^\/jobs\/(\d+)$/.exec(location.pathname);
+const jobId = jobMatch ? jobMatch[1] : '0';
+const token = new URLSearchParams(location.search).get('token');
+const LAST = 2147483647;
+const MAXH = 8000000;			// px: browsers cap element heights; taller logs are scaled
+
+// A URL of this job's API (the read token passed on, if the page had one).
+function api(path, params = {}) {
+  const u = new URL(`/jobs/${jobId}/${path}`, location.origin);
+  for (const [k, v] of Object.entries(params)) u.searchParams.set(k, v);
+  if (token) u.searchParams.set('token', token);
+  return u.pathname + u.search;
+}
+
+// ---- the model: parts in number order, one text, a line index
+let nums = [], offs = [], arrivals = [];
+const have = new Set();
+let doc = '';
+let finalSeen = false;
+let starts = new Uint32Array(1 << 14), lstate = new Int32Array(1 << 14);
+let nFull = 0, nLines = 0, committed = 0, curState = 0;
+let folds = new Folds();
+let docVersion = 0;
+
+function grow(n) {
+  if (n < starts.length) return;
+  let cap = starts.length;
+  while (cap <= n) cap *= 2;
+  const s = new Uint32Array(cap); s.set(starts); starts = s;
+  const t = new Int32Array(cap); t.set(lstate); lstate = t;
+}
+
+// Index the complete lines from the last committed offset on; the tail (a
+// line without its '\n' yet) is shown but looked at for sections only at the end.
+function indexMore() {
+  let pos = committed;
+  for (;;) {
+    const nl = doc.indexOf('\n', pos);
+    if (nl < 0) break;
+    grow(nFull + 2);
+    starts[nFull] = pos;
+    lstate[nFull] = curState;
+    const s = doc.slice(pos, nl);
+    folds.line(nFull, s);
+    if (s.indexOf('\x1b') >= 0) curState = advanceState(s, curState);
+    nFull++;
+    pos = nl + 1;
+  }
+  committed = pos;
+  nLines = nFull;
+  if (committed < doc.length) {
+    starts[nFull] = committed;
+    lstate[nFull] = curState;
+    nLines = nFull + 1;
+  }
+}
+
+function lineEnd(i) {
+  if (i >= nFull) return doc.length;
+  return (i + 1 < nLines ? starts[i + 1] : committed) - 1;
+}
+function rawLine(i) { return doc.slice(starts[i], lineEnd(i)); }
+
+// The arrival time of a line: that of the part its first character came in.
+function lineArrival(i) {
+  const off = starts[i];
+  let lo = 0, hi = offs.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (offs[mid] <= off) lo = mid; else hi = mid - 1;
+  }
+  return arrivals[lo];
+}
+
+// Add parts ({number, content, final, at}); appended ones extend the index,
+// one that lands before a part already shown rebuilds it in number order.
+function addParts(list) {
+  const fresh = list.filter((p) => !have.has(p.number));
+  if (!fresh.length) return false;
+  fresh.sort((a, b) => a.number - b.number);
+  for (const p of fresh) { have.add(p.number); if (p.final) finalSeen = true; }
+  const max = nums.length ? nums[nums.length - 1] : -1;
+  if (fresh[0].number > max) {
+    for (const p of fresh) {
+      nums.push(p.number); offs.push(doc.length); arrivals.push(p.at);
+      doc += p.content;
+    }
+    indexMore();
+  } else {
+    const all = nums.map((n, k) => ({ number: n, at: arrivals[k],
+      content: doc.slice(offs[k], k + 1 < offs.length ? offs[k + 1] : doc.length) }));
+    for (const p of fresh) all.push(p);
+    all.sort((a, b) => a.number - b.number);
+    nums = []; offs = []; arrivals = [];
+    const pieces = [];
+    let len = 0;
+    for (const p of all) { nums.push(p.number); offs.push(len); arrivals.push(p.at); pieces.push(p.content); len += p.content.length; }
+    doc = pieces.join('');
+    const wasOpen = new Map(folds.list.map((f) => [f.kind + ':' + f.name + ':' + f.start, f.open]));
+    folds = new Folds();
+    nFull = 0; nLines = 0; committed = 0; curState = 0;
+    indexMore();
+    for (const f of folds.list) { const o = wasOpen.get(f.kind + ':' + f.name + ':' + f.start); if (o !== undefined) f.open = o; }
+  }
+  if (finalSeen && nLines > nFull) folds.line(nFull, rawLine(nFull));
+  docVersion++;
+  return true;
+}
+
+// ---- rows: the lines not hidden in closed sections
+let rows = new Int32Array(0), rowCount = 0;
+let foldAt = new Map();
+
+function rebuildRows() {
+  foldAt = new Map();
+  const hidden = [];
+  let reach = -1;
+  for (const f of folds.list) {
+    foldAt.set(f.start, f);
+    if (f.open || f.start <= reach) continue;
+    const a = f.start + 1, b = f.end < 0 ? nLines - 1 : f.end;
+    if (b >= a) { hidden.push([a, b]); reach = b; }
+  }
+  if (rows.length < nLines) rows = new Int32Array(Math.max(nLines, rows.length * 2));
+  let r = 0, h = 0;
+  for (let i = 0; i < nLines; i++) {
+    while (h < hidden.length && hidden[h][1] < i) h++;
+    if (h < hidden.length && hidden[h][0] <= i) { i = hidden[h][1]; continue; }
+    rows[r++] = i;
+  }
+  rowCount = r;
+  logEl.dataset.lines = nLines;
+  logEl.dataset.rows = rowCount;
+}
+
+function rowOfLine(line) {
+  let lo = 0, hi = rowCount - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (rows[mid] <= line) lo = mid; else hi = mid - 1;
+  }
+  return lo;
+}
+
+// Open every section that hides line.
+function reveal(line) {
+  let changed = false;
+  for (const f of folds.list) {
+    if (f.start < line && (f.end < 0 || f.end >= line) && !f.open) { f.open = true; changed = true; }
+  }
+  return changed;
+}
+
+// ---- settings
+const prefs = {
+  times: localStorage.getItem('buildlog-times') === '1',
+  utc: localStorage.getItem('buildlog-utc') === '1',
+  theme: localStorage.getItem('buildlog-theme') ||
+    (window.matchMedia && matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light'),
+};
+let follow = false;
+let sel = null;			// {a, b}: selected lines (0-based), from the hash
+let pendingHash = false;
+
+function applyTheme() {
+  document.documentElement.dataset.theme = prefs.theme;
+  $('theme').textContent = prefs.theme === 'dark' ? 'light' : 'dark';
+}
+
+const pad = (n, w = 2) => String(n).padStart(w, '0');
+function fmtTime(ms) {
+  if (ms === undefined || ms === null || isNaN(ms)) return ''.padEnd(23);
+  const d = new Date(ms);
+  if (prefs.utc)
+    return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}.${pad(d.getUTCMilliseconds(), 3)}Z`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}
+function fmtDur(ms) {
+  if (ms === null || ms === undefined || isNaN(ms)) return '';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(2)} s`;
+  return `${Math.floor(ms / 60000)} min ${Math.round((ms % 60000) / 1000)} s`;
+}
+
+// ---- search over the whole log (the visible text of every line)
+let plain = null, plainStarts = null, plainVersion = -1;
+let matches = [], matchByLine = new Map(), cur = -1, query = '';
+const SPECIAL = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/;
+const MAX_MATCHES = 100000;
+
+function visibleText(i) {
+  const s = rawLine(i);
+  const d = displayText(s);
+  if (d === s && !SPECIAL.test(s)) return s;
+  return cellText(renderLine(d, lstate[i]));
+}
+
+function buildPlain() {
+  const pieces = new Array(nLines);
+  plainStarts = new Uint32Array(nLines + 1);
+  let len = 0;
+  for (let i = 0; i < nLines; i++) {
+    plainStarts[i] = len;
+    pieces[i] = visibleText(i);
+    len += pieces[i].length + 1;
+  }
+  plainStarts[nLines] = len;
+  plain = pieces.join('\n');
+  plainVersion = docVersion;
+}
+
+function runSearch(q) {
+  query = q;
+  matches = []; matchByLine = new Map(); cur = -1;
+  if (q !== '') {
+    if (plainVersion !== docVersion) buildPlain();
+    const re = new RegExp(q.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'gi');
+    let line = 0;
+    for (let m; matches.length < MAX_MATCHES && (m = re.exec(plain));) {
+      if (m[0].length === 0) { re.lastIndex++; continue; }
+      while (line + 1 < nLines && plainStarts[line + 1] <= m.index) line++;
+      const from = m.index - plainStarts[line];
+      matches.push({ line, from, to: from + m[0].length });
+      let l = matchByLine.get(line);
+      if (!l) matchByLine.set(line, (l = []));
+      l.push(matches.length - 1);
+    }
+  }
+  const list = $('matches');
+  list.replaceChildren();
+  list.hidden = matches.length === 0;
+  for (let k = 0; k < Math.min(matches.length, 200); k++) {
+    const a = document.createElement('a');
+    a.href = '#L' + (matches[k].line + 1);
+    a.textContent = 'L' + (matches[k].line + 1);
+    a.dataset.match = k;
+    list.appendChild(a);
+  }
+  if (matches.length) gotoMatch(firstMatchFrom(topLine()));
+  else { $('count').textContent = q ? 'no match' : ''; invalidate(); }
+}
+
+function firstMatchFrom(line) {
+  const k = matches.findIndex((m) => m.line >= line);
+  return k < 0 ? 0 : k;
+}
+
+function gotoMatch(k) {
+  if (!matches.length) return;
+  cur = (k + matches.length) % matches.length;
+  const m = matches[cur];
+  $('count').textContent = `${cur + 1} of ${matches.length}${matches.length >= MAX_MATCHES ? '+' : ''} (line ${m.line + 1})`;
+  if (reveal(m.line)) rebuildRows();
+  setFollow(false);
+  scrollToLine(m.line);
+  invalidate();
+}
+
+// The search marks of a rendered line, in cell columns.
+function marksOf(line, r) {
+  const ks = matchByLine.get(line);
+  if (!ks) return [];
+  const pos = [];			// code-unit offset of each cell
+  let o = 0;
+  for (const c of r.ch) { pos.push(o); o += c.length; }
+  pos.push(o);
+  const cellAt = (u) => { let lo = 0, hi = pos.length - 1; while (lo < hi) { const mid = (lo + hi) >> 1; if (pos[mid] < u) lo = mid + 1; else hi = mid; } return lo; };
+  return ks.map((k) => [cellAt(matches[k].from), cellAt(matches[k].to), k === cur]);
+}
+
+// ---- rendering of the rows on screen
+const rowH = (() => {
+  const probe = document.createElement('div');
+  probe.className = 'row'; probe.textContent = 'x';
+  linesEl.appendChild(probe);
+  const h = probe.getBoundingClientRect().height || 18;
+  probe.remove();
+  return h;
+})();
+let cache = new Map();
+let scheduled = false;
+let lastSetTop = 0;		// where the page last scrolled itself
+
+function invalidate() { cache = new Map(); schedule(); }
+function schedule() { if (!scheduled) { scheduled = true; requestAnimationFrame(() => { scheduled = false; render(); }); } }
+
+function geometry() {
+  const total = rowCount * rowH, view = logEl.clientHeight;
+  const height = Math.min(total, MAXH);
+  const scale = total > MAXH && height > view ? (total - view) / (height - view) : 1;
+  return { total, view, height, scale };
+}
+
+function topLine() {
+  const g = geometry();
+  const r = Math.floor((logEl.scrollTop * g.scale) / rowH);
+  return rowCount ? rows[Math.min(rowCount - 1, Math.max(0, r))] : 0;
+}
+
+function setScrollTop(v) { logEl.scrollTop = v; lastSetTop = logEl.scrollTop; }
+
+function scrollToLine(line, where = 0.3) {
+  const g = geometry();
+  const y = rowOfLine(line) * rowH - g.view * where;
+  setScrollTop(Math.max(0, y / g.scale));
+  schedule();
+}
+
+function scrollToEnd() {
+  const g = geometry();
+  setScrollTop(g.height);
+  schedule();
+}
+
+function makeRow(line) {
+  const div = document.createElement('div');
+  div.className = 'row';
+  div.dataset.line = line + 1;
+  const a = document.createElement('a');
+  a.className = 'ln';
+  a.href = '#L' + (line + 1);
+  a.textContent = line + 1;
+  div.appendChild(a);
+  if (prefs.times) {
+    const ts = document.createElement('span');
+    ts.className = 'ts';
+    ts.textContent = fmtTime(lineArrival(line));
+    div.appendChild(ts);
+  }
+  const f = foldAt.get(line);
+  if (f) {
+    const b = document.createElement('button');
+    b.className = 'tog';
+    b.type = 'button';
+    b.dataset.fold = line;
+    b.setAttribute('aria-expanded', f.open ? 'true' : 'false');
+    b.setAttribute('aria-label', (f.open ? 'Close' : 'Open') + ' section ' + f.name);
+    b.textContent = f.open ? '\u25be' : '\u25b8';
+    div.appendChild(b);
+    div.classList.add('head');
+  } else {
+    const sp = document.createElement('span');
+    sp.className = 'nofold';
+    div.appendChild(sp);
+  }
+  const txt = document.createElement('span');
+  txt.className = 'txt';
+  const r = renderLine(displayText(rawLine(line)), lstate[line]);
+  buildDom(txt, r, marksOf(line, r));
+  div.appendChild(txt);
+  let ms = folds.lineMs.get(line);
+  if (f) {
+    if (f.name !== cellText(r).trim()) {
+      const sec = document.createElement('span');
+      sec.className = 'sec';
+      sec.textContent = f.name;
+      div.appendChild(sec);
+    }
+    if (f.ms !== null) ms = f.ms;
+    else if (f.end >= 0 && (f.kind === 'github' || f.kind === 'buildkite'))
+      ms = lineArrival(f.end) - lineArrival(f.start);
+  }
+  if (ms !== undefined && ms !== null) {
+    const d = document.createElement('span');
+    d.className = 'dur';
+    d.textContent = fmtDur(ms);
+    div.appendChild(d);
+  }
+  return div;
+}
+
+function render() {
+  if (dirty) refresh();
+  const g = geometry();
+  spacerEl.style.height = g.height + 'px';
+  const virtTop = logEl.scrollTop * g.scale;
+  const first = Math.max(0, Math.floor(virtTop / rowH));
+  const count = Math.ceil(g.view / rowH) + 2;
+  const frag = document.createDocumentFragment();
+  const next = new Map();
+  for (let r = first; r < Math.min(rowCount, first + count); r++) {
+    const line = rows[r];
+    let el = cache.get(line);
+    if (!el) el = makeRow(line);
+    next.set(line, el);
+    el.classList.toggle('sel', sel !== null && line >= sel.a && line <= sel.b);
+    frag.appendChild(el);
+  }
+  cache = next;
+  linesEl.replaceChildren(frag);
+  linesEl.style.transform = `translateY(${logEl.scrollTop - (virtTop - first * rowH)}px)`;
+  $('info').textContent = `${nLines.toLocaleString('en')} lines, ${nums.length.toLocaleString('en')} parts`;
+}
+
+// ---- status, live stream
+let es = null, complete = false;
+
+function setStatus(state, text) {
+  const s = $('status');
+  s.dataset.state = state;
+  s.textContent = text || state;
+}
+
+function setFollow(on) {
+  follow = on;
+  $('follow').checked = on;
+}
+
+function showMessage(text) {
+  const m = $('message');
+  m.textContent = text;
+  m.hidden = !text;
+}
+
+// Numbers 0..P all here: the cursor to open the stream with.
+function prefix() {
+  let p = -1;
+  for (const n of nums) { if (n === p + 1) p = n; else if (n > p + 1) break; }
+  return p;
+}
+
+let queue = [], flushing = false;
+function enqueue(p) {
+  queue.push(p);
+  if (!flushing) { flushing = true; setTimeout(flush, 0); }
+}
+
+function flush() {
+  flushing = false;
+  const batch = queue;
+  queue = [];
+  if (addParts(batch)) update();
+}
+
+// After the text changed: rows, the pending anchor, the tail if followed.
+// (done at the next frame, once for any number of changes)
+let dirty = false;
+function update() {
+  if (nums.length) showMessage('');
+  dirty = true;
+  schedule();
+}
+
+function refresh() {
+  dirty = false;
+  rebuildRows();
+  cache = new Map();
+  if (pendingHash) applyHash(true);
+  if (follow) setScrollTop(geometry().height);
+}
+
+// Parts received live carry the browser's clock until their stored arrival
+// times are read (the bundle's index alone), half a second after the last one.
+const liveNums = new Set();
+let timesTimer = null;
+async function fetchTimes() {
+  const want = new Set(liveNums);
+  liveNums.clear();
+  let head;
+  try {
+    const res = await fetch(api('bundle', { bytes: 0 }));
+    if (!res.ok) throw new Error(res.status);
+    head = JSON.parse(await res.text());
+  } catch (e) {
+    for (const n of want) liveNums.add(n);
+    timesTimer = setTimeout(fetchTimes, 2000);
+    return;
+  }
+  const at = new Map(head.parts.map((p) => [p[0], Date.parse(p[2])]));
+  for (let k = 0; k < nums.length; k++) if (want.has(nums[k]) && at.has(nums[k])) arrivals[k] = at.get(nums[k]);
+  if (prefs.times) invalidate();
+}
+
+function connect() {
+  if (es) es.close();
+  es = new EventSource(api('events', { after: prefix() }));
+  es.onopen = () => setStatus('live');
+  es.addEventListener('part', (e) => {
+    const p = JSON.parse(e.data);
+    enqueue({ number: p.number, content: p.content, final: p.final, at: Date.now() });
+    liveNums.add(p.number);
+    clearTimeout(timesTimer);
+    timesTimer = setTimeout(fetchTimes, 500);
+  });
+  es.addEventListener('end', () => {
+    complete = true;
+    es.close();
+    setStatus('complete');
+  });
+  es.onerror = () => {
+    if (complete) return;
+    setStatus('reconnecting');
+    // an HTTP error answer ends an EventSource: open a new one from what we have
+    if (es.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
+  };
+}
+
+// Read the bundle (http_viewer.c) as it streams in: a JSON line of
+// [number, bytes, arrival, final] per part, then the parts' bytes in that
+// order.  Each part is decoded alone and shown as soon as its bytes are
+// here, so the first screen does not wait for the end of a big log.
+async function readBundle(res) {
+  const reader = res.body.getReader();
+  const dec = new TextDecoder();
+  let head = null, buf = null, have = 0, next = 0, off = 0;
+  let pending = new Uint8Array(0);
+  let batch = [], batchBytes = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (!head) {
+      const joined = new Uint8Array(pending.length + value.length);
+      joined.set(pending); joined.set(value, pending.length);
+      const nl = joined.indexOf(10);
+      if (nl < 0) { pending = joined; continue; }
+      head = JSON.parse(dec.decode(joined.subarray(0, nl)));
+      const total = head.parts.reduce((t, p) => t + p[1], 0);
+      buf = new Uint8Array(total);
+      const rest = joined.subarray(nl + 1, nl + 1 + total);
+      buf.set(rest); have = rest.length;
+      pending = null;
+    } else {
+      const n = Math.min(value.length, buf.length - have);
+      buf.set(value.subarray(0, n), have); have += n;
+    }
+    // hand over parts in batches that double: the first screen comes
+    // early, and the text is joined (flattened) only a few times
+    while (next < head.parts.length && off + head.parts[next][1] <= have) {
+      const [number, len, at, final] = head.parts[next++];
+      batch.push({ number, content: dec.decode(buf.subarray(off, off + len)), final, at: Date.parse(at) });
+      off += len;
+      batchBytes += len;
+    }
+    if (batch.length && (batchBytes >= Math.max(65536, off - batchBytes) || next === head.parts.length)) {
+      if (addParts(batch)) update();
+      batch = []; batchBytes = 0;
+      await new Promise((r) => requestAnimationFrame(r));
+    }
+  }
+  if (!head || next < head.parts.length) throw new Error('the log was cut short');
+}
+
+async function load() {
+  setStatus('loading');
+  let res;
+  try {
+    res = await fetch(api('bundle'));
+  } catch (e) {
+    setStatus('reconnecting');
+    setTimeout(load, 2000);
+    return;
+  }
+  if (res.status === 410) { setStatus('complete', 'removed'); showMessage('The log of this job was removed.'); return; }
+  if (res.status === 404) showMessage('No log is known for this job yet; waiting for its first part.');
+  else if (!res.ok) { setStatus('error'); showMessage(`The log could not be read (HTTP ${res.status}).`); return; }
+  else {
+    try {
+      await readBundle(res);
+    } catch (e) {
+      setStatus('reconnecting');
+      setTimeout(load, 2000);
+      return;
+    }
+  }
+  const finalNum = nums.length && finalSeen ? nums[nums.length - 1] : -1;
+  complete = finalSeen && (finalNum === LAST || nums.length === finalNum + 1);
+  if (!location.hash && !complete) setFollow(true);
+  refresh();
+  if (location.hash) applyHash(true);
+  if (complete) setStatus('complete');
+  else connect();
+  document.documentElement.dataset.ready = '1';
+}
+
+// ---- anchors: #L120, #L120-L140
+function applyHash(scroll) {
+  const m = /^#L(\d+)(?:-L?(\d+))?$/.exec(location.hash);
+  pendingHash = false;
+  if (!m) { sel = null; schedule(); return; }
+  let a = +m[1] - 1, b = m[2] ? +m[2] - 1 : a;
+  if (b < a) [a, b] = [b, a];
+  sel = { a, b };
+  if (a >= nLines) { pendingHash = true; return; }
+  setFollow(false);
+  let changed = false;
+  for (let l = a; l <= Math.min(b, nLines - 1); l++) changed = reveal(l) || changed;
+  if (changed) { rebuildRows(); cache = new Map(); }
+  if (scroll !== false) scrollToLine(a);
+  schedule();
+}
+
+// ---- events
+logEl.addEventListener('scroll', () => {
+  // scrolling up by hand stops following the tail
+  if (follow && logEl.scrollTop < lastSetTop - 2) setFollow(false);
+  schedule();
+});
+window.addEventListener('resize', schedule);
+window.addEventListener('hashchange', () => applyHash(true));
+
+linesEl.addEventListener('click', (e) => {
+  const ln = e.target.closest('.ln');
+  if (ln) {
+    e.preventDefault();
+    const line = +ln.parentNode.dataset.line - 1;
+    if (e.shiftKey && sel) sel = { a: Math.min(sel.a, line), b: Math.max(sel.a, line) };
+    else sel = { a: line, b: line };
+    history.replaceState(null, '', sel.a === sel.b ? `#L${sel.a + 1}` : `#L${sel.a + 1}-L${sel.b + 1}`);
+    schedule();
+    return;
+  }
+  const tog = e.target.closest('.tog');
+  if (tog) {
+    const f = foldAt.get(+tog.dataset.fold);
+    f.open = !f.open;
+    rebuildRows();
+    invalidate();
+    requestAnimationFrame(() => { const t = linesEl.querySelector(`.tog[data-fold="${f.start}"]`); if (t) t.focus(); });
+  }
+});
+
+$('matches').addEventListener('click', (e) => {
+  const a = e.target.closest('a');
+  if (!a) return;
+  e.preventDefault();
+  gotoMatch(+a.dataset.match);
+});
+
+$('search').addEventListener('submit', (e) => e.preventDefault());
+$('q').addEventListener('keydown', (e) => {
+  if (e.key === 'Enter') {
+    e.preventDefault();
+    const q = $('q').value;
+    if (q !== query || plainVersion !== docVersion) runSearch(q);
+    else gotoMatch(e.shiftKey ? cur - 1 : cur + 1);
+  } else if (e.key === 'Escape') { $('q').blur(); logEl.focus(); }
+});
+$('next').addEventListener('click', () => { if ($('q').value !== query) runSearch($('q').value); else gotoMatch(cur + 1); });
+$('prev').addEventListener('click', () => { if ($('q').value !== query) runSearch($('q').value); else gotoMatch(cur - 1); });
+$('follow').addEventListener('change', (e) => { setFollow(e.target.checked); if (follow) scrollToEnd(); });
+$('times').addEventListener('change', (e) => { prefs.times = e.target.checked; localStorage.setItem('buildlog-times', prefs.times ? '1' : '0'); invalidate(); });
+$('utc').addEventListener('change', (e) => { prefs.utc = e.target.checked; localStorage.setItem('buildlog-utc', prefs.utc ? '1' : '0'); invalidate(); });
+$('theme').addEventListener('click', () => { prefs.theme = prefs.theme === 'dark' ? 'light' : 'dark'; localStorage.setItem('buildlog-theme', prefs.theme); applyTheme(); });
+$('unfold').addEventListener('click', () => { for (const f of folds.list) f.open = true; rebuildRows(); invalidate(); });
+$('fold').addEventListener('click', () => { for (const f of folds.list) f.open = false; rebuildRows(); invalidate(); });
+$('copy').addEventListener('click', () => {
+  const url = location.href;
+  const box = $('linkbox');
+  const show = () => { box.value = url; box.hidden = false; box.select(); };
+  if (navigator.clipboard) navigator.clipboard.writeText(url).then(() => { $('copy').textContent = 'copied'; setTimeout(() => { $('copy').textContent = 'copy link'; }, 1500); }, show);
+  else show();
+});
+
+document.addEventListener('keydown', (e) => {
+  const inField = e.target instanceof HTMLInputElement;
+  if ((e.ctrlKey || e.metaKey) && e.key === 'f') { e.preventDefault(); $('q').focus(); $('q').select(); return; }
+  if (inField || e.ctrlKey || e.metaKey || e.altKey) return;
+  const k = e.key;
+  if (k === '/') { e.preventDefault(); $('q').focus(); $('q').select(); }
+  else if (k === 'n') gotoMatch(cur + 1);
+  else if (k === 'N') gotoMatch(cur - 1);
+  else if (k === 'f') { setFollow(!follow); if (follow) scrollToEnd(); }
+  else if (k === 't') $('times').click();
+  else if (k === 'u') $('utc').click();
+  else if (k === 'd') $('theme').click();
+  else if (k === 'g' || k === 'Home') { e.preventDefault(); setScrollTop(0); schedule(); }
+  else if (k === 'G' || k === 'End') { e.preventDefault(); scrollToEnd(); }
+  else if (k === 'j') { setScrollTop(logEl.scrollTop + rowH); }
+  else if (k === 'k') { setScrollTop(logEl.scrollTop - rowH); }
+});
+
+// ---- start
+$('title').textContent = `job ${jobId}`;
+document.title = `job ${jobId} - buildlog`;
+$('raw').href = api('log');
+$('raw').download = `job-${jobId}.log`;
+$('plain').href = api('log', { deansi: 1 });
+$('plain').download = `job-${jobId}.txt`;
+$('times').checked = prefs.times;
+$('utc').checked = prefs.utc;
+applyTheme();
+logEl.focus();
+load();
