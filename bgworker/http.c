@@ -819,8 +819,8 @@ wait_for_events(HttpWorker *h, long flush_ms)
 		timeout = (long) Min(mhd_timeout, (MHD_UNSIGNED_LONG_LONG) IDLE_WAIT_MS);
 	if (flush_ms >= 0)
 		timeout = Min(timeout, flush_ms);
-	if (h->ngroup > 0)
-		timeout = 0;
+	if (h->ngroup > 0 && h->group_slot < 0)
+		timeout = 0;			/* writes wait and no group is being written */
 	rc = WaitLatchOrSocket(MyLatch,
 						   WL_LATCH_SET | WL_SOCKET_READABLE | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						   h->epoll_fd, timeout, PG_WAIT_EXTENSION);
@@ -835,6 +835,7 @@ buildlog_http_main(Datum arg)
 	HttpWorker	h;
 
 	memset(&h, 0, sizeof(h));
+	h.group_slot = -1;
 	dlist_init(&h.streams);
 	h.stats = &buildlog_shared->http;
 	buildlog_worker_start(&h.w, &h.stats->slot, 0, 0, 300);

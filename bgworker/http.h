@@ -51,6 +51,7 @@ extern void buildlog_http_problem(HttpResponse *r, unsigned int status, const ch
 typedef struct HttpPendingRead
 {
 	bool		busy;			/* a read of ours is in the slot */
+	bool		group;			/* it is the group commit (http_ingest.c) */
 	struct MHD_Connection *conn;	/* a GET waiting for its answer, or */
 	void	   *stream;			/* an event stream waiting for its parts */
 	uint64		seq;
@@ -78,6 +79,12 @@ typedef struct HttpWorker
 	dlist_head	uploads;		/* open POST /jobs/{id}/stream requests */
 	struct HTAB *stream_jobs;	/* job id -> what its streams hold */
 	uint64		stream_serial;
+	int			group_slot;		/* read slot of the group a reader writes, or -1 */
+	struct GroupWrite **group_writes;	/* that group's writes */
+	int			group_n;
+	MemoryContext group_inflight_cxt;	/* where they live */
+	int64		group_seq;		/* names the groups' files */
+	bool		group_sync;		/* write the group here (before an offset is told) */
 } HttpWorker;
 
 /* Send a built response (common headers, counted); an MHD_Result. */
@@ -156,6 +163,9 @@ extern bool buildlog_http_read_handoff(HttpWorker *h, struct MHD_Connection *con
 #define HTTP_READ_NO_READER	(-1)	/* no reader runs: read inline */
 #define HTTP_READ_NO_SLOT	(-2)	/* every read slot is taken */
 extern int	buildlog_http_read_submit(HttpWorker *h, const HttpReadArgs *args, void *stream);
+
+/* Does any HTTP reader run? */
+extern bool buildlog_http_readers_running(void);
 
 /* Is the read in slot i answered? */
 extern bool buildlog_http_read_done(int i);
@@ -246,6 +256,23 @@ extern GroupWrite *buildlog_http_group_add(HttpWorker *h, int64 job_id, TokenSco
  * so only the bad one gets the error.
  */
 extern void buildlog_http_group_commit(HttpWorker *h);
+
+/*
+ * The same, in this process, after the group a reader writes (if any): the
+ * uploads written before it returns (a stream's offset is told after it).
+ */
+extern void buildlog_http_group_commit_now(HttpWorker *h);
+
+/* The group a reader wrote (read slot i) is answered: answer its writes. */
+extern void buildlog_http_group_done(HttpWorker *h, int i);
+
+/*
+ * In a reader: write the group of the HTTP worker requester (args: its
+ * number and size) as buildlog_http_group_commit() does; each write's
+ * outcome in r's body.
+ */
+extern void buildlog_http_group_write(BuildlogWorker *w, const HttpReadArgs *args, int requester,
+									  HttpResponse *r);
 
 /* Set up the streaming ingest's bookkeeping (at start). */
 extern void buildlog_http_stream_init(HttpWorker *h);

@@ -17,15 +17,22 @@
  */
 #include "postgres.h"
 
+#include <fcntl.h>
 #include <microhttpd.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "storage/latch.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/wait_event.h"
 
 #include "guc.h"
 #include "http.h"
@@ -517,25 +524,25 @@ ingest_step(BuildlogWorker *w, void *arg)
 
 /* Map a failed step's error to the problem an upload answers. */
 static void
-step_problem(HttpWorker *h, unsigned int *status, const char **title, const char **detail)
+step_problem(BuildlogWorker *w, unsigned int *status, const char **title, const char **detail)
 {
-	if (ERRCODE_TO_CATEGORY(h->w.sqlerrcode) == ERRCODE_DATA_EXCEPTION)
+	if (ERRCODE_TO_CATEGORY(w->sqlerrcode) == ERRCODE_DATA_EXCEPTION)
 	{
 		*status = MHD_HTTP_BAD_REQUEST;
 		*title = "Bad Request";
 	}
-	else if (h->w.sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED)
+	else if (w->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED)
 	{
 		*status = MHD_HTTP_CONTENT_TOO_LARGE;
 		*title = "Content Too Large";
 	}
 	else
 	{
-		buildlog_worker_problem(&h->w, WARNING, h->w.error);
+		buildlog_worker_problem(w, WARNING, w->error);
 		*status = MHD_HTTP_INTERNAL_SERVER_ERROR;
 		*title = "Internal Server Error";
 	}
-	*detail = h->w.error_message;
+	*detail = w->error_message;
 }
 
 void
@@ -559,7 +566,7 @@ buildlog_http_ingest_finish(HttpWorker *h, void *state, HttpResponse *r)
 	if (buildlog_worker_run_step(&h->w, "an upload", step, &req) == WORKER_STEP_ERROR)
 	{
 		r->nheaders = 0;
-		step_problem(h, &status, &title, &detail);
+		step_problem(&h->w, &status, &title, &detail);
 		buildlog_http_problem(r, status, title, detail);
 		return;
 	}
@@ -631,7 +638,6 @@ buildlog_http_group_add(HttpWorker *h, int64 job_id, TokenScope scope, int n)
 /* One group being written: the writes, in arrival order. */
 typedef struct GroupRun
 {
-	HttpWorker *h;
 	GroupWrite **writes;
 	int			n;
 } GroupRun;
@@ -731,21 +737,23 @@ group_step(BuildlogWorker *w, void *arg)
 
 /*
  * Write n writes in one transaction; when it fails, each alone, so only the
- * bad one gets its error (and a stream's later writes stop after it).
+ * bad one gets its error (and a stream's later writes stop after it).  In
+ * the HTTP worker or in a reader (w); the details live in cxt.
  */
 static void
-write_group(HttpWorker *h, GroupWrite **writes, int n)
+write_group(BuildlogWorker *w, MemoryContext cxt, GroupWrite **writes, int n)
 {
-	GroupRun	run = {h, writes, n};
+	GroupRun	run = {writes, n};
+	HttpStats  *stats = &buildlog_shared->http;
 
-	if (buildlog_worker_run_step(&h->w, "a group commit", group_step, &run) != WORKER_STEP_ERROR)
+	if (buildlog_worker_run_step(w, "a group commit", group_step, &run) != WORKER_STEP_ERROR)
 	{
-		pg_atomic_fetch_add_u64(&h->stats->ingest_commits, 1);
+		pg_atomic_fetch_add_u64(&stats->ingest_commits, 1);
 		return;
 	}
 	for (int i = 0; i < n; i++)
 	{
-		GroupRun	one = {h, &writes[i], 1};
+		GroupRun	one = {&writes[i], 1};
 		GroupWrite *g = writes[i];
 		bool		after_failed = false;
 
@@ -759,49 +767,43 @@ write_group(HttpWorker *h, GroupWrite **writes, int n)
 			g->detail = "An earlier part of this stream could not be stored.";
 			continue;
 		}
-		if (buildlog_worker_run_step(&h->w, "an upload", group_step, &one) == WORKER_STEP_ERROR)
+		if (buildlog_worker_run_step(w, "an upload", group_step, &one) == WORKER_STEP_ERROR)
 		{
-			step_problem(h, &g->status, &g->title, &g->detail);
-			g->detail = MemoryContextStrdup(h->group_cxt, g->detail);
+			step_problem(w, &g->status, &g->title, &g->detail);
+			g->detail = MemoryContextStrdup(cxt, g->detail);
 			if (g->serial != 0 && g->status < 500)
 				g->status = MHD_HTTP_INTERNAL_SERVER_ERROR;	/* its later writes stop too */
 		}
 		else
-			pg_atomic_fetch_add_u64(&h->stats->ingest_commits, 1);
+			pg_atomic_fetch_add_u64(&stats->ingest_commits, 1);
 	}
 }
 
-void
-buildlog_http_group_commit(HttpWorker *h)
+/* Write the writes in transactions of at most buildlog.batch_bytes. */
+static void
+write_groups(BuildlogWorker *w, MemoryContext cxt, GroupWrite **writes, int n)
 {
-	GroupWrite **writes;
-	dlist_mutable_iter it;
-	int			n = h->ngroup;
-	int			i = 0;
 	int			from = 0;
 	int64		bytes = 0;
 
-	if (dlist_is_empty(&h->group))
-		return;
-	writes = MemoryContextAlloc(h->group_cxt, sizeof(GroupWrite *) * n);
-	dlist_foreach_modify(it, &h->group)
-	{
-		writes[i++] = dlist_container(GroupWrite, node, it.cur);
-		dlist_delete(it.cur);
-	}
-	h->ngroup = 0;
 	/* transactions of at most buildlog.batch_bytes (arrays far below 1 GB) */
-	for (i = 0; i < n; i++)
+	for (int i = 0; i < n; i++)
 	{
 		bytes += writes[i]->bytes;
 		if (i == n - 1 || bytes + writes[i + 1]->bytes > buildlog_batch_bytes)
 		{
-			write_group(h, writes + from, i + 1 - from);
+			write_group(w, cxt, writes + from, i + 1 - from);
 			from = i + 1;
 			bytes = 0;
 		}
 	}
-	for (i = 0; i < n; i++)
+}
+
+/* The writes decided: count them and let each answer its request. */
+static void
+writes_done(HttpWorker *h, GroupWrite **writes, int n)
+{
+	for (int i = 0; i < n; i++)
 	{
 		GroupWrite *g = writes[i];
 
@@ -812,5 +814,366 @@ buildlog_http_group_commit(HttpWorker *h)
 		}
 		g->done(h, g);
 	}
+}
+
+/*
+ * Group commits by a reader.  The HTTP worker writes the group's parts to a
+ * temporary file, hands it to a reader (HTTP_WRITE_GROUP) and goes on
+ * serving; the reader runs the same group commit (write_groups) and answers
+ * each write's outcome; then the writes' requests are answered.  One group
+ * at a time, so a stream's writes commit in order.
+ */
+typedef struct GroupFileWrite
+{
+	int64		job_id;
+	int64		bytes;
+	uint64		serial;
+	int32		scope;
+	int32		n;
+} GroupFileWrite;
+
+typedef struct GroupFilePart
+{
+	int32		number;
+	uint32		len;
+	bool		final;
+} GroupFilePart;
+
+typedef struct GroupFileResult
+{
+	uint32		status;
+	int64		parts;
+	char		title[32];
+	char		detail[BUILDLOG_TEXT_LEN];
+} GroupFileResult;
+
+/* Where the HTTP worker pid puts group seq for a reader. */
+static void
+group_path(char *path, size_t len, int pid, int64 seq)
+{
+	snprintf(path, len, "base/" PG_TEMP_FILES_DIR "/" PG_TEMP_FILE_PREFIX "buildlog_http_group.%d." INT64_FORMAT,
+			 pid, seq);
+}
+
+/* Write all of buf to a new file; false (errno set) when that failed. */
+static bool
+write_file(const char *path, const char *buf, size_t len)
+{
+	int			fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY, S_IRUSR | S_IWUSR);
+	size_t		done = 0;
+
+	if (fd < 0)
+		return false;
+	while (done < len)
+	{
+		ssize_t		k = write(fd, buf + done, Min(len - done, (size_t) 1 << 20));
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+		{
+			int			save = errno;
+
+			close(fd);
+			(void) unlink(path);
+			errno = save;
+			return false;
+		}
+		done += k;
+	}
+	close(fd);
+	return true;
+}
+
+/* Hand the group to a reader; false when none can take it (write it here). */
+static bool
+hand_group(HttpWorker *h, GroupWrite **writes, int n)
+{
+	StringInfoData buf;
+	HttpReadArgs args;
+	char		path[MAXPGPATH];
+	int			slot;
+	MemoryContext old;
+
+	if (!buildlog_http_readers_running())
+		return false;
+	old = MemoryContextSwitchTo(h->group_cxt);
+	initStringInfo(&buf);
+	for (int i = 0; i < n; i++)
+	{
+		GroupWrite *g = writes[i];
+		GroupFileWrite fw = {g->job_id, g->bytes, g->serial, (int32) g->scope, g->n};
+
+		appendBinaryStringInfo(&buf, (char *) &fw, sizeof(fw));
+		for (int j = 0; j < g->n; j++)
+		{
+			text	   *t = (text *) DatumGetPointer(g->contents[j]);
+			GroupFilePart fp;
+
+			memset(&fp, 0, sizeof(fp));
+			fp.number = DatumGetInt32(g->numbers[j]);
+			fp.len = VARSIZE_ANY_EXHDR(t);
+			fp.final = DatumGetBool(g->finals[j]);
+			appendBinaryStringInfo(&buf, (char *) &fp, sizeof(fp));
+			appendBinaryStringInfo(&buf, VARDATA_ANY(t), fp.len);
+		}
+	}
+	MemoryContextSwitchTo(old);
+	memset(&args, 0, sizeof(args));
+	args.kind = HTTP_WRITE_GROUP;
+	args.job_id = ++h->group_seq;
+	args.after = n;
+	args.start = -1;
+	group_path(path, sizeof(path), MyProcPid, args.job_id);
+	if (!write_file(path, buf.data, buf.len))
+	{
+		buildlog_worker_problem(&h->w, WARNING,
+								psprintf("could not write \"%s\" for a group commit: %m", path));
+		pfree(buf.data);
+		return false;
+	}
+	pfree(buf.data);
+	slot = buildlog_http_read_submit(h, &args, NULL);
+	if (slot < 0)
+	{
+		(void) unlink(path);
+		return false;
+	}
+	h->reads[slot].group = true;
+	h->group_slot = slot;
+	h->group_writes = writes;
+	h->group_n = n;
+	h->group_inflight_cxt = h->group_cxt;
+	h->group_cxt = AllocSetContextCreate(h->w.loop_cxt, "buildlog http group",
+										 ALLOCSET_DEFAULT_SIZES);
+	return true;
+}
+
+/* Read a whole file into cxt (its length in *len); NULL when that failed. */
+static char *
+read_file(const char *path, MemoryContext cxt, size_t *len)
+{
+	int			fd = open(path, O_RDONLY | PG_BINARY, 0);
+	struct stat st;
+	char	   *data;
+	size_t		done = 0;
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) != 0)
+	{
+		close(fd);
+		return NULL;
+	}
+	data = MemoryContextAllocHuge(cxt, st.st_size + 1);
+	while (done < (size_t) st.st_size)
+	{
+		ssize_t		k = read(fd, data + done, Min(st.st_size - done, (size_t) 1 << 20));
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+		{
+			close(fd);
+			pfree(data);
+			return NULL;
+		}
+		done += k;
+	}
+	close(fd);
+	*len = done;
+	return data;
+}
+
+void
+buildlog_http_group_write(BuildlogWorker *w, const HttpReadArgs *args, int requester,
+						  HttpResponse *r)
+{
+	char		path[MAXPGPATH];
+	size_t		len = 0;
+	char	   *data;
+	const char *p;
+	const char *end;
+	int			n = args->after;
+	GroupWrite **writes = palloc0(sizeof(GroupWrite *) * Max(n, 1));
+	GroupFileResult *results;
+
+	group_path(path, sizeof(path), requester, args->job_id);
+	data = read_file(path, CurrentMemoryContext, &len);
+	(void) unlink(path);
+	if (data == NULL)
+	{
+		buildlog_http_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
+							  psprintf("could not read the group file \"%s\"", path));
+		return;
+	}
+	p = data;
+	end = data + len;
+	for (int i = 0; i < n; i++)
+	{
+		GroupFileWrite fw;
+		GroupWrite *g = palloc0(sizeof(GroupWrite));
+
+		if (end - p < (ssize_t) sizeof(fw))
+			elog(ERROR, "group file \"%s\" is short", path);
+		memcpy(&fw, p, sizeof(fw));
+		p += sizeof(fw);
+		g->job_id = fw.job_id;
+		g->bytes = fw.bytes;
+		g->serial = fw.serial;
+		g->scope = (TokenScope) fw.scope;
+		g->n = fw.n;
+		g->numbers = palloc(sizeof(Datum) * Max(g->n, 1));
+		g->contents = palloc(sizeof(Datum) * Max(g->n, 1));
+		g->finals = palloc(sizeof(Datum) * Max(g->n, 1));
+		for (int j = 0; j < g->n; j++)
+		{
+			GroupFilePart fp;
+			text	   *t;
+
+			if (end - p < (ssize_t) sizeof(fp))
+				elog(ERROR, "group file \"%s\" is short", path);
+			memcpy(&fp, p, sizeof(fp));
+			p += sizeof(fp);
+			if ((size_t) (end - p) < fp.len)
+				elog(ERROR, "group file \"%s\" is short", path);
+			t = (text *) palloc(VARHDRSZ + fp.len);
+			SET_VARSIZE(t, VARHDRSZ + fp.len);
+			memcpy(VARDATA(t), p, fp.len);
+			p += fp.len;
+			g->numbers[j] = Int32GetDatum(fp.number);
+			g->contents[j] = PointerGetDatum(t);
+			g->finals[j] = BoolGetDatum(fp.final);
+		}
+		writes[i] = g;
+	}
+	pfree(data);
+	write_groups(w, CurrentMemoryContext, writes, n);
+	results = palloc0(sizeof(GroupFileResult) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		results[i].status = writes[i]->status;
+		results[i].parts = writes[i]->parts;
+		if (writes[i]->title)
+			strlcpy(results[i].title, writes[i]->title, sizeof(results[i].title));
+		if (writes[i]->detail)
+			strlcpy(results[i].detail, writes[i]->detail, sizeof(results[i].detail));
+	}
+	buildlog_http_set_body(r, MHD_HTTP_OK, "application/octet-stream", (char *) results,
+						   sizeof(GroupFileResult) * n);
+}
+
+/* The group a reader wrote (slot i) is answered; next says: hand the next one. */
+static void
+group_done(HttpWorker *h, int i, bool next)
+{
+	HttpReadSlot head;
+	int			fd = buildlog_http_read_take(h, i, &head);
+	GroupWrite **writes = h->group_writes;
+	int			n = h->group_n;
+	MemoryContext cxt = h->group_inflight_cxt;
+	GroupFileResult *results = NULL;
+	bool		ok = false;
+
+	if (fd >= 0 && head.status == MHD_HTTP_OK &&
+		head.body_len == (int64) (sizeof(GroupFileResult) * n))
+	{
+		size_t		done = 0;
+
+		results = MemoryContextAlloc(cxt, sizeof(GroupFileResult) * Max(n, 1));
+		while (done < (size_t) head.body_len)
+		{
+			ssize_t		k = read(fd, (char *) results + done, head.body_len - done);
+
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				break;
+			done += k;
+		}
+		ok = done == (size_t) head.body_len;
+	}
+	if (fd >= 0)
+		close(fd);
+	for (int k = 0; k < n; k++)
+	{
+		GroupWrite *g = writes[k];
+
+		if (ok)
+		{
+			g->status = results[k].status;
+			g->parts = results[k].parts;
+			g->title = MemoryContextStrdup(cxt, results[k].title);
+			g->detail = MemoryContextStrdup(cxt, results[k].detail);
+		}
+		else
+		{
+			g->status = MHD_HTTP_SERVICE_UNAVAILABLE;
+			g->title = "Service Unavailable";
+			g->detail = "The process writing this upload stopped before it answered: the parts may be stored or not; send them again (a part stored twice is read once).";
+		}
+	}
+	if (!ok)
+		buildlog_worker_problem(&h->w, WARNING,
+								psprintf("a group commit by an HTTP reader got no answer (status %u)",
+										 head.status));
+	h->group_slot = -1;
+	h->group_writes = NULL;
+	h->group_inflight_cxt = NULL;
+	writes_done(h, writes, n);
+	MemoryContextDelete(cxt);
+	if (next)
+		buildlog_http_group_commit(h);
+}
+
+void
+buildlog_http_group_done(HttpWorker *h, int i)
+{
+	group_done(h, i, true);
+}
+
+void
+buildlog_http_group_commit_now(HttpWorker *h)
+{
+	/* the group a reader writes first, so the next commits after it */
+	while (h->group_slot >= 0)
+	{
+		if (buildlog_http_read_done(h->group_slot))
+			group_done(h, h->group_slot, false);
+		else
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
+							 PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			buildlog_worker_check_interrupts();
+		}
+	}
+	h->group_sync = true;
+	buildlog_http_group_commit(h);
+	h->group_sync = false;
+}
+
+void
+buildlog_http_group_commit(HttpWorker *h)
+{
+	GroupWrite **writes;
+	dlist_mutable_iter it;
+	int			n = h->ngroup;
+	int			i = 0;
+
+	/* one group at a time: the next one gathers while a reader writes this one */
+	if (dlist_is_empty(&h->group) || h->group_slot >= 0)
+		return;
+	writes = MemoryContextAlloc(h->group_cxt, sizeof(GroupWrite *) * n);
+	dlist_foreach_modify(it, &h->group)
+	{
+		writes[i++] = dlist_container(GroupWrite, node, it.cur);
+		dlist_delete(it.cur);
+	}
+	h->ngroup = 0;
+	if (!h->group_sync && hand_group(h, writes, n))
+		return;
+	write_groups(&h->w, h->group_cxt, writes, n);
+	writes_done(h, writes, n);
 	MemoryContextReset(h->group_cxt);
 }

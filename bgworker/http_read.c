@@ -422,6 +422,8 @@ buildlog_http_read_name(HttpReadKind kind)
 			return "events";
 		case HTTP_READ_BUNDLE:
 			return "bundle";
+		case HTTP_WRITE_GROUP:
+			return "group commit";
 	}
 	return "?";
 }

@@ -58,17 +58,23 @@ wake_readers(void)
 		(void) buildlog_slot_wake(&reads()->readers[i].slot);
 }
 
+bool
+buildlog_http_readers_running(void)
+{
+	for (int i = 0; i < BUILDLOG_MAX_HTTP_READERS; i++)
+		if (pg_atomic_read_u32(&reads()->readers[i].slot.in_use) != 0)
+			return true;
+	return false;
+}
+
 int
 buildlog_http_read_submit(HttpWorker *h, const HttpReadArgs *args, void *stream)
 {
 	HttpReadShared *rs = reads();
 	TimestampTz now = GetCurrentTimestamp();
 	int			found = -1;
-	bool		running = false;
 
-	for (int i = 0; i < BUILDLOG_MAX_HTTP_READERS && !running; i++)
-		running = pg_atomic_read_u32(&rs->readers[i].slot.in_use) != 0;
-	if (!running)
+	if (!buildlog_http_readers_running())
 		return HTTP_READ_NO_READER; /* none started (yet) */
 	SpinLockAcquire(&rs->mutex);
 	for (int i = 0; i < BUILDLOG_HTTP_READS; i++)
@@ -94,6 +100,7 @@ buildlog_http_read_submit(HttpWorker *h, const HttpReadArgs *args, void *stream)
 	if (found < 0)
 		return HTTP_READ_NO_SLOT;
 	h->reads[found].conn = NULL;
+	h->reads[found].group = false;
 	h->reads[found].stream = stream;
 	h->reads[found].resumed = false;
 	h->reads[found].busy = true;
@@ -284,6 +291,8 @@ buildlog_http_reads_collect(HttpWorker *h)
 			free_slot(i, true);
 			h->reads_orphaned = Max(h->reads_orphaned - 1, 0);
 		}
+		else if (h->reads[i].group)
+			buildlog_http_group_done(h, i);
 		else if (h->reads[i].stream != NULL)
 			buildlog_http_events_read_done(h, h->reads[i].stream, i);
 		else if (h->reads[i].conn != NULL && !h->reads[i].resumed)
@@ -368,7 +377,7 @@ static int	reader_index = -1;
 
 /* Claim the oldest queued read; -1 when none waits. */
 static int
-claim(int index, HttpReadArgs *args, uint64 *seq)
+claim(int index, HttpReadArgs *args, uint64 *seq, int *requester)
 {
 	HttpReadShared *rs = reads();
 	int			found = -1;
@@ -388,6 +397,7 @@ claim(int index, HttpReadArgs *args, uint64 *seq)
 		rs->reads[found].reader = index;
 		*args = rs->reads[found].args;
 		*seq = rs->reads[found].seq;
+		*requester = rs->reads[found].requester_pid;
 	}
 	SpinLockRelease(&rs->mutex);
 	return found;
@@ -457,7 +467,7 @@ write_body(HttpReader *rd, int i, uint64 seq, const HttpResponse *r)
 
 /* Answer read i: the read step, its body to the file, its head to the slot. */
 static void
-answer(HttpReader *rd, int i, const HttpReadArgs *args, uint64 seq)
+answer(HttpReader *rd, int i, const HttpReadArgs *args, uint64 seq, int requester)
 {
 	HttpResponse r;
 	HttpReadCall call = {args, &r};
@@ -472,7 +482,9 @@ answer(HttpReader *rd, int i, const HttpReadArgs *args, uint64 seq)
 	r.cxt = rd->w.step_cxt;
 	snprintf(what, sizeof(what), "GET /jobs/" INT64_FORMAT "/%s", args->job_id,
 			 buildlog_http_read_name(args->kind));
-	if (buildlog_worker_run_step(&rd->w, what, buildlog_http_read_step, &call) == WORKER_STEP_ERROR)
+	if (args->kind == HTTP_WRITE_GROUP)
+		buildlog_http_group_write(&rd->w, args, requester, &r);	/* its own steps */
+	else if (buildlog_worker_run_step(&rd->w, what, buildlog_http_read_step, &call) == WORKER_STEP_ERROR)
 	{
 		buildlog_worker_problem(&rd->w, WARNING, rd->w.error);
 		buildlog_http_read_failed(&rd->w, &r);
@@ -540,16 +552,17 @@ buildlog_http_reader_main(Datum arg)
 	{
 		HttpReadArgs args;
 		uint64		seq;
+		int			requester;
 		int			i;
 
 		buildlog_worker_check_interrupts();
 		(void) buildlog_worker_reload(&rd.w);
-		i = claim(rd.index, &args, &seq);
+		i = claim(rd.index, &args, &seq, &requester);
 		if (i < 0)
 		{
 			buildlog_worker_wait(READER_IDLE_MS);
 			continue;
 		}
-		answer(&rd, i, &args, seq);
+		answer(&rd, i, &args, seq, requester);
 	}
 }

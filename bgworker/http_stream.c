@@ -410,7 +410,7 @@ settle_job(HttpWorker *h, int64 job_id, bool take_over)
 			stream_flush(h, s, false);
 	}
 	if (!take_over)
-		buildlog_http_group_commit(h);
+		buildlog_http_group_commit_now(h);
 }
 
 /*

@@ -116,7 +116,8 @@ typedef enum HttpReadKind
 	HTTP_READ_LOG = 1,			/* /jobs/{id}/log */
 	HTTP_READ_PARTS,			/* /jobs/{id}/parts */
 	HTTP_READ_EVENTS,			/* an event stream's parts after a number */
-	HTTP_READ_BUNDLE			/* /jobs/{id}/bundle, the viewer's read */
+	HTTP_READ_BUNDLE,			/* /jobs/{id}/bundle, the viewer's read */
+	HTTP_WRITE_GROUP			/* a group commit of uploads (job_id: its number) */
 } HttpReadKind;
 
 typedef struct HttpReadArgs

@@ -17,11 +17,17 @@ use IO::Socket::INET;
 use IPC::Run;
 use Digest::MD5 qw(md5_hex);
 
+my $secrets = PostgreSQL::Test::Utils::tempdir();
+open(my $kf, '>', "$secrets/token.key") or die $!;
+print $kf 'k3y-' . join('', map { sprintf('%02x', int(rand(256))) } 1 .. 24) . "\n";
+close($kf);
+chmod 0600, "$secrets/token.key";
 my $port = PostgreSQL::Test::Cluster::get_free_port();
 my $base = "http://127.0.0.1:$port";
 my $node = archive_node('http_slow_reads', 't057/', qq(
 buildlog.http_listen = '127.0.0.1:$port'
 buildlog.s3_request_timeout = '10s'
+buildlog.http_token_key_file = '$secrets/token.key'
 ));
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 my $data = $node->data_dir;
@@ -140,6 +146,34 @@ like($events, qr/^event: end\ndata: \Q$end\E$/m, 'and the end event with its siz
 like($events, qr/\Aretry: 1000\n\nid: 0-29\nevent: end\ndata: \Q$end\E\n*\z/,
 	'resumed with every part (the final one too) received: only the end event');
 
+# ---- a slow group commit (a trigger sleeps 0.3 s per part of job 575: 3 s) is written by a reader
+$node->safe_psql('postgres', q(
+create function public.slow_575() returns trigger language plpgsql as $$
+begin
+  if new.job_id = 575 then perform pg_sleep(0.3); end if;
+  return new;
+end $$;
+create trigger slow_575 before insert on buildlog.log_parts for each row execute function public.slow_575();));
+my $token = $node->safe_psql('postgres', q(select buildlog.issue_token(575, 'write')));
+open(my $bf, '>', "$tmp/batch") or die $!;
+print $bf qq({"id":575,"number":$_,"log":") . ('x' x 100000) . qq(\\n"}\n) for 0 .. 9;
+close($bf);
+my ($upload, $upload_file) = background('-H', "Authorization: Bearer $token", '-H', 'Content-Type: application/x-ndjson',
+	'--data-binary', "\@$tmp/batch", "$base/jobs/575/parts");
+wait_query($node, q(select count(*) from pg_stat_activity
+	where backend_type = 'buildlog http reader' and wait_event = 'PgSleep'),
+	'1', 'a reader commits the slow group');
+write_part(573, 7);
+ok(wait_until('part 7 streamed', sub { streamed($sse_file) == 8 }, timeout => 9),
+	'part 7 reaches the watcher while the group commit sleeps');
+ok($upload->pumpable, 'the upload is still unanswered then');
+$upload->finish;
+like(slurp_file("$upload_file.head"), qr/^HTTP\/1\.1 200 /, 'the upload then answers 200');
+is(slurp_file($upload_file), qq({"parts":10,"bytes":1000010,"replaced":0}\n), 'with its ten parts');
+is($node->safe_psql('postgres', q(select count(*), sum(octet_length(content)) from buildlog.log_parts where job_id = 575)),
+	'10|1000010', 'all stored once');
+$node->safe_psql('postgres', q(drop trigger slow_575 on buildlog.log_parts));
+
 # ---- no readers: the same slow read holds the events back
 $sse->kill_kill;
 $node->append_conf('postgresql.conf', "buildlog.http_readers = 0\nbuildlog.s3_request_timeout = '4s'\n");
@@ -148,18 +182,18 @@ $node->restart;
 ok(wait_until('the HTTP service', sub { (run_command([ 'curl', '-s', "$base/healthz" ]))[0] eq 'ok' }),
 	'the HTTP service is up without readers');
 ($sse, $sse_file) = background("$base/jobs/573/events");
-ok(wait_until('the backlog streamed', sub { streamed($sse_file) == 7 }), 'the watcher got the backlog');
+ok(wait_until('the backlog streamed', sub { streamed($sse_file) == 8 }), 'the watcher got the backlog');
 ($slow, $slow_file) = background("$base/jobs/571/log");
 wait_query($node, q(select count(*) from pg_stat_activity
 	where backend_type = 'buildlog http' and query like '%GET /jobs/{id}/log%' and state = 'active'),
 	'1', 'the HTTP worker itself busy with the slow read');
-write_part(573, 7);
+write_part(573, 8);
 my $until = time + 2;
 my $early = 0;
-while (time < $until) { $early ||= streamed($sse_file) == 8; select(undef, undef, undef, 0.1); }
-ok(!$early && $slow->pumpable, 'part 7 does not stream for 2 s while the HTTP worker waits for S3');
+while (time < $until) { $early ||= streamed($sse_file) == 9; select(undef, undef, undef, 0.1); }
+ok(!$early && $slow->pumpable, 'part 8 does not stream for 2 s while the HTTP worker waits for S3');
 ok(wait_until('the slow read answered', sub { !$slow->pumpable }, timeout => 30), 'the slow read ends after S3\'s timeout');
-ok(wait_until('part 7 streamed', sub { streamed($sse_file) == 8 }), 'then part 7 streamed');
+ok(wait_until('part 8 streamed', sub { streamed($sse_file) == 9 }), 'then part 8 streamed');
 $sse->kill_kill;
 close($hole);
 done_testing();
