@@ -34,6 +34,16 @@ now_mono(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* wall-clock microseconds: timestamps compared across processes */
+long long
+now_realtime_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long) ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
 /* an integer option value in [min, max], or die naming the option */
 long long
 parse_ll(const char *name, const char *s, long long min, long long max)

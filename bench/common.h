@@ -15,6 +15,9 @@ extern void die(const char *fmt,...) __attribute__((noreturn, format(printf, 1, 
 /* seconds on the monotonic clock */
 extern double now_mono(void);
 
+/* wall-clock microseconds (publish's --timestamp prefix, sse_watch's latency) */
+extern long long now_realtime_us(void);
+
 /* the integer value of option --name, or die saying the range */
 extern long long parse_ll(const char *name, const char *s, long long min, long long max);
 

@@ -76,16 +76,6 @@ static struct
 
 /* ------------------------------------------------------------------ helpers */
 
-/* wall-clock microseconds: the --timestamp prefix */
-static long long
-now_realtime_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long) ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
-}
-
 /* sleep until monotonic time t, through signals (rate limiting) */
 static void
 sleep_until_mono(double t)

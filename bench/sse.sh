@@ -68,6 +68,8 @@ if [ "$(ulimit -n)" -lt "$need" ]; then ulimit -n "$need" 2>/dev/null || say "ul
 
 # mem: "VmRSS kB RssAnon kB" of the HTTP worker
 mem() { awk '/^VmRSS/ {r = $2} /^RssAnon/ {a = $2} END {print r, a}' "/proc/$HTTP_PID/status"; }
+# sched: "ns on a CPU, ns runnable but waiting for one" of the HTTP worker (/proc/PID/schedstat)
+sched() { awk '{print $1, $2}' "/proc/$HTTP_PID/schedstat"; }
 # cpu_ticks: utime + stime of the HTTP worker, in clock ticks
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$HTTP_PID/stat"; }
 
@@ -86,11 +88,12 @@ bench/bin/sse_watch --port "$HTTP_PORT" --clients "$WATCHERS" --jobs "$JOBS" --f
   >"$STACK_DIR/watch.out" 2>"$STACK_DIR/watch.err" &
 watch_pid=$!
 until [ -e "$STACK_DIR/ready" ]; do kill -0 $watch_pid 2>/dev/null || { cat "$STACK_DIR/watch.err"; exit 1; }; sleep 0.1; done
-t0=$(cpu_ticks); s0=$(date +%s.%N)
+t0=$(cpu_ticks); s0=$(date +%s.%N); q0=$(sched)
 bench/bin/publish --url "$BUILDLOG_AMQP_URL" --queue bench.sse --jobs "$JOBS" --parts "$PARTS" --size 200 \
   --timestamp --rate "$RATE" --transient >/dev/null
 wait $watch_pid || say "sse_watch reported a broken promise (see below)"
-t1=$(cpu_ticks); s1=$(date +%s.%N)
+t1=$(cpu_ticks); s1=$(date +%s.%N); q1=$(sched)
+live_wait=$(echo "$q0 $q1" | awk -v s="$s0" -v e="$s1" '{printf "%.0f", ($4 - $2) / 1e9 / (e - s) * 100}')
 live_cpu=$(awk -v a="$t0" -v b="$t1" -v s="$s0" -v e="$s1" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", (b - a) / hz / (e - s) * 100}')
 say "latency: $(cat "$STACK_DIR/watch.out" | tr '\n' ' ')"
 # the drain's share: publish call -> commit (track_commit_timestamp)
@@ -106,7 +109,8 @@ commit_lat=$(sql -F ' ' -c "select 'p50', round(percentile_cont(0.5) within grou
   echo "(publish call -> event received by the watcher; through RabbitMQ, 2 drain workers, the HTTP worker)"
   cat "$STACK_DIR/watch.out"
   echo "of which publish call -> commit of the part (ms): $commit_lat"
-  echo "HTTP worker CPU while live: ${live_cpu}% of one core"
+  echo "HTTP worker CPU while live: ${live_cpu}% of one core; runnable but waiting for a CPU: ${live_wait}% of the time"
+  echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >>"$RESULTS"
 }
 

@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "content.h"				/* buf_t */
 
 #define MAX_HEADER 16384
 #define READ_SIZE 65536
@@ -71,14 +72,6 @@ static struct
 	unsigned	seed;
 	int			verbose;
 }			opt;
-
-/* a growing byte buffer */
-typedef struct
-{
-	char	   *p;
-	size_t		len;
-	size_t		cap;
-} buf_t;
 
 enum cstate
 {
@@ -139,19 +132,12 @@ static double next_scan;		/* the earliest reconnect due (connect_due) */
 
 /* ------------------------------------------------------------- helpers */
 
-/* append bytes to a buffer, growing it */
+/* append bytes to a buffer and keep it NUL-terminated (for strstr) */
 static void
-buf_add(buf_t *b, const char *s, size_t n)
+buf_add_z(buf_t *b, const char *s, size_t n)
 {
-	if (b->len + n + 1 > b->cap)
-	{
-		b->cap = (b->len + n + 1) * 2;
-		b->p = realloc(b->p, b->cap);
-		if (b->p == NULL)
-			die("out of memory");
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
+	buf_add(b, s, n);
+	buf_reserve(b, 1);
 	b->p[b->len] = '\0';
 }
 
@@ -163,16 +149,6 @@ buf_consume(buf_t *b, size_t n)
 	b->len -= n;
 	if (b->p)
 		b->p[b->len] = '\0';
-}
-
-/* wall-clock microseconds (the publisher's timestamps are realtime) */
-static long long
-now_realtime_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long) ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 }
 
 /* a small deterministic random number generator (xorshift32) */
@@ -355,12 +331,12 @@ format_cursor(client_t *c, buf_t *out)
 	int			first = 1;
 
 	out->len = 0;
-	buf_add(out, "", 0);
+	buf_add_z(out, "", 0);
 	if (c->distinct - c->seen_last == c->prefix && c->prefix > 0)
 	{
 		/* no gap: the fast path */
 		snprintf(tmp, sizeof(tmp), c->prefix == 1 ? "0" : "0-%ld", c->prefix - 1);
-		buf_add(out, tmp, strlen(tmp));
+		buf_add_z(out, tmp, strlen(tmp));
 		first = 0;
 	}
 	else
@@ -380,14 +356,14 @@ format_cursor(client_t *c, buf_t *out)
 				snprintf(tmp, sizeof(tmp), "%s%ld", first ? "" : ",", lo);
 			else
 				snprintf(tmp, sizeof(tmp), "%s%ld-%ld", first ? "" : ",", lo, n);
-			buf_add(out, tmp, strlen(tmp));
+			buf_add_z(out, tmp, strlen(tmp));
 			first = 0;
 			n++;
 		}
 	if (c->seen_last)
 	{
 		snprintf(tmp, sizeof(tmp), "%s%d", first ? "" : ",", LAST_NUMBER);
-		buf_add(out, tmp, strlen(tmp));
+		buf_add_z(out, tmp, strlen(tmp));
 	}
 }
 
@@ -521,7 +497,7 @@ body_bytes(client_t *c, const char *s, size_t n)
 {
 	if (!c->chunked)
 	{
-		buf_add(&c->body, s, n);
+		buf_add_z(&c->body, s, n);
 		return 1;
 	}
 	while (n > 0)
@@ -546,7 +522,7 @@ body_bytes(client_t *c, const char *s, size_t n)
 				{
 					size_t		k = (size_t) c->chunk_left < n ? (size_t) c->chunk_left : n;
 
-					buf_add(&c->body, s, k);
+					buf_add_z(&c->body, s, k);
 					s += k, n -= k;
 					c->chunk_left -= (long) k;
 					if (c->chunk_left == 0)
@@ -631,7 +607,7 @@ on_readable(client_t *c)
 		{
 			char	   *end;
 
-			buf_add(&c->hdr, rbuf, (size_t) n);
+			buf_add_z(&c->hdr, rbuf, (size_t) n);
 			end = strstr(c->hdr.p, "\r\n\r\n");
 			if (end == NULL)
 			{
