@@ -255,6 +255,17 @@ async function big(browser) {
   await page.close();
 }
 
+// A log archived in S3 and purged from the database: the same page, read back from S3.
+async function archived(browser) {
+  const page = await open(browser, '/jobs/5');
+  await waitFor(page, 'an archived (purged) log shows as complete', () => document.getElementById('status').dataset.state === 'complete');
+  is(await rowText(page, 1), 'archived line 1', 'its first line, read back from S3');
+  is(await rowText(page, 2), 'archived line 2', 'its second line');
+  const s = await styleOf(page, 1, 'archived');
+  is(s && s.color, 'rgb(77, 45, 0)', 'its colours are rendered (SGR 33, the theme yellow)');
+  await page.close();
+}
+
 async function live(browser) {
   const part = (nums, final = -1) => psql(`select buildlog.write_parts(array_fill(3::bigint, array[${nums.length}]), '{${nums}}',
     array(select 'live ' || x || E'\\n' from unnest('{${nums}}'::int[]) x), array(select x = ${final} from unnest('{${nums}}'::int[]) x))`);
@@ -299,6 +310,7 @@ async function live(browser) {
     await rendering(browser);
     await hostile(browser);
     await big(browser);
+    await archived(browser);
     await live(browser);
   } catch (e) {
     ok(false, 'the browser test ran to its end', e.stack);

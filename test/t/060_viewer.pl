@@ -9,6 +9,7 @@
 use strict;
 use warnings;
 use BuildlogTest;
+use BuildlogArchive;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
@@ -17,7 +18,18 @@ my ($root) = need_env('BUILDLOG_ROOT');
 my $puppeteer = "$root/.tools/node_modules/puppeteer-core";
 -d $puppeteer or BAIL_OUT("$puppeteer missing: run script/bootstrap");
 -x '/usr/bin/chromium' or BAIL_OUT('/usr/bin/chromium missing: run script/bootstrap');
-my ($node, $base) = http_node('viewer', "buildlog.aggregate_delay = '1h'\n");
+my ($s3) = need_env('BUILDLOG_S3_ENDPOINT');
+my $bucket = $ENV{BUILDLOG_S3_BUCKET} // 'buildlog';
+# the archive worker on (job 5 is archived and purged: read back from S3)
+my ($node, $base) = http_node('viewer', qq(buildlog.aggregate_delay = '1h'
+buildlog.archive_workers = 1
+buildlog.purge_delay = '1s'
+buildlog.s3_endpoint = '$s3'
+buildlog.s3_bucket = '$bucket'
+buildlog.s3_access_key = 'S3RVER'
+buildlog.s3_secret_key = 'S3RVER'
+buildlog.s3_prefix = 't060/'
+));
 my $shots = "$PostgreSQL::Test::Utils::log_path/060_viewer_screenshots";
 mkdir $shots;
 
@@ -46,6 +58,11 @@ write_job(2, [
 	q{''} ], 1);
 write_job(3, [ map { "E'live $_\\n'" } 0 .. 2 ], 0);
 write_job(4, [ map { my $p = $_; qq{(select string_agg(case x when 15000 then 'a NEEDLE here' when 17000 then 'needle again' else 'row ' || x end, E'\\n') || E'\\n' from generate_series($p * 1000 + 1, $p * 1000 + 1000) x)} } 0 .. 19 ], 1);
+
+write_job(5, [ q{E'\x1b[33marchived\x1b[0m line 1\n'}, q{E'archived line 2\n'}, q{''} ], 1);
+$node->safe_psql('postgres', 'select buildlog.aggregate(5)');
+wait_query($node, 'select purged_at is not null and content is null from buildlog.logs where job_id = 5', 't',
+	'job 5 archived to S3 and purged from the database');
 
 # the page reads aggregated logs (and their arrival times) like pending ones
 is($node->safe_psql('postgres', 'select buildlog.aggregate(1), buildlog.aggregate(2), buildlog.aggregate(4)'), '5|4|20',
