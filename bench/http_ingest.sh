@@ -50,19 +50,7 @@ buildlog.http_max_connections_per_client = 0
 buildlog.http_rate_limit = 0
 shared_buffers = '512MB'
 max_wal_size = '4GB'"
-RESULTS=$STACK_DIR/results
-cleanup() { script/stack stop || true; rm -rf "$STACK_DIR"; }
-trap cleanup EXIT
-
-say "building bench tools, installing the extension"
-make -s -C bench >/dev/null
-make -s -j2 >/dev/null
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-$SUDO make -s install >/dev/null
-script/stack start pg rabbitmq
-eval "$(script/stack env)"
-sql() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-sql -c 'create schema partman' -c 'create extension pg_partman schema partman' -c 'create extension buildlog'
+. bench/stack_up.sh
 sql -c "select buildlog.declare_queues('bench.idle')" -c "select buildlog.declare_queues('bench.drain')" >/dev/null
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null && break; sleep 0.1; done
 rows() { sql -c "select count(*) from buildlog.log_parts"; }

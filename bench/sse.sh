@@ -45,19 +45,7 @@ buildlog.http_max_connections_per_client = 0
 buildlog.http_rate_limit = 0
 shared_buffers = '256MB'
 max_wal_size = '4GB'"
-RESULTS=$STACK_DIR/results
-cleanup() { script/stack stop || true; rm -rf "$STACK_DIR"; }
-trap cleanup EXIT
-
-say "building bench tools, installing the extension"
-make -s -C bench >/dev/null
-make -s -j2 >/dev/null
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-$SUDO make -s install >/dev/null
-script/stack start pg rabbitmq
-eval "$(script/stack env)"
-sql() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-sql -c 'create schema partman' -c 'create extension pg_partman schema partman' -c 'create extension buildlog'
+. bench/stack_up.sh
 sql -c "select buildlog.declare_queues('bench.sse')" >/dev/null
 sql -c 'select buildlog.restart_workers()' >/dev/null
 until curl -sf "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null; do sleep 0.2; done
