@@ -164,6 +164,14 @@ extern bool buildlog_http_read_handoff(HttpWorker *h, struct MHD_Connection *con
 #define HTTP_READ_NO_SLOT	(-2)	/* every read slot is taken */
 extern int	buildlog_http_read_submit(HttpWorker *h, const HttpReadArgs *args, void *stream);
 
+/*
+ * The answers' temporary files (http_reader.c): write all of data to a new
+ * file (false with errno, nothing left), read len bytes of fd (false when
+ * short).
+ */
+extern bool buildlog_http_write_file(const char *path, const char *data, size_t len);
+extern bool buildlog_http_read_fd(int fd, char *buf, size_t len);
+
 /* Does any HTTP reader run? */
 extern bool buildlog_http_readers_running(void);
 

@@ -93,8 +93,6 @@ typedef struct Refill
 	int			njobs;
 } Refill;
 
-static SPIPlanPtr parts_plan = NULL;
-static SPIPlanPtr end_plan = NULL;
 
 /* Is number in the stream's set? */
 static bool
@@ -336,43 +334,6 @@ append_new_parts(EventStream *st, PartEvent *ev, int n)
 	}
 }
 
-/* Queue the end event (size and SHA-256 of the whole log) for a stream. */
-static void
-append_end(EventStream *st)
-{
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(st->job_id)};
-	bool		isnull;
-	char	   *sha;
-	int64		size;
-
-	buildlog_run(buildlog_plan(&end_plan,
-							   "select pg_catalog.octet_length(l),"
-							   " pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(l, 'UTF8')), 'hex')"
-							   " from buildlog.fetch($1) l", 1, types),
-				 values, NULL, true, SPI_OK_SELECT);
-	size = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	sha = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	appendStringInfoString(&st->out, "id: ");
-	append_cursor(&st->out, st);
-	appendStringInfo(&st->out, "\nevent: end\ndata: {\"size\":" INT64_FORMAT ",\"sha256\":\"%s\"}\n\n",
-					 size, sha);
-	st->ending = true;
-}
-
-/* Read the parts of job above after (one per number, in order). */
-static void
-read_parts(int64 job_id, int32 after)
-{
-	Oid			types[2] = {INT8OID, INT4OID};
-	Datum		values[2] = {Int64GetDatum(job_id), Int32GetDatum(after)};
-
-	buildlog_run(buildlog_plan(&parts_plan,
-							   "select number, content, final from buildlog.parts($1, $2)",
-							   2, types),
-				 values, NULL, true, SPI_OK_SELECT);
-}
-
 /* Hand new bytes to libmicrohttpd: resume a suspended stream. */
 static void
 wake_stream(EventStream *st)
@@ -451,87 +412,33 @@ free_stream(void *cls)
 	pfree(st);
 }
 
-/* The request of a new stream, for its step. */
-typedef struct StartRequest
-{
-	EventStream *st;
-} StartRequest;
-
-/* Step: the backlog of a new stream (after its cursor), read from the database. */
-static int
-start_step(BuildlogWorker *w, void *arg)
-{
-	EventStream *st = ((StartRequest *) arg)->st;
-
-	buildlog_worker_begin_spi("buildlog http: GET /jobs/{id}/events");
-	read_parts(st->job_id, prefix_end(st));
-	{
-		MemoryContext old;
-
-		/* row by row: a backlog can be a whole big log */
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			PartEvent	ev;
-
-			part_event_at(i, 1, &ev);
-			old = MemoryContextSwitchTo(w->loop_cxt);
-			append_new_parts(st, &ev, 1);
-			MemoryContextSwitchTo(old);
-			pfree(ev.data);
-		}
-		old = MemoryContextSwitchTo(w->loop_cxt);
-		if (!st->ending && stream_complete(st))
-			append_end(st);
-		MemoryContextSwitchTo(old);
-	}
-	buildlog_worker_commit_spi();
-	return 0;
-}
-
 /*
  * Hand the stream's read (its parts after its received prefix, and the end
  * once complete) to the readers; false when none can take it now.
  */
+/* What a stream's read asks for: its parts after its received prefix. */
+static void
+events_args(EventStream *st, HttpReadArgs *args)
+{
+	memset(args, 0, sizeof(*args));
+	args->kind = HTTP_READ_EVENTS;
+	args->job_id = st->job_id;
+	args->after = prefix_end(st);
+	args->start = -1;
+}
+
 static bool
 request_read(HttpWorker *h, EventStream *st)
 {
 	HttpReadArgs args;
 	int			i;
 
-	memset(&args, 0, sizeof(args));
-	args.kind = HTTP_READ_EVENTS;
-	args.job_id = st->job_id;
-	args.after = prefix_end(st);
-	args.start = -1;
+	events_args(st, &args);
 	i = buildlog_http_read_submit(h, &args, st);
 	if (i < 0)
 		return false;
 	st->read_slot = i;
 	return true;
-}
-
-/* Read the whole answer file fd (body_len bytes) into memory; NULL if short. */
-static char *
-read_answer(int fd, int64 len)
-{
-	char	   *data = palloc(len + 1);
-	int64		done = 0;
-
-	while (done < len)
-	{
-		ssize_t		n = read(fd, data + done, Min(len - done, (int64) 1 << 20));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-		{
-			pfree(data);
-			return NULL;
-		}
-		done += n;
-	}
-	data[len] = '\0';
-	return data;
 }
 
 /* Append the parts of a reader's answer the stream has not got; false if malformed. */
@@ -589,6 +496,36 @@ append_answer(EventStream *st, const char *data, int64 len)
 	return p == end;
 }
 
+/*
+ * Feed a stream the answer of its read (status and body, from a reader or
+ * read here): its parts, the end; a failed read closes the stream (the
+ * client reconnects, retry: 1000, and resumes from its cursor).
+ */
+static void
+feed_answer(HttpWorker *h, EventStream *st, unsigned int status, const char *data, int64 len)
+{
+	MemoryContext old = MemoryContextSwitchTo(h->w.loop_cxt);
+
+	if (status != MHD_HTTP_OK || data == NULL || !append_answer(st, data, len))
+	{
+		buildlog_worker_problem(&h->w, WARNING,
+								psprintf("the read of job " INT64_FORMAT "'s events failed (status %u); closing its stream",
+										 st->job_id, status));
+		appendStringInfoString(&st->out, ": the read of the parts failed; reconnect\n\n");
+		st->ending = true;
+	}
+	else if (!st->ending && stream_complete(st))
+		st->end_wanted = true;	/* complete only with live parts: read the end */
+	MemoryContextSwitchTo(old);
+	/* commits after the read's snapshot: read them at the next refill */
+	if (!st->ending)
+	{
+		buildlog_live_mark(st->job_id);
+		h->seen_wakeups--;		/* as if a commit had woken us */
+	}
+	wake_stream(st);
+}
+
 void
 buildlog_http_events_read_done(HttpWorker *h, void *stream, int i)
 {
@@ -596,34 +533,38 @@ buildlog_http_events_read_done(HttpWorker *h, void *stream, int i)
 	HttpReadSlot head;
 	int			fd = buildlog_http_read_take(h, i, &head);
 	char	   *data = NULL;
-	MemoryContext old = MemoryContextSwitchTo(h->w.loop_cxt);
 
 	st->read_slot = -1;
 	if (fd >= 0 && head.status == MHD_HTTP_OK)
-		data = read_answer(fd, head.body_len);
+	{
+		data = MemoryContextAllocHuge(h->w.step_cxt, head.body_len + 1);
+		if (!buildlog_http_read_fd(fd, data, head.body_len))
+			data = NULL;
+	}
 	if (fd >= 0)
 		close(fd);
-	if (data == NULL || !append_answer(st, data, head.body_len))
-	{
-		/* the client reconnects (retry: 1000) and resumes from its cursor */
-		buildlog_worker_problem(&h->w, WARNING,
-								psprintf("the read of job " INT64_FORMAT "'s events failed (status %u); closing its stream",
-										 st->job_id, head.status));
-		appendStringInfoString(&st->out, ": the read of the parts failed; reconnect\n\n");
-		st->ending = true;
-	}
-	else if (!st->ending && stream_complete(st))
-		st->end_wanted = true;	/* complete only with live parts: read the end */
-	if (data != NULL)
-		pfree(data);
-	MemoryContextSwitchTo(old);
-	/* commits after the reader's snapshot: read them at the next refill */
-	if (!st->ending)
-	{
-		buildlog_live_mark(st->job_id);
-		h->seen_wakeups--;		/* as if a commit had woken us */
-	}
-	wake_stream(st);
+	feed_answer(h, st, head.status, data, head.body_len);
+}
+
+/*
+ * The same read run here, when no reader can take it (none runs, or every
+ * read slot is taken); false when its step failed (w.error).
+ */
+static bool
+read_here(HttpWorker *h, EventStream *st)
+{
+	HttpReadArgs args;
+	HttpResponse r;
+	HttpReadCall call = {&args, &r};
+
+	events_args(st, &args);
+	memset(&r, 0, sizeof(r));
+	r.cxt = h->w.step_cxt;
+	if (buildlog_worker_run_step(&h->w, "GET /jobs/{id}/events", buildlog_http_read_step, &call) ==
+		WORKER_STEP_ERROR)
+		return false;
+	feed_answer(h, st, r.status, r.body, r.len);
+	return true;
 }
 
 bool
@@ -634,7 +575,6 @@ buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	const char *after = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "after");
 	MemoryContext old = MemoryContextSwitchTo(h->w.loop_cxt);
 	EventStream *st = palloc0(sizeof(EventStream));
-	StartRequest req = {st};
 	struct MHD_Response *resp;
 
 	st->h = h;
@@ -693,9 +633,7 @@ buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	appendStringInfoString(&st->out, "retry: 1000\n\n");
 	MemoryContextSwitchTo(old);
 	/* the backlog from a reader (it may be big, or in S3), else read here */
-	if (!request_read(h, st) &&
-		buildlog_worker_run_step(&h->w, "GET /jobs/{id}/events", start_step, &req) ==
-		WORKER_STEP_ERROR)
+	if (!request_read(h, st) && !read_here(h, st))
 	{
 		free_stream(st);
 		return false;
@@ -863,21 +801,6 @@ refill_step(BuildlogWorker *w, void *arg)
 	return 0;
 }
 
-/* Step: the end event of a complete stream, read here (no reader free). */
-static int
-end_step(BuildlogWorker *w, void *arg)
-{
-	EventStream *st = (EventStream *) arg;
-	MemoryContext old;
-
-	buildlog_worker_begin_spi("buildlog http: end of a log");
-	old = MemoryContextSwitchTo(w->loop_cxt);
-	append_end(st);
-	MemoryContextSwitchTo(old);
-	buildlog_worker_commit_spi();
-	return 0;
-}
-
 /* The end event of a complete stream: from a reader, or read here. */
 static void
 send_end(HttpWorker *h, EventStream *st)
@@ -885,8 +808,7 @@ send_end(HttpWorker *h, EventStream *st)
 	st->end_wanted = false;
 	if (request_read(h, st))
 		return;
-	if (buildlog_worker_run_step(&h->w, "reading the end of a log", end_step, st) ==
-		WORKER_STEP_ERROR)
+	if (!read_here(h, st))
 	{
 		buildlog_worker_problem(&h->w, WARNING, h->w.error);
 		st->end_wanted = true;	/* again at the next turn */

@@ -855,36 +855,6 @@ group_path(char *path, size_t len, int pid, int64 seq)
 			 pid, seq);
 }
 
-/* Write all of buf to a new file; false (errno set) when that failed. */
-static bool
-write_file(const char *path, const char *buf, size_t len)
-{
-	int			fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY, S_IRUSR | S_IWUSR);
-	size_t		done = 0;
-
-	if (fd < 0)
-		return false;
-	while (done < len)
-	{
-		ssize_t		k = write(fd, buf + done, Min(len - done, (size_t) 1 << 20));
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-		{
-			int			save = errno;
-
-			close(fd);
-			(void) unlink(path);
-			errno = save;
-			return false;
-		}
-		done += k;
-	}
-	close(fd);
-	return true;
-}
-
 /* Hand the group to a reader; false when none can take it (write it here). */
 static bool
 hand_group(HttpWorker *h, GroupWrite **writes, int n)
@@ -925,7 +895,7 @@ hand_group(HttpWorker *h, GroupWrite **writes, int n)
 	args.after = n;
 	args.start = -1;
 	group_path(path, sizeof(path), MyProcPid, args.job_id);
-	if (!write_file(path, buf.data, buf.len))
+	if (!buildlog_http_write_file(path, buf.data, buf.len))
 	{
 		buildlog_worker_problem(&h->w, WARNING,
 								psprintf("could not write \"%s\" for a group commit: %m", path));
@@ -955,33 +925,21 @@ read_file(const char *path, MemoryContext cxt, size_t *len)
 {
 	int			fd = open(path, O_RDONLY | PG_BINARY, 0);
 	struct stat st;
-	char	   *data;
-	size_t		done = 0;
+	char	   *data = NULL;
 
 	if (fd < 0)
 		return NULL;
-	if (fstat(fd, &st) != 0)
+	if (fstat(fd, &st) == 0)
 	{
-		close(fd);
-		return NULL;
-	}
-	data = MemoryContextAllocHuge(cxt, st.st_size + 1);
-	while (done < (size_t) st.st_size)
-	{
-		ssize_t		k = read(fd, data + done, Min(st.st_size - done, (size_t) 1 << 20));
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
+		data = MemoryContextAllocHuge(cxt, st.st_size + 1);
+		if (!buildlog_http_read_fd(fd, data, st.st_size))
 		{
-			close(fd);
 			pfree(data);
-			return NULL;
+			data = NULL;
 		}
-		done += k;
+		*len = st.st_size;
 	}
 	close(fd);
-	*len = done;
 	return data;
 }
 
@@ -1078,20 +1036,8 @@ group_done(HttpWorker *h, int i, bool next)
 	if (fd >= 0 && head.status == MHD_HTTP_OK &&
 		head.body_len == (int64) (sizeof(GroupFileResult) * n))
 	{
-		size_t		done = 0;
-
 		results = MemoryContextAlloc(cxt, sizeof(GroupFileResult) * Max(n, 1));
-		while (done < (size_t) head.body_len)
-		{
-			ssize_t		k = read(fd, (char *) results + done, head.body_len - done);
-
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k <= 0)
-				break;
-			done += k;
-		}
-		ok = done == (size_t) head.body_len;
+		ok = buildlog_http_read_fd(fd, (char *) results, head.body_len);
 	}
 	if (fd >= 0)
 		close(fd);

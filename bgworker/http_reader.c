@@ -44,6 +44,53 @@ body_path(char *path, size_t len, int i, uint64 seq)
 			 i, seq);
 }
 
+bool
+buildlog_http_write_file(const char *path, const char *data, size_t len)
+{
+	int			fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY, S_IRUSR | S_IWUSR);
+	size_t		done = 0;
+
+	if (fd < 0)
+		return false;
+	while (done < len)
+	{
+		ssize_t		n = write(fd, data + done, Min(len - done, (size_t) 1 << 20));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+		{
+			int			save = errno;
+
+			close(fd);
+			(void) unlink(path);
+			errno = save;
+			return false;
+		}
+		done += n;
+	}
+	close(fd);
+	return true;
+}
+
+bool
+buildlog_http_read_fd(int fd, char *buf, size_t len)
+{
+	size_t		done = 0;
+
+	while (done < len)
+	{
+		ssize_t		n = read(fd, buf + done, Min(len - done, (size_t) 1 << 20));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		done += n;
+	}
+	return true;
+}
+
 static HttpReadShared *
 reads(void)
 {
@@ -71,7 +118,6 @@ int
 buildlog_http_read_submit(HttpWorker *h, const HttpReadArgs *args, void *stream)
 {
 	HttpReadShared *rs = reads();
-	TimestampTz now = GetCurrentTimestamp();
 	int			found = -1;
 
 	if (!buildlog_http_readers_running())
@@ -88,7 +134,6 @@ buildlog_http_read_submit(HttpWorker *h, const HttpReadArgs *args, void *stream)
 		slot->requester_pid = MyProcPid;
 		slot->reader = -1;
 		slot->args = *args;
-		slot->queued_at = now;
 		slot->status = 0;
 		slot->nheaders = 0;
 		slot->body_len = 0;
@@ -433,36 +478,13 @@ static bool
 write_body(HttpReader *rd, int i, uint64 seq, const HttpResponse *r)
 {
 	char		path[MAXPGPATH];
-	size_t		done = 0;
-	int			fd;
 
 	body_path(path, sizeof(path), i, seq);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY, S_IRUSR | S_IWUSR);
-	if (fd < 0)
-	{
-		buildlog_worker_problem(&rd->w, WARNING,
-								psprintf("could not create \"%s\" for an answer: %m", path));
-		return false;
-	}
-	while (done < r->len)
-	{
-		ssize_t		n = write(fd, r->body + done, Min(r->len - done, (size_t) 1 << 20));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-		{
-			buildlog_worker_problem(&rd->w, WARNING,
-									psprintf("could not write \"%s\" for an answer: %m", path));
-			close(fd);
-			(void) unlink(path);
-			return false;
-		}
-		done += n;
-		CHECK_FOR_INTERRUPTS();
-	}
-	close(fd);
-	return true;
+	if (buildlog_http_write_file(path, r->body, r->len))
+		return true;
+	buildlog_worker_problem(&rd->w, WARNING,
+							psprintf("could not write \"%s\" for an answer: %m", path));
+	return false;
 }
 
 /* Answer read i: the read step, its body to the file, its head to the slot. */

@@ -152,7 +152,6 @@ typedef struct HttpReadSlot
 	int			requester_pid;	/* the HTTP worker that queued it */
 	int			reader;			/* index of the reader running it */
 	HttpReadArgs args;
-	TimestampTz queued_at;
 	unsigned int status;		/* the answer, 0: the reader failed */
 	int			nheaders;
 	char		content_type[64];
