@@ -82,22 +82,7 @@ drain_case() {
   say "$size B: raw 2 consumers: $raw2 msg/s; publishing again, buildlog drain ($WORKERS workers)"
   publish --jobs "$jobs" --parts "$PARTS_PER_JOB" --size "$size" --shuffle --seed 1
   sql -c 'truncate buildlog.log_parts, buildlog.logs' -c 'checkpoint'
-  secs=$(sql <<EOF
-\\o /dev/null
-create temp table t0 as select clock_timestamp() as t, (select sum(deliveries) from buildlog.drain_stats) as d;
-alter system set buildlog.amqp_queues = 'bench.drain';
-select pg_reload_conf();
-select buildlog.restart_workers();
-do \$\$ begin
-  loop
-    exit when (select sum(deliveries) from buildlog.drain_stats) - (select d from t0) >= $msgs;
-    perform pg_sleep(0.01);
-  end loop;
-end \$\$;
-\\o
-select extract(epoch from (select max(last_commit) from buildlog.drain_stats) - t) from t0;
-EOF
-)
+  secs=$(drain_seconds "$msgs")
   rows=$(sql -c 'select count(*) from buildlog.log_parts')
   [ "$rows" -eq "$msgs" ] || { say "expected $msgs rows, found $rows"; exit 1; }
   say "$size B: buildlog drain: $msgs parts in $secs s"

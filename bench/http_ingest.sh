@@ -67,22 +67,7 @@ metric() { curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v m="buildlog_ht
 say "drain: publishing $TOTAL parts of 200 B"
 reset_tables
 bench/bin/publish --url "$BUILDLOG_AMQP_URL" --queue bench.drain --jobs "$CLIENTS" --parts $((TOTAL / CLIENTS - 1)) --size 200 >/dev/null
-drain_secs=$(sql <<EOF
-\\o /dev/null
-create temp table t0 as select clock_timestamp() as t, (select sum(deliveries) from buildlog.drain_stats) as d;
-alter system set buildlog.amqp_queues = 'bench.drain';
-select pg_reload_conf();
-select buildlog.restart_workers();
-do \$\$ begin
-  loop
-    exit when (select sum(deliveries) from buildlog.drain_stats) - (select d from t0) >= $TOTAL;
-    perform pg_sleep(0.01);
-  end loop;
-end \$\$;
-\\o
-select extract(epoch from (select max(last_commit) from buildlog.drain_stats) - t) from t0;
-EOF
-)
+drain_secs=$(drain_seconds "$TOTAL")
 drain_rows=$(rows)
 say "drain: $drain_rows rows in $drain_secs s"
 sql -c "alter system set buildlog.amqp_queues = 'bench.idle'" -c 'select pg_reload_conf()' -c 'select buildlog.restart_workers()' >/dev/null
