@@ -118,11 +118,12 @@ extern void buildlog_http_read_failed(BuildlogWorker *w, HttpResponse *r);
  * and SHA-256) or HTTP_EVENT_FINAL (an HttpEventEnd with only the final
  * part's number follows: the log is not complete in the reader's snapshot).
  */
-#define HTTP_EVENT_END		(-1)
-#define HTTP_EVENT_FINAL	(-2)
+#define HTTP_EVENT_END		PG_INT32_MIN
+#define HTTP_EVENT_FINAL	(PG_INT32_MIN + 1)
 typedef struct HttpEventRecord
 {
-	int32		number;			/* a part's, or HTTP_EVENT_END / _FINAL */
+	int32		number;			/* a part's (-1: the log's head), or
+								 * HTTP_EVENT_END / _FINAL */
 	uint32		len;			/* content bytes that follow */
 	bool		final;
 } HttpEventRecord;

@@ -3,7 +3,8 @@
  *	  GET /jobs/{id}/events: a job's parts as Server-Sent Events, live.
  *
  * The event id is a durable cursor: the set of part numbers the client has
- * received, as ranges ("0-41,44,46-50").  A client that reconnects with
+ * received, as ranges ("0-41,44,46-50"; "-1-41" with the head of a log set
+ * whole, which readers see as part -1).  A client that reconnects with
  * Last-Event-ID (or opens ?after=N, meaning 0..N) gets exactly the parts
  * not in its set, replayed from the database, and nothing twice; a part
  * that arrives out of order is sent when it arrives, with its number.  Once
@@ -37,6 +38,7 @@
 
 #include "http.h"
 #include "live.h"
+#include "merge.h"
 #include "spiutil.h"
 
 #define HEARTBEAT_S			15
@@ -151,11 +153,14 @@ add_number(EventStream *st, int32 number)
 	st->nranges++;
 }
 
-/* The contiguous prefix end: every number up to it was sent (-1: none). */
+/*
+ * The contiguous prefix end: every number from 0 (or the head, -1) up to it
+ * was sent; -1 when part 0 was not.
+ */
 static int32
 prefix_end(EventStream *st)
 {
-	return st->nranges > 0 && st->ranges[0].lo == 0 ? st->ranges[0].hi : -1;
+	return st->nranges > 0 && st->ranges[0].lo <= 0 ? st->ranges[0].hi : -1;
 }
 
 /* The cursor as text: "0-41,44,46-50" ("" for none). */
@@ -173,12 +178,21 @@ append_cursor(StringInfo buf, EventStream *st)
 	}
 }
 
-/* Read a part number (0 .. 2147483647) at *p; false if there is none. */
+/*
+ * Read a part number (0 .. 2147483647, or -1 for the head when head_ok) at
+ * *p; false if there is none.
+ */
 static bool
-read_number(const char **p, int32 *out)
+read_number(const char **p, bool head_ok, int32 *out)
 {
 	int64		n = 0;
 
+	if (head_ok && (*p)[0] == '-' && (*p)[1] == '1' && !isdigit((unsigned char) (*p)[2]))
+	{
+		*p += 2;
+		*out = HEAD_NUMBER;
+		return true;
+	}
 	if (!isdigit((unsigned char) **p))
 		return false;
 	for (; isdigit((unsigned char) **p); (*p)++)
@@ -206,7 +220,7 @@ parse_cursor(EventStream *st, const char *text, const char **why)
 		int32		lo;
 		int32		hi;
 
-		if (!read_number(&p, &lo))
+		if (!read_number(&p, st->nranges == 0, &lo))
 		{
 			*why = "Last-Event-ID must be part numbers and ranges like 0-41,44,46-50.";
 			return false;
@@ -215,7 +229,7 @@ parse_cursor(EventStream *st, const char *text, const char **why)
 		if (*p == '-')
 		{
 			p++;
-			if (!read_number(&p, &hi) || hi < lo)
+			if (!read_number(&p, false, &hi) || hi < lo)
 			{
 				*why = "A range in Last-Event-ID must be low-high with low <= high.";
 				return false;
@@ -455,7 +469,7 @@ append_answer(EventStream *st, const char *data, int64 len)
 
 		memcpy(&rec, p, sizeof(rec));
 		p += sizeof(rec);
-		if (rec.number >= 0)
+		if (rec.number >= HEAD_NUMBER)
 		{
 			char	   *content;
 

@@ -26,7 +26,23 @@
 
 #include "ansi.h"
 #include "http.h"
+#include "merge.h"
 #include "spiutil.h"
+
+/*
+ * The number of job $1's final part: the merged final part, else the
+ * highest pending part flagged final, else -1 (HEAD_NUMBER) for a log set
+ * whole (text, no numbered part: its head is final, see merge.h); NULL
+ * while none is stored.
+ */
+#define FINAL_NUMBER_SQL \
+	"select coalesce((select final_number from buildlog.logs where job_id = $1)," \
+	" (select max(number) from buildlog.log_parts where job_id = $1 and final)," \
+	" (select -1 from buildlog.logs l where l.job_id = $1" \
+	"   and (pg_catalog.octet_length(l.content) > 0" \
+	"        or (l.content is null and l.purged_at is not null and l.archive_size > 0))" \
+	"   and pg_catalog.cardinality(l.part_numbers) = 0" \
+	"   and not exists (select from buildlog.log_parts p where p.job_id = $1)))"
 
 static SPIPlanPtr log_plan = NULL;
 static SPIPlanPtr parts_plan = NULL;
@@ -185,9 +201,7 @@ read_log(BuildlogWorker *w, const HttpReadArgs *args, HttpResponse *r)
 	}
 	buildlog_run(buildlog_plan(&log_plan,
 							   "select l.job_id is not null, buildlog.fetch($1),"
-							   " coalesce(l.final_number is not null, false)"
-							   " or exists (select 1 from buildlog.log_parts p"
-							   "             where p.job_id = $1 and p.final),"
+							   " (" FINAL_NUMBER_SQL ") is not null,"
 							   " l.removed_at is not null and l.content is null"
 							   " from (select 1) one"
 							   " left join buildlog.logs l on l.job_id = $1",
@@ -272,24 +286,24 @@ append_record(StringInfo buf, int32 number, bool final, const char *content, uin
 }
 
 /*
- * The number of the job's final part, -1 while none is stored (a stream
- * resumed past it must still learn it to end).
+ * The number of the job's final part (-1: the head of a log set whole);
+ * false while none is stored.  A stream resumed past it must still learn
+ * it to end.
  */
-static int32
-final_number(int64 job_id)
+static bool
+final_number(int64 job_id, int32 *final)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(job_id)};
 	bool		isnull;
 	Datum		d;
 
-	buildlog_run(buildlog_plan(&final_plan,
-							   "select coalesce((select final_number from buildlog.logs where job_id = $1),"
-							   " (select max(number) from buildlog.log_parts where job_id = $1 and final))",
-							   1, types),
+	buildlog_run(buildlog_plan(&final_plan, FINAL_NUMBER_SQL, 1, types),
 				 values, NULL, true, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? -1 : DatumGetInt32(d);
+	if (!isnull)
+		*final = DatumGetInt32(d);
+	return !isnull;
 }
 
 /* The end of an events answer: size and SHA-256 of the whole log. */
@@ -331,8 +345,9 @@ read_events(BuildlogWorker *w, const HttpReadArgs *args, HttpResponse *r)
 	Oid			types[2] = {INT8OID, INT4OID};
 	Datum		values[2] = {Int64GetDatum(args->job_id), Int32GetDatum(args->after)};
 	StringInfoData buf;
-	int32		next = args->after + 1;	/* the first number not seen yet */
+	int64		next = (int64) args->after + 1; /* the first number not seen yet */
 	bool		gap = false;
+	bool		has_final = false;
 	int32		final = -1;
 	MemoryContext old;
 
@@ -358,21 +373,24 @@ read_events(BuildlogWorker *w, const HttpReadArgs *args, HttpResponse *r)
 
 		append_record(&buf, number, is_final, VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content));
 		if (is_final)
+		{
 			final = number;
-		/* travis' "last" (2147483647) sits apart from the numbers before it */
+			has_final = true;
+		}
+		/* the head (-1) comes before part 0; travis' "last" sits apart */
 		if (number == next)
 			next++;
-		else if (!(is_final && number == PG_INT32_MAX))
+		else if (number != HEAD_NUMBER && !(is_final && number == PG_INT32_MAX))
 			gap = true;
 		CHECK_FOR_INTERRUPTS();
 	}
 	MemoryContextSwitchTo(old);
-	if (final < 0)
-		final = final_number(args->job_id);
+	if (!has_final)
+		has_final = final_number(args->job_id, &final);
 	old = MemoryContextSwitchTo(w->step_cxt);
-	if (final >= 0 && !gap && (final == PG_INT32_MAX || next > final))
+	if (has_final && !gap && (final == PG_INT32_MAX || next > final))
 		append_end_record(&buf, args->job_id, final);
-	else if (final >= 0)
+	else if (has_final)
 	{
 		HttpEventRecord rec;
 		HttpEventEnd end;

@@ -93,7 +93,7 @@ buildlog_stored_log_sql(const char *tail)
 		get_attnum(logs, "part_arrivals") != InvalidAttrNumber;
 
 	return psprintf("select content, part_numbers, part_starts, final_number, aggregated_at,"
-					" purged_at, job_id, %s from buildlog.logs%s",
+					" purged_at, job_id, %s, updated_at from buildlog.logs%s",
 					arrivals ? "part_arrivals" : "null::pg_catalog.timestamptz[]", tail);
 }
 
@@ -143,6 +143,9 @@ buildlog_stored_log(HeapTuple tuple, TupleDesc desc, StoredLog *log)
 			ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr)) == log->nparts)
 			log->arrivals = (const TimestampTz *) ARR_DATA_PTR(arr);
 	}
+	d = heap_getattr(tuple, 9, desc, &isnull);
+	if (!isnull)
+		log->updated_at = DatumGetTimestampTz(d);
 }
 
 /* Decode a log_parts row read with PENDING_PART_COLUMNS. */
@@ -206,6 +209,30 @@ int32
 buildlog_head_len(const StoredLog *log)
 {
 	return log->nparts > 0 ? log->starts[0] : log->content_len;
+}
+
+/*
+ * The head as readers of parts see it: part HEAD_NUMBER, read only from the
+ * start (after < 0) and only when it holds text; final when none of the
+ * log's numbered parts (nfollowing, stored or pending) follows it.  Its
+ * time is when the text was set, never after the first part's.
+ */
+bool
+buildlog_head_part(const StoredLog *log, int32 after, int nfollowing, LogPart *head)
+{
+	int32		len = log->content ? buildlog_head_len(log) : 0;
+
+	if (after >= 0 || len == 0)
+		return false;
+	head->number = HEAD_NUMBER;
+	head->final = (nfollowing == 0);
+	head->pending = false;
+	head->created_at = log->updated_at;
+	if (log->nparts > 0 && log->arrivals && log->arrivals[0] < head->created_at)
+		head->created_at = log->arrivals[0];
+	head->data = log->content;
+	head->len = len;
+	return true;
 }
 
 /* The i-th merged part of a stored log as a LogPart. */

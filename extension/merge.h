@@ -8,6 +8,10 @@
  * late part is placed at its numbered position, and a duplicate of a merged
  * part is recognised and dropped.  aggregate(), log() and parts() all use
  * this one merge, so every reader sees what aggregation will produce.
+ *
+ * Readers of parts see a non-empty head as one part numbered HEAD_NUMBER
+ * (-1), before part 0, read only from the start (after = -1); it is final
+ * when no numbered part follows it: a log set whole is complete.
  *-------------------------------------------------------------------------
  */
 #ifndef BUILDLOG_MERGE_H
@@ -46,7 +50,11 @@ typedef struct StoredLog
 									 * aggregated_at stands in */
 	int32		final_number;	/* -1 when no final part was merged */
 	TimestampTz aggregated_at;
+	TimestampTz updated_at;		/* when the row last changed (the head's time) */
 } StoredLog;
+
+/* The number under which readers of parts see a log's head. */
+#define HEAD_NUMBER (-1)
 
 /* A merged log ready to be stored or returned. */
 typedef struct AssembledLog
@@ -91,6 +99,8 @@ extern int	buildlog_merge(const StoredLog *log, const LogPart *pending,
 extern int	buildlog_count_new(const StoredLog *log, const LogPart *pending,
 							   int npending);
 extern int32 buildlog_head_len(const StoredLog *log);
+extern bool buildlog_head_part(const StoredLog *log, int32 after, int nfollowing,
+							   LogPart *head);
 extern AssembledLog buildlog_assemble(const StoredLog *log,
 									  const LogPart *seq, int n);
 

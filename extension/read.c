@@ -7,7 +7,8 @@
  * all, and both go through the merge aggregation uses.  A purged log is
  * read from its S3 archive (restore.c): one read path, wherever the log lives.
  * parts() of a purged, uncompressed log reads only the byte range of the
- * parts numbered above "after" (none: no S3 request at all).
+ * parts numbered above "after" (none: no S3 request at all); read from the
+ * start it reads the whole object (its head included).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -111,7 +112,8 @@ buildlog_fetch(PG_FUNCTION_ARGS)
 
 /*
  * parts(job_id, after): one row per part numbered above "after", in order,
- * whether pending or already merged into the log.
+ * whether pending or already merged into the log; read from the start
+ * (after = -1), a log's head (text set whole) comes first as part -1.
  */
 Datum
 buildlog_parts(PG_FUNCTION_ARGS)
@@ -125,11 +127,21 @@ buildlog_parts(PG_FUNCTION_ARGS)
 	int			merged;
 	int			i;
 
+	LogPart		head;
+
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 	read_log(job_id, after, true, &snap);
 	n = buildlog_merge(&snap.stored, snap.pending, snap.npending, after,
 					   &seq, &merged);
+	/* a log set whole (set_content) is read as its head, then its parts */
+	if (buildlog_head_part(&snap.stored, after, n, &head))
+	{
+		seq = repalloc(seq, sizeof(LogPart) * (n + 1));
+		memmove(&seq[1], &seq[0], sizeof(LogPart) * n);
+		seq[0] = head;
+		n++;
+	}
 	for (i = 0; i < n; i++)
 	{
 		Datum		values[4];

@@ -158,6 +158,8 @@ buildlog_restore_range(int64 job_id, StoredLog *log, int32 after)
 	int32	   *starts;
 	int			n;
 
+	if (after < 0)
+		return false;			/* from the start, head included: the whole object */
 	buildlog_archive_facts(job_id, &facts);
 	if (facts.gzip != 0 || facts.size < 0)
 		return false;			/* gzip or unknown: the whole object */

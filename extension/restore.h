@@ -53,8 +53,9 @@ extern void buildlog_restore_purged(int64 job_id, StoredLog *log);
  * For parts(job, after) of a purged log: read only the bytes of the parts
  * numbered above "after" (S3 Range) and make *log a log holding just those
  * parts.  Range reads need an uncompressed archive of known size; returns
- * false (nothing read) when it is gzip or unknown, so the caller restores
- * the whole log.  No part above "after": nothing is read from S3.
+ * false (nothing read) when it is gzip or unknown, or when "after" is -1
+ * (read from the start, head included), so the caller restores the whole
+ * log.  No part above "after": nothing is read from S3.
  */
 extern bool buildlog_restore_range(int64 job_id, StoredLog *log, int32 after);
 
