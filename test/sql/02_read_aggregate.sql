@@ -56,6 +56,10 @@ select * from buildlog.write_parts('{25}', '{2}', array['old2'], '{f}');
 select buildlog.set_content(25, E'restarted\n');
 select buildlog.log(25), part_numbers, aggregated_at, removed_at, removed_by
   from buildlog.logs where job_id = 25;
+-- a log set whole is read as parts from its head, part -1, final alone
+select number, content, final from buildlog.parts(25);
+select count(*) from buildlog.parts(25, -1) where number = -1;
+select count(*) from buildlog.parts(25, 0);
 -- parts written after set_content follow the new content in number order
 select * from buildlog.write_parts('{25,25}', '{1,0}', array[E'new1\n', E'new0\n'], '{f,f}');
 select buildlog.log(25);
