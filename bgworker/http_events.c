@@ -42,7 +42,15 @@
 #include "spiutil.h"
 
 #define HEARTBEAT_S			15
-#define MAX_CURSOR_RANGES	1024	/* a longer Last-Event-ID is refused */
+/*
+ * A cursor holds at most this many ranges: a longer Last-Event-ID is
+ * refused, and a part that would open one more range in a stream's set
+ * waits until a missing number joins the ranges (it comes with the next
+ * read).  Every event repeats the cursor, so it must stay small: parts
+ * numbered 0, 2, 4, ... would otherwise make the backlog grow with the
+ * square of their count.
+ */
+#define MAX_CURSOR_RANGES	64
 /*
  * The largest chunk handed to libmicrohttpd at once.  libmicrohttpd
  * allocates a buffer of that size per stream (and writes a chunked body
@@ -78,6 +86,9 @@ typedef struct EventStream
 	bool		ending;			/* the end event is queued: close after it */
 	int			read_slot;		/* its read handed to the readers, or -1 */
 	bool		end_wanted;		/* complete: the end event is to be read */
+	bool		end_failed;		/* its read found no end: ask again only once
+								 * a new part was sent (a read per commit, not
+								 * a loop) */
 	TimestampTz last_write;
 } EventStream;
 
@@ -117,19 +128,38 @@ has_number(EventStream *st, int32 number)
 	return false;
 }
 
-/* Add number to the set (not in it yet), merging neighbouring ranges. */
-static void
-add_number(EventStream *st, int32 number)
+/* Index of the first range of the set not below number. */
+static int
+range_at(EventStream *st, int32 number)
 {
 	int			i = 0;
 
 	while (i < st->nranges && st->ranges[i].hi < number)
 		i++;
-	/* extend the range before, the range after, or both */
-	if (i > 0 && st->ranges[i - 1].hi == number - 1)
+	return i;
+}
+
+/* Would number (not in the set) open a new range rather than extend one? */
+static bool
+opens_range(EventStream *st, int32 number)
+{
+	int			i = range_at(st, number);
+
+	return !((i > 0 && (int64) st->ranges[i - 1].hi + 1 == number) ||
+			 (i < st->nranges && (int64) st->ranges[i].lo - 1 == number));
+}
+
+/* Add number to the set (not in it yet), merging neighbouring ranges. */
+static void
+add_number(EventStream *st, int32 number)
+{
+	int			i = range_at(st, number);
+
+	/* extend the range before, the range after, or both (64-bit: no wrap) */
+	if (i > 0 && (int64) st->ranges[i - 1].hi + 1 == number)
 	{
 		st->ranges[i - 1].hi = number;
-		if (i < st->nranges && st->ranges[i].lo == number + 1)
+		if (i < st->nranges && (int64) st->ranges[i].lo - 1 == number)
 		{
 			st->ranges[i - 1].hi = st->ranges[i].hi;
 			memmove(&st->ranges[i], &st->ranges[i + 1],
@@ -138,7 +168,7 @@ add_number(EventStream *st, int32 number)
 		}
 		return;
 	}
-	if (i < st->nranges && st->ranges[i].lo == number + 1)
+	if (i < st->nranges && (int64) st->ranges[i].lo - 1 == number)
 	{
 		st->ranges[i].lo = number;
 		return;
@@ -213,7 +243,7 @@ static bool
 parse_cursor(EventStream *st, const char *text, const char **why)
 {
 	const char *p = text;
-	int32		last = -1;
+	int64		last = -1;
 
 	while (*p != '\0')
 	{
@@ -235,7 +265,7 @@ parse_cursor(EventStream *st, const char *text, const char **why)
 				return false;
 			}
 		}
-		if (st->nranges > 0 && lo <= last + 1)
+		if (st->nranges > 0 && (int64) lo <= last + 1)
 		{
 			*why = "The ranges of Last-Event-ID must ascend without touching.";
 			return false;
@@ -333,7 +363,11 @@ append_new_parts(EventStream *st, PartEvent *ev, int n)
 	{
 		if (has_number(st, ev[i].number))
 			continue;
+		/* a cursor of too many ranges: the part waits for the missing numbers */
+		if (st->nranges >= MAX_CURSOR_RANGES && opens_range(st, ev[i].number))
+			continue;
 		add_number(st, ev[i].number);
+		st->end_failed = false;
 		if (ev[i].final)
 		{
 			st->final_seen = true;
@@ -520,6 +554,8 @@ feed_answer(HttpWorker *h, EventStream *st, unsigned int status, const char *dat
 {
 	MemoryContext old = MemoryContextSwitchTo(h->w.loop_cxt);
 
+	/* a read that adds no part and has no end is not repeated until one comes */
+	st->end_failed = true;
 	if (status != MHD_HTTP_OK || data == NULL || !append_answer(st, data, len))
 	{
 		buildlog_worker_problem(&h->w, WARNING,
@@ -528,8 +564,8 @@ feed_answer(HttpWorker *h, EventStream *st, unsigned int status, const char *dat
 		appendStringInfoString(&st->out, ": the read of the parts failed; reconnect\n\n");
 		st->ending = true;
 	}
-	else if (!st->ending && stream_complete(st))
-		st->end_wanted = true;	/* complete only with live parts: read the end */
+	else if (!st->ending && stream_complete(st) && !st->end_failed)
+		st->end_wanted = true;	/* complete with the parts it brought: read the end */
 	MemoryContextSwitchTo(old);
 	/* commits after the read's snapshot: read them at the next refill */
 	if (!st->ending)
@@ -744,7 +780,7 @@ feed_job(BuildlogWorker *w, WatchedJob *job, PartEvent *ev, int n)
 		{
 			append_new_parts(st, ev, n);
 			/* its end event (the whole log's digest) comes from a reader */
-			if (stream_complete(st))
+			if (stream_complete(st) && !st->end_failed)
 				st->end_wanted = true;
 		}
 	}

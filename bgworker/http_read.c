@@ -345,8 +345,9 @@ read_events(BuildlogWorker *w, const HttpReadArgs *args, HttpResponse *r)
 	Oid			types[2] = {INT8OID, INT4OID};
 	Datum		values[2] = {Int64GetDatum(args->job_id), Int32GetDatum(args->after)};
 	StringInfoData buf;
-	int64		next = (int64) args->after + 1; /* the first number not seen yet */
-	bool		gap = false;
+	int64		next = (int64) args->after + 1; /* the first number missing */
+	bool		gap = false;	/* a part read after a missing number */
+	bool		gap_below_last = false; /* ... other than travis' "last" */
 	bool		has_final = false;
 	int32		final = -1;
 	MemoryContext old;
@@ -378,17 +379,24 @@ read_events(BuildlogWorker *w, const HttpReadArgs *args, HttpResponse *r)
 			has_final = true;
 		}
 		/* the head (-1) comes before part 0; travis' "last" sits apart */
-		if (number == next)
+		if (number == HEAD_NUMBER)
+			;
+		else if (!gap && number == next)
 			next++;
-		else if (number != HEAD_NUMBER && !(is_final && number == PG_INT32_MAX))
+		else
+		{
 			gap = true;
+			if (number != PG_INT32_MAX)
+				gap_below_last = true;
+		}
 		CHECK_FOR_INTERRUPTS();
 	}
 	MemoryContextSwitchTo(old);
 	if (!has_final)
 		has_final = final_number(args->job_id, &final);
 	old = MemoryContextSwitchTo(w->step_cxt);
-	if (has_final && !gap && (final == PG_INT32_MAX || next > final))
+	/* complete: nothing missing up to the final part (parts after it do not count) */
+	if (has_final && (final == PG_INT32_MAX ? !gap_below_last : next > final))
 		append_end_record(&buf, args->job_id, final);
 	else if (has_final)
 	{

@@ -1,0 +1,130 @@
+# Event streams against hostile cursors and part numbers: a cursor at the
+# top of the number range ends a complete log with one read (no read loop
+# that outlives its client), cursors are compared in 64 bits (an unsorted
+# one is refused), parts numbered with gaps keep every event's cursor
+# bounded (a part that would open a 65th range waits for the missing
+# numbers, then comes), and a part after the final one does not hold the end.
+use strict;
+use warnings;
+use BuildlogTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+use JSON::PP;
+
+my ($node, $base) = http_node('hostile_streams', "buildlog.aggregate_delay = '1h'\n");
+my $tmp = PostgreSQL::Test::Utils::tempdir();
+
+# curl(ARGS...): (status, body)
+sub curl
+{
+	my ($out) = run_command([ 'curl', '-s', '-S', '--max-time', '30', '-w', '\n%{http_code}', @_ ]);
+	my ($body, $status) = $out =~ /\A(.*)\n(\d+)\z/s;
+	return ($status // 0, $body // '');
+}
+
+# A curl reading an event stream into a file; returns (handle, file).
+my $streams = 0;
+sub open_stream
+{
+	my ($url, @headers) = @_;
+	my $file = "$tmp/stream" . $streams++;
+	my $h = IPC::Run::start([ 'curl', '-s', '-N', '--max-time', '120', (map { ('-H', $_) } @headers),
+			'-o', $file, $url ]);
+	return ($h, $file);
+}
+
+# The complete events in a stream file so far: list of { event, id, data }.
+sub events
+{
+	my ($file) = @_;
+	return () unless -e $file;
+	my $text = slurp_file($file);
+	$text =~ s/(?<=\n\n)[^\n](?:(?!\n\n).)*\z//s;    # an event still arriving
+	my @ev;
+	for my $block (split /\n\n/, $text)
+	{
+		my %e;
+		for my $line (split /\n/, $block)
+		{
+			next if $line =~ /^:/;
+			my ($k, $v) = $line =~ /^(\w+): ?(.*)$/ or next;
+			$e{$k} = $v;
+		}
+		push @ev, \%e if $e{event};
+	}
+	return @ev;
+}
+
+sub numbers { return map { decode_json($_->{data})->{number} } grep { $_->{event} eq 'part' } @_ }
+
+# the reads the readers ran so far (every reader's counter)
+sub reads
+{
+	my (undef, $m) = curl("$base/metrics");
+	my $n = 0;
+	$n += $1 while $m =~ /^buildlog_http_reads_total\{[^}]*\} (\d+)$/mg;
+	return $n;
+}
+
+$node->safe_psql('postgres', q{select buildlog.write_parts('{1,1,1}', '{0,1,2}', array['a','b',''], '{f,f,t}')});
+
+# a cursor at the top of the number range, on a complete log
+for my $how ([ '?after=2147483647' ], [ '', 'Last-Event-ID: 0-2147483647' ])
+{
+	my ($query, @headers) = @$how;
+	my $r0 = reads();
+	my ($h, $f) = open_stream("$base/jobs/1/events$query", @headers);
+	ok(wait_until("the end event ($query@headers)", sub { grep { $_->{event} eq 'end' } events($f) }),
+		"$query@headers: the complete log's stream ends");
+	ok(wait_until('the stream to close', sub { !$h->pumpable }), 'and closes');
+	$h->finish;
+	is(scalar(numbers(events($f))), 0, 'no part: the client had them all');
+	cmp_ok(reads() - $r0, '<=', 2, 'with one read (not a loop of reads)');
+}
+
+# compared in 64 bits: a range ending at 2147483647 then lower numbers is unsorted
+for my $bad ('2147483647,0,2,4', '0-2147483647,5', '2147483646-2147483647,2147483647')
+{
+	my ($st, $body) = curl('-H', "Last-Event-ID: $bad", "$base/jobs/1/events");
+	is($st, 400, "Last-Event-ID '$bad' is refused with 400");
+}
+my ($st, $body) = curl('-H', 'Last-Event-ID: ' . join(',', map { 2 * $_ } 0 .. 64), "$base/jobs/1/events");
+is($st, 400, 'a cursor of 65 ranges is refused');
+like($body, qr/too many ranges/, 'saying so');
+
+# parts numbered with gaps: 0, 2, 4, ..., 3998, then the final 3999
+$node->safe_psql('postgres', q{select buildlog.write_parts(array_fill(2::bigint, array[2000]),
+  array(select 2 * x from generate_series(0, 1999) x), array(select 'p' || 2 * x || E'\n' from generate_series(0, 1999) x),
+  array_fill(false, array[2000]))});
+$node->safe_psql('postgres', q{select buildlog.write_parts('{2}', '{3999}', array[''], '{t}')});
+my ($h, $f) = open_stream("$base/jobs/2/events");
+ok(wait_until('64 parts of the gapped job', sub { scalar(numbers(events($f))) >= 64 }), 'the gapped job streams');
+my $ranges = sub { my $id = shift; scalar(split /,/, $id) };
+my @ev = events($f);
+is(scalar(numbers(@ev)), 64, 'exactly the 64 parts that fit 64 ranges');
+is_deeply([ numbers(@ev) ], [ map { 2 * $_ } 0 .. 63 ], 'the lowest ones, in order');
+is($ranges->($ev[-1]{id}), 64, 'the cursor has 64 ranges');
+cmp_ok(-s $f, '<', 200_000, 'the backlog stays small (' . (-s $f) . ' bytes)');
+# the missing numbers arrive: the waiting parts follow, then the end
+$node->safe_psql('postgres', q{select buildlog.write_parts(array_fill(2::bigint, array[1999]),
+  array(select 2 * x + 1 from generate_series(0, 1999) x where 2 * x + 1 < 3999), array(select 'q' || 2 * x + 1 || E'\n' from generate_series(0, 1999) x where 2 * x + 1 < 3999),
+  array_fill(false, array[1999]))});
+ok(wait_until('the end of the gapped job', sub { grep { $_->{event} eq 'end' } events($f) }, timeout => 120),
+	'once the gaps are filled every part comes and the stream ends');
+@ev = events($f);
+my @got = sort { $a <=> $b } numbers(@ev);
+is_deeply(\@got, [ 0 .. 3999 ], 'every part exactly once');
+is($ev[-1]{id}, '0-3999', 'the last cursor is one range');
+$h->finish;
+
+# a part after the final one does not keep a stream from ending
+$node->safe_psql('postgres', q{select buildlog.write_parts('{3,3,3}', '{0,1,5}', array['a','',E'after the end'], '{f,t,f}')});
+my $r0 = reads();
+($h, $f) = open_stream("$base/jobs/3/events", 'Last-Event-ID: 0-1');
+ok(wait_until('the end of job 3', sub { grep { $_->{event} eq 'end' } events($f) }), 'a part after the final one: the stream still ends');
+ok(wait_until('the stream of job 3 to close', sub { !$h->pumpable }), 'and closes');
+$h->finish;
+cmp_ok(reads() - $r0, '<=', 2, 'with one read');
+
+done_testing();
