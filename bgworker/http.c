@@ -38,6 +38,8 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <microhttpd.h>
 
 #include "catalog/pg_type.h"
@@ -105,12 +107,52 @@ buildlog_http_enabled(void)
 	return buildlog_http_listen != NULL && buildlog_http_listen[0] != '\0';
 }
 
+/*
+ * The listening socket, opened by the postmaster and inherited by every
+ * start of the worker (as the postmaster keeps its own ports): while the
+ * worker restarts, new connections wait in the socket's backlog and no
+ * other process can take the address and collect the clients' tokens.
+ * PGINVALID_SOCKET when the postmaster could not listen: the worker then
+ * binds the address itself, retrying.
+ */
+static pgsocket postmaster_listen = PGINVALID_SOCKET;
+
+static struct sockaddr_in listen_address(void);
+
+/* Bind and listen on buildlog.http_listen in the postmaster; said once if not. */
+static void
+listen_in_postmaster(void)
+{
+	struct sockaddr_in addr = listen_address();
+	int			on = 1;
+	pgsocket	fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd == PGINVALID_SOCKET)
+	{
+		ereport(LOG, (errmsg("buildlog http: could not create a socket: %m")));
+		return;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+		bind(fd, (struct sockaddr *) &addr, sizeof(addr)) != 0 ||
+		listen(fd, SOMAXCONN) != 0)
+	{
+		ereport(LOG,
+				(errmsg("buildlog http: could not listen on %s: %m", buildlog_http_listen),
+				 errdetail("The HTTP worker retries on its own until the address is free."),
+				 errhint("Is another process listening there? buildlog.http_listen = '' turns the service off.")));
+		close(fd);
+		return;
+	}
+	postmaster_listen = fd;
+}
+
 /* Register the worker when buildlog.http_listen is set; from _PG_init. */
 void
 buildlog_http_register(void)
 {
 	if (!buildlog_http_enabled())
 		return;
+	listen_in_postmaster();
 	buildlog_worker_register("http", "buildlog_http_main", 0, false);
 	buildlog_http_readers_register();
 }
@@ -771,11 +813,18 @@ start_daemon(HttpWorker *h)
 	struct sockaddr_in addr = listen_address();
 	const union MHD_DaemonInfo *info;
 	int			limit = buildlog_http_limits_init(h);
+	/* the postmaster's socket, else the address to bind */
+	struct MHD_OptionItem where[] = {
+		postmaster_listen != PGINVALID_SOCKET ?
+		(struct MHD_OptionItem) {MHD_OPTION_LISTEN_SOCKET, postmaster_listen, NULL} :
+		(struct MHD_OptionItem) {MHD_OPTION_SOCK_ADDR, 0, &addr},
+		{MHD_OPTION_END, 0, NULL}
+	};
 
 	h->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME,
 								 ntohs(addr.sin_port), buildlog_http_accept_policy, NULL,
 								 handle_request, h,
-								 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
+								 MHD_OPTION_ARRAY, where,
 								 MHD_OPTION_CONNECTION_LIMIT, (unsigned int) limit,
 								 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY,
 								 MHD_OPTION_CONNECTION_TIMEOUT,

@@ -4,6 +4,9 @@
 # one is refused), parts numbered with gaps keep every event's cursor
 # bounded (a part that would open a 65th range waits for the missing
 # numbers, then comes), and a part after the final one does not hold the end.
+# The listening socket belongs to the postmaster: while the HTTP worker
+# restarts no other process can bind its address, and a request sent
+# meanwhile is answered by the next worker.
 use strict;
 use warnings;
 use BuildlogTest;
@@ -11,8 +14,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
 use JSON::PP;
+use IO::Socket::INET;
 
-my ($node, $base) = http_node('hostile_streams', "buildlog.aggregate_delay = '1h'\n");
+my ($node, $base, $port) = http_node('hostile_streams', "buildlog.aggregate_delay = '1h'\n");
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 
 # curl(ARGS...): (status, body)
@@ -126,5 +130,20 @@ ok(wait_until('the end of job 3', sub { grep { $_->{event} eq 'end' } events($f)
 ok(wait_until('the stream of job 3 to close', sub { !$h->pumpable }), 'and closes');
 $h->finish;
 cmp_ok(reads() - $r0, '<=', 2, 'with one read');
+
+# the worker stops (SIGTERM; restarted after 10 s): the address stays taken
+my $pid = $node->safe_psql('postgres', q{select pid from pg_stat_activity where backend_type = 'buildlog http'});
+like($pid, qr/^\d+$/, 'the HTTP worker runs');
+kill 'TERM', $pid;
+ok(wait_until('the HTTP worker to exit', sub { !kill(0, $pid) }), 'the HTTP worker exited');
+is($node->safe_psql('postgres', q{select count(*) from pg_stat_activity where backend_type = 'buildlog http'}), '0',
+	'no HTTP worker runs now');
+my $thief = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port, Listen => 5, ReuseAddr => 1, Proto => 'tcp');
+ok(!defined $thief, 'another process cannot listen on the address meanwhile (' . ($! // '') . ')');
+close($thief) if $thief;
+my ($out) = run_command([ 'curl', '-s', '--max-time', '60', "$base/healthz" ]);
+is($out, 'ok', 'a request sent while the worker was down is answered by the next one');
+isnt($node->safe_psql('postgres', q{select pid from pg_stat_activity where backend_type = 'buildlog http'}), $pid,
+	'by a new worker');
 
 done_testing();
