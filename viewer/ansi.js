@@ -94,12 +94,15 @@ function scanEscape(s, i) {
     }
     return [n, 'bad', ''];
   }
-  if (c === 0x5d) {			// ']' OSC: up to BEL or ESC '\'
+  // ']' OSC; '_' APC (Buildkite's timestamps), 'P' DCS, '^' PM, 'X' SOS:
+  // strings up to BEL or ESC '\' (only OSC means anything here)
+  if (c === 0x5d || c === 0x5f || c === 0x50 || c === 0x5e || c === 0x58) {
+    const kind = c === 0x5d ? 'osc' : 'str';
     let j = i + 2;
     while (j < n) {
       const d = s.charCodeAt(j);
-      if (d === 7) return [j + 1, 'osc', s.slice(i + 2, j)];
-      if (d === 27 && s.charCodeAt(j + 1) === 0x5c) return [j + 2, 'osc', s.slice(i + 2, j)];
+      if (d === 7) return [j + 1, kind, s.slice(i + 2, j)];
+      if (d === 27 && s.charCodeAt(j + 1) === 0x5c) return [j + 2, kind, s.slice(i + 2, j)];
       if (d === 10) break;
       j++;
     }
