@@ -27,10 +27,14 @@ function api(path, params = {}) {
 }
 
 // ---- the model: parts in number order, one text, a line index
+// Parts are numbered 0, 1, ...; a log whose text was set whole (set_content,
+// PUT /jobs/{id}/log) comes first as its head, part -1 (final when no
+// numbered part follows it: the head alone is then the whole log).
 let nums = [], offs = [], arrivals = [];
 const have = new Set();
 let doc = '';
-let finalSeen = false;
+let finalSeen = false, finalNum = -2;	// the highest part flagged final (-1: the head)
+let tailFolded = false;			// the last line (no '\n') was looked at for sections
 let starts = new Uint32Array(1 << 14), lstate = new Int32Array(1 << 14);
 let nFull = 0, nLines = 0, committed = 0, curState = 0;
 let folds = new Folds();
@@ -86,15 +90,31 @@ function lineArrival(i) {
   return arrivals[lo];
 }
 
+// Every part of the log here: the numbered parts 0..final all present (any
+// head before them), or travis' "last" (2147483647) final, whose count is
+// unknown; a final head (-1) is the whole log by itself.
+function haveAll() {
+  if (!finalSeen) return false;
+  if (finalNum === LAST || finalNum < 0) return true;
+  let k = 0;
+  for (const n of nums) if (n >= 0 && n <= finalNum) k++;
+  return k === finalNum + 1;
+}
+
 // Add parts ({number, content, final, at}); appended ones extend the index,
 // one that lands before a part already shown rebuilds it in number order.
 function addParts(list) {
   const fresh = list.filter((p) => !have.has(p.number));
   if (!fresh.length) return false;
   fresh.sort((a, b) => a.number - b.number);
-  for (const p of fresh) { have.add(p.number); if (p.final) finalSeen = true; }
-  const max = nums.length ? nums[nums.length - 1] : -1;
-  if (fresh[0].number > max) {
+  for (const p of fresh) {
+    have.add(p.number);
+    if (p.final) { finalSeen = true; if (p.number > finalNum) finalNum = p.number; }
+  }
+  const max = nums.length ? nums[nums.length - 1] : -Infinity;
+  let wasOpen = null;
+  // appended after a last line already read for sections: read it again
+  if (fresh[0].number > max && !tailFolded) {
     for (const p of fresh) {
       nums.push(p.number); offs.push(doc.length); arrivals.push(p.at);
       doc += p.content;
@@ -110,13 +130,18 @@ function addParts(list) {
     let len = 0;
     for (const p of all) { nums.push(p.number); offs.push(len); arrivals.push(p.at); pieces.push(p.content); len += p.content.length; }
     doc = pieces.join('');
-    const wasOpen = new Map(folds.list.map((f) => [f.kind + ':' + f.name + ':' + f.start, f.open]));
+    wasOpen = new Map(folds.list.filter((f) => f.user).map((f) => [f.kind + ':' + f.name + ':' + f.start, f.open]));
     folds = new Folds();
-    nFull = 0; nLines = 0; committed = 0; curState = 0;
+    nFull = 0; nLines = 0; committed = 0; curState = 0; tailFolded = false;
     indexMore();
-    for (const f of folds.list) { const o = wasOpen.get(f.kind + ':' + f.name + ':' + f.start); if (o !== undefined) f.open = o; }
   }
-  if (finalSeen && nLines > nFull) folds.line(nFull, rawLine(nFull));
+  if (haveAll()) {
+    // the last line of a complete log, without its '\n', holds sections too
+    if (nLines > nFull && !tailFolded) { folds.line(nFull, rawLine(nFull)); tailFolded = true; }
+    folds.finish();
+  }
+  // a rebuilt index keeps the sections the reader opened or closed
+  if (wasOpen) for (const f of folds.list) { const o = wasOpen.get(f.kind + ':' + f.name + ':' + f.start); if (o !== undefined) { f.open = o; f.user = true; } }
   docVersion++;
   return true;
 }
@@ -130,7 +155,8 @@ function rebuildRows() {
   const hidden = [];
   let reach = -1;
   for (const f of folds.list) {
-    foldAt.set(f.start, f);
+    // a line's toggle: the outermost section starting there that holds lines
+    if (!foldAt.has(f.start) && (f.end < 0 || f.end > f.start)) foldAt.set(f.start, f);
     if (f.open || f.start <= reach) continue;
     const a = f.start + 1, b = f.end < 0 ? nLines - 1 : f.end;
     if (b >= a) { hidden.push([a, b]); reach = b; }
@@ -160,7 +186,7 @@ function rowOfLine(line) {
 function reveal(line) {
   let changed = false;
   for (const f of folds.list) {
-    if (f.start < line && (f.end < 0 || f.end >= line) && !f.open) { f.open = true; changed = true; }
+    if (f.start < line && (f.end < 0 || f.end >= line) && !f.open) { f.open = true; f.user = true; changed = true; }
   }
   return changed;
 }
@@ -404,15 +430,30 @@ function render() {
   linesEl.replaceChildren(frag);
   linesEl.style.transform = `translateY(${logEl.scrollTop - (virtTop - first * rowH)}px)`;
   $('info').textContent = `${nLines.toLocaleString('en')} lines, ${nums.length.toLocaleString('en')} parts`;
+  // what waited for this frame: every part the page has is drawn now
+  if (drawnStatus && !queue.length && !flushing) { setStatus(...drawnStatus); drawnStatus = null; }
+  if (drawnReady) { drawnReady = false; document.documentElement.dataset.ready = '1'; }
 }
 
 // ---- status, live stream
 let es = null, complete = false;
+let drawnStatus = null;		// [state, text] to show once the rows drawn hold every part
+let drawnReady = false;		// html[data-ready] once the first load is drawn
 
 function setStatus(state, text) {
+  drawnStatus = null;
   const s = $('status');
   s.dataset.state = state;
   s.textContent = text || state;
+}
+
+// Show a status (complete) only once the screen holds every part the page
+// has: after the parts still queued are in the model and a frame drew them.
+function setStatusWhenDrawn(state, text) {
+  if (queue.length) flush();
+  dirty = true;
+  drawnStatus = [state, text];
+  schedule();
 }
 
 function setFollow(on) {
@@ -485,6 +526,14 @@ async function fetchTimes() {
   if (prefs.times) invalidate();
 }
 
+async function recheck() {
+  try {
+    const res = await fetch(api('bundle', { bytes: 0 }));
+    if (res.status === 401 || res.status === 403 || res.status === 410) { await refused(res); return; }
+  } catch (e) { /* the server is away: the stream tells */ }
+  if (!complete) connect();
+}
+
 function connect() {
   if (es) es.close();
   es = new EventSource(api('events', { after: prefix() }));
@@ -497,15 +546,17 @@ function connect() {
     timesTimer = setTimeout(fetchTimes, 500);
   });
   es.addEventListener('end', () => {
+    // the parts before it may still wait in the queue: complete once drawn
     complete = true;
     es.close();
-    setStatus('complete');
+    setStatusWhenDrawn('complete');
   });
   es.onerror = () => {
     if (complete) return;
     setStatus('reconnecting');
-    // an HTTP error answer ends an EventSource: open a new one from what we have
-    if (es.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
+    // an HTTP error answer ends an EventSource: open a new one from what we
+    // have, unless the server refuses this page for good (token, removed)
+    if (es.readyState === EventSource.CLOSED) setTimeout(recheck, 2000);
   };
 }
 
@@ -564,9 +615,8 @@ async function load() {
     setTimeout(load, 2000);
     return;
   }
-  if (res.status === 410) { setStatus('complete', 'removed'); showMessage('The log of this job was removed.'); return; }
   if (res.status === 404) showMessage('No log is known for this job yet; waiting for its first part.');
-  else if (!res.ok) { setStatus('error'); showMessage(`The log could not be read (HTTP ${res.status}).`); return; }
+  else if (!res.ok) { await refused(res); whenDrawn(); return; }
   else {
     try {
       await readBundle(res);
@@ -576,14 +626,39 @@ async function load() {
       return;
     }
   }
-  const finalNum = nums.length && finalSeen ? nums[nums.length - 1] : -1;
-  complete = finalSeen && (finalNum === LAST || nums.length === finalNum + 1);
+  complete = haveAll();
   if (!location.hash && !complete) setFollow(true);
   refresh();
   if (location.hash) applyHash(true);
-  if (complete) setStatus('complete');
+  if (complete) setStatusWhenDrawn('complete');
   else connect();
-  document.documentElement.dataset.ready = '1';
+  whenDrawn();
+}
+
+// html[data-ready]: the first read is over and drawn (tests wait for it).
+function whenDrawn() { drawnReady = true; schedule(); }
+
+// A read the server refused for good: say why, in words (the problem+json
+// detail too), and stop.  401/403: the read needs a token of this job
+// (buildlog.http_read_tokens), passed in the page's address as ?token=.
+async function refused(res) {
+  let detail = '';
+  try { detail = (await res.json()).detail || ''; } catch (e) { /* not problem+json */ }
+  if (es) { es.close(); es = null; }
+  complete = true;
+  if (res.status === 410) {
+    setStatus('removed');
+    showMessage('The log of this job was removed.');
+  } else if (res.status === 401 || res.status === 403) {
+    setStatus('error', res.status === 401 ? 'token needed' : 'token refused');
+    showMessage((token
+      ? `The read token in this page's address does not give access to the log of job ${jobId}`
+      : `Reading the log of job ${jobId} needs a read token: open this page with ?token=<token> in its address`) +
+      ` (HTTP ${res.status}${detail ? ': ' + detail : ''}).`);
+  } else {
+    setStatus('error');
+    showMessage(`The log could not be read (HTTP ${res.status}${detail ? ': ' + detail : ''}).`);
+  }
 }
 
 // ---- anchors: #L120, #L120-L140
@@ -626,7 +701,9 @@ linesEl.addEventListener('click', (e) => {
   const tog = e.target.closest('.tog');
   if (tog) {
     const f = foldAt.get(+tog.dataset.fold);
-    f.open = !f.open;
+    // the sections starting on the same line open and close together
+    const open = !f.open;
+    for (const g of folds.list) if (g.start === f.start) { g.open = open; g.user = true; }
     rebuildRows();
     invalidate();
     requestAnimationFrame(() => { const t = linesEl.querySelector(`.tog[data-fold="${f.start}"]`); if (t) t.focus(); });
@@ -655,8 +732,8 @@ $('follow').addEventListener('change', (e) => { setFollow(e.target.checked); if 
 $('times').addEventListener('change', (e) => { prefs.times = e.target.checked; localStorage.setItem('buildlog-times', prefs.times ? '1' : '0'); invalidate(); });
 $('utc').addEventListener('change', (e) => { prefs.utc = e.target.checked; localStorage.setItem('buildlog-utc', prefs.utc ? '1' : '0'); invalidate(); });
 $('theme').addEventListener('click', () => { prefs.theme = prefs.theme === 'dark' ? 'light' : 'dark'; localStorage.setItem('buildlog-theme', prefs.theme); applyTheme(); });
-$('unfold').addEventListener('click', () => { for (const f of folds.list) f.open = true; rebuildRows(); invalidate(); });
-$('fold').addEventListener('click', () => { for (const f of folds.list) f.open = false; rebuildRows(); invalidate(); });
+$('unfold').addEventListener('click', () => { for (const f of folds.list) { f.open = true; f.user = true; } rebuildRows(); invalidate(); });
+$('fold').addEventListener('click', () => { for (const f of folds.list) { f.open = false; f.user = true; } rebuildRows(); invalidate(); });
 $('copy').addEventListener('click', () => {
   const url = location.href;
   const box = $('linkbox');
