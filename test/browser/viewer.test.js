@@ -1,8 +1,12 @@
 // The log viewer in a real browser (Debian's chromium driven by
-// puppeteer-core): run by test/t/060_viewer.pl, which prepared jobs 1-4 and
+// puppeteer-core): run by test/t/060_viewer.pl, which prepared jobs 1-10 and
 // passes the base URL, a folder for screenshots and puppeteer's path; PGHOST
 // and PGPORT name its cluster (for the parts this script writes while a page
 // follows a job).  Prints TAP lines the .pl file passes on.
+//
+// Every check waits for the state it looks at (the page draws at its next
+// frame, parts come over a stream): never a fixed sleep, never a read right
+// after an action.  A wait that times out says what the page showed.
 'use strict';
 const { execFileSync } = require('child_process');
 const [base, shots, puppeteerPath] = process.argv.slice(2);
@@ -18,15 +22,32 @@ function ok(cond, name, diag) {
 const is = (got, want, name) => ok(got === want, name, `got:  ${JSON.stringify(got)}\nwant: ${JSON.stringify(want)}`);
 const psql = (sql) => execFileSync('psql', ['-X', '-Atq', '-v', 'ON_ERROR_STOP=1', '-d', 'postgres', '-c', sql]).toString().trim();
 
-// Wait in the page for fn(arg) to be true; ok() saying what was waited for.
+// What the page shows: its status, its message and its rows on screen.
+const snapshot = (page) => page.evaluate(() => {
+  const st = document.getElementById('status');
+  const msg = document.getElementById('message');
+  return { status: `${st.dataset.state} (${st.textContent})`, message: msg.hidden ? '' : msg.textContent,
+    rows: [...document.querySelectorAll('.row')].slice(0, 40).map((r) => `${r.dataset.line}${r.querySelector('.tog') ? (r.querySelector('.tog').getAttribute('aria-expanded') === 'true' ? 'v' : '>') : ' '} ${r.querySelector('.txt').textContent}`) };
+}).catch((e) => ({ error: e.message }));
+
+// Wait in the page for fn(arg) to be true; ok() saying what was waited for
+// (and on a timeout, what the page showed instead).
 async function waitFor(page, what, fn, arg, timeout = 20000) {
   try {
     await page.waitForFunction(fn, { timeout, polling: 50 }, arg);
     return ok(true, what);
   } catch (e) {
-    return ok(false, what, `timed out after ${timeout} ms waiting for: ${what}`);
+    return ok(false, what, `timed out after ${timeout} ms waiting for: ${what}\n${e.message}\nthe page showed: ${JSON.stringify(await snapshot(page), null, 1)}`);
   }
 }
+
+// The lines on screen are exactly lines, in order (the logs it is used on fit on one screen).
+const showsLines = (page, what, lines) => waitFor(page, what, (want) =>
+  [...document.querySelectorAll('.row')].map((r) => +r.dataset.line).join(',') === want, lines.join(','));
+// The status of the page is state and every row's text joined is text.
+const statusAndText = (page, what, state, text) => waitFor(page, what, ([st, want]) =>
+  document.getElementById('status').dataset.state === st &&
+  [...document.querySelectorAll('.row .txt')].map((t) => t.textContent).join('|') === want, [state, text]);
 const rowText = (page, l) => page.evaluate((l) => {
   const t = document.querySelector(`.row[data-line="${l}"] .txt`);
   return t ? t.textContent : null;
@@ -168,7 +189,7 @@ async function rendering(browser) {
   await page.keyboard.down('Shift');
   await page.click('.row[data-line="25"] .ln');
   await page.keyboard.up('Shift');
-  is(await page.evaluate(() => location.hash), '#L22-L25', 'shift-click makes the range #L22-L25');
+  await waitFor(page, 'shift-click makes the range #L22-L25', () => location.hash === '#L22-L25');
   await waitFor(page, 'lines 22-25 selected', () => [...document.querySelectorAll('.row.sel')].map((r) => r.dataset.line).join() === '22,23,24,25');
   await page.click('#copy');
   await waitFor(page, '"copy link" copies it (or shows it to copy)', () => document.getElementById('copy').textContent === 'copied' || !document.getElementById('linkbox').hidden);
@@ -176,7 +197,7 @@ async function rendering(browser) {
   is(copied, `${base}/jobs/1#L22-L25`, 'the link of the range');
   // dark theme
   await page.click('#theme');
-  is(await page.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(13, 17, 23)', 'dark theme: dark background');
+  await waitFor(page, 'dark theme: dark background', () => getComputedStyle(document.body).backgroundColor === 'rgb(13, 17, 23)');
   is((await styleOf(page, 2, 'red') || {}).color, 'rgb(255, 123, 114)', 'dark theme: its own red');
   await page.screenshot({ path: `${shots}/viewer-dark.png` });
   ok(page.errors.length === 0, 'no script error', page.errors.join('\n'));
@@ -199,7 +220,9 @@ async function rendering(browser) {
 
 async function hostile(browser) {
   const page = await open(browser, '/jobs/2');
-  await page.evaluate(() => new Promise((r) => setTimeout(r, 300)));
+  // drawn whole (complete only once its rows are on screen), and a frame after that
+  await waitFor(page, 'the hostile log is drawn, complete', () => document.getElementById('status').dataset.state === 'complete');
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
   is(await page.evaluate(() => window.__pwned), undefined, 'hostile log: nothing in it ran');
   is(page.dialogs, 0, 'no dialog opened');
   is(await page.evaluate(() => window.__csp.length), 0, 'the page itself breaks no CSP rule');
@@ -235,7 +258,7 @@ async function big(browser) {
   const rows = await page.evaluate(() => document.querySelectorAll('.row').length);
   ok(rows > 10 && rows < 100, 'only the rows on screen are in the DOM', rows);
   await page.keyboard.press('/');
-  is(await page.evaluate(() => document.activeElement.id), 'q', '/ focuses the search');
+  await waitFor(page, '/ focuses the search', () => document.activeElement.id === 'q');
   await page.keyboard.type('needle');
   await page.keyboard.press('Enter');
   await waitFor(page, 'search finds both matches, the first at line 15000', () => document.getElementById('count').textContent === '1 of 2 (line 15000)');
@@ -272,6 +295,15 @@ async function live(browser) {
   const page = await open(browser, '/jobs/3');
   await waitFor(page, 'a running job is live', () => document.getElementById('status').dataset.state === 'live');
   is(await page.evaluate(() => document.getElementById('follow').checked), true, 'and followed');
+  // the rows on screen at the moment the status first says "complete"
+  await page.evaluate(() => {
+    const st = document.getElementById('status');
+    window.__atComplete = null;
+    new MutationObserver(() => {
+      if (st.dataset.state === 'complete' && window.__atComplete === null)
+        window.__atComplete = [...document.querySelectorAll('.row .txt')].map((t) => t.textContent).join('|');
+    }).observe(st, { attributes: true, childList: true, characterData: true, subtree: true });
+  });
   const texts = () => page.evaluate(() => [...document.querySelectorAll('.row .txt')].map((t) => t.textContent).join('|'));
   part([5]);
   await waitFor(page, 'part 5 shown live, after a gap', () => /live 2\|live 5$/.test([...document.querySelectorAll('.row .txt')].map((t) => t.textContent).join('|')));
@@ -294,11 +326,158 @@ async function live(browser) {
   await waitFor(page, 'live again once the worker is back', () => document.getElementById('status').dataset.state === 'live', undefined, 40000);
   await waitFor(page, 'parts 6 and 7, written while it was away, shown', () => /live 7$/.test([...document.querySelectorAll('.row .txt')].map((t) => t.textContent).join('|')));
   part([8], 8);
-  await waitFor(page, 'the final part: complete', () => document.getElementById('status').dataset.state === 'complete');
-  is(await texts(), [0, 1, 2, 3, 4, 5, 6, 7, 8].map((x) => 'live ' + x).join('|'), 'every line once, in part order');
+  // "complete" only once every part is drawn: the status and the text together
+  await statusAndText(page, 'the final part: complete, every line once, in part order', 'complete',
+    [0, 1, 2, 3, 4, 5, 6, 7, 8].map((x) => 'live ' + x).join('|'));
+  is(await page.evaluate(() => window.__atComplete), [0, 1, 2, 3, 4, 5, 6, 7, 8].map((x) => 'live ' + x).join('|'),
+    'at the moment the status said complete, every line was already on screen');
+  is(await texts(), [0, 1, 2, 3, 4, 5, 6, 7, 8].map((x) => 'live ' + x).join('|'), 'and it stays so (no line drawn twice later)');
   await page.screenshot({ path: `${shots}/viewer-live.png` });
   ok(page.errors.length === 0, 'no script error', page.errors.join('\n'));
   await page.close();
+}
+
+// Sections in the byte shapes their producers write (060 job 6): markers
+// inside lines, several on one line, split across parts.  What a person sees
+// is the lines on screen: with every section closed (their default) the line
+// after a section's end is there, and opening a section shows exactly its lines.
+const toggle = (page, l) => page.click(`.row[data-line="${l}"] .tog`);
+const headOf = (page, l) => page.evaluate((l) => {
+  const r = document.querySelector(`.row[data-line="${l}"]`);
+  if (!r) return null;
+  const t = r.querySelector('.tog');
+  return { open: t ? t.getAttribute('aria-expanded') : null, text: r.querySelector('.txt').textContent,
+    dur: (r.querySelector('.dur') || {}).textContent || '' };
+}, l);
+
+async function sections(browser) {
+  const page = await open(browser, '/jobs/6');
+  await waitFor(page, 'job 6 complete', () => document.getElementById('status').dataset.state === 'complete');
+  await showsLines(page, 'sections closed: the line after each end is shown, the sections\' lines are not',
+    [1, 4, 5, 6, 7, 9, 10, 11, 12, 13, 19, 20, 23]);
+  let h = await headOf(page, 1);
+  ok(h && h.open === 'false' && h.text === '$ bundle install' && h.dur === '2.50 s',
+    'travis fold (its end marker split across two parts): closed, its command shown, its travis_time', JSON.stringify(h));
+  h = await headOf(page, 4);
+  ok(h && h.open === null && h.text === '$ bundle exec rake' && h.dur === '1.20 s',
+    'travis_time:end, travis_fold:end, travis_time:start and "$ bundle exec rake" on one line: the command, outside the fold, with its own time', JSON.stringify(h));
+  is(await rowText(page, 5), 'rake output', 'its output after it');
+  h = await headOf(page, 7);
+  ok(h && h.open === 'false' && h.text === 'Preparing environment' && h.dur === '3.00 s', 'GitLab section [collapsed=true]: closed, 3 s', JSON.stringify(h));
+  h = await headOf(page, 9);
+  ok(h && h.open === 'true' && h.text === 'Executing "step_script" stage' && h.dur === '7.00 s',
+    'section_end, then section_start (split across parts) and its header on one line: the next section\'s head, open, outside the one ended', JSON.stringify(h));
+  is(await rowText(page, 12), 'Job succeeded', 'text after a section_end on its line: shown after the section');
+  h = await headOf(page, 13);
+  ok(h && h.open === 'false' && h.text === 'outer head', 'nested travis folds: the outer one closed', JSON.stringify(h));
+  is(await rowText(page, 19), 'after a ghost end', 'an end marker without a start: the marker hidden, its line a plain line');
+  h = await headOf(page, 20);
+  ok(h && h.open === 'false' && h.text === 'gh group', 'GitHub group after them: closed', JSON.stringify(h));
+  h = await headOf(page, 23);
+  ok(h && h.open === 'false' && h.text === '$ never ended', 'a fold never ended: closed, to the end of the log', JSON.stringify(h));
+  ok(!(await page.evaluate(() => document.getElementById('log').textContent.includes('travis_') || document.getElementById('log').textContent.includes('section_'))),
+    'no marker text on screen');
+
+  await toggle(page, 1);
+  await showsLines(page, 'the travis fold opened: exactly its two lines appear', [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 19, 20, 23]);
+  await toggle(page, 9);
+  await showsLines(page, 'the open GitLab section closed: its two lines go, "Job succeeded" stays', [1, 2, 3, 4, 5, 6, 7, 9, 12, 13, 19, 20, 23]);
+  await toggle(page, 7);
+  await showsLines(page, 'the collapsed GitLab section opened: its line', [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 19, 20, 23]);
+  await toggle(page, 13);
+  await showsLines(page, 'the outer fold opened: its lines, the inner fold closed, the line where the inner one ended (mid-line marker) in the outer',
+    [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 17, 18, 19, 20, 23]);
+  is(await rowText(page, 17), 'back in outer', 'what \\r\\e[0K erased before the mid-line marker is not shown');
+  await toggle(page, 15);
+  await showsLines(page, 'the inner fold opened: its one line', [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 16, 17, 18, 19, 20, 23]);
+  await toggle(page, 23);
+  await waitFor(page, 'the fold never ended opened: the lines to the end (the last without its newline)',
+    () => [...document.querySelectorAll('.row')].map((r) => r.dataset.line).slice(-3).join() === '23,24,25');
+  await page.screenshot({ path: `${shots}/viewer-sections.png` });
+  ok(page.errors.length === 0, 'no script error', page.errors.join('\n'));
+  await page.close();
+
+  // Buildkite with the agent's timestamps (ESC _bk;t=...BEL before every line)
+  const bk = await open(browser, '/jobs/7');
+  await showsLines(bk, 'Buildkite with timestamps: ~~~ and --- closed, the last --- open (no +++ in the log)', [1, 3, 5, 6]);
+  is(JSON.stringify(await Promise.all([1, 3, 5].map((l) => headOf(bk, l)))),
+    JSON.stringify([{ open: 'false', text: 'Preparing working directory', dur: '200 ms' }, { open: 'false', text: 'Building', dur: '200 ms' }, { open: 'true', text: 'Testing', dur: '' }]),
+    'their titles without the timestamp, durations from the timestamps of one header to the next');
+  is(await rowText(bk, 6), 'test line', 'a timestamped line shows its text alone');
+  await bk.close();
+
+  // A running log whose fold end marker is split between the part the page
+  // read and the next one it receives live.
+  const live = await open(browser, '/jobs/8');
+  await waitFor(live, 'job 8 live, its fold closed', () => document.getElementById('status').dataset.state === 'live' &&
+    [...document.querySelectorAll('.row')].map((r) => r.dataset.line).join() === '1');
+  psql(`select buildlog.write_parts('{8,8}', '{1,2}', array[E'd:dl\\r\\x1b[0K$ next\\n', ''], '{f,t}')`);
+  await waitFor(live, 'the rest of the marker received live: the fold ends, "$ next" is shown after it, complete',
+    () => document.getElementById('status').dataset.state === 'complete' &&
+      [...document.querySelectorAll('.row')].map((r) => r.dataset.line + ' ' + r.querySelector('.txt').textContent).join('|') === '1 $ download|3 $ next');
+  ok(live.errors.length === 0, 'no script error', live.errors.join('\n'));
+  await live.close();
+}
+
+// A removed log (set_content(job, NULL, removed_by)): 410, the page says so.
+async function removed(browser) {
+  const page = await open(browser, '/jobs/9');
+  await waitFor(page, 'a removed log: the status says removed, the page why', () =>
+    document.getElementById('status').dataset.state === 'removed' &&
+    document.getElementById('message').textContent === 'The log of this job was removed.' && !document.getElementById('message').hidden);
+  is(await page.evaluate(() => document.querySelectorAll('.row').length), 0, 'no line shown');
+  await page.close();
+}
+
+// buildlog.http_read_tokens = on: a read token in the page's address is
+// passed to every read of the page; without one the page says what is missing.
+async function tokens(browser) {
+  psql('alter system set buildlog.http_read_tokens = on');
+  psql('select pg_reload_conf()');
+  const deadline = Date.now() + 20000;
+  let code = 0;
+  while (Date.now() < deadline && (code = (await fetch(`${base}/jobs/10/bundle`)).status) !== 401)
+    await new Promise((r) => setTimeout(r, 100));	// polling the server for the reload, with a deadline
+  is(code, 401, 'reads need a token once the reload reached the HTTP worker');
+  const t10 = psql("select buildlog.issue_token(10, 'read')");
+  const t11 = psql("select buildlog.issue_token(11, 'read')");
+
+  const page = await open(browser, '/jobs/10');
+  await waitFor(page, 'without a token: an error that says a read token is needed, not an empty log', () =>
+    document.getElementById('status').dataset.state === 'error' &&
+    /needs a read token: open this page with \?token=/.test(document.getElementById('message').textContent) &&
+    /HTTP 401/.test(document.getElementById('message').textContent));
+  is(await page.evaluate(() => document.querySelectorAll('.row').length), 0, 'no line shown');
+  await page.close();
+
+  const other = await open(browser, `/jobs/10?token=${t11}`);
+  await waitFor(other, 'another job\'s token: the page says the token does not give access', () =>
+    document.getElementById('status').dataset.state === 'error' &&
+    /token in this page's address does not give access to the log of job 10 \(HTTP 403/.test(document.getElementById('message').textContent));
+  await other.close();
+
+  const good = await browser.newPage();
+  const urls = [];
+  good.on('request', (r) => urls.push(r.url()));
+  good.errors = [];
+  good.on('pageerror', (e) => good.errors.push(e.message));
+  await good.setViewport({ width: 1100, height: 700 });
+  await good.goto(`${base}/jobs/10?token=${t10}`);
+  await good.waitForSelector('html[data-ready]', { timeout: 20000 });
+  await waitFor(good, 'with its read token: the log, live', () => document.getElementById('status').dataset.state === 'live' &&
+    [...document.querySelectorAll('.row .txt')].map((t) => t.textContent).join('|') === 'token line 0');
+  psql(`select buildlog.write_parts('{10,10}', '{1,2}', array[E'token line 1\\n', ''], '{f,t}')`);
+  await statusAndText(good, 'parts received over its event stream, then complete', 'complete', 'token line 0|token line 1');
+  const reads = urls.filter((u) => /\/jobs\/10\/(bundle|events)/.test(u)).map((u) => new URL(u));
+  ok(reads.some((u) => u.pathname.endsWith('/bundle')) && reads.some((u) => u.pathname.endsWith('/events')) &&
+    reads.every((u) => u.searchParams.get('token') === t10), 'the page passed the token to /bundle and /events as ?token=',
+    reads.map((u) => u.pathname + (u.searchParams.get('token') === t10 ? ' (token)' : ' (no token)')).join(', '));
+  const raw = await good.$eval('#raw', (a) => a.getAttribute('href'));
+  is((await fetch(base + raw)).status, 200, 'the raw download link carries the token too');
+  ok(good.errors.length === 0, 'no script error', good.errors.join('\n'));
+  await good.close();
+  psql('alter system reset buildlog.http_read_tokens');
+  psql('select pg_reload_conf()');
 }
 
 (async () => {
@@ -312,6 +491,9 @@ async function live(browser) {
     await big(browser);
     await archived(browser);
     await live(browser);
+    await sections(browser);
+    await removed(browser);
+    await tokens(browser);
   } catch (e) {
     ok(false, 'the browser test ran to its end', e.stack);
   } finally {

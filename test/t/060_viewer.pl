@@ -3,9 +3,13 @@
 # passed on here).  Jobs: 1 every SGR kind, \r, erase, links, the four
 # section dialects and parts with distinct arrival times; 2 a hostile log;
 # 3 a running job the script extends (out of order, across a terminated
-# HTTP worker) while the page follows it; 4 20,000 lines to search.
-# Jobs 1, 2 and 4 are aggregated first.  Screenshots land in the test's log
-# folder.
+# HTTP worker) while the page follows it; 4 20,000 lines to search; 5 a log
+# archived to S3 and purged; 6 sections in their producers' byte shapes
+# (markers inside lines, several on a line, split across parts), 7 Buildkite
+# groups with the agent's timestamps, 8 a running log whose fold end marker
+# is split between parts; 9 a removed log; 10 a running log read with
+# buildlog.http_read_tokens on.  Jobs 1, 2 and 4 are aggregated first.
+# Screenshots land in the test's log folder.
 use strict;
 use warnings;
 use BuildlogTest;
@@ -20,6 +24,12 @@ my $puppeteer = "$root/.tools/node_modules/puppeteer-core";
 -x '/usr/bin/chromium' or BAIL_OUT('/usr/bin/chromium missing: run script/bootstrap');
 my ($s3) = need_env('BUILDLOG_S3_ENDPOINT');
 my $bucket = $ENV{BUILDLOG_S3_BUCKET} // 'buildlog';
+# the key of read tokens (buildlog.http_read_tokens is turned on by the browser script, last)
+my $secrets = PostgreSQL::Test::Utils::tempdir();
+open(my $fh, '>', "$secrets/token.key") or die $!;
+print $fh join('', map { sprintf('%02x', int(rand(256))) } 1 .. 32), "\n";
+close($fh);
+chmod 0600, "$secrets/token.key";
 # the archive worker on (job 5 is archived and purged: read back from S3)
 my ($node, $base) = http_node('viewer', qq(buildlog.aggregate_delay = '1h'
 buildlog.archive_workers = 1
@@ -29,6 +39,7 @@ buildlog.s3_bucket = '$bucket'
 buildlog.s3_access_key = 'S3RVER'
 buildlog.s3_secret_key = 'S3RVER'
 buildlog.s3_prefix = 't060/'
+buildlog.http_token_key_file = '$secrets/token.key'
 ));
 my $shots = "$PostgreSQL::Test::Utils::log_path/060_viewer_screenshots";
 mkdir $shots;
@@ -59,6 +70,23 @@ write_job(2, [
 write_job(3, [ map { "E'live $_\\n'" } 0 .. 2 ], 0);
 write_job(4, [ map { my $p = $_; qq{(select string_agg(case x when 15000 then 'a NEEDLE here' when 17000 then 'needle again' else 'row ' || x end, E'\\n') || E'\\n' from generate_series($p * 1000 + 1, $p * 1000 + 1000) x)} } 0 .. 19 ], 1);
 
+# sections as travis-build, gitlab-runner and the GitHub runner write them:
+# a fold's end marker and the next command on one physical line, markers
+# split across parts (travis_fold:en|d, \r|\e[0K, section_st|art), nested
+# folds, an end marker mid-line, an end without a start, a start never ended
+write_job(6, [
+	q{E'travis_fold:start:install\r\x1b[0Ktravis_time:start:0f1e2d3c\r\x1b[0K$ bundle install\nFetching gems\nBundle complete!\ntravis_time:end:0f1e2d3c:start=1000,finish=2500001000,duration=2500000000\r\x1b[0Ktravis_fold:en'},
+	q{E'd:install\r\x1b[0Ktravis_time:start:4e5f6a7b\r\x1b[0K$ bundle exec rake\nrake output\ntravis_time:end:4e5f6a7b:start=2500001000,finish=3700001000,duration=1200000000\r'},
+	q{E'\x1b[0K\n\x1b[0Ksection_start:1700000000:prepare_script[collapsed=true]\r\x1b[0K\x1b[0K\x1b[36;1mPreparing environment\x1b[0;m\nprep 1\n\x1b[0Ksection_end:1700000003:prepare_script\r\x1b[0K\x1b[0Ksection_st'},
+	q{E'art:1700000003:step_script\r\x1b[0K\x1b[0K\x1b[36;1mExecuting "step_script" stage\x1b[0;m\n\x1b[32;1m$ make test\x1b[0;m\nok\n\x1b[0Ksection_end:1700000010:step_script\r\x1b[0K\x1b[32;1mJob succeeded\x1b[0;m\n'},
+	q{E'travis_fold:start:outer\r\x1b[0Kouter head\no1\ntravis_fold:start:inner\r\x1b[0Kinner head\ni1\nstill inner travis_fold:end:inner\r\x1b[0Kback in outer\ntravis_fold:end:outer\r\x1b[0K\ntravis_fold:end:ghost\r\x1b[0Kafter a ghost end\n::group::gh group\ngh 1\n::endgroup::\ntravis_fold:start:last\r\x1b[0K$ never ended\nl1\nl2'},
+	q{''} ], 1);
+write_job(7, [ q{E'\x1b_bk;t=1700000000000\x07~~~ Preparing working directory\n\x1b_bk;t=1700000000100\x07prep line\n\x1b_bk;t=1700000000200\x07--- Building\n\x1b_bk;t=1700000000300\x07build line\n\x1b_bk;t=1700000000400\x07--- Testing\n\x1b_bk;t=1700000000500\x07test line\n'}, q{''} ], 1);
+write_job(8, [ q{E'travis_fold:start:dl\r\x1b[0K$ download\nd1\ntravis_fold:en'} ], 0);
+write_job(9, [ q{E'soon removed\n'}, q{''} ], 1);
+$node->safe_psql('postgres', 'select buildlog.set_content(9, NULL, 42)');
+write_job(10, [ q{E'token line 0\n'} ], 0);
+
 write_job(5, [ q{E'\x1b[33marchived\x1b[0m line 1\n'}, q{E'archived line 2\n'}, q{''} ], 1);
 $node->safe_psql('postgres', 'select buildlog.aggregate(5)');
 wait_query($node, 'select purged_at is not null and content is null from buildlog.logs where job_id = 5', 't',
@@ -80,7 +108,7 @@ for my $line (split /\n/, $out)
 	elsif ($line =~ /^# (.*)$/) { diag($1); }
 }
 ok($ok, 'the browser test exited cleanly') or diag($err);
-cmp_ok($checks, '>=', 70, 'it ran all its checks');
-ok(-s "$shots/viewer-$_.png", "screenshot viewer-$_.png written") for qw(rendering dark hostile live);
+cmp_ok($checks, '>=', 120, 'it ran all its checks');
+ok(-s "$shots/viewer-$_.png", "screenshot viewer-$_.png written") for qw(rendering dark hostile live sections);
 $node->stop;
 done_testing();
