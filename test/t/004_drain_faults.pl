@@ -15,6 +15,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use File::Temp qw(tempdir);
 use Time::HiRes qw(time sleep);
+use BuildlogTest qw(wait_until wait_query queue_depth);
 
 my $url = $ENV{BUILDLOG_AMQP_URL} or plan skip_all => 'BUILDLOG_AMQP_URL not set';
 my $root = $ENV{BUILDLOG_ROOT} or plan skip_all => 'BUILDLOG_ROOT not set';
@@ -53,10 +54,13 @@ create extension pg_partman schema partman;
 create extension buildlog;
 ));
 
-# Point the workers at other queues, the documented way.
+# Point the workers at other queues, the documented way; when not parked,
+# wait until the worker is connected and has counted that reconnect (it sets
+# connected first), so reconnects read afterwards is a baseline.
 sub use_queues
 {
 	my ($queues) = @_;
+	my $reconnects = $node->safe_psql('postgres', 'select coalesce(sum(reconnects), 0) from buildlog.drain_stats');
 	$node->safe_psql('postgres', qq(
 alter system set buildlog.amqp_queues = '$queues';
 select pg_reload_conf();
@@ -70,7 +74,8 @@ select pg_reload_conf();
 		return;
 	}
 	ok($node->poll_query_until('postgres', qq(
-select count(*) = 1 from buildlog.drain_stats where connected and queues = '$shown')),
+select count(*) = 1 from buildlog.drain_stats
+ where connected and queues = '$shown' and reconnects > $reconnects)),
 		"the worker consumes $shown");
 }
 
@@ -168,7 +173,8 @@ create trigger poison before insert on buildlog.log_parts
 		q(select reason || ' | ' || convert_from(body, 'UTF8') from buildlog.rejected_parts where queue = 'tq.p')),
 		'could not be written: P0001: poisoned part of job 920999 | {"id": 920999, "number": 0, "log": "POISON"}',
 		'its reason is the SQLSTATE and the error; its body is kept');
-	is($node->safe_psql('postgres', 'select error_rejected, split_retries > 0 from buildlog.drain_stats'),
+	# the counters follow the commit of the rejected row
+	wait_query($node, 'select error_rejected, split_retries > 0 from buildlog.drain_stats',
 		'1|t', 'drain_stats: one delivery rejected because of an error, after split retries');
 }
 
@@ -228,6 +234,9 @@ select pg_reload_conf();
 	$node->restart;    # fresh counters (max_batch)
 	use_queues('tq.bytes');
 	wait_parts(940000, 940001, 100, '10 kB parts');
+	# the counters (max_batch among them) follow each batch's commit
+	wait_query($node, 'select deliveries from buildlog.drain_stats', '100',
+		'the 100 deliveries are counted');
 	my $max = stat1('max_batch');
 	ok($max >= 2 && $max <= 7, "batches of 10 kB deliveries stop at 64 kB (largest: $max)");
 	$node->safe_psql('postgres', q(
@@ -254,6 +263,8 @@ buildlog.flush_ms = 2000
 	use_queues('tq.locks');
 	wait_parts(950000, 952999, 6000, 'one job lock each, 6,000 deliveries, max_locks_per_transaction = 10');
 	note(sprintf('stored in %.1f s', time - $t0));
+	wait_query($node, 'select deliveries from buildlog.drain_stats', '6000',
+		'the 6,000 deliveries are counted');
 	is($node->safe_psql('postgres',
 		'select split_retries > 0, error_rejected, max_batch < 5000 from buildlog.drain_stats'),
 		't|0|t', 'the batch was split into pieces that fit, nothing rejected');
@@ -293,16 +304,10 @@ alter database postgres set search_path = evil, pg_catalog;
 	use_queues('tq.durable');
 	wait_parts(960000, 960019, 2000, 'before the crash');
 	# acked = gone from the queue (ready + unacknowledged)
-	my $t0 = time;
-	my $depth;
-	while (time - $t0 < 30) {
-		my ($out) = run_command([ "$root/script/stack", 'rabbitmqctl', 'list_queues', '-q',
-			'--no-table-headers', 'name', 'messages' ]);
-		($depth) = $out =~ /^tq\.durable\s+(\d+)/m;
-		last if defined $depth && $depth == 0;
-		sleep 0.2;
-	}
-	is($depth, 0, 'every delivery acked');
+	ok(wait_until('tq.durable to hold no message', sub {
+				my $depth = queue_depth('tq.durable');
+				(defined $depth && $depth eq '0', $depth);
+			}, interval => 0.2), 'every delivery acked');
 	$node->kill9;
 	# the orphaned children notice the postmaster's death and exit
 	ok(poll_start($node), 'restarted after kill -9 of the postmaster');
@@ -327,12 +332,11 @@ alter database postgres reset synchronous_commit;
 sub poll_start
 {
 	my ($n) = @_;
-	for (1 .. 50) {
-		return 1 if $n->start(fail_ok => 1);
-		$n->{_pid} = undef;    # start() read the dead postmaster's pid file
-		sleep 0.2;
-	}
-	return 0;
+	return wait_until('the node to start after the kill (its old children gone)', sub {
+			return 1 if $n->start(fail_ok => 1);
+			$n->{_pid} = undef;    # start() read the dead postmaster's pid file
+			return (0, 'pg_ctl start failed');
+		}, interval => 0.2);
 }
 
 # ---- item 2: pg_cancel_backend() on idle workers cancels nothing
