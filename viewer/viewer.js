@@ -467,10 +467,11 @@ function showMessage(text) {
   m.hidden = !text;
 }
 
-// Numbers 0..P all here: the cursor to open the stream with.
+// Numbers 0..P all here: the cursor to open the stream with (?after=P; the
+// head, part -1, is sent only from the start, after=-1).
 function prefix() {
   let p = -1;
-  for (const n of nums) { if (n === p + 1) p = n; else if (n > p + 1) break; }
+  for (const n of nums) { if (n < 0) continue; if (n === p + 1) p = n; else break; }
   return p;
 }
 
