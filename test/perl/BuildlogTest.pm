@@ -11,6 +11,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time sleep);
+use IPC::Run;
 
 our @EXPORT = qw(buildlog_node wait_until wait_query log_mark log_since
   log_count publish amqp_url need_env install_maintenance_watch);
@@ -163,14 +164,15 @@ sub drain_workers
 
 # use_queues(NODE, QUEUES, park => 1): point the drain workers at QUEUES the
 # documented way (amqp_queues, reload, restart_workers()), then wait until the
-# reconnect settled: every worker logged "consuming" after the call and is
-# connected, or with park (a queue that does not exist) every worker logged
-# that it cannot consume it.
+# reconnect settled: every worker logged "consuming" after the call, is
+# connected and has counted its reconnect, or with park (a queue that does not
+# exist) every worker logged that it cannot consume it.
 sub use_queues
 {
 	my ($node, $queues, %opt) = @_;
 	my $n = drain_workers($node);
 	my $mark = log_mark($node);
+	my $reconnects = $node->safe_psql('postgres', 'select coalesce(sum(reconnects), 0) from buildlog.drain_stats');
 	$node->safe_psql('postgres', qq(
 alter system set buildlog.amqp_queues = '$queues';
 select pg_reload_conf();
@@ -181,10 +183,12 @@ select pg_reload_conf();
 	  : qr/LOG:  buildlog drain \d+: consuming /;
 	my $ok = wait_until("$n drain workers reconnected to $queues",
 		sub { my $c = log_count($node, $mark, $re); ($c >= $n, "$c log lines") });
-	$ok &&= wait_until("drain workers connected to $queues", sub {
-			my $c = $node->safe_psql('postgres',
-				'select count(*) filter (where connected) from buildlog.drain_stats');
-			($c == $n, "$c connected");
+	# a worker sets connected, then counts the reconnect: wait for both, so a
+	# caller may read reconnects as the baseline of "no reconnect since"
+	$ok &&= wait_until("drain workers connected to $queues, each reconnect counted", sub {
+			my ($c, $r) = split /\|/, $node->safe_psql('postgres',
+				'select count(*) filter (where connected), coalesce(sum(reconnects), 0) from buildlog.drain_stats');
+			($c == $n && $r >= $reconnects + $n, "$c connected, reconnects $r (were $reconnects)");
 		}) unless $opt{park};
 	ok($ok, "drain workers switched to $queues" . ($opt{park} ? ' (parked)' : ''));
 	return $ok;
@@ -369,6 +373,41 @@ buildlog.archive_workers = 0
 				my ($out) = run_command([ 'curl', '-s', "$base/healthz" ]);
 				$out eq "ok" }), 'the HTTP service is up: GET /healthz answers ok');
 	return ($node, $base, $port);
+}
+
+
+# psql_within(NODE, SQL, WHAT, timeout => S, during => CODE): ok() once SQL
+# (one psql -c, in database postgres) has returned without error, within the
+# timeout (the default wait: a bound on a hang, not a speed); on the timeout
+# the diag shows what every session was waiting for, and the psql is ended.
+# CODE (e.g. feeding a publisher) runs at every poll meanwhile.  Returns the
+# output.
+push @EXPORT, 'psql_within';
+sub psql_within
+{
+	my ($node, $sql, $what, %opt) = @_;
+	my ($out, $err) = ('', '');
+	my $t0 = time;
+	my $h = IPC::Run::start([ 'psql', '-X', '-Atq', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'),
+			'-c', $sql ], '>', \$out, '2>', \$err);
+	my $done = wait_until("$what to return", sub {
+			$opt{during}->() if $opt{during};
+			$h->pump_nb;
+			(!$h->pumpable, 'still running');
+		},
+		timeout => $opt{timeout} // $WAIT, interval => 0.02);
+	if (!$done)
+	{
+		diag('sessions meanwhile: ' . $node->safe_psql('postgres', q(
+select string_agg(format('%s pid %s: %s/%s %s', backend_type, pid, wait_event_type, wait_event, left(query, 60)), E'\n')
+  from pg_stat_activity where pid <> pg_backend_pid())));
+		$h->kill_kill;
+		ok(0, $what);
+		return $out;
+	}
+	my $rc = $h->finish;
+	ok($rc, sprintf('%s (returned after %.2f s)', $what, time - $t0)) or diag($err);
+	return $out;
 }
 
 1;

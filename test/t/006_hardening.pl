@@ -10,6 +10,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time sleep);
 use IPC::Run;
+use BuildlogTest qw(wait_until wait_query);
 
 my $node = PostgreSQL::Test::Cluster->new('hardening');
 $node->init;
@@ -28,21 +29,12 @@ create extension pg_partman schema partman;
 create extension buildlog;
 ));
 
-# Poll $sql until it returns $want, for at most $seconds; fail fast, saying
-# what was awaited and what was seen last.
+# Poll $sql until it returns $want (BuildlogTest's wait: it fails naming
+# what was awaited and what was seen last).
 sub wait_for
 {
-	my ($sql, $want, $seconds, $what) = @_;
-	my $deadline = time + $seconds;
-	my $got;
-	while (time < $deadline) {
-		$got = $node->safe_psql('postgres', $sql);
-		return pass($what) if $got eq $want;
-		sleep 0.2;
-	}
-	fail($what);
-	diag("waited $seconds s for <$want> from: $sql\nlast seen: <" . ($got // '') . '>');
-	return 0;
+	my ($sql, $want, $what) = @_;
+	return wait_query($node, $sql, $want, $what);
 }
 
 sub scheduler_pid
@@ -51,8 +43,9 @@ sub scheduler_pid
 select pid from pg_stat_activity where backend_type = 'buildlog scheduler'));
 }
 
-my $pid = scheduler_pid();
-like($pid, qr/^\d+$/, 'the scheduler runs');
+my $pid;
+ok(wait_until('the scheduler in pg_stat_activity', sub { $pid = scheduler_pid(); ($pid =~ /^\d+$/, $pid) }),
+	'the scheduler runs');
 
 # ---- 1. a hand-edited row: an error for that job, no crash, no crash loop
 $node->safe_psql('postgres', q(
@@ -61,7 +54,7 @@ select buildlog.aggregate(1);
 update buildlog.logs set content = 'x' where job_id = 1;
 select buildlog.write_parts('{1}', '{3}', '{late}', '{f}');
 ));
-wait_for(q(select aggregate_failures > 0 from buildlog.logs where job_id = 1), 't', 20,
+wait_for(q(select aggregate_failures > 0 from buildlog.logs where job_id = 1), 't',
 	'the scheduler tried the corrupt job and recorded the failure');
 like($node->safe_psql('postgres', q(select aggregate_error from buildlog.logs where job_id = 1)),
 	qr/log of job 1 has inconsistent part bookkeeping/, 'its aggregate_error names the corruption');
@@ -77,18 +70,25 @@ select j, 5, 'p', true, now() - interval '1 hour' from generate_series(1000, 159
 select buildlog.write_parts('{2}', '{0}', '{healthy}', '{t}');
 ));
 my $t0 = time;
-wait_for(q(select aggregated_at is not null from buildlog.logs where job_id = 2), 't', 30,
+wait_for(q(select aggregated_at is not null from buildlog.logs where job_id = 2), 't',
 	'a healthy job behind 600 failing ones is aggregated');
 note(sprintf('healthy job aggregated %.1f s after it became due', time - $t0 - 1));
 wait_for(q(select count(*) from buildlog.logs where job_id between 1000 and 1599 and aggregate_failures > 0),
-	'600', 60, 'every failing job was tried and backs off');
-# while they back off, they are not retried every second
-my $tries = $node->safe_psql('postgres',
-	q(select sum(aggregate_failures) from buildlog.logs where job_id between 1000 and 1599));
-sleep 3;
-my $later = $node->safe_psql('postgres',
-	q(select sum(aggregate_failures) from buildlog.logs where job_id between 1000 and 1599));
-cmp_ok($later - $tries, '<=', 600 * 2, "failing jobs are retried with back-off ($tries, then $later tries)");
+	'600', 'every failing job was tried and backs off');
+# while they back off, they are not retried every second: a job's retries
+# come 1, 2, 4 ... s apart (1, 3, 7 ... s after its first failure), so a
+# window of W seconds (measured, however long the machine makes it) holds
+# at most log2(W + 2) of them per job; without the back-off a job is retried
+# at every round
+my $failures_now = q(select sum(aggregate_failures) || '|' || extract(epoch from clock_timestamp())
+  from buildlog.logs where job_id between 1000 and 1599);
+my ($tries, $t_a) = split /\|/, $node->safe_psql('postgres', $failures_now);
+sleep 3;    # the window: time must pass to show what does not happen in it
+my ($later, $t_b) = split /\|/, $node->safe_psql('postgres', $failures_now);
+my $per_job = int(log($t_b - $t_a + 2) / log(2));
+cmp_ok($later - $tries, '<=', 600 * $per_job,
+	sprintf('failing jobs are retried with back-off (%d, then %d tries in %.1f s: at most %d per job)',
+		$tries, $later, $t_b - $t_a, $per_job));
 is($node->safe_psql('postgres', q(select count(*) from buildlog.aggregatable(2147483647) a
 	join buildlog.logs l using (job_id) where l.aggregate_retry_at > now())), '0',
 	'aggregatable() skips jobs that back off');
@@ -104,7 +104,7 @@ update buildlog.logs set part_starts = '{0,1}', content = 'xy',
 ));
 wait_for(q(select count(*) from buildlog.logs where job_id between 1000 and 1599
             and aggregate_failures = 0 and aggregate_error is null and aggregated_at is not null
-            and content = 'xyp'), '600', 60,
+            and content = 'xyp'), '600',
 	'repaired jobs are aggregated and their failure columns cleared');
 $node->safe_psql('postgres', q(delete from buildlog.logs where job_id = 1));
 
@@ -158,26 +158,15 @@ insert into buildlog.logs (job_id, content, part_numbers, part_starts, aggregate
 values (5, 'x', '{0}', '{7}', pg_catalog.now());
 insert into buildlog.log_parts (job_id, number, content, final) values (5, 1, 'y', true);
 ));
-my $deadline = time + 30;
-my $state = '';
-while (time < $deadline) {
-	$state = $node->safe_psql('postgres', $safe . q(
+wait_for($safe . q(
 select (select aggregated_at is not null from buildlog.logs where job_id = 4)
-    || '|' || (select aggregate_failures > 0 from buildlog.logs where job_id = 5)));
-	last if $state eq 'true|true';
-	sleep 0.2;
-}
-is($state, 'true|true', 'the scheduler aggregated a job and backed off a failing one under the hostile search_path');
+    || '|' || (select aggregate_failures > 0 from buildlog.logs where job_id = 5)), 'true|true',
+	'the scheduler aggregated a job and backed off a failing one under the hostile search_path');
 $node->safe_psql('postgres', $safe . q(
 update buildlog.logs set part_starts = '{0}', aggregate_retry_at = pg_catalog.now() where job_id = 5));
-$deadline = time + 30;
-while (time < $deadline) {
-	$state = $node->safe_psql('postgres', $safe . q(
-select aggregate_failures operator(pg_catalog.=) 0 from buildlog.logs where job_id operator(pg_catalog.=) 5));
-	last if $state eq 't';
-	sleep 0.2;
-}
-is($state, 't', 'the repaired job recovered (the recovery statement ran too)');
+wait_for($safe . q(
+select aggregate_failures operator(pg_catalog.=) 0 from buildlog.logs where job_id operator(pg_catalog.=) 5), 't',
+	'the repaired job recovered (the recovery statement ran too)');
 is($node->safe_psql('postgres', $safe . q(select is_called from evil.calls)), 'f',
 	'no planted function or operator ran in a worker session');
 $node->safe_psql('postgres', $safe . q(alter database postgres reset search_path; drop schema evil cascade;));

@@ -20,11 +20,23 @@ buildlog.aggregate_delay = '1h'
 ));
 
 # drain_stats summed over the workers: deliveries|parts|rejected|replaced
+my $counters = q(
+select sum(deliveries) || '|' || sum(parts) || '|' || sum(rejected) || '|' || sum(replaced)
+  from buildlog.drain_stats);
 sub counters
 {
-	return $node->safe_psql('postgres', q(
-select sum(deliveries) || '|' || sum(parts) || '|' || sum(rejected) || '|' || sum(replaced)
-  from buildlog.drain_stats));
+	return $node->safe_psql('postgres', $counters);
+}
+
+# wait_delivered(N, WHAT): wait until the workers counted N deliveries in all.
+# A worker counts a batch after its commit, so then every row of those
+# deliveries is stored (wait_parts sees the distinct parts: a duplicate or a
+# rejected delivery may still be in flight then).
+sub wait_delivered
+{
+	my ($n, $what) = @_;
+	wait_query($node, 'select sum(deliveries) from buildlog.drain_stats', $n,
+		"$what: every delivery counted");
 }
 
 # U+FFFD in the stored copies of the jobs' parts: all rows | one per number
@@ -47,6 +59,7 @@ subtest 'shuffled, duplicated, invalid UTF-8 and base64: every log exact, counte
 		'--invalid-utf8', '0.01', '--base64', '0.1', '--expect-dir', $dir));
 	is($p->{messages}, 200 * 501 + $p->{duplicates}, 'publisher: every part, final and duplicate sent');
 	wait_parts($node, 100000, 200, 200 * 501, 'shuffled');
+	wait_delivered($p->{messages}, 'shuffled');
 	check_logs($node, $dir, 100000, 200, 'shuffled');
 	# every duplicate is a stored copy of its own; readers collapse them
 	is($node->safe_psql('postgres', q(
@@ -61,7 +74,8 @@ select count(*) - count(distinct (job_id, number)) from buildlog.log_parts
 	}
 	my ($all, $distinct) = split /\|/, fffd_stored(100000, 100199);
 	is($distinct, $want_fffd, "the $want_fffd invalid bytes published are $want_fffd U+FFFD in the logs");
-	is(counters(), "$p->{messages}|$p->{messages}|0|$all",
+	# one batch's counters are added one after the other: wait for all of them
+	wait_query($node, $counters, "$p->{messages}|$p->{messages}|0|$all",
 		"drain_stats: $p->{messages} deliveries and parts, none rejected, $all replaced (every copy's U+FFFD)");
 	is($node->safe_psql('postgres',
 		'select count(*) || bool_and(connected)::text from buildlog.drain_stats'), '2true',
@@ -77,6 +91,7 @@ subtest '1,000 malformed deliveries kept aside with their exact reasons' => sub 
 		'--parts', 500, '--size', 300, '--shuffle', '--malformed', 1000,
 		'--malformed-job', 299999, '--expect-dir', $dir));
 	wait_parts($node, 200000, 20, 20 * 501, 'malformed mix');
+	wait_delivered($deliveries + $p->{messages}, 'malformed mix');
 	# 13 kinds of malformed messages, cycled; one kind (76 of the 1,000) is
 	# JSON with a raw 0xFF byte: invalid UTF-8 is cleaned, never a rejection
 	wait_query($node, q(select count(*) from buildlog.rejected_parts where queue = 'tq.m'), '924',
@@ -86,7 +101,7 @@ select count(*) || '|' || sum(length(content) - length(replace(content, U&'\FFFD
   from buildlog.log_parts where job_id = 299999)), '76|76',
 		'the 76 raw 0xFF deliveries were stored, each byte cleaned to one U+FFFD');
 	check_logs($node, $dir, 200000, 20, 'malformed mix');
-	is(counters(), join('|', $deliveries + $p->{messages}, $parts + 20 * 501 + 76,
+	wait_query($node, $counters, join('|', $deliveries + $p->{messages}, $parts + 20 * 501 + 76,
 			$rejected + 924, $replaced + 76),
 		"drain_stats: $p->{messages} more deliveries, 10,096 parts, 924 rejected, 76 replaced");
 	# the 12 rejected kinds (77 each; "id" and "number" have two kinds each)
@@ -142,7 +157,7 @@ subtest 'sharded: x-consistent-hash exchange over 4 queues, 2 workers' => sub {
 		'--parts', 200, '--shuffle', '--dup', '0.05', '--expect-dir', $dir));
 	wait_parts($node, 300000, 100, 100 * 201, 'sharded');
 	check_logs($node, $dir, 300000, 100, 'sharded');
-	is(scalar((split /\|/, counters())[0]) - $deliveries, $p->{messages},
+	wait_delivered($deliveries + $p->{messages},
 		"drain_stats: the $p->{messages} messages routed to the shards were delivered");
 };
 
