@@ -1,7 +1,8 @@
 # Heartbeats: a 2 s heartbeat asked for through restart_workers() is what
 # the broker negotiated, and idle workers serve it (9 idle seconds, more than
 # the broker's two missed heartbeats: same connections, no reconnect).
-# SIGTERM: a drain worker and the scheduler exit promptly and come back.
+# SIGTERM: a drain worker and the scheduler exit (a bound on a hang, not a
+# speed: the time is noted) and come back.
 use strict;
 use warnings;
 use BuildlogTest;
@@ -33,10 +34,12 @@ select pg_reload_conf();
 	my $conns = broker_connections();
 	is(join(' ', map { (split /\t/)[1] } split /\n/, $conns), '2 2',
 		'the broker negotiated a 2 s heartbeat with both workers');
+	# use_queues() waited until each reconnect was counted: a baseline
 	my $before = $node->safe_psql('postgres',
 		q(select sum(reconnects) || '|' || sum(deliveries) from buildlog.drain_stats));
 	# no condition stands in for "idle long enough": the broker closes a
 	# connection after two missed heartbeats (4 s); wait more than twice that
+	# (a slower machine only makes the window longer)
 	sleep 9;
 	is($node->safe_psql('postgres',
 		q(select sum(reconnects) || '|' || sum(deliveries) || '|' || bool_and(connected) from buildlog.drain_stats)),
@@ -44,16 +47,16 @@ select pg_reload_conf();
 	is(broker_connections(), $conns, 'the broker still has the same two connections');
 };
 
-# Send SIGTERM from here (the clock starts when it is sent); true once PID is gone.
+# Send SIGTERM from here; passes once PID is gone.  The default wait bounds
+# a worker that ignores the signal (or waits for something else first);
+# how fast it went is only noted.
 sub terminate
 {
 	my ($pid, $what) = @_;
 	my $t0 = time;
 	kill('TERM', $pid) or die "kill $pid: $!";
-	my $gone = wait_until("$what (pid $pid) to exit", sub { !kill(0, $pid) },
-		timeout => 10, interval => 0.01);
-	my $elapsed = time - $t0;
-	ok($gone && $elapsed < 3, sprintf('%s exited %.3f s after SIGTERM (bound 3 s)', $what, $elapsed));
+	my $gone = wait_until("$what (pid $pid) to exit", sub { !kill(0, $pid) }, interval => 0.01);
+	ok($gone, sprintf('%s exited after SIGTERM (%.3f s)', $what, time - $t0));
 }
 
 subtest 'SIGTERM: a drain worker and the scheduler exit promptly and come back' => sub {
