@@ -113,7 +113,8 @@ extern void buildlog_http_read_failed(BuildlogWorker *w, HttpResponse *r);
 
 /*
  * The answer to an event stream's read (HTTP_READ_EVENTS): one record per
- * part, followed by its len content bytes; then possibly a record numbered
+ * part, followed by its content as a JSON string (len bytes, escaped and
+ * quoted by the reader); then possibly a record numbered
  * HTTP_EVENT_END (the log complete: an HttpEventEnd follows with its size
  * and SHA-256) or HTTP_EVENT_FINAL (an HttpEventEnd with only the final
  * part's number follows: the log is not complete in the reader's snapshot).

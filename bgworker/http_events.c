@@ -30,6 +30,8 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/json.h"
@@ -59,6 +61,14 @@
  */
 #define READ_BLOCK			(2 * 1024)
 #define OUT_INITIAL			64	/* a stream's first buffer (initStringInfo's is 1 kB) */
+/*
+ * Backpressure: a stream takes more events (from its reader's answer, or
+ * live) only while fewer bytes than this wait to be sent; a client that
+ * reads nothing costs at most this (plus one event), and a drained buffer
+ * above OUT_KEEP is given back.
+ */
+#define STREAM_MAX_UNSENT	(1024 * 1024)
+#define OUT_KEEP			(64 * 1024)
 
 /* A range of part numbers, lo..hi inclusive. */
 typedef struct NumberRange
@@ -85,6 +95,10 @@ typedef struct EventStream
 	bool		suspended;
 	bool		ending;			/* the end event is queued: close after it */
 	int			read_slot;		/* its read handed to the readers, or -1 */
+	int			answer_fd;		/* a reader's answer still being fed, or -1 */
+	int64		answer_left;	/* its bytes not fed yet */
+	bool		held;			/* parts were left out for backpressure:
+								 * read them again once drained */
 	bool		end_wanted;		/* complete: the end event is to be read */
 	bool		end_failed;		/* its read found no end: ask again only once
 								 * a new part was sent (a read per commit, not
@@ -311,6 +325,13 @@ stream_complete(EventStream *st)
 	return below <= 1;
 }
 
+/* Bytes of the stream's buffer not handed to libmicrohttpd yet. */
+static size_t
+unsent(EventStream *st)
+{
+	return st->out.len - st->handed;
+}
+
 /* A part read for the streams: its event's data, JSON-escaped once for all of them. */
 typedef struct PartEvent
 {
@@ -332,6 +353,23 @@ part_event(int32 number, bool final, const char *content, PartEvent *ev)
 	appendStringInfo(&buf, "{\"number\":%d,\"final\":%s,\"content\":",
 					 number, final ? "true" : "false");
 	escape_json(&buf, content);
+	appendStringInfoChar(&buf, '}');
+	ev->data = buf.data;
+	ev->len = buf.len;
+}
+
+/* A part as an event's data from its content already JSON-escaped (by a reader). */
+static void
+part_event_escaped(int32 number, bool final, const char *json, int len, PartEvent *ev)
+{
+	StringInfoData buf;
+
+	ev->number = number;
+	ev->final = final;
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"number\":%d,\"final\":%s,\"content\":",
+					 number, final ? "true" : "false");
+	appendBinaryStringInfo(&buf, json, len);
 	appendStringInfoChar(&buf, '}');
 	ev->data = buf.data;
 	ev->len = buf.len;
@@ -366,6 +404,12 @@ append_new_parts(EventStream *st, PartEvent *ev, int n)
 		/* a cursor of too many ranges: the part waits for the missing numbers */
 		if (st->nranges >= MAX_CURSOR_RANGES && opens_range(st, ev[i].number))
 			continue;
+		/* a full buffer: the part waits until the client has read it */
+		if (unsent(st) >= STREAM_MAX_UNSENT)
+		{
+			st->held = true;
+			continue;
+		}
 		add_number(st, ev[i].number);
 		st->end_failed = false;
 		if (ev[i].final)
@@ -411,6 +455,9 @@ read_stream(void *cls, uint64_t pos, char *buf, size_t max)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		st->suspended = true;
 		MHD_suspend_connection(st->conn);
+		/* more of its answer, or parts held back: the loop feeds them */
+		if (st->answer_fd >= 0 || st->held)
+			SetLatch(MyLatch);
 		return 0;
 	}
 	n = Min(left, max);
@@ -446,6 +493,8 @@ free_stream(void *cls)
 
 	if (st->read_slot >= 0)
 		buildlog_http_read_cancel(st->h, st->read_slot);
+	if (st->answer_fd >= 0)
+		close(st->answer_fd);
 	if (job != NULL)
 	{
 		dlist_delete(&st->job_node);
@@ -489,50 +538,71 @@ request_read(HttpWorker *h, EventStream *st)
 	return true;
 }
 
-/* Append the parts of a reader's answer the stream has not got; false if malformed. */
+/*
+ * Take n bytes of the stream's answer into buf, from memory (*mem, a read
+ * run here) or the reader's file; false when it ends early or fails.
+ */
 static bool
-append_answer(EventStream *st, const char *data, int64 len)
+answer_take(EventStream *st, const char **mem, char *buf, size_t n)
 {
-	const char *p = data;
-	const char *end = data + len;
+	if ((uint64) st->answer_left < n)
+		return false;
+	if (*mem != NULL)
+	{
+		memcpy(buf, *mem, n);
+		*mem += n;
+	}
+	else if (!buildlog_http_read_fd(st->answer_fd, buf, n))
+		return false;
+	st->answer_left -= n;
+	return true;
+}
 
-	while (end - p >= (int64) sizeof(HttpEventRecord))
+/*
+ * Feed the stream the records of its answer (see http.h): the parts it has
+ * not got, then the end.  With a cap, only while its buffer has room (the
+ * rest stays in the reader's file until the client has read); false when
+ * the answer is malformed or cannot be read.  The content comes escaped.
+ */
+static bool
+feed_records(EventStream *st, const char *mem, bool cap)
+{
+	while (st->answer_left > 0 && !st->ending &&
+		   (!cap || unsent(st) < STREAM_MAX_UNSENT))
 	{
 		HttpEventRecord rec;
 		HttpEventEnd fin;
 
-		memcpy(&rec, p, sizeof(rec));
-		p += sizeof(rec);
+		if (!answer_take(st, &mem, (char *) &rec, sizeof(rec)))
+			return false;
 		if (rec.number >= HEAD_NUMBER)
 		{
-			char	   *content;
+			char	   *json;
+			PartEvent	ev;
 
-			if ((uint64) (end - p) < rec.len)
+			if ((uint64) st->answer_left < rec.len)
+				return false;
+			json = MemoryContextAllocHuge(CurrentMemoryContext, (Size) rec.len + 1);
+			if (!answer_take(st, &mem, json, rec.len))
 				return false;
 			if (!has_number(st, rec.number))
 			{
-				PartEvent	ev;
-
-				content = pnstrdup(p, rec.len);
-				part_event(rec.number, rec.final, content, &ev);
+				part_event_escaped(rec.number, rec.final, json, (int) rec.len, &ev);
 				append_new_parts(st, &ev, 1);
 				pfree(ev.data);
-				pfree(content);
 			}
-			p += rec.len;
+			pfree(json);
 			continue;
 		}
-		if (end - p < (int64) sizeof(fin))
+		if (!answer_take(st, &mem, (char *) &fin, sizeof(fin)))
 			return false;
-		memcpy(&fin, p, sizeof(fin));
-		p += sizeof(fin);
 		if (!st->final_seen)
 		{
 			/* resumed past the final part: it must still end */
 			st->final_seen = true;
 			st->final_number = fin.final_number;
 		}
-		if (rec.number == HTTP_EVENT_END && stream_complete(st) && !st->ending)
+		if (rec.number == HTTP_EVENT_END && stream_complete(st))
 		{
 			appendStringInfoString(&st->out, "id: ");
 			append_cursor(&st->out, st);
@@ -541,38 +611,63 @@ append_answer(EventStream *st, const char *data, int64 len)
 			st->ending = true;
 		}
 	}
-	return p == end;
+	return true;
+}
+
+/* Let go of the reader's file of a stream's answer. */
+static void
+answer_close(EventStream *st)
+{
+	if (st->answer_fd >= 0)
+		close(st->answer_fd);
+	st->answer_fd = -1;
+	st->answer_left = 0;
 }
 
 /*
- * Feed a stream the answer of its read (status and body, from a reader or
- * read here): its parts, the end; a failed read closes the stream (the
- * client reconnects, retry: 1000, and resumes from its cursor).
+ * A failed read (status, or an answer that cannot be read) closes the
+ * stream: the client reconnects (retry: 1000) and resumes from its cursor.
  */
 static void
-feed_answer(HttpWorker *h, EventStream *st, unsigned int status, const char *data, int64 len)
+answer_failed(HttpWorker *h, EventStream *st, unsigned int status)
 {
 	MemoryContext old = MemoryContextSwitchTo(h->w.loop_cxt);
 
-	/* a read that adds no part and has no end is not repeated until one comes */
-	st->end_failed = true;
-	if (status != MHD_HTTP_OK || data == NULL || !append_answer(st, data, len))
-	{
-		buildlog_worker_problem(&h->w, WARNING,
-								psprintf("the read of job " INT64_FORMAT "'s events failed (status %u); closing its stream",
-										 st->job_id, status));
-		appendStringInfoString(&st->out, ": the read of the parts failed; reconnect\n\n");
-		st->ending = true;
-	}
-	else if (!st->ending && stream_complete(st) && !st->end_failed)
-		st->end_wanted = true;	/* complete with the parts it brought: read the end */
+	answer_close(st);
+	buildlog_worker_problem(&h->w, WARNING,
+							psprintf("the read of job " INT64_FORMAT "'s events failed (status %u); closing its stream",
+									 st->job_id, status));
+	appendStringInfoString(&st->out, ": the read of the parts failed; reconnect\n\n");
+	st->ending = true;
 	MemoryContextSwitchTo(old);
-	/* commits after the read's snapshot: read them at the next refill */
+}
+
+/* The whole answer was fed: read the end, and commits after the read's snapshot. */
+static void
+answer_done(HttpWorker *h, EventStream *st)
+{
+	answer_close(st);
+	if (!st->ending && stream_complete(st) && !st->end_failed)
+		st->end_wanted = true;	/* complete with the parts it brought: read the end */
 	if (!st->ending)
 	{
 		buildlog_live_mark(st->job_id);
 		h->seen_wakeups--;		/* as if a commit had woken us */
 	}
+}
+
+/* Feed more of a stream's answer from the reader's file, as far as its buffer allows. */
+static void
+feed_more(HttpWorker *h, EventStream *st)
+{
+	MemoryContext old = MemoryContextSwitchTo(h->w.loop_cxt);
+	bool		ok = feed_records(st, NULL, true);
+
+	MemoryContextSwitchTo(old);
+	if (!ok)
+		answer_failed(h, st, MHD_HTTP_OK);
+	else if (st->answer_left == 0 || st->ending)
+		answer_done(h, st);
 	wake_stream(st);
 }
 
@@ -582,23 +677,28 @@ buildlog_http_events_read_done(HttpWorker *h, void *stream, int i)
 	EventStream *st = (EventStream *) stream;
 	HttpReadSlot head;
 	int			fd = buildlog_http_read_take(h, i, &head);
-	char	   *data = NULL;
 
 	st->read_slot = -1;
-	if (fd >= 0 && head.status == MHD_HTTP_OK)
+	if (fd < 0 || head.status != MHD_HTTP_OK)
 	{
-		data = MemoryContextAllocHuge(h->w.step_cxt, head.body_len + 1);
-		if (!buildlog_http_read_fd(fd, data, head.body_len))
-			data = NULL;
+		if (fd >= 0)
+			close(fd);
+		answer_failed(h, st, head.status);
+		wake_stream(st);
+		return;
 	}
-	if (fd >= 0)
-		close(fd);
-	feed_answer(h, st, head.status, data, head.body_len);
+	/* a read that adds no part and has no end is not repeated until one comes */
+	st->end_failed = true;
+	st->answer_fd = fd;
+	st->answer_left = head.body_len;
+	feed_more(h, st);
 }
 
 /*
  * The same read run here, when no reader can take it (none runs, or every
- * read slot is taken); false when its step failed (w.error).
+ * read slot is taken); false when its step failed (w.error).  Its answer
+ * is in memory: fed at once, the parts beyond the buffer's room held back
+ * and read again once the client has read.
  */
 static bool
 read_here(HttpWorker *h, EventStream *st)
@@ -606,6 +706,8 @@ read_here(HttpWorker *h, EventStream *st)
 	HttpReadArgs args;
 	HttpResponse r;
 	HttpReadCall call = {&args, &r};
+	MemoryContext old;
+	bool		ok;
 
 	events_args(st, &args);
 	memset(&r, 0, sizeof(r));
@@ -613,8 +715,45 @@ read_here(HttpWorker *h, EventStream *st)
 	if (buildlog_worker_run_step(&h->w, "GET /jobs/{id}/events", buildlog_http_read_step, &call) ==
 		WORKER_STEP_ERROR)
 		return false;
-	feed_answer(h, st, r.status, r.body, r.len);
+	if (r.status != MHD_HTTP_OK || r.body == NULL)
+	{
+		answer_failed(h, st, r.status);
+		wake_stream(st);
+		return true;
+	}
+	st->end_failed = true;
+	st->answer_left = r.len;
+	old = MemoryContextSwitchTo(h->w.loop_cxt);
+	ok = feed_records(st, r.body, false);
+	MemoryContextSwitchTo(old);
+	if (!ok || (st->answer_left > 0 && !st->ending))
+		answer_failed(h, st, r.status);
+	else
+		answer_done(h, st);
+	wake_stream(st);
 	return true;
+}
+
+/* Read a held-back stream's parts again (its buffer drained); false: not now. */
+static bool
+read_again(HttpWorker *h, EventStream *st)
+{
+	if (request_read(h, st))
+		return true;
+	return read_here(h, st);
+}
+
+/* Give back a drained stream's big buffer: idle streams stay small. */
+static void
+shrink_buffer(HttpWorker *h, EventStream *st)
+{
+	if (unsent(st) > 0 || st->out.maxlen <= OUT_KEEP)
+		return;
+	pfree(st->out.data);
+	st->out.data = MemoryContextAlloc(h->w.loop_cxt, OUT_INITIAL);
+	st->out.maxlen = OUT_INITIAL;
+	resetStringInfo(&st->out);
+	st->handed = 0;
 }
 
 bool
@@ -631,6 +770,7 @@ buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	st->conn = conn;
 	st->job_id = job_id;
 	st->read_slot = -1;
+	st->answer_fd = -1;
 	st->capacity = 8;
 	st->ranges = palloc(sizeof(NumberRange) * st->capacity);
 	/* small at first: most streams are idle most of the time */
@@ -713,7 +853,7 @@ buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn, int64 job
 static bool
 stream_live(EventStream *st)
 {
-	return !st->ending && st->read_slot < 0;
+	return !st->ending && st->read_slot < 0 && st->answer_fd < 0;
 }
 
 /*
@@ -919,6 +1059,19 @@ buildlog_http_events_refill(HttpWorker *h)
 	{
 		EventStream *st = dlist_container(EventStream, node, iter.cur);
 
+		/* backpressure: more of its answer, or the parts held back, once drained */
+		if (st->answer_fd >= 0 && unsent(st) < STREAM_MAX_UNSENT / 2)
+			feed_more(h, st);
+		else if (st->held && unsent(st) == 0 && stream_live(st))
+		{
+			st->held = false;
+			if (!read_again(h, st))
+			{
+				buildlog_worker_problem(&h->w, WARNING, h->w.error);
+				st->held = true;	/* again at the next turn */
+			}
+		}
+		shrink_buffer(h, st);
 		if (st->end_wanted && stream_live(st))
 			send_end(h, st);
 		if (st->out.len > st->handed || st->ending)

@@ -22,6 +22,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/memutils.h"
 
 #include "ansi.h"
@@ -271,18 +272,26 @@ read_parts(BuildlogWorker *w, const HttpReadArgs *args, HttpResponse *r)
 	MemoryContextSwitchTo(w->step_cxt);
 }
 
-/* Append one record of an events answer (see http.h's HttpEventRecord). */
+/*
+ * Append one record of an events answer (see http.h's HttpEventRecord):
+ * the part's content as a JSON string, escaped here in the reader, so the
+ * HTTP worker only frames it.
+ */
 static void
-append_record(StringInfo buf, int32 number, bool final, const char *content, uint32 len)
+append_record(StringInfo buf, int32 number, bool final, text *content)
 {
 	HttpEventRecord rec;
+	int			at = buf->len;
+	char	   *cstr = text_to_cstring(content);
 
 	memset(&rec, 0, sizeof(rec));
 	rec.number = number;
 	rec.final = final;
-	rec.len = len;
 	appendBinaryStringInfo(buf, (char *) &rec, sizeof(rec));
-	appendBinaryStringInfo(buf, content, (int) len);
+	escape_json(buf, cstr);
+	pfree(cstr);
+	rec.len = (uint32) (buf->len - at - sizeof(rec));
+	memcpy(buf->data + at, &rec, sizeof(rec));
 }
 
 /*
@@ -372,7 +381,7 @@ read_events(BuildlogWorker *w, const HttpReadArgs *args, HttpResponse *r)
 		text	   *content = DatumGetTextPP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
 		bool		is_final = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
 
-		append_record(&buf, number, is_final, VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content));
+		append_record(&buf, number, is_final, content);
 		if (is_final)
 		{
 			final = number;

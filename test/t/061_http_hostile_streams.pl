@@ -4,7 +4,9 @@
 # one is refused), parts numbered with gaps keep every event's cursor
 # bounded (a part that would open a 65th range waits for the missing
 # numbers, then comes), and a part after the final one does not hold the end.
-# The listening socket belongs to the postmaster: while the HTTP worker
+# Backpressure: streams of a big log whose clients read nothing hold at most
+# about a megabyte each in the worker; a client that reads gets every part
+# once and the end.  The listening socket belongs to the postmaster: while the HTTP worker
 # restarts no other process can bind its address, and a request sent
 # meanwhile is answered by the next worker.
 use strict;
@@ -130,6 +132,66 @@ ok(wait_until('the end of job 3', sub { grep { $_->{event} eq 'end' } events($f)
 ok(wait_until('the stream of job 3 to close', sub { !$h->pumpable }), 'and closes');
 $h->finish;
 cmp_ok(reads() - $r0, '<=', 2, 'with one read');
+
+# backpressure: a 10 MB log of escapes (60 MB as JSON), six clients that read nothing
+sub metric
+{
+	my ($name) = @_;
+	my (undef, $m) = curl("$base/metrics");
+	my $n = 0;
+	$n += $1 while $m =~ /^\Q$name\E(?:\{[^}]*\})? (\d+)$/mg;
+	return $n;
+}
+sub rss_anon
+{
+	my ($pid) = @_;
+	open my $fh, '<', "/proc/$pid/status" or return 0;
+	my ($kb) = join('', <$fh>) =~ /^RssAnon:\s+(\d+)/m;
+	return $kb // 0;
+}
+$node->safe_psql('postgres', q{select buildlog.write_parts(array_fill(4::bigint, array[101]),
+  array(select generate_series(0, 100)),
+  array(select case when x = 100 then '' else repeat(chr(27) || 'x', 51200) end from generate_series(0, 100) x),
+  array(select x = 100 from generate_series(0, 100) x))});
+my $worker = $node->safe_psql('postgres', q{select pid from pg_stat_activity where backend_type = 'buildlog http'});
+my $rss0 = rss_anon($worker);
+my $events0 = metric('buildlog_http_events_total');
+my @idle;
+for (1 .. 6)
+{
+	my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp')
+	  or die "connect: $!";
+	setsockopt($sock, Socket::SOL_SOCKET(), Socket::SO_RCVBUF(), 4096);
+	print $sock "GET /jobs/4/events HTTP/1.1\r\nHost: t\r\n\r\n";
+	push @idle, $sock;
+}
+ok(wait_until('six streams open', sub { metric('buildlog_http_streams') >= 6 }), 'six streams that read nothing are open');
+# stalled: the events sent to them stop growing (their buffers are full)
+my ($last, $peak, $still) = (-1, 0, 0);
+ok(wait_until('the six streams to stall', sub {
+			my $now = metric('buildlog_http_events_total');
+			my $rss = rss_anon($worker);
+			$peak = $rss if $rss > $peak;
+			$still = ($now == $last && $now > $events0) ? $still + 1 : 0;
+			$last = $now;
+			select(undef, undef, undef, 0.25);
+			$still >= 8 }, timeout => 120), 'the streams stall once their buffers are full');
+cmp_ok($last - $events0, '<', 6 * 100, 'they did not get the whole log (' . ($last - $events0) . ' events of 600)');
+cmp_ok($peak - $rss0, '<', 48 * 1024,
+	sprintf('the worker grew by %.1f MB for six 60 MB streams that read nothing', ($peak - $rss0) / 1024));
+my ($out) = run_command([ 'curl', '-s', '--max-time', '60', "$base/healthz" ]);
+is($out, 'ok', 'meanwhile the service answers');
+# a client that reads: every part once, then the end
+my ($hr, $fr) = open_stream("$base/jobs/4/events");
+ok(wait_until('the reading client to get the end', sub { grep { $_->{event} eq 'end' } events($fr) }, timeout => 120),
+	'a client that reads gets the end');
+$hr->finish;
+is_deeply([ numbers(events($fr)) ], [ 0 .. 100 ], 'every part once, in order');
+my @all = events($fr);
+is(length(decode_json($all[1]{data})->{content}), 102400, 'each with its whole content');
+close($_) for @idle;
+ok(wait_until('the idle streams to close', sub { metric('buildlog_http_streams') == 0 }, timeout => 60),
+	'the idle streams close with their clients');
 
 # the worker stops (SIGTERM; restarted after 10 s): the address stays taken
 my $pid = $node->safe_psql('postgres', q{select pid from pg_stat_activity where backend_type = 'buildlog http'});
