@@ -38,7 +38,9 @@ sub queues { return ours(rabbitmqctl('list_queues', '--no-table-headers', 'name'
 is($node->safe_psql('postgres', "select * from buildlog.declare_queues('$queue')"), $queue,
 	'declare_queues returns the queue');
 publish('--queue', $queue, '--jobs', 1, '--parts', 5, '--no-final');
-is(queues(), "$queue\ttrue\t5", 'a durable queue holding the 5 messages published');
+# the broker counts a message once its queue process took it
+ok(wait_until('the queue to count the 5 messages', sub { my $q = queues(); ($q eq "$queue\ttrue\t5", $q) }),
+	'a durable queue holding the 5 messages published');
 my ($rc, $out, $err) = $node->psql('postgres', "select * from buildlog.declare_queues('$queue')");
 is("$rc|$out|$err", "0|$queue|", 'declared again: the same name, no error, no warning');
 is(queues(), "$queue\ttrue\t5", 'the queue still holds its 5 messages');
@@ -48,15 +50,19 @@ my $names = join(',', map { "$shard.$_" } 1 .. 3);
 my $declare = "select string_agg(queue_name, ',') from buildlog.declare_queues('$shard', 3, '$exchange')";
 is($node->safe_psql('postgres', $declare), $names, 'declare_queues returns the 3 shard queues');
 publish('--exchange', $exchange, '--jobs', 30, '--parts', 1, '--no-final');
-my $before = queues();
+my $before;
+my $total = 0;
+ok(wait_until('the shard queues to count the 30 messages', sub {
+			$before = queues();
+			$total = 0;
+			$total += $_ for $before =~ /^\Q$shard\E\.\d\ttrue\t(\d+)$/mg;
+			($total == 30, $before);
+		}), 'the 30 messages routed through the exchange are all there');
 my $bindings = join("\n", map { "$exchange\t$shard.$_\t1" } 1 .. 3);
 is(bindings(), $bindings, 'the exchange is bound to each shard queue once, with weight 1');
 ($rc, $out, $err) = $node->psql('postgres', $declare);
 is("$rc|$out|$err", "0|$names|", 'declared again: the same names, no error');
 is(queues(), $before, 'every shard queue keeps its messages');
-my $total = 0;
-$total += $_ for $before =~ /^\Q$shard\E\.\d\ttrue\t(\d+)$/mg;
-is($total, 30, 'the 30 messages routed through the exchange are all there');
 is(bindings(), $bindings, 'still one binding per shard queue');
 is(ours(rabbitmqctl('list_exchanges', '--no-table-headers', 'name', 'type', 'durable')),
 	"$exchange\tx-consistent-hash\ttrue", 'one durable x-consistent-hash exchange');
