@@ -615,8 +615,14 @@ route(HttpWorker *h, HttpRequest *req)
 		else if (status == 0)
 			req->queued = true;
 		else
-			buildlog_http_problem(r, status, status == MHD_HTTP_BAD_REQUEST ? "Bad Request" : "Service Unavailable",
+		{
+			if (status != MHD_HTTP_BAD_REQUEST)
+				buildlog_http_add_header(r, "Retry-After", "5");
+			buildlog_http_problem(r, status,
+					status == MHD_HTTP_BAD_REQUEST ? "Bad Request" :
+					status == MHD_HTTP_TOO_MANY_REQUESTS ? "Too Many Requests" : "Service Unavailable",
 					error);
+		}
 		return;
 	}
 	else
@@ -845,6 +851,8 @@ start_daemon(HttpWorker *h)
 		buildlog_worker_problem(&h->w, WARNING, msg);
 		return false;
 	}
+	/* streams never take the last tenth of the connections (at least 8) */
+	h->max_streams = Max(limit - Max(8, limit / 10), 1);
 	info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD);
 	h->epoll_fd = info->epoll_fd;
 	mhd_log_pending = false;
@@ -887,6 +895,10 @@ buildlog_http_main(Datum arg)
 	h.group_slot = -1;
 	dlist_init(&h.streams);
 	h.stats = &buildlog_shared->http;
+	/* the gauges count what this process holds: none of a worker before it */
+	pg_atomic_write_u64(&h.stats->connections, 0);
+	pg_atomic_write_u64(&h.stats->streams, 0);
+	pg_atomic_write_u64(&h.stats->uploads, 0);
 	buildlog_worker_start(&h.w, &h.stats->slot, 0, 0, 300);
 	buildlog_http_load_key(&h);
 	buildlog_http_events_init(&h);

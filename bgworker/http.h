@@ -65,6 +65,7 @@ typedef struct HttpWorker
 	HttpStats  *stats;
 	struct MHD_Daemon *daemon;
 	int			epoll_fd;
+	int			max_streams;	/* event streams at most: room kept for requests */
 	dlist_head	streams;		/* open event streams (http_events.c) */
 	struct HTAB *watched;		/* job id -> its streams (http_events.c) */
 	char	   *token_key;		/* buildlog.http_token_key_file, NULL if unset */
@@ -413,6 +414,16 @@ extern void buildlog_http_request_phase(struct MHD_Connection *conn, HttpPhase p
 
 /* Is the client within its request rate?  False with a 429 in r. */
 extern bool buildlog_http_rate_check(struct MHD_Connection *conn, HttpResponse *r);
+
+/*
+ * Count an event stream of conn's client (*client: its key for the
+ * release, 0 when not counted); false over buildlog.http_max_streams_per_client.
+ */
+extern bool buildlog_http_stream_admit(struct MHD_Connection *conn, uint32 *client);
+extern void buildlog_http_stream_release(uint32 client);
+
+/* One more event stream refused for want of room (counted for /metrics). */
+extern void buildlog_http_stream_refused(void);
 
 /* Close the connections past their deadline (at most once a second). */
 extern void buildlog_http_limits_sweep(void);

@@ -25,6 +25,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "catalog/pg_type.h"
@@ -38,6 +39,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "guc.h"
 #include "http.h"
 #include "live.h"
 #include "merge.h"
@@ -85,6 +87,8 @@ typedef struct EventStream
 	HttpWorker *h;
 	struct MHD_Connection *conn;
 	int64		job_id;
+	uint32		client;			/* its address as counted by the limits, or 0 */
+	int			fd;				/* the client's socket (to notice it close) */
 	NumberRange *ranges;		/* the numbers sent, ascending, disjoint */
 	int			nranges;
 	int			capacity;
@@ -502,6 +506,7 @@ free_stream(void *cls)
 			hash_search(st->h->watched, &st->job_id, HASH_REMOVE, NULL);
 	}
 	buildlog_live_watch(st->job_id, -1);
+	buildlog_http_stream_release(st->client);
 	pg_atomic_fetch_sub_u64(&st->h->stats->streams, 1);
 	dlist_delete(&st->node);
 	pfree(st->out.data);
@@ -800,12 +805,31 @@ buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn, int64 job
 			st->nranges = 1;
 		}
 	}
+	if (*status == MHD_HTTP_OK &&
+		pg_atomic_read_u64(&h->stats->streams) >= (uint64) h->max_streams)
+	{
+		buildlog_http_stream_refused();
+		*error = psprintf("The service holds its most event streams (%d), keeping room for other requests; try again.",
+						  h->max_streams);
+		*status = MHD_HTTP_SERVICE_UNAVAILABLE;
+	}
+	else if (*status == MHD_HTTP_OK && !buildlog_http_stream_admit(conn, &st->client))
+	{
+		*error = psprintf("This client holds buildlog.http_max_streams_per_client (%d) event streams; try again once one is closed.",
+						  buildlog_http_max_streams_per_client);
+		*status = MHD_HTTP_TOO_MANY_REQUESTS;
+	}
 	if (*status != MHD_HTTP_OK)
 	{
 		pfree(st->out.data);
 		pfree(st->ranges);
 		pfree(st);
 		return true;
+	}
+	{
+		const union MHD_ConnectionInfo *fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		st->fd = fd ? fd->connect_fd : -1;
 	}
 	/* watch first: a commit after this wakes us, one before it is in the backlog */
 	buildlog_live_watch(job_id, 1);
@@ -1027,12 +1051,31 @@ dirty_jobs(HttpWorker *h)
 	return refill;
 }
 
+/*
+ * Has the client of a suspended stream closed its socket?  libmicrohttpd
+ * does not poll a suspended connection, so without this a gone client
+ * would keep its slot until the next heartbeat.
+ */
+static bool
+client_gone(EventStream *st)
+{
+	char		b;
+	ssize_t		n;
+
+	if (st->fd < 0)
+		return false;
+	n = recv(st->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 void
 buildlog_http_events_refill(HttpWorker *h)
 {
+	static TimestampTz next_peek = 0;
 	TimestampTz now = GetCurrentTimestamp();
 	uint64		wakeups = buildlog_live_wakeups();
 	dlist_iter	iter;
+	bool		peek = now >= next_peek;
 
 	if (dlist_is_empty(&h->streams))
 	{
@@ -1072,6 +1115,9 @@ buildlog_http_events_refill(HttpWorker *h)
 			}
 		}
 		shrink_buffer(h, st);
+		/* once a second: a suspended stream whose client left ends now */
+		if (peek && st->suspended && !st->ending && client_gone(st))
+			st->ending = true;
 		if (st->end_wanted && stream_live(st))
 			send_end(h, st);
 		if (st->out.len > st->handed || st->ending)
@@ -1086,4 +1132,6 @@ buildlog_http_events_refill(HttpWorker *h)
 		}
 		wake_stream(st);
 	}
+	if (peek)
+		next_peek = TimestampTzPlusMilliseconds(now, 1000);
 }

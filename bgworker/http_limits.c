@@ -6,6 +6,10 @@
  *	 libmicrohttpd's accept policy refuses one more: the socket is closed
  *	 at once, before anything is read, so a flood costs one accept and
  *	 close each (a browser's EventSource retries such a network error).
+ * - Event streams per client address (buildlog.http_max_streams_per_client):
+ *	 one more answers 429; and streams never take the last tenth of the
+ *	 connection limit (at least 8), so requests and health checks always
+ *	 find room (503 for a stream over that share).
  * - Requests per client address (buildlog.http_rate_limit and
  *	 buildlog.http_rate_burst): a token bucket per address, checked when a
  *	 request's headers are in; over it, 429 problem+json with Retry-After.
@@ -55,6 +59,7 @@ typedef struct HttpClient
 {
 	uint32		addr;			/* hash key: IPv4 address, network order */
 	int			connections;	/* open now */
+	int			streams;		/* event streams open now */
 	double		tokens;			/* the request bucket */
 	TimestampTz refilled;		/* when tokens was last brought up to date */
 } HttpClient;
@@ -77,6 +82,7 @@ static TimestampTz next_sweep = 0;
 static uint64 refused_connections = 0;
 static uint64 rate_limited = 0;
 static uint64 slow_closed = 0;
+static uint64 streams_refused = 0;
 
 /* The IPv4 address of a socket address (0 for another family). */
 static uint32
@@ -97,6 +103,7 @@ client_of(uint32 addr, bool create)
 	if (c != NULL && create && !found)
 	{
 		c->connections = 0;
+		c->streams = 0;
 		c->tokens = buildlog_http_rate_burst;
 		c->refilled = GetCurrentTimestamp();
 	}
@@ -276,6 +283,41 @@ buildlog_http_rate_check(struct MHD_Connection *conn, HttpResponse *r)
 }
 
 void
+buildlog_http_stream_refused(void)
+{
+	streams_refused++;
+}
+
+bool
+buildlog_http_stream_admit(struct MHD_Connection *conn, uint32 *client)
+{
+	HttpConn   *hc = conn_of(conn);
+	HttpClient *c;
+
+	*client = 0;
+	if (hc == NULL || (c = client_of(hc->addr, true)) == NULL)
+		return true;			/* out of memory: not counted */
+	if (buildlog_http_max_streams_per_client > 0 &&
+		c->streams >= buildlog_http_max_streams_per_client)
+	{
+		streams_refused++;
+		return false;
+	}
+	c->streams++;
+	*client = hc->addr;
+	return true;
+}
+
+void
+buildlog_http_stream_release(uint32 client)
+{
+	HttpClient *c = client != 0 ? client_of(client, false) : NULL;
+
+	if (c != NULL && c->streams > 0)
+		c->streams--;
+}
+
+void
 buildlog_http_limits_sweep(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
@@ -320,4 +362,7 @@ buildlog_http_limits_metrics(StringInfo buf)
 	appendStringInfo(buf, "# HELP buildlog_http_slow_closed_total Connections closed for not sending their request within buildlog.http_timeout.\n"
 					 "# TYPE buildlog_http_slow_closed_total counter\n"
 					 "buildlog_http_slow_closed_total " UINT64_FORMAT "\n", slow_closed);
+	appendStringInfo(buf, "# HELP buildlog_http_refused_streams_total Event streams answered 429 or 503: over buildlog.http_max_streams_per_client, or the service's share of streams full.\n"
+					 "# TYPE buildlog_http_refused_streams_total counter\n"
+					 "buildlog_http_refused_streams_total " UINT64_FORMAT "\n", streams_refused);
 }

@@ -48,7 +48,8 @@ int			buildlog_http_readers = 2;
 char	   *buildlog_http_token_key_file = NULL;
 int			buildlog_http_max_body = 16 * 1024 * 1024;
 bool		buildlog_http_read_tokens = false;
-int			buildlog_http_max_connections_per_client = 256;
+int			buildlog_http_max_connections_per_client = 64;
+int			buildlog_http_max_streams_per_client = 32;
 int			buildlog_http_rate_limit = 200;
 int			buildlog_http_rate_burst = 400;
 int			buildlog_http_flush_ms = 200;
@@ -277,7 +278,14 @@ buildlog_define_gucs(void)
 							"Most connections the HTTP service keeps open from one client address; 0: no cap.",
 							"One more is closed at once, before anything is read.",
 							&buildlog_http_max_connections_per_client,
-							256, 0, 100000,
+							64, 0, 100000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("buildlog.http_max_streams_per_client",
+							"Most event streams the HTTP service keeps open for one client address; 0: no cap.",
+							"One more answers 429 with Retry-After.",
+							&buildlog_http_max_streams_per_client,
+							32, 0, 100000,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("buildlog.http_rate_limit",
