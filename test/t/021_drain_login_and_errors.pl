@@ -113,11 +113,14 @@ my @gaps = map { sprintf('%.2f', $at[$_] - $at[ $_ - 1 ]) } 1 .. $#at;
 note(sprintf('first attempt %.2f s after restart_workers(); then gaps of %s s', $at[0], "@gaps"));
 cmp_ok($at[0], '<', 1, 'the first attempt follows restart_workers() at once');
 is(scalar(@gaps), 5, 'the worker kept retrying: 6 attempts within 30 s');
-# 0.5 s doubling to 5 s: 0.5, 1, 2, 4, 5 (never shorter, a little longer
-# on a loaded machine)
+# 0.5 s doubling to 5 s: 0.5, 1, 2, 4, 5 (never shorter; longer on a loaded
+# machine, by less than half a step (at least 0.5 s): each step still tells
+# itself from the next, a back-off starting at 1 s or one not capped at 5 s)
 my @want = (0.5, 1, 2, 4, 5);
-my @off = grep { $gaps[$_] < $want[$_] - 0.05 || $gaps[$_] > $want[$_] * 1.3 + 0.2 }
-  0 .. ($#gaps < $#want ? $#gaps : $#want);
+my @off = grep {
+	my $slack = $want[$_] / 2 < 0.5 ? 0.5 : $want[$_] / 2;
+	$gaps[$_] < $want[$_] - 0.05 || $gaps[$_] >= $want[$_] + $slack
+} 0 .. ($#gaps < $#want ? $#gaps : $#want);
 is(join(' ', map { "gap $_: $gaps[$_] s, not $want[$_] s" } @off), '',
 	'the attempts back off exponentially: 0.5 s, 1 s, 2 s, 4 s, then 5 s');
 is(log_count($node, $mark, qr/LOG:  buildlog drain 1: could not log in to /), 1,
@@ -127,7 +130,7 @@ is(log_count($node, $mark, qr/LOG:  buildlog drain 1: could not log in to /), 1,
 write_password($secret);
 my $t0 = time;
 wait_query($node, 'select connected from buildlog.drain_stats', 't',
-	'connected after the password file was fixed', timeout => 15);
+	'connected after the password file was fixed');
 note(sprintf('connected %.1f s after the fix', time - $t0));
 like(log_since($node, $mark), qr/LOG:  buildlog drain 1: consuming tq\.login from \Q$hostport\E\//,
 	'the worker logs that it consumes');

@@ -60,8 +60,9 @@ sub altered
 	$node->safe_psql('postgres', q(select buildlog.write_parts('{303}', '{25}', array[gen(303, 25)], '{f}')));
 	wait_query($node, "select aggregate_failures > $failures from buildlog.scheduler_stats", 't',
 		'a late part needing the corrupt archive: the scheduler\'s restore failed');
-	like($node->safe_psql('postgres', 'select aggregate_error from buildlog.logs where job_id = 303'),
-		qr/the archive of job 303 does not match what was recorded at upload/,
+	# the scheduler counts the failure, then records it in the job's row
+	wait_query($node, q(select aggregate_error ~ 'the archive of job 303 does not match what was recorded at upload'
+                       and aggregate_retry_at is not null from buildlog.logs where job_id = 303), 't',
 		'the job records the XX001 error and is backed off');
 	is($node->safe_psql('postgres', q(
 select l.purged_at is not null and l.content is null and 25 <> all(l.part_numbers)

@@ -12,7 +12,11 @@ use Test::More;
 my $node = archive_node('archive_big_log', 't035/', "buildlog.purge_delay = '1h'\n");
 my $text = q((select string_agg(repeat(chr(97 + n % 26), 1048576), '' order by n) from generate_series(0, 199) n));
 
-my $pid = $node->safe_psql('postgres', 'select pid from buildlog.archive_stats');
+my $pid;
+ok(wait_until('the archive worker in archive_stats', sub {
+			$pid = $node->safe_psql('postgres', 'select pid from buildlog.archive_stats');
+			($pid =~ /^\d+$/, $pid);
+		}), 'the archive worker runs');
 my $anon = sub {
 	open(my $fh, '<', "/proc/$pid/status") or return 0;
 	my ($kb) = join('', <$fh>) =~ /^RssAnon:\s+(\d+)/m;

@@ -23,7 +23,11 @@ select buildlog.write_parts(array_fill(700::bigint, array[81]), array_agg(n),
                             array_agg(case when n < 80 then repeat(chr(65 + n % 26), 1048576) else '' end),
                             array_agg(n = 80))
   from generate_series(0, 80) n));
-my $pid = $node->safe_psql('postgres', 'select pid from buildlog.archive_stats');
+my $pid;
+ok(wait_until('the archive worker in archive_stats', sub {
+			$pid = $node->safe_psql('postgres', 'select pid from buildlog.archive_stats');
+			($pid =~ /^\d+$/, $pid);
+		}), 'the archive worker runs');
 my $partial = 0;
 ok(wait_until('s3rver receiving the object of job 700 (file shorter than the log)', sub {
 	my $s = -s $file // 0;
