@@ -282,6 +282,69 @@ parse_part_number(const char *p)
 	return *p == '\0' ? (int32) n : -1;
 }
 
+bool
+buildlog_http_parse_int(const char *s, int64 min, int64 max, int64 *out)
+{
+	const char *end = "";
+	bool		negative = (s[0] == '-');
+	int64		n = buildlog_http_parse_offset(s + (negative ? 1 : 0), &end);
+
+	if (n < 0 || *end != '\0')
+		return false;
+	n = negative ? -n : n;
+	if (n < min || n > max)
+		return false;
+	*out = n;
+	return true;
+}
+
+bool
+buildlog_http_media_type_is(const char *value, const char *type)
+{
+	size_t		n = strlen(type);
+
+	if (value == NULL)
+		return false;
+	while (*value == ' ' || *value == '\t')
+		value++;
+	if (pg_strncasecmp(value, type, n) != 0)
+		return false;
+	value += n;
+	while (*value == ' ' || *value == '\t')
+		value++;
+	return *value == '\0' || *value == ';';
+}
+
+/* libmicrohttpd's argument iterator: note an argument whose value holds a NUL. */
+static enum MHD_Result
+note_nul(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+		 const char *value, size_t value_size)
+{
+	if (strlen(key) != key_size || (value != NULL && strlen(value) != value_size))
+	{
+		*(bool *) cls = true;
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+/*
+ * Does any query argument hold a NUL (%00)?  C strings would read it cut
+ * short ("5%00" as 5): such a request is refused, not guessed at.
+ */
+static bool
+arguments_ok(struct MHD_Connection *conn, HttpResponse *r)
+{
+	bool		nul = false;
+
+	MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, note_nul, &nul);
+	if (!nul)
+		return true;
+	buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
+						  "A query argument holds a NUL byte (%00).");
+	return false;
+}
+
 int64
 buildlog_http_parse_offset(const char *p, const char **end)
 {
@@ -706,6 +769,70 @@ bodiless(struct MHD_Connection *conn, const char *method)
 		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) == NULL;
 }
 
+/* How a request frames its body, as its headers say. */
+typedef struct Framing
+{
+	int			lengths;		/* Content-Length headers */
+	bool		lengths_differ;
+	bool		length_bad;		/* one that is not digits only */
+	const char *length;
+	int			encodings;		/* Transfer-Encoding headers */
+	bool		encoding_bad;	/* one other than "chunked" */
+} Framing;
+
+/* libmicrohttpd's header iterator: note each framing header (no ERROR here). */
+static enum MHD_Result
+note_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	Framing    *f = (Framing *) cls;
+
+	if (pg_strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+	{
+		if (f->lengths++ > 0 && strcmp(f->length, value) != 0)
+			f->lengths_differ = true;
+		f->length = value;
+		if (value[0] == '\0' || strspn(value, "0123456789") != strlen(value))
+			f->length_bad = true;
+	}
+	else if (pg_strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+	{
+		f->encodings++;
+		if (pg_strcasecmp(value, "chunked") != 0)
+			f->encoding_bad = true;
+	}
+	return MHD_YES;
+}
+
+/*
+ * Is the body framed one way only (RFC 9112, 6.3)?  Two different
+ * Content-Length values, Content-Length beside Transfer-Encoding, or a
+ * transfer coding other than chunked could be read differently by a proxy
+ * in front (request smuggling): false with a 400 in r, the connection then
+ * closed.
+ */
+static bool
+framing_ok(struct MHD_Connection *conn, HttpResponse *r)
+{
+	Framing		f;
+	const char *why = NULL;
+
+	memset(&f, 0, sizeof(f));
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, note_framing, &f);
+	if (f.lengths_differ)
+		why = "The request has Content-Length headers with different values.";
+	else if (f.length_bad)
+		why = "Content-Length must be a decimal number of bytes.";
+	else if (f.lengths > 0 && f.encodings > 0)
+		why = "The request has both Content-Length and Transfer-Encoding.";
+	else if (f.encodings > 1 || f.encoding_bad)
+		why = "The only transfer coding accepted is a single \"chunked\".";
+	if (why == NULL)
+		return true;
+	buildlog_http_add_header(r, "Connection", "close");
+	buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request", why);
+	return false;
+}
+
 /* A streaming upload (POST /jobs/{id}/stream): open while the job runs. */
 static bool
 is_stream_upload(const char *url)
@@ -733,6 +860,12 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 	memset(&out, 0, sizeof(out));
 	memset(&req, 0, sizeof(req));
 	out.cxt = h->w.step_cxt;
+	/* a body framed two ways: refused before any of it is read */
+	if (*con_cls == NULL && !framing_ok(conn, &out))
+	{
+		pg_atomic_fetch_add_u64(&h->stats->requests, 1);
+		return (enum MHD_Result) buildlog_http_send(h, conn, &out);
+	}
 	if (*con_cls == NULL && bodiless(conn, method))
 	{
 		*con_cls = &headers_seen;
@@ -777,7 +910,7 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 	req.out = &out;
 	req.state = con_cls;
 	pg_atomic_fetch_add_u64(&h->stats->requests, 1);
-	if (!buildlog_http_rate_check(conn, &out))
+	if (!buildlog_http_rate_check(conn, &out) || !arguments_ok(conn, &out))
 		return (enum MHD_Result) buildlog_http_send(h, conn, &out);
 	route(h, &req);
 	/* a bounded body has a deadline; streams and answers have none */

@@ -432,6 +432,18 @@ extern void buildlog_http_limits_sweep(void);
 extern void buildlog_http_limits_metrics(StringInfo buf);
 
 /*
+ * Parse a whole decimal integer (digits, a leading '-' for a negative one,
+ * nothing else: no blanks, no '+') within min..max; false otherwise.
+ */
+extern bool buildlog_http_parse_int(const char *s, int64 min, int64 max, int64 *out);
+
+/*
+ * Is a Content-Type value of the media type type (case-insensitive, then
+ * nothing or parameters after ';')?  Not a prefix match.
+ */
+extern bool buildlog_http_media_type_is(const char *value, const char *type);
+
+/*
  * Parse "/jobs/{id}/<rest>": the job id (1 .. 2^63-1, digits only) and the
  * rest of the path; false when the path is not of that shape.
  */

@@ -788,12 +788,9 @@ buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn, int64 job
 		*status = MHD_HTTP_BAD_REQUEST;
 	else if (cursor == NULL && after != NULL)
 	{
-		char	   *end;
-		long		n;
+		int64		n;
 
-		errno = 0;
-		n = strtol(after, &end, 10);
-		if (errno != 0 || end == after || *end != '\0' || n < -1 || n > PG_INT32_MAX)
+		if (!buildlog_http_parse_int(after, -1, PG_INT32_MAX, &n))
 		{
 			*error = "after must be a part number (an integer from -1 to 2147483647).";
 			*status = MHD_HTTP_BAD_REQUEST;

@@ -59,6 +59,8 @@ typedef struct Upload
 	int64		removed_by;		/* PUT /jobs/{id}/log?removed_by=N, else 0 */
 	StringInfoData body;
 	bool		refused;		/* a refusal was queued: discard the rest */
+	bool		too_large;		/* past buildlog.http_max_body: the rest is
+								 * discarded, the 413 sent at its end */
 } Upload;
 
 static SPIPlanPtr final_plan = NULL;
@@ -122,8 +124,13 @@ buildlog_http_authorize(HttpWorker *h, struct MHD_Connection *conn, int64 job_id
 							  "Uploads need buildlog.http_token_key_file, which is not set or not readable.");
 		return false;
 	}
-	if (auth != NULL && strncmp(auth, "Bearer ", 7) == 0)
+	/* the scheme is case-insensitive (RFC 9110, 11.1) */
+	if (auth != NULL && pg_strncasecmp(auth, "Bearer ", 7) == 0)
+	{
 		token = auth + 7;
+		while (*token == ' ')
+			token++;
+	}
 	else if (need == TOKEN_READ && query != NULL)
 		token = query;			/* EventSource cannot send headers */
 	else
@@ -193,16 +200,15 @@ buildlog_http_ingest_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 		return false;
 	if (number == HTTP_UPLOAD_LOG)
 	{
-		if (type == NULL || strncmp(type, "text/plain", 10) != 0)
+		if (!buildlog_http_media_type_is(type, "text/plain"))
 		{
 			buildlog_http_problem(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type",
 								  "Send the new log as text/plain; charset=utf-8.");
 			return false;
 		}
 	}
-	else if (type == NULL ||
-		(strncmp(type, "application/x-ndjson", 20) != 0 &&
-		 strncmp(type, "application/json", 16) != 0))
+	else if (!buildlog_http_media_type_is(type, "application/x-ndjson") &&
+			 !buildlog_http_media_type_is(type, "application/json"))
 	{
 		buildlog_http_problem(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type",
 							  number == HTTP_UPLOAD_BATCH
@@ -219,7 +225,8 @@ buildlog_http_ingest_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 									   buildlog_http_max_body));
 		return false;
 	}
-	if (number == HTTP_UPLOAD_LOG && by != NULL && (removed_by = strtoll(by, NULL, 10)) <= 0)
+	if (number == HTTP_UPLOAD_LOG && by != NULL &&
+		!buildlog_http_parse_int(by, 1, PG_INT64_MAX, &removed_by))
 	{
 		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
 							  "removed_by must be a positive id (who removed the log).");
@@ -248,15 +255,17 @@ buildlog_http_ingest_data(HttpWorker *h, void *state, const char *data, size_t l
 {
 	Upload	   *u = (Upload *) state;
 
-	if (u->refused)
-		return true;			/* the refusal is on its way: drop the rest */
+	if (u->refused || u->too_large)
+		return true;			/* refused: drop the rest */
 	if (u->body.len + len > (size_t) buildlog_http_max_body)
 	{
-		u->refused = true;
-		buildlog_http_problem(r, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large",
-							  psprintf("The body may have at most %d bytes (buildlog.http_max_body).",
-									   buildlog_http_max_body));
-		return false;
+		/*
+		 * libmicrohttpd cannot answer during an upload: discard the rest
+		 * (within the body's deadline) and answer 413 at its end.
+		 */
+		u->too_large = true;
+		resetStringInfo(&u->body);
+		return true;
 	}
 	appendBinaryStringInfo(&u->body, data, (int) len);
 	return true;
@@ -557,6 +566,14 @@ buildlog_http_ingest_finish(HttpWorker *h, void *state, HttpResponse *r)
 
 	if (req.u->refused || req.u->queued)
 		return;					/* its refusal was queued, or it waits */
+	if (req.u->too_large)
+	{
+		buildlog_http_add_header(r, "Connection", "close");
+		buildlog_http_problem(r, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large",
+							  psprintf("The body may have at most %d bytes (buildlog.http_max_body); nothing was stored.",
+									   buildlog_http_max_body));
+		return;
+	}
 	if (req.u->answered)
 	{
 		/* resumed after the group commit */

@@ -89,12 +89,9 @@ buildlog_http_read_args(struct MHD_Connection *conn, HttpReadKind kind, int64 jo
 		strlcpy(args->if_none_match, "-", sizeof(args->if_none_match));
 	if (kind == HTTP_READ_PARTS && after != NULL)
 	{
-		char	   *end;
-		long		v;
+		int64		v;
 
-		errno = 0;
-		v = strtol(after, &end, 10);
-		if (errno != 0 || end == after || *end != '\0' || v < -1 || v > PG_INT32_MAX)
+		if (!buildlog_http_parse_int(after, -1, PG_INT32_MAX, &v))
 		{
 			buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
 								  "after must be a part number (an integer from -1 to 2147483647).");

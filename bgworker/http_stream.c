@@ -77,6 +77,7 @@ typedef struct StreamUpload
 	bool		ended;			/* the body is complete */
 	bool		suspended;		/* waiting for its writes' commit */
 	bool		refused;		/* its error answer was queued */
+	bool		discarding;		/* failed mid-body: the rest is dropped */
 	unsigned int fail_status;	/* a write failed, or another request took over */
 	const char *fail_title;
 	char	   *fail_detail;
@@ -480,8 +481,8 @@ buildlog_http_stream_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 		return false;
 	if (!head)
 	{
-		if (type != NULL && strncmp(type, "text/plain", 10) != 0 &&
-			strncmp(type, "application/octet-stream", 24) != 0)
+		if (type != NULL && !buildlog_http_media_type_is(type, "text/plain") &&
+			!buildlog_http_media_type_is(type, "application/octet-stream"))
 		{
 			buildlog_http_problem(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type",
 								  "Stream the raw output as text/plain (or application/octet-stream).");
@@ -581,9 +582,18 @@ buildlog_http_stream_data(HttpWorker *h, void *state, const char *data, size_t l
 		return true;			/* its answer is on its way: drop the rest */
 	if (s->fail_status != 0)
 	{
-		s->refused = true;
-		buildlog_http_problem(r, s->fail_status, s->fail_title, s->fail_detail);
-		return false;
+		/*
+		 * libmicrohttpd cannot answer during an upload: the rest is
+		 * discarded and the refusal sent at the body's end; the body gets
+		 * buildlog.http_timeout to end, then the connection is closed (the
+		 * client's retry is refused at once).
+		 */
+		if (!s->discarding)
+		{
+			s->discarding = true;
+			buildlog_http_request_phase(s->conn, HTTP_PHASE_BODY);
+		}
+		return true;
 	}
 	appendBinaryStringInfo(&s->pending, data, (int) len);
 	s->received += len;
