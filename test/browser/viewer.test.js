@@ -52,6 +52,36 @@ const rowText = (page, l) => page.evaluate((l) => {
   const t = document.querySelector(`.row[data-line="${l}"] .txt`);
   return t ? t.textContent : null;
 }, l);
+// Every row of the log, read from the screen: the page is scrolled from its
+// top to its end a screen at a time (each screen drawn before it is read, each
+// overlapping the last one, so no row is skipped); [[line, text], ...].
+const allRows = (page) => page.evaluate(async () => {
+  const log = document.getElementById('log'), lines = document.getElementById('lines');
+  // set scrollTop, then wait until a frame drew the rows (the page replaces
+  // #lines' children at every frame it draws)
+  const scrollTo = (y) => new Promise((resolve, reject) => {
+    const t = setTimeout(() => { mo.disconnect(); reject(new Error(`no frame drawn within 20 s at scrollTop ${y}`)); }, 20000);
+    const mo = new MutationObserver(() => { mo.disconnect(); clearTimeout(t); resolve(); });
+    mo.observe(lines, { childList: true });
+    log.scrollTop = y;
+    log.dispatchEvent(new Event('scroll'));
+  });
+  const out = [];
+  await scrollTo(0);
+  for (;;) {
+    const rows = [...lines.querySelectorAll('.row')].map((r) => [+r.dataset.line, r.querySelector('.txt').textContent]);
+    if (!rows.length) break;
+    const last = out.length ? out[out.length - 1][0] : 0;
+    if (out.length && rows[0][0] > last) throw new Error(`rows skipped between line ${last} and line ${rows[0][0]}`);
+    for (const r of rows) if (r[0] > last) out.push(r);
+    const before = log.scrollTop;
+    const step = Math.max(1, log.clientHeight - 3 * lines.querySelector('.row').getBoundingClientRect().height);
+    if (before + log.clientHeight >= log.scrollHeight) break;
+    await scrollTo(before + step);
+    if (log.scrollTop <= before) break;
+  }
+  return out;
+});
 // computed style of the span (or mark, a) holding exactly text in line l
 const styleOf = (page, l, text) => page.evaluate((l, text) => {
   const el = [...document.querySelectorAll(`.row[data-line="${l}"] .txt *`)].find((e) => e.textContent === text);
@@ -419,6 +449,67 @@ async function sections(browser) {
   await live.close();
 }
 
+// Logs set whole (set_content, PUT /jobs/{id}/log): the page reads them as
+// their head, part -1, before any numbered part.
+async function setWhole(browser) {
+  // 11: colours, a travis fold, CJK and emoji, set whole: complete at once
+  const want11 = ['imported whole', '成功 success ✅', '$ install 依赖 📦', 'dep 1', 'dep 2', '', '日本語 テキスト 🎉 done', 'last 👍🏽 line'];
+  const page = await open(browser, '/jobs/11');
+  await statusAndText(page, 'a log set whole: complete, its fold closed, its other lines (CJK, emoji) shown', 'complete',
+    [0, 1, 2, 6, 7].map((k) => want11[k]).join('|'));
+  is(await page.evaluate(() => [document.getElementById('log').dataset.lines, document.getElementById('info').textContent].join(' / ')),
+    '8 / 8 lines, 1 parts', 'its 8 lines, in one part (the head)');
+  is((await styleOf(page, 2, '成功 success') || {}).color, 'rgb(17, 99, 41)', 'its colours rendered (SGR 32, the theme green)');
+  const last = await styleOf(page, 8, 'last 👍🏽 line');
+  ok(last && last.weight === '700' && last.color === 'rgb(207, 34, 46)', 'SGR 1;31 around emoji: bold red', JSON.stringify(last));
+  ok((await headOf(page, 3) || {}).open === 'false', 'the travis fold of a log set whole is a closed section');
+  await toggle(page, 3);
+  await statusAndText(page, 'opened: every line of the log set whole, in order', 'complete', want11.join('|'));
+  await page.screenshot({ path: `${shots}/viewer-set-whole.png` });
+  ok(page.errors.length === 0, 'no script error', page.errors.join('\n'));
+  await page.close();
+
+  // 12: 30,000 lines set whole, archived and purged: read back from S3
+  const want12 = [];
+  for (let x = 1; x <= 30000; x++) want12.push([x, x % 1000 === 0 ? `imported ${x} 中文 ✅` : `imported ${x} ${'='.repeat(70)}`]);
+  const big = await open(browser, '/jobs/12');
+  await waitFor(big, 'a purged log set whole (30,000 lines, read back from S3): complete, every line indexed', () =>
+    document.getElementById('status').dataset.state === 'complete' && document.getElementById('log').dataset.lines === '30000');
+  is(await big.evaluate(() => document.getElementById('info').textContent), '30,000 lines, 1 parts', 'in one part, the head');
+  await big.setViewport({ width: 1100, height: 4000 });
+  const rows12 = await allRows(big).catch((e) => e.message);
+  ok(Array.isArray(rows12) && rows12.length === 30000 && rows12.every((r, k) => r[0] === want12[k][0] && r[1] === want12[k][1]),
+    'scrolled from top to end: every one of its 30,000 lines shown once, in order, with its text',
+    Array.isArray(rows12) ? `${rows12.length} rows; first wrong: ${JSON.stringify(rows12.find((r, k) => !want12[k] || r[0] !== want12[k][0] || r[1] !== want12[k][1]))}` : rows12);
+  ok(big.errors.length === 0, 'no script error', big.errors.join('\n'));
+  await big.close();
+
+  // 13: a head, then late parts while the page watches
+  const part = (nums, final = -1) => psql(`select buildlog.write_parts(array_fill(13::bigint, array[${nums.length}]), '{${nums}}',
+    array(select 'late ' || x || E'\\n' from unnest('{${nums}}'::int[]) x), array(select x = ${final} from unnest('{${nums}}'::int[]) x))`);
+  const live = await open(browser, '/jobs/13');
+  await statusAndText(live, 'a log set whole given part 0: the head\'s lines first, then part 0\'s, live', 'live', 'head line 1|head line 2|late 0');
+  await live.evaluate(() => {
+    const st = document.getElementById('status');
+    window.__atComplete = null;
+    new MutationObserver(() => {
+      if (st.dataset.state === 'complete' && window.__atComplete === null)
+        window.__atComplete = [...document.querySelectorAll('.row .txt')].map((t) => t.textContent).join('|');
+    }).observe(st, { attributes: true, childList: true, characterData: true, subtree: true });
+  });
+  part([2]);
+  await statusAndText(live, 'part 2 received live, after the head and part 0', 'live', 'head line 1|head line 2|late 0|late 2');
+  part([1]);
+  await statusAndText(live, 'the late part 1 inserted at its place', 'live', 'head line 1|head line 2|late 0|late 1|late 2');
+  part([3], 3);
+  const all13 = 'head line 1|head line 2|late 0|late 1|late 2|late 3';
+  await statusAndText(live, 'the final part: complete, every line once, the head first, then the parts in order', 'complete', all13);
+  is(await live.evaluate(() => window.__atComplete), all13, 'at the moment the status said complete, every line was on screen');
+  is(await live.evaluate(() => document.getElementById('info').textContent), '6 lines, 5 parts', 'the head and parts 0-3');
+  ok(live.errors.length === 0, 'no script error', live.errors.join('\n'));
+  await live.close();
+}
+
 // A removed log (set_content(job, NULL, removed_by)): 410, the page says so.
 async function removed(browser) {
   const page = await open(browser, '/jobs/9');
@@ -493,6 +584,7 @@ async function tokens(browser) {
     await live(browser);
     await sections(browser);
     await removed(browser);
+    await setWhole(browser);
     await tokens(browser);
   } catch (e) {
     ok(false, 'the browser test ran to its end', e.stack);

@@ -8,7 +8,10 @@
 # (markers inside lines, several on a line, split across parts), 7 Buildkite
 # groups with the agent's timestamps, 8 a running log whose fold end marker
 # is split between parts; 9 a removed log; 10 a running log read with
-# buildlog.http_read_tokens on.  Jobs 1, 2 and 4 are aggregated first.
+# buildlog.http_read_tokens on; 11-13 logs set whole (set_content: the
+# head, part -1): 11 colours, a fold, CJK and emoji, 12 30,000 lines archived
+# and purged, 13 a head given late parts while the page watches.  Jobs 1, 2
+# and 4 are aggregated first.
 # Screenshots land in the test's log folder.
 use strict;
 use warnings;
@@ -89,8 +92,17 @@ write_job(10, [ q{E'token line 0\n'} ], 0);
 
 write_job(5, [ q{E'\x1b[33marchived\x1b[0m line 1\n'}, q{E'archived line 2\n'}, q{''} ], 1);
 $node->safe_psql('postgres', 'select buildlog.aggregate(5)');
-wait_query($node, 'select purged_at is not null and content is null from buildlog.logs where job_id = 5', 't',
-	'job 5 archived to S3 and purged from the database');
+
+# logs set whole (set_content): read as one part, the head (-1), before part 0.
+# 11: colours, a travis fold, CJK and emoji; 12: 30,000 lines (2.5 MB),
+# archived and purged (read back from S3); 13: a head given late parts
+# (part 0 here, the rest while the page watches)
+$node->safe_psql('postgres', q{select buildlog.set_content(11, E'imported whole\n\x1b[32m成功 success\x1b[0m ✅\ntravis_fold:start:deps\r\x1b[0K$ install 依赖 📦\ndep 1\ndep 2\ntravis_fold:end:deps\r\x1b[0K\n日本語 テキスト 🎉 done\n\x1b[1;31mlast 👍🏽 line\x1b[0m\n')});
+$node->safe_psql('postgres', q{select buildlog.set_content(12, (select string_agg(case when x % 1000 = 0 then E'\x1b[36mimported ' || x || E' 中文 ✅\x1b[0m' else 'imported ' || x || ' ' || repeat('=', 70) end, E'\n') || E'\n' from generate_series(1, 30000) x))});
+$node->safe_psql('postgres', q{select buildlog.set_content(13, E'head line 1\nhead line 2\n')});
+write_job(13, [ q{E'late 0\n'} ], 0);
+wait_query($node, 'select count(*) from buildlog.logs where job_id in (5, 12) and purged_at is not null and content is null', '2',
+	'jobs 5 (aggregated) and 12 (set whole) archived to S3 and purged from the database');
 
 # the page reads aggregated logs (and their arrival times) like pending ones
 is($node->safe_psql('postgres', 'select buildlog.aggregate(1), buildlog.aggregate(2), buildlog.aggregate(4)'), '5|4|20',
@@ -100,7 +112,7 @@ local $ENV{PGHOST} = $node->host;
 local $ENV{PGPORT} = $node->port;
 my ($out, $err) = ('', '');
 my $ok = IPC::Run::run([ 'node', "$root/test/browser/viewer.test.js", $base, $shots, $puppeteer ],
-	'>', \$out, '2>', \$err, IPC::Run::timeout(150));
+	'>', \$out, '2>', \$err, IPC::Run::timeout(400));
 my $checks = 0;
 for my $line (split /\n/, $out)
 {
@@ -108,7 +120,7 @@ for my $line (split /\n/, $out)
 	elsif ($line =~ /^# (.*)$/) { diag($1); }
 }
 ok($ok, 'the browser test exited cleanly') or diag($err);
-cmp_ok($checks, '>=', 120, 'it ran all its checks');
-ok(-s "$shots/viewer-$_.png", "screenshot viewer-$_.png written") for qw(rendering dark hostile live sections);
+cmp_ok($checks, '>=', 150, 'it ran all its checks');
+ok(-s "$shots/viewer-$_.png", "screenshot viewer-$_.png written") for qw(rendering dark hostile live sections set-whole);
 $node->stop;
 done_testing();
