@@ -422,6 +422,13 @@ extern bool buildlog_http_rate_check(struct MHD_Connection *conn, HttpResponse *
 extern bool buildlog_http_stream_admit(struct MHD_Connection *conn, uint32 *client);
 extern void buildlog_http_stream_release(uint32 client);
 
+/*
+ * Count a log answer of bytes about to be sent on conn, and give it a
+ * deadline (64 kB/s at least after buildlog.http_timeout); false (a 503 to
+ * send instead) past buildlog.http_max_answer_bytes in flight.
+ */
+extern bool buildlog_http_answer_admit(struct MHD_Connection *conn, int64 bytes);
+
 /* One more event stream refused for want of room (counted for /metrics). */
 extern void buildlog_http_stream_refused(void);
 

@@ -10,6 +10,11 @@
  *	 one more answers 429; and streams never take the last tenth of the
  *	 connection limit (at least 8), so requests and health checks always
  *	 find room (503 for a stream over that share).
+ * - Log answers sent from a reader's file (buildlog.http_max_answer_bytes):
+ *	 the bytes being sent, all clients together, stay under the cap (503
+ *	 past it), and each answer must go at 64 kB/s at least after
+ *	 buildlog.http_timeout, so clients that read nothing cannot pin the
+ *	 readers' temporary files.
  * - Requests per client address (buildlog.http_rate_limit and
  *	 buildlog.http_rate_burst): a token bucket per address, checked when a
  *	 request's headers are in; over it, 429 problem+json with Retry-After.
@@ -52,6 +57,7 @@
 #include "http.h"
 
 #define FD_RESERVE		64		/* descriptors kept for the worker's own use */
+#define ANSWER_MIN_RATE	(64 * 1024) /* bytes/s a log answer must at least go at */
 #define SWEEP_MS		1000
 
 /* What the worker knows about one client address. */
@@ -72,6 +78,7 @@ typedef struct HttpConn
 	uint32		addr;
 	int			fd;
 	TimestampTz deadline;		/* 0: none */
+	int64		answer_bytes;	/* of the file answer being sent, or 0 */
 } HttpConn;
 
 static HTAB *clients = NULL;
@@ -83,6 +90,9 @@ static uint64 refused_connections = 0;
 static uint64 rate_limited = 0;
 static uint64 slow_closed = 0;
 static uint64 streams_refused = 0;
+static uint64 answers_refused = 0;
+static uint64 answers_slow_closed = 0;
+static int64 answer_bytes = 0;	/* of the file answers being sent now */
 
 /* The IPv4 address of a socket address (0 for another family). */
 static uint32
@@ -201,6 +211,7 @@ buildlog_http_conn_opened(struct MHD_Connection *conn, void **socket_context)
 	hc->addr = address_key(addr ? addr->client_addr : NULL);
 	hc->fd = fd ? fd->connect_fd : -1;
 	hc->deadline = header_deadline();
+	hc->answer_bytes = 0;
 	dlist_push_tail(&conns, &hc->node);
 	c = client_of(hc->addr, true);
 	if (c != NULL)
@@ -218,6 +229,7 @@ buildlog_http_conn_closed(void **socket_context)
 	c = client_of(hc->addr, false);
 	if (c != NULL && c->connections > 0)
 		c->connections--;
+	answer_bytes -= hc->answer_bytes;
 	dlist_delete(&hc->node);
 	free(hc);
 	*socket_context = NULL;
@@ -239,6 +251,11 @@ buildlog_http_request_phase(struct MHD_Connection *conn, HttpPhase phase)
 
 	if (hc == NULL)
 		return;
+	if (phase == HTTP_PHASE_IDLE)
+	{
+		answer_bytes -= hc->answer_bytes;	/* its answer was sent */
+		hc->answer_bytes = 0;
+	}
 	if (phase == HTTP_PHASE_BODY)
 		hc->deadline = header_deadline();	/* the body: as long again */
 	else if (phase == HTTP_PHASE_OPEN)
@@ -280,6 +297,27 @@ buildlog_http_rate_check(struct MHD_Connection *conn, HttpResponse *r)
 									   buildlog_http_rate_limit, buildlog_http_rate_burst, retry));
 	}
 	return false;
+}
+
+bool
+buildlog_http_answer_admit(struct MHD_Connection *conn, int64 bytes)
+{
+	HttpConn   *hc = conn_of(conn);
+	int64		cap = (int64) buildlog_http_max_answer_bytes * 1024;
+
+	if (hc == NULL)
+		return true;			/* out of memory at its start: not counted */
+	if (answer_bytes > 0 && answer_bytes + bytes > cap)
+	{
+		answers_refused++;
+		return false;
+	}
+	answer_bytes += bytes;
+	hc->answer_bytes = bytes;
+	/* at least ANSWER_MIN_RATE, after http_timeout: a trickling reader is cut */
+	hc->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											   (buildlog_http_timeout_s + bytes / ANSWER_MIN_RATE) * 1000);
+	return true;
 }
 
 void
@@ -338,7 +376,10 @@ buildlog_http_limits_sweep(void)
 			/* libmicrohttpd sees the end of the socket and closes it */
 			shutdown(hc->fd, SHUT_RDWR);
 			hc->deadline = 0;
-			slow_closed++;
+			if (hc->answer_bytes > 0)
+				answers_slow_closed++;
+			else
+				slow_closed++;
 		}
 	}
 	/* forget addresses with no connection and a full bucket */
@@ -365,4 +406,13 @@ buildlog_http_limits_metrics(StringInfo buf)
 	appendStringInfo(buf, "# HELP buildlog_http_refused_streams_total Event streams answered 429 or 503: over buildlog.http_max_streams_per_client, or the service's share of streams full.\n"
 					 "# TYPE buildlog_http_refused_streams_total counter\n"
 					 "buildlog_http_refused_streams_total " UINT64_FORMAT "\n", streams_refused);
+	appendStringInfo(buf, "# HELP buildlog_http_refused_answers_total Log reads answered 503: their answer would have taken the bytes in flight past buildlog.http_max_answer_bytes.\n"
+					 "# TYPE buildlog_http_refused_answers_total counter\n"
+					 "buildlog_http_refused_answers_total " UINT64_FORMAT "\n", answers_refused);
+	appendStringInfo(buf, "# HELP buildlog_http_slow_answers_closed_total Log answers cut for going slower than 64 kB/s after buildlog.http_timeout.\n"
+					 "# TYPE buildlog_http_slow_answers_closed_total counter\n"
+					 "buildlog_http_slow_answers_closed_total " UINT64_FORMAT "\n", answers_slow_closed);
+	appendStringInfo(buf, "# HELP buildlog_http_answer_bytes Bytes of log answers being sent now (their temporary files).\n"
+					 "# TYPE buildlog_http_answer_bytes gauge\n"
+					 "buildlog_http_answer_bytes " INT64_FORMAT "\n", answer_bytes);
 }

@@ -270,6 +270,12 @@ buildlog_http_read_answer(HttpWorker *h, struct MHD_Connection *conn, void **sta
 	if (fd < 0)
 		return answer_unavailable(h, conn,
 								  "The reader answering this read stopped or failed; try again.");
+	if (!buildlog_http_answer_admit(conn, head.body_len))
+	{
+		close(fd);
+		return answer_unavailable(h, conn,
+								  psprintf("The service is sending its most bytes of log answers at once (buildlog.http_max_answer_bytes); try again."));
+	}
 	resp = MHD_create_response_from_fd64((uint64_t) head.body_len, fd);
 	if (resp == NULL)
 	{

@@ -47,6 +47,7 @@ int			buildlog_http_timeout_s = 60;
 int			buildlog_http_readers = 2;
 char	   *buildlog_http_token_key_file = NULL;
 int			buildlog_http_max_body = 16 * 1024 * 1024;
+int			buildlog_http_max_answer_bytes = 1024 * 1024;	/* kB */
 bool		buildlog_http_read_tokens = false;
 int			buildlog_http_max_connections_per_client = 64;
 int			buildlog_http_max_streams_per_client = 32;
@@ -266,6 +267,13 @@ buildlog_define_gucs(void)
 							&buildlog_http_max_body,
 							16 * 1024 * 1024, 1024, 1024 * 1024 * 1024,
 							PGC_SIGHUP, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("buildlog.http_max_answer_bytes",
+							"Most bytes of log answers (GET /jobs/{id}/log, /parts, /bundle) the HTTP service sends at once, all clients together.",
+							"A read that would go past it answers 503 with Retry-After; each answer must also go at 64 kB/s at least.",
+							&buildlog_http_max_answer_bytes,
+							1024 * 1024, 1024, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_KB,
 							NULL, NULL, NULL);
 	DefineCustomBoolVariable("buildlog.http_read_tokens",
 							 "Whether the HTTP service's reads need a job token (read, write or admin scope).",

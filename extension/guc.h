@@ -34,6 +34,7 @@ extern int	buildlog_http_max_body;
 extern bool buildlog_http_read_tokens;
 extern int	buildlog_http_max_connections_per_client;
 extern int	buildlog_http_max_streams_per_client;
+extern int	buildlog_http_max_answer_bytes;
 extern int	buildlog_http_rate_limit;
 extern int	buildlog_http_rate_burst;
 extern int	buildlog_http_flush_ms;

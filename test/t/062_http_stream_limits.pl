@@ -4,6 +4,8 @@
 # /healthz and reads still find room), a client that closes a suspended
 # stream frees its slot within about a second (not at the next 15 s
 # heartbeat), and the gauges start from zero when the worker restarts.
+# Log answers that clients do not read cannot pin more than
+# buildlog.http_max_answer_bytes of the readers' files: past it, 503.
 use strict;
 use warnings;
 use BuildlogTest;
@@ -15,6 +17,7 @@ my ($node, $base, $port) = http_node('stream_limits', qq(buildlog.http_max_conne
 buildlog.http_max_connections_per_client = 0
 buildlog.http_max_streams_per_client = 8
 buildlog.http_rate_limit = 0
+buildlog.http_max_answer_bytes = '10MB'
 ));
 
 # curl(ARGS...): (status, headers text, body)
@@ -77,6 +80,26 @@ ok(wait_until('the 10 closed streams to be freed', sub { metric('buildlog_http_s
 	'10 closed clients freed their streams before the 15 s heartbeat');
 ($st) = curl('--max-time', '2', "$base/jobs/1/events");
 is($st, 200, 'a new stream opens again');
+
+# answers nobody reads: at most 10 MB of them in flight (more than the kernel's socket buffers hold)
+close($_) for splice(@streams, 0, 20);
+ok(wait_until('20 more streams freed', sub { metric('buildlog_http_streams') <= 23 }), 'room for reads');
+$node->safe_psql('postgres', q{select buildlog.write_parts(array_fill(7::bigint, array[10]), array(select generate_series(0, 9)),
+  array(select repeat('z', 800000) from generate_series(0, 9)), array(select x = 9 from generate_series(0, 9) x))});
+my $reader = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp') or die $!;
+setsockopt($reader, Socket::SOL_SOCKET(), Socket::SO_RCVBUF(), 4096);
+print $reader "GET /jobs/7/log HTTP/1.1\r\nHost: t\r\n\r\n";
+ok(wait_until('the answer in flight', sub { metric('buildlog_http_answer_bytes') == 8000000 }),
+	'an answer of 8 MB waits for a client that reads nothing');
+($st, $head, $body) = curl("$base/jobs/7/log");
+is($st, 503, 'a second read of it (8 + 8 MB > 10 MB): 503');
+like($head, qr/^Retry-After: \d+/mi, 'with Retry-After');
+like($body, qr/http_max_answer_bytes/, 'naming the setting');
+cmp_ok(metric('buildlog_http_refused_answers_total'), '>=', 1, 'counted');
+close($reader);
+ok(wait_until('the answers to be let go', sub { metric('buildlog_http_answer_bytes') == 0 }), 'closed clients let their answers go');
+($st, undef, $body) = curl("$base/jobs/7/log");
+is($st . ' ' . length($body), '200 8000000', 'then the read is answered');
 
 # the worker restarts: the gauges count only what the new one holds
 my $pid = $node->safe_psql('postgres', q{select pid from pg_stat_activity where backend_type = 'buildlog http'});
