@@ -2,9 +2,10 @@
 # partition while 3 sessions write and read.  A reader holds a lock on
 # log_parts until maintenance has queued for its ACCESS EXCLUSIVE lock, given
 # up after the lock timeout and queued again; writers are seen queued behind
-# it, and the longest write transaction stays within the lock timeout plus a
-# margin.  No row of a live partition is lost; an expired partition that still
-# holds parts that were never aggregated is kept.
+# it, and none of them still waits once the attempt it queued behind gave up
+# (seen in pg_locks, not by a clock: the slowest writes are only noted).  No
+# row of a live partition is lost; an expired partition that still holds
+# parts that were never aggregated is kept.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -15,11 +16,6 @@ use File::Temp qw(tempdir);
 use BuildlogTest;
 
 my $lock_timeout_ms = 100;
-# A writer queued behind maintenance waits at most the lock timeout while
-# maintenance queues, then for as long as maintenance holds the lock (pg_partman's
-# premake check and one DROP TABLE); the margin covers that work, the writer's
-# own statement and scheduling on a loaded 2-core machine.
-my $margin_ms = 250;
 
 my $node = buildlog_node('maint_writers', qq(
 buildlog.maintenance_lock_timeout = '${lock_timeout_ms}ms'
@@ -86,7 +82,7 @@ ok(wait_until('pgbench writing', sub {
 # A reader takes a lock on log_parts and keeps it until maintenance has
 # queued for ACCESS EXCLUSIVE, given up (lock timeout) and queued again.
 my ($holder, $hout, $herr) = start_lock_holder($node,
-	'select episodes, writer_waits from public.watch_maintenance(2)');
+	'select episodes, writer_waits, held_over from public.watch_maintenance(2)');
 
 my $result = $node->safe_psql('postgres',
 	q(select cardinality(dropped), cardinality(kept), kept_parts, tries
@@ -97,15 +93,18 @@ is("$kept|$kept_parts", '1|10', 'and kept the one holding 10 parts that were nev
 cmp_ok($tries, '>=', 2, "maintenance gave up after the lock timeout and retried ($tries attempts)");
 
 ok($holder->finish, 'the lock-holding reader finished without error') or diag($$herr);
-my ($episodes, $writer_waits) = $$hout =~ /^(\d+)\|(\d+)$/m;
+my ($episodes, $writer_waits, $held_over) = $$hout =~ /^(\d+)\|(\d+)\|(\d+)$/m;
 is($episodes, '2', 'the holder saw maintenance queue for ACCESS EXCLUSIVE twice before it let go');
 cmp_ok($writer_waits, '>', 0,
 	"writers were seen queued behind maintenance's lock request ($writer_waits samples)");
+is($held_over, '0', 'no writer queued behind the first attempt still waited in the second: '
+	  . 'each wait ended when the attempt gave up at its lock timeout');
 
 ok($pgbench->finish, 'writers and readers got no error') or diag($err);
 
-# Longest write transaction, from pgbench's per-transaction log
-# (client, tx, elapsed_us, script, epoch, us).
+# The write transactions, from pgbench's per-transaction log
+# (client, tx, elapsed_us, script, epoch, us); their latency is a speed (a
+# benchmark's business): only noted.
 my ($max_us, $writes) = (0, 0);
 my @lat;
 for my $log (glob("$dir/tx*"))
@@ -120,12 +119,10 @@ for my $log (glob("$dir/tx*"))
 		push @lat, $f[2];
 	}
 }
-my $max_ms = $max_us / 1000.0;
 @lat = sort { $b <=> $a } @lat;
-note('slowest writes (ms): ' . join(' ', map { sprintf('%.1f', $_ / 1000) } @lat[0 .. 9]));
+note('slowest writes (ms): ' . join(' ', map { sprintf('%.1f', $_ / 1000) } grep { defined } @lat[0 .. 9])
+	  . sprintf(' (longest %.1f ms; lock timeout %d ms)', $max_us / 1000, $lock_timeout_ms));
 cmp_ok($writes, '>', 0, "pgbench ran $writes write transactions");
-cmp_ok($max_ms, '<=', $lock_timeout_ms + $margin_ms,
-	"longest writer wait ${max_ms} ms <= lock timeout ${lock_timeout_ms} ms + ${margin_ms} ms margin");
 
 # Every part written by a committed write transaction is still there.
 is($node->safe_psql('postgres', q(select count(*) from buildlog.log_parts where job_id >= 1000)),

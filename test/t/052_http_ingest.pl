@@ -98,7 +98,10 @@ for my $r (@refusals)
 	is($code, $r->[1], "$r->[2]: $r->[1]");
 }
 my $short = token(10, 'write', '1 second');
-sleep 2;    # expiry is a time: let it pass (Unix seconds)
+# expiry is a time (Unix seconds, in the token): wait until it has passed
+my ($expiry) = $short =~ /^bl1\.10\.write\.(\d+)\./ or die "no expiry in $short";
+ok(wait_until("the clock past the token's expiry $expiry", sub { (time > $expiry + 1, time) }),
+	'the short token has expired by the clock');
 ($code, $answer) = post(10, $short, msg(10, 3, "four\n"));
 is("$code|$answer->{detail}", '401|The token has expired.', 'an expired token: 401');
 is($node->safe_psql('postgres', 'select count(*) from buildlog.log_parts where job_id = 10 and number = 3'), '0',

@@ -104,11 +104,14 @@ ok(wait_until('40 refused at accept', sub { (metric('buildlog_http_refused_conne
 is(scalar(grep { closed($_, 0.5) } @flood[20 .. 59]), 40, 'the refused connections are closed at once');
 my ($code) = run_command([ 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', "$base/healthz" ]);
 is($code, '200', 'another client is served meanwhile');
-ok(wait_until('the flood closed at the timeout', sub { scalar(grep { closed($_, 0) } @flood[0 .. 19]) == 20 }, timeout => 10),
+ok(wait_until('the flood closed at the timeout', sub { scalar(grep { closed($_, 0) } @flood[0 .. 19]) == 20 }),
 	sprintf('the 20 idle connections are closed at buildlog.http_timeout (%.1f s after they opened)', time - $t0));
 close($_) for @flood;
 
-# slowloris: headers and a body trickled a byte every 0.3 s (MHD's idle timeout never fires)
+# slowloris: headers and a body trickled a byte every 0.3 s (MHD's idle
+# timeout never fires): closed, though bytes keep coming, not before the
+# 2 s timeout (a lower bound: a slow machine only makes it later); the
+# trickle goes on for at most ten timeouts (a bound on "never closed")
 my $t3200 = $token->(3200);
 my @slow = map { sock('127.0.0.3') } 1 .. 3;
 print { $slow[$_] } "GET /jobs/3101/log HTTP/1.1\r\nHost: x\r\n" for 0 .. 1;
@@ -116,7 +119,7 @@ print { $slow[2] } "PUT /jobs/3200/parts/0 HTTP/1.1\r\nHost: x\r\nAuthorization:
   . "Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{";
 $t0 = time;
 my %closed_at;
-while (keys(%closed_at) < 3 && time - $t0 < 15)
+while (keys(%closed_at) < 3 && time - $t0 < 20)
 {
 	for my $i (0 .. 2)
 	{
@@ -129,7 +132,7 @@ while (keys(%closed_at) < 3 && time - $t0 < 15)
 for my $i (0 .. 2)
 {
 	my $at = $closed_at{$i};
-	ok(defined $at && $at >= 1.5 && $at < 6, ($i < 2 ? 'trickled headers' : 'a body trickled byte by byte')
+	ok(defined $at && $at >= 1.5, ($i < 2 ? 'trickled headers' : 'a body trickled byte by byte')
 		  . sprintf(': closed after buildlog.http_timeout (%.1f s) although bytes kept coming', $at // -1));
 }
 is($node->safe_psql('postgres', 'select count(*) from buildlog.log_parts where job_id = 3200'), '0',

@@ -5,7 +5,9 @@
 # S3's timeout, the big log byte for byte (sent from the reader's file); a
 # client gone mid-read leaves no slot and no file behind.  With
 # http_readers = 0 the same slow read does hold the events back: what the
-# readers are for, and proof that this test can see a stall.
+# readers are for, and proof that this test can see a stall.  "While" is
+# seen, not timed: the reader (or the worker) is still busy when the event
+# arrives.
 use strict;
 use warnings;
 use BuildlogTest;
@@ -16,6 +18,7 @@ use Test::More;
 use IO::Socket::INET;
 use IPC::Run;
 use Digest::MD5 qw(md5_hex);
+use Time::HiRes qw(sleep);
 
 my $secrets = PostgreSQL::Test::Utils::tempdir();
 open(my $kf, '>', "$secrets/token.key") or die $!;
@@ -69,11 +72,32 @@ sub streamed
 	return scalar @n;
 }
 
+# busy(BACKEND_TYPE, PATH): "pid|query_start" of each process of that type
+# busy with a request for PATH
+sub busy
+{
+	my ($type, $path) = @_;
+	return $node->safe_psql('postgres', qq(select string_agg(pid || '|' || query_start, ',')
+  from pg_stat_activity where backend_type = '$type' and query like '%$path%' and state = 'active'));
+}
+
+# reader_stuck(PATH): wait until one reader is busy with a request for PATH;
+# returns that reader's "pid|query_start"
 sub reader_stuck
 {
-	return wait_query($node, q(select count(*) from pg_stat_activity
-		where backend_type = 'buildlog http reader' and query like '%GET /jobs/{id}/log%' and state = 'active'),
-		'1', 'a reader busy with the slow read');
+	my ($path, $what) = @_;
+	my $busy;
+	ok(wait_until("a reader busy with $path", sub { $busy = busy('buildlog http reader', $path);
+				($busy ne '' && $busy !~ /,/, $busy) }), $what);
+	return $busy;
+}
+
+# still_busy(PID|QUERY_START): is that process still busy with that request?
+sub still_busy
+{
+	my ($pid, $start) = split /\|/, $_[0];
+	return $node->safe_psql('postgres', qq(select count(*) from pg_stat_activity
+ where pid = $pid and state = 'active' and query_start = '$start')) eq '1';
 }
 
 # ---- readers: the events flow while the slow read waits for S3
@@ -83,14 +107,16 @@ ok(wait_until('part 0 streamed', sub { streamed($sse_file) == 1 }), 'the watcher
 wait_query($node, q(select current_setting('buildlog.s3_endpoint') like '%' || ) . $hole->sockport . q(::text),
 	't', 'the endpoint moved to the silent S3');
 my ($slow, $slow_file) = background("$base/jobs/571/log");
-reader_stuck();
+my $stuck = reader_stuck('GET /jobs/{id}/log', 'a reader busy with the slow read');
 my ($bigh, $big_file) = background("$base/jobs/572/log");
 for my $n (1 .. 5)
 {
 	write_part(573, $n);
-	ok(wait_until("part $n streamed", sub { streamed($sse_file) == $n + 1 }, timeout => 9),
-		"part $n reached the watcher while the slow read waits");
+	ok(wait_until("part $n streamed", sub { streamed($sse_file) == $n + 1 }), "part $n reached the watcher");
 }
+# S3 never answers that reader before its 10 s request timeout: had the
+# events waited for it, it would not be busy any more
+ok(still_busy($stuck), 'the five parts streamed while the reader still waits for S3 on the slow read');
 ok($slow->pumpable, 'the slow read is still unanswered after the five events');
 $bigh->finish;
 is(md5_hex(slurp_file($big_file)), $big_md5, 'meanwhile the 64 MB log came whole from the other reader');
@@ -102,23 +128,21 @@ like(slurp_file($slow_file), qr/"detail":"The log is archived in S3, which did n
 
 # ---- a client gone mid-read: the slot and the file are freed once its reader is done
 my ($gone) = background("$base/jobs/571/log");
-reader_stuck();
+reader_stuck('GET /jobs/{id}/log', 'a reader busy with the read of a client that goes');
 $gone->kill_kill;
 
 # ... and the backlog of a stream opened on the purged log waits in the other reader
 my ($ev571, $ev571_file) = background("$base/jobs/571/events");
-wait_query($node, q(select count(*) from pg_stat_activity
-	where backend_type = 'buildlog http reader' and query like '%GET /jobs/{id}/events%' and state = 'active'),
-	'1', 'a reader busy with the purged log\'s event backlog');
+my $backlog = reader_stuck('GET /jobs/{id}/events', 'a reader busy with the purged log\'s event backlog');
 write_part(573, 6);
-ok(wait_until('part 6 streamed', sub { streamed($sse_file) == 7 }, timeout => 9),
-	'part 6 reaches the other watcher while both readers wait for S3');
-ok(wait_until('the purged stream closed', sub { !$ev571->pumpable }, timeout => 30),
+ok(wait_until('part 6 streamed', sub { streamed($sse_file) == 7 }), 'part 6 reaches the other watcher');
+ok(still_busy($backlog), 'it streamed while the reader of the backlog still waits for S3');
+ok(wait_until('the purged stream closed', sub { !$ev571->pumpable }),
 	'the stream whose backlog S3 did not give is closed (its client reconnects)');
 is(streamed($ev571_file), 0, 'with no part sent on it');
 ok(wait_until('the read slot freed', sub {
 			my ($m) = run_command([ 'curl', '-s', "$base/metrics" ]);
-			$m =~ /^buildlog_http_reads_in_flight 0$/m }, timeout => 30),
+			$m =~ /^buildlog_http_reads_in_flight 0$/m }),
 	'the gone client\'s read is freed after S3\'s timeout (reads_in_flight 0)');
 opendir(my $dir, "$data/base/pgsql_tmp") or die "no pgsql_tmp: $!";
 is(scalar(grep { /^pgsql_tmpbuildlog_http/ } readdir($dir)), 0, 'no answer file is left behind');
@@ -146,27 +170,33 @@ like($events, qr/^event: end\ndata: \Q$end\E$/m, 'and the end event with its siz
 like($events, qr/\Aretry: 1000\n\nid: 0-29\nevent: end\ndata: \Q$end\E\n*\z/,
 	'resumed with every part (the final one too) received: only the end event');
 
-# ---- a slow group commit (a trigger sleeps 0.3 s per part of job 575: 3 s) is written by a reader
+# ---- a slow group commit (a trigger on job 575's parts waits for a lock the
+# test holds until it has seen what it wants) is written by a reader
 $node->safe_psql('postgres', q(
 create function public.slow_575() returns trigger language plpgsql as $$
 begin
-  if new.job_id = 575 then perform pg_sleep(0.3); end if;
+  if new.job_id = 575 then perform pg_advisory_xact_lock_shared(575); end if;
   return new;
 end $$;
 create trigger slow_575 before insert on buildlog.log_parts for each row execute function public.slow_575();));
+my $gate = $node->background_psql('postgres');
+$gate->query_safe('select pg_advisory_lock(575)');
 my $token = $node->safe_psql('postgres', q(select buildlog.issue_token(575, 'write')));
 open(my $bf, '>', "$tmp/batch") or die $!;
 print $bf qq({"id":575,"number":$_,"log":") . ('x' x 100000) . qq(\\n"}\n) for 0 .. 9;
 close($bf);
 my ($upload, $upload_file) = background('-H', "Authorization: Bearer $token", '-H', 'Content-Type: application/x-ndjson',
 	'--data-binary', "\@$tmp/batch", "$base/jobs/575/parts");
-wait_query($node, q(select count(*) from pg_stat_activity
-	where backend_type = 'buildlog http reader' and wait_event = 'PgSleep'),
-	'1', 'a reader commits the slow group');
+my $held = q(select count(*) from pg_stat_activity
+	where backend_type = 'buildlog http reader' and wait_event_type = 'Lock' and wait_event = 'advisory');
+wait_query($node, $held, '1', 'a reader commits the slow group (held by the trigger)');
 write_part(573, 7);
-ok(wait_until('part 7 streamed', sub { streamed($sse_file) == 8 }, timeout => 9),
-	'part 7 reaches the watcher while the group commit sleeps');
+ok(wait_until('part 7 streamed', sub { streamed($sse_file) == 8 }), 'part 7 reaches the watcher');
+is($node->safe_psql('postgres', $held), '1', 'it streamed while the group commit is still held');
 ok($upload->pumpable, 'the upload is still unanswered then');
+$gate->query_safe('select pg_advisory_unlock(575)');
+$gate->quit;
+ok(wait_until('the upload answered', sub { !$upload->pumpable }), 'the group commit ends once the trigger gets its lock');
 $upload->finish;
 like(slurp_file("$upload_file.head"), qr/^HTTP\/1\.1 200 /, 'the upload then answers 200');
 is(slurp_file($upload_file), qq({"parts":10,"bytes":1000010,"replaced":0}\n), 'with its ten parts');
@@ -188,11 +218,19 @@ wait_query($node, q(select count(*) from pg_stat_activity
 	where backend_type = 'buildlog http' and query like '%GET /jobs/{id}/log%' and state = 'active'),
 	'1', 'the HTTP worker itself busy with the slow read');
 write_part(573, 8);
-my $until = time + 2;
-my $early = 0;
-while (time < $until) { $early ||= streamed($sse_file) == 9; select(undef, undef, undef, 0.1); }
-ok(!$early && $slow->pumpable, 'part 8 does not stream for 2 s while the HTTP worker waits for S3');
-ok(wait_until('the slow read answered', sub { !$slow->pumpable }, timeout => 30), 'the slow read ends after S3\'s timeout');
+# watched for as long as the worker waits (S3's 4 s request timeout): part 8
+# never streams meanwhile; a look counts only if the worker was still busy
+# after it looked at the stream
+my ($looks, $early) = (0, 0);
+ok(wait_until('the HTTP worker to stop waiting for S3', sub {
+			my $streamed = streamed($sse_file) == 9;
+			return 1 if busy('buildlog http', 'GET /jobs/{id}/log') eq '';
+			$looks++;
+			$early ||= $streamed;
+			return (0, "$looks looks");
+		}), 'the HTTP worker stops waiting for S3 (its request timeout)');
+ok($looks > 0 && !$early, "part 8 did not stream while the HTTP worker waited for S3 ($looks looks)");
+ok(wait_until('the slow read answered', sub { !$slow->pumpable }), 'the slow read ends after S3\'s timeout');
 ok(wait_until('part 8 streamed', sub { streamed($sse_file) == 9 }), 'then part 8 streamed');
 $sse->kill_kill;
 close($hole);
