@@ -258,11 +258,14 @@ sub published
 # install_maintenance_watch(NODE): creates public.watch_maintenance(release_at,
 # timeout_s) in database postgres, for a session that holds a lock on
 # buildlog.log_parts and watches run_maintenance() queue behind it.  It polls
-# pg_locks every 5 ms and returns (episodes, writer_waits, waited_s): episodes
-# counts the times a session started queueing for ACCESS EXCLUSIVE on
-# log_parts (one per attempt of run_maintenance); writer_waits the samples in
-# which a writer (RowExclusiveLock) was queued with that session among its
-# blockers.  It returns when the release_at-th episode starts, or (release_at
+# pg_locks every 5 ms and returns (episodes, writer_waits, waited_s,
+# held_over): episodes counts the times a session started queueing for ACCESS
+# EXCLUSIVE on log_parts (one per attempt of run_maintenance); writer_waits
+# the samples in which a writer (RowExclusiveLock) was queued with that
+# session among its blockers; held_over the samples in which a writer
+# transaction seen queued so in an earlier episode still was (a wait that
+# outlived the attempt it queued behind: none when each attempt gives up at
+# its lock timeout).  It returns when the release_at-th episode starts, or (release_at
 # NULL) once run_maintenance's advisory lock was held and is gone; after
 # timeout_s it raises an error saying what it waited for.
 sub install_maintenance_watch
@@ -270,7 +273,8 @@ sub install_maintenance_watch
 	my ($node) = @_;
 	$node->safe_psql('postgres', q{
 create function public.watch_maintenance(release_at int, timeout_s float8 default 60,
-                                         out episodes int, out writer_waits int, out waited_s float8)
+                                         out episodes int, out writer_waits int, out waited_s float8,
+                                         out held_over int)
 language plpgsql as $$
 declare
   t0 timestamptz := clock_timestamp();
@@ -278,26 +282,34 @@ declare
   was_waiting boolean := false;
   inside boolean;
   seen_inside boolean := false;
+  queued text[];              -- the queued writers' transactions (virtualtransaction), now
+  this_episode text[] := '{}';
+  earlier text[] := '{}';
 begin
   episodes := 0;
   writer_waits := 0;
+  held_over := 0;
   loop
     waiting := exists (select from pg_locks
                         where locktype = 'relation' and relation = 'buildlog.log_parts'::regclass
                           and mode = 'AccessExclusiveLock' and not granted);
     if waiting and not was_waiting then
       episodes := episodes + 1;
+      earlier := earlier || this_episode;
+      this_episode := '{}';
     end if;
     was_waiting := waiting;
     if waiting then
-      writer_waits := writer_waits +
-        (select count(*) from pg_locks w
+      queued := array(select w.virtualtransaction from pg_locks w
           where w.locktype = 'relation' and w.relation = 'buildlog.log_parts'::regclass
             and w.mode = 'RowExclusiveLock' and not w.granted
             and exists (select from pg_locks m
                          where m.locktype = 'relation' and m.relation = w.relation
                            and m.mode = 'AccessExclusiveLock'
-                           and m.pid = any (pg_blocking_pids(w.pid))))::int;
+                           and m.pid = any (pg_blocking_pids(w.pid))));
+      writer_waits := writer_waits + cardinality(queued);
+      held_over := held_over + (select count(*) from unnest(queued) q where q = any (earlier))::int;
+      this_episode := this_episode || queued;
     end if;
     inside := exists (select from pg_locks where locktype = 'advisory' and objsubid = 1 and granted);
     seen_inside := seen_inside or inside;
