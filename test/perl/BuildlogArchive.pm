@@ -11,6 +11,9 @@ use BuildlogTest;
 use Digest::SHA qw(sha256_hex);
 use IO::Uncompress::Gunzip qw(gunzip $GunzipError);
 use IPC::Run;
+use IO::Select;
+use IO::Socket::INET;
+use POSIX ();
 use PostgreSQL::Test::Utils;
 use Test::More;
 
@@ -138,13 +141,16 @@ select job_id, archive_size, archive_sha256, archive_etag, md5(buildlog.fetch(jo
 	is("@bad_fetch", '', "$what: fetch() of every log equals its text");
 }
 
-# set_conf(NODE, NAME => VALUE, ...): ALTER SYSTEM and reload.
+# set_conf(NODE, NAME => VALUE, ...): ALTER SYSTEM and reload, then wait
+# until a new session shows every value: the postmaster re-read the file and
+# has signalled the workers (each applies it at the top of its next round).
 sub set_conf
 {
 	my ($node, %set) = @_;
 	$node->safe_psql('postgres',
 		join('', map { "alter system set $_ = '$set{$_}';\n" } sort keys %set)
 		  . 'select pg_reload_conf();');
+	wait_query($node, "select current_setting('$_')", $set{$_}, "reloaded $_") for sort keys %set;
 }
 
 # s3_stack(start|stop): start or stop the stack's s3rver.
@@ -159,6 +165,87 @@ sub stat_sum
 {
 	my ($node, $col) = @_;
 	return $node->safe_psql('postgres', "select coalesce(sum($col), 0) from buildlog.archive_stats");
+}
+
+
+# holding_proxy(MATCH, DIR): a TCP proxy in a child process, in front of the
+# test's s3rver, returning (endpoint URL, child PID).  It forwards every
+# connection both ways, except that once a request whose bytes match MATCH
+# has passed (the request line and what came with it), it stops reading
+# that connection (the client then blocks as soon as the socket buffers are
+# full), writes the bytes forwarded so far to DIR/held, and reads on only
+# once DIR/go exists.  Only the first match is held.  End it with
+# kill('TERM', PID).
+push @EXPORT, 'holding_proxy';
+sub holding_proxy
+{
+	my ($match, $dir) = @_;
+	($endpoint) = need_env('BUILDLOG_S3_ENDPOINT') unless $endpoint;
+	my ($target) = $endpoint =~ m{^http://127\.0\.0\.1:(\d+)} or die "no port in $endpoint";
+	my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 16, ReuseAddr => 1)
+	  or die "listen: $!";
+	my $port = $listen->sockport;
+	my $pid = fork() // die "fork: $!";
+	return ("http://127.0.0.1:$port", $pid) if $pid;
+
+	# the child: a select loop; writes block (one flow at a time is enough
+	# here).  It never returns into the test: no END block (the nodes'
+	# teardown among them) may run in it.
+	$SIG{PIPE} = 'IGNORE';
+	$SIG{TERM} = sub { POSIX::_exit(0) };
+	eval { proxy_loop($listen, $target, $match, $dir) };
+	print STDERR "holding_proxy: $@";
+	POSIX::_exit(1);
+}
+
+sub proxy_loop
+{
+	my ($listen, $target, $match, $dir) = @_;
+	my $sel = IO::Select->new($listen);
+	my (%other, %is_client, %sent);
+	my ($held, $done) = (undef, 0);
+	my $drop = sub {
+		my @pair = @_;    # copies: the hash holds the originals
+		for my $s (@pair) { $sel->remove($s); delete $other{$s}; delete $is_client{$s}; delete $sent{$s}; close($s); }
+	};
+	while (1)
+	{
+		my @ready = $sel->can_read(0.01);
+		if ($held && -e "$dir/go") { $sel->add($held); $held = undef; }
+		for my $s (@ready)
+		{
+			if ($s == $listen)
+			{
+				my $c = $listen->accept or next;
+				my $u = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $target) or die "connect: $!";
+				@other{ $c, $u } = ($u, $c);
+				$is_client{$c} = 1;
+				$sel->add($c, $u);
+				next;
+			}
+			next unless $other{$s};
+			my $n = sysread($s, my $buf, 65536);
+			if (!$n) { $drop->($s, $other{$s}); next; }
+			my $o = $other{$s};
+			for (my $off = 0; $off < length $buf;) {
+				my $w = syswrite($o, $buf, length($buf) - $off, $off);
+				if (!defined $w) { $drop->($s, $o); last; }
+				$off += $w;
+			}
+			next unless $is_client{$s};
+			$sent{$s} += $n;
+			if (!$done && $buf =~ $match)
+			{
+				$done = 1;
+				$held = $s;
+				$sel->remove($s);
+				open(my $fh, '>', "$dir/held.tmp") or die $!;
+				print $fh $sent{$s};
+				close($fh);
+				rename("$dir/held.tmp", "$dir/held") or die $!;
+			}
+		}
+	}
 }
 
 require Digest::MD5;

@@ -5,6 +5,9 @@
 # to differ the only way they can under the worker's snapshot and row lock:
 # the TOAST page holding them is changed on disk after the digest pass read it
 # (shared_buffers of 1 MB: it was evicted) and before the put pass reaches it.
+# The worker uploads through a proxy that holds the PUT once its request line
+# passed (the digest pass is over then; the put pass can only fill the socket
+# buffers, far short of the page) until the page is changed: no race.
 use strict;
 use warnings;
 use BuildlogTest;
@@ -22,6 +25,8 @@ buildlog.purge_delay = '1h'
 ));
 my $object = "$stack_dir/s3/data/$bucket/t039/jobs/900/log.txt._S3rver_object";
 unlink $object;
+my $ctl = PostgreSQL::Test::Utils::tempdir();
+my ($proxy, $proxy_pid) = holding_proxy(qr{^PUT \S*/t039/jobs/900/log\.txt }m, $ctl);
 my $marker = 'MARKER-' . int(rand(1e9)) . '-END';
 (my $changed = $marker) =~ s/^M/X/;
 
@@ -42,23 +47,23 @@ ok($at >= 0 && index($data, $marker, $at + 1) < 0, "the marker is once in the TO
 undef $data;
 
 my $mark = log_mark($node);
-set_conf($node, 'buildlog.s3_endpoint' => $ENV{BUILDLOG_S3_ENDPOINT});
-ok(wait_until('the put pass of job 900 reaching s3rver', sub {
-	return 0 unless -e $object;
-	open(my $fh, '+<', $toast) or die "open $toast: $!";
-	binmode $fh;
-	sysseek($fh, $at, 0) or die "seek: $!";
-	syswrite($fh, $changed) == length($changed) or die "write: $!";
-	close $fh;
-	return 1;
-}, interval => 0.002, timeout => 60), 'digest pass done, put pass streaming: the marker changed on disk');
-my $streamed = -s $object;
-cmp_ok($streamed, '<', 60 * 1048576, "the put pass had sent $streamed bytes, short of the marker");
+set_conf($node, 'buildlog.s3_endpoint' => $proxy);
+ok(wait_until('the PUT of job 900 held by the proxy', sub { -e "$ctl/held" }),
+	'digest pass done, the put pass started and is held');
+my $held = slurp_file("$ctl/held");
+open(my $fh, '+<', $toast) or die "open $toast: $!";
+binmode $fh;
+sysseek($fh, $at, 0) or die "seek: $!";
+syswrite($fh, $changed) == length($changed) or die "write: $!";
+close $fh;
+cmp_ok($held, '<', 60 * 1048576, "the marker changed on disk while the put pass was held after $held bytes, short of it");
+PostgreSQL::Test::Utils::append_to_file("$ctl/go", '');
 
 wait_query($node, 'select archived_at is not null from buildlog.logs where job_id = 900', 't', 'the log archived');
 like(log_since($node, $mark), qr/WARNING:  buildlog archive 1: archiving failed \(bad_data\): The source changed between the digest and the upload/,
 	'the first upload was aborted: the source changed between the passes');
-cmp_ok(stat_sum($node, 'archived'), '==', 1, 'one upload completed (the retry)');
+# the worker counts an upload after its commit
+wait_query($node, 'select coalesce(sum(archived), 0) from buildlog.archive_stats', '1', 'one upload completed (the retry)');
 my $content = $node->safe_psql('postgres', qq(
 select position('$changed' in content) > 0, encode(sha256(convert_to(content, 'UTF8')), 'hex'),
        archive_sha256, archive_size from buildlog.logs where job_id = 900));
@@ -72,4 +77,6 @@ set_conf($node, 'buildlog.purge_delay' => '1s');
 wait_purged($node, 900, 900, 'the re-uploaded log');
 is($node->safe_psql('postgres', "select encode(sha256(convert_to(buildlog.fetch(900), 'UTF8')), 'hex')"),
 	$content_sha, 'fetch() of the purged log reads the archived text (it matches its record)');
+kill('TERM', $proxy_pid);
+waitpid($proxy_pid, 0);
 done_testing();
