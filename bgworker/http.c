@@ -881,9 +881,8 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 		if (*upload_data_size > 0)
 		{
 			bool		ok = buildlog_http_stream_data(h, *con_cls, upload_data,
-													   *upload_data_size, &out);
+													   upload_data_size, &out);
 
-			*upload_data_size = 0;
 			return ok ? MHD_YES : (enum MHD_Result) buildlog_http_send(h, conn, &out);
 		}
 		buildlog_http_stream_finish(h, *con_cls, &out);

@@ -297,9 +297,13 @@ extern bool buildlog_http_stream_begin(HttpWorker *h, struct MHD_Connection *con
 									   int64 job_id, bool head, HttpResponse *r,
 									   void **state);
 
-/* A slice of a stream's body; false (r filled) when the stream is over. */
+/*
+ * A slice of a stream's body; *len is left as it is when the stream is
+ * suspended for backpressure (the bytes come again once it is resumed),
+ * else set to 0.  False (r filled) when the stream is over.
+ */
 extern bool buildlog_http_stream_data(HttpWorker *h, void *state, const char *data,
-									  size_t len, HttpResponse *r);
+									  size_t *len, HttpResponse *r);
 
 /* The body is complete: flush, wait for the commit, then answer in r (0: wait). */
 extern void buildlog_http_stream_finish(HttpWorker *h, void *state, HttpResponse *r);

@@ -45,6 +45,12 @@
 #include "wire.h"
 
 #define STREAM_PART_BYTES	(64 * 1024)
+/*
+ * Backpressure: a stream whose bytes received but not committed reach this
+ * is suspended (libmicrohttpd then reads no more of its socket) until its
+ * writes have brought them under half of it.
+ */
+#define STREAM_MAX_BACKLOG	(4 * 1024 * 1024)
 #define STREAM_TIMEOUT_S	1800	/* a silent build may pause this long */
 #define STREAM_JOBS_MAX		100000
 
@@ -78,6 +84,7 @@ typedef struct StreamUpload
 	bool		suspended;		/* waiting for its writes' commit */
 	bool		refused;		/* its error answer was queued */
 	bool		discarding;		/* failed mid-body: the rest is dropped */
+	bool		backpressured;	/* suspended until its backlog is written */
 	unsigned int fail_status;	/* a write failed, or another request took over */
 	const char *fail_title;
 	char	   *fail_detail;
@@ -184,6 +191,13 @@ stream_fail(HttpWorker *h, StreamUpload *s, unsigned int status, const char *tit
 	s->due = 0;
 }
 
+/* Raw bytes a stream received and the database does not hold yet. */
+static int64
+backlog(StreamUpload *s)
+{
+	return s->pending.len + (s->taken - s->stored_raw);
+}
+
 /*
  * A stream's write is decided: on success the job's offset moves on; the
  * request (if still open) counts it, and once its body is complete and
@@ -224,6 +238,11 @@ stream_written(HttpWorker *h, GroupWrite *g)
 	{
 		s->suspended = false;
 		MHD_resume_connection(s->conn);
+	}
+	else if (s->backpressured && (backlog(s) < STREAM_MAX_BACKLOG / 2 || s->fail_status != 0))
+	{
+		s->backpressured = false;
+		MHD_resume_connection(s->conn);	/* its body again, where it stopped */
 	}
 }
 
@@ -573,13 +592,21 @@ buildlog_http_stream_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 }
 
 bool
-buildlog_http_stream_data(HttpWorker *h, void *state, const char *data, size_t len,
+buildlog_http_stream_data(HttpWorker *h, void *state, const char *data, size_t *len,
 						  HttpResponse *r)
 {
 	StreamUpload *s = (StreamUpload *) state;
 
 	if (s->refused)
+	{
+		*len = 0;
 		return true;			/* its answer is on its way: drop the rest */
+	}
+	if (s->fail_status == 0 && buildlog_http_max_stream_bytes > 0 &&
+		s->start + s->received + (int64) *len > (int64) buildlog_http_max_stream_bytes * 1024)
+		stream_fail(h, s, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large",
+					psprintf("The job's stream may hold at most %d kB (buildlog.http_max_stream_bytes); nothing past it was stored.",
+							 buildlog_http_max_stream_bytes));
 	if (s->fail_status != 0)
 	{
 		/*
@@ -593,10 +620,20 @@ buildlog_http_stream_data(HttpWorker *h, void *state, const char *data, size_t l
 			s->discarding = true;
 			buildlog_http_request_phase(s->conn, HTTP_PHASE_BODY);
 		}
+		*len = 0;
 		return true;
 	}
-	appendBinaryStringInfo(&s->pending, data, (int) len);
-	s->received += len;
+	if (backlog(s) >= STREAM_MAX_BACKLOG)
+	{
+		/* backpressure: these bytes stay with libmicrohttpd until resumed */
+		s->backpressured = true;
+		s->due = GetCurrentTimestamp();
+		MHD_suspend_connection(s->conn);
+		return true;
+	}
+	appendBinaryStringInfo(&s->pending, data, (int) *len);
+	s->received += *len;
+	*len = 0;
 	if (s->due == 0)
 		s->due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), buildlog_http_flush_ms);
 	if ((size_t) s->pending.len >= part_bytes())

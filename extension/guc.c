@@ -48,6 +48,7 @@ int			buildlog_http_readers = 2;
 char	   *buildlog_http_token_key_file = NULL;
 int			buildlog_http_max_body = 16 * 1024 * 1024;
 int			buildlog_http_max_answer_bytes = 1024 * 1024;	/* kB */
+int			buildlog_http_max_stream_bytes = 0;	/* kB */
 bool		buildlog_http_read_tokens = false;
 int			buildlog_http_max_connections_per_client = 64;
 int			buildlog_http_max_streams_per_client = 32;
@@ -273,6 +274,13 @@ buildlog_define_gucs(void)
 							"A read that would go past it answers 503 with Retry-After; each answer must also go at 64 kB/s at least.",
 							&buildlog_http_max_answer_bytes,
 							1024 * 1024, 1024, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("buildlog.http_max_stream_bytes",
+							"Most raw bytes one job's POST /jobs/{id}/stream uploads may store; 0: no limit.",
+							"Bytes past it are discarded and the upload answers 413 at its body's end.",
+							&buildlog_http_max_stream_bytes,
+							0, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_KB,
 							NULL, NULL, NULL);
 	DefineCustomBoolVariable("buildlog.http_read_tokens",

@@ -35,6 +35,7 @@ extern bool buildlog_http_read_tokens;
 extern int	buildlog_http_max_connections_per_client;
 extern int	buildlog_http_max_streams_per_client;
 extern int	buildlog_http_max_answer_bytes;
+extern int	buildlog_http_max_stream_bytes;
 extern int	buildlog_http_rate_limit;
 extern int	buildlog_http_rate_burst;
 extern int	buildlog_http_flush_ms;

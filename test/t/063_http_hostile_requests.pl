@@ -7,7 +7,9 @@
 # type parameters accepted).  `?deansi=1` ends an unterminated escape at its
 # line and never cuts a character.  A refusal decided mid-body reaches the
 # client once the body ends: 413 for a chunked body past the limit, 409 for
-# a stream upload another request took over.
+# a stream upload another request took over.  Stream uploads have
+# backpressure: 40 MB piped at full speed keep the worker's memory bounded
+# and arrive byte for byte; buildlog.http_max_stream_bytes caps a job.
 use strict;
 use warnings;
 use BuildlogTest;
@@ -16,6 +18,8 @@ use Test::More;
 use IO::Socket::INET;
 use IO::Select;
 use JSON::PP;
+use IPC::Run;
+use Digest::MD5 qw(md5_hex);
 
 my $secrets = PostgreSQL::Test::Utils::tempdir();
 open(my $fh, '>', "$secrets/token.key") or die $!;
@@ -158,5 +162,44 @@ like($a1, qr{^HTTP/1\.1 409 }, 'the first, taken over, gets 409 at the end of it
 like($a1, qr/Another request resumed/, 'saying why');
 is(query(q{select string_agg(content, '' order by number) from buildlog.log_parts where job_id = 5}), "first\nsecond\n",
 	'its bytes after the takeover were not stored');
+
+# backpressure: 40 MB piped at full speed into one stream upload
+sub rss_anon
+{
+	my ($pid) = @_;
+	open my $f, '<', "/proc/$pid/status" or return 0;
+	my ($kb) = join('', <$f>) =~ /^RssAnon:\s+(\d+)/m;
+	return $kb // 0;
+}
+my $worker = query(q{select pid from pg_stat_activity where backend_type = 'buildlog http'});
+my $src = "$tmp/src";
+open(my $out, '>', $src) or die $!;
+print $out join('', map { sprintf("line %08d %s\n", $_, 'x' x 60) } 1 .. 550_000);
+close $out;
+my $size = -s $src;
+my $t6 = token(6, 'write');
+my $rss0 = rss_anon($worker);
+my $up = IPC::Run::start([ 'curl', '-s', '--max-time', '300', '-o', "$tmp/up.out", '-H', "Authorization: Bearer $t6",
+		'-H', 'Content-Type: text/plain', '-H', 'Transfer-Encoding: chunked', '--data-binary', "\@$src", "$base/jobs/6/stream" ]);
+my $peak = $rss0;
+ok(wait_until('the upload of 40 MB to end', sub { my $r = rss_anon($worker); $peak = $r if $r > $peak; !$up->pumpable },
+		timeout => 300), "$size bytes piped into one stream upload");
+$up->finish;
+like(slurp_file("$tmp/up.out"), qr/"received":$size\b/, 'the upload is answered with every byte received');
+cmp_ok($peak - $rss0, '<', 32 * 1024,
+	sprintf('the worker grew by %.1f MB while %.0f MB came in as fast as the client could send', ($peak - $rss0) / 1024, $size / 1e6));
+is(query(q{select md5(string_agg(content, '' order by number)) from buildlog.log_parts where job_id = 6}),
+	md5_hex(slurp_file($src)), 'stored byte for byte');
+
+# a job's stream capped: buildlog.http_max_stream_bytes
+$node->append_conf('postgresql.conf', "buildlog.http_max_stream_bytes = '1MB'\n");
+$node->reload;
+my $t8 = token(8, 'write');
+ok(wait_until('the cap to be in force', sub {
+			my ($o) = run_command([ 'curl', '-s', '--max-time', '60', '-H', "Authorization: Bearer $t8", '-H', 'Content-Type: text/plain',
+					'-H', 'Transfer-Encoding: chunked', '--data-binary', "\@$src", "$base/jobs/8/stream" ]);
+			$o =~ /http_max_stream_bytes/ }), 'an upload past the cap of its job answers 413 naming the setting');
+cmp_ok(query(q{select coalesce(sum(octet_length(content)), 0) from buildlog.log_parts where job_id = 8}), '<=', 1024 * 1024,
+	'the job holds at most the cap');
 
 done_testing();
