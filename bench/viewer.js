@@ -1,11 +1,13 @@
 // Open time, responsiveness and memory of the log viewer on one big log, in
 // Debian's chromium (puppeteer-core, headless); with BENCH_VIEWER_RAW=1 also
 // the same browser showing the raw log as text/plain (the reference: minutes
-// and gigabytes for 50 MB, so not by default).  Run by bench/viewer.sh:
-//   node bench/viewer.js BASE JOB LINES PUPPETEER RUNS
+// and gigabytes for 50 MB, so not by default); and the time to open a hostile
+// log of sections (HOSTILE, its line count HLINES).  Run by bench/viewer.sh:
+//   node bench/viewer.js BASE JOB LINES PUPPETEER RUNS HOSTILE HLINES
+// (a job whose line count is 0 is not run)
 'use strict';
 const fs = require('fs');
-const [base, job, lines, puppeteerPath, runsArg] = process.argv.slice(2);
+const [base, job, lines, puppeteerPath, runsArg, hostileJob, hostileLines] = process.argv.slice(2);
 const puppeteer = require(puppeteerPath);
 const runs = +runsArg || 3;
 
@@ -98,6 +100,46 @@ async function viewerRun(browser) {
   return r;
 }
 
+// The hostile log of sections: from navigation to html[data-ready] (every
+// part read and indexed), to the status "complete", the longest task the page
+// ran meanwhile (the time the tab was frozen), the ANSI states it keeps, its
+// heap; the lines checked.
+async function hostileRun(browser) {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1200, height: 800 });
+  await page.evaluateOnNewDocument(() => {
+    window.__longest = 0;
+    new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__longest = Math.max(window.__longest, e.duration); })
+      .observe({ entryTypes: ['longtask'] });
+  });
+  const r = {};
+  const t0 = performance.now();
+  await page.goto(`${base}/jobs/${hostileJob}`);
+  await page.waitForSelector('html[data-ready]', { timeout: 600000 });
+  r.loaded = performance.now() - t0;
+  await page.waitForFunction(() => document.getElementById('status').dataset.state === 'complete', { timeout: 600000, polling: 50 });
+  r.complete = performance.now() - t0;
+  const got = await page.evaluate(() => [document.getElementById('log').dataset.lines, document.getElementById('log').dataset.rows, window.__longest]);
+  if (got[0] !== hostileLines || got[1] !== hostileLines) throw new Error(`the page shows ${got[1]} rows of ${got[0]} lines, not ${hostileLines}`);
+  r.longest = got[2];
+  // the states the page keeps for its line index (a viewer without
+  // keptStates() kept them all: count its ids)
+  r.kept = await page.evaluate(async () => {
+    const m = await import('/viewer/ansi.js');
+    if (m.keptStates) return m.keptStates().states;
+    let n = 0;
+    while (m.stateOf(n) !== undefined) n++;
+    return n;
+  });
+  r.end = await timed(async () => {
+    await page.keyboard.press('End');
+    await page.waitForFunction((n) => !!document.querySelector(`.row[data-line="${n}"]`), { polling: 'raf' }, hostileLines);
+  });
+  await memory(page, browser, r);
+  await page.close();
+  return r;
+}
+
 async function rawRun(browser) {
   const page = await browser.newPage();
   await page.setViewport({ width: 1200, height: 800 });
@@ -114,8 +156,15 @@ const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2
 (async () => {
   const launch = () => puppeteer.launch({ executablePath: '/usr/bin/chromium', headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
-  const view = [], raw = [];
+  const view = [], raw = [], hostile = [];
   for (let i = 0; i < runs; i++) {
+    if (+hostileLines > 0) {
+      const b = await launch();
+      const idle = treeRss(b.process().pid);
+      const h = await hostileRun(b); h.rss -= idle; hostile.push(h);
+      await b.close();
+    }
+    if (!(+lines > 0)) continue;
     // a fresh browser per run: memory is the page's, not the leftovers of the last
     let b = await launch();
     const idle = treeRss(b.process().pid);
@@ -131,6 +180,11 @@ const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2
   const col = (rs, k) => median(rs.map((r) => r[k]));
   const f = (x) => x.toFixed(0);
   console.log(`runs: ${runs} (medians)`);
+  if (hostile.length) {
+    console.log(`hostile sections (${hostileLines} lines): data-ready ${f(col(hostile, 'loaded'))} ms, complete ${f(col(hostile, 'complete'))} ms, longest task ${f(col(hostile, 'longest'))} ms, End ${f(col(hostile, 'end'))} ms`);
+    console.log(`hostile sections: ${f(col(hostile, 'kept'))} ANSI states kept for the line index, JS heap ${f(col(hostile, 'heap'))} MB, DOM nodes ${f(col(hostile, 'nodes'))}, browser RSS growth ${f(col(hostile, 'rss'))} MB`);
+  }
+  if (!view.length) return;
   console.log(`viewer: first screen ${f(col(view, 'first'))} ms, whole log indexed ${f(col(view, 'loaded'))} ms`);
   console.log(`viewer: jump to end ${f(col(view, 'end'))} ms, scroll step ${col(view, 'scroll').toFixed(1)} ms (two frames; ${col(view, 'long')} long tasks in 30 steps), #L250000 ${f(col(view, 'jump'))} ms, open a section ${f(col(view, 'fold'))} ms`);
   console.log(`viewer: first search ${f(col(view, 'search'))} ms (builds the search text), next search ${f(col(view, 'search2'))} ms`);

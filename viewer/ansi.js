@@ -8,27 +8,47 @@ export const BOLD = 1, FAINT = 2, ITALIC = 4, UNDERLINE = 8, INVERSE = 16, STRIK
 const DEFAULT = -1;			// default colour
 const RGB = 0x1000000;		// 24-bit colour flag
 
-// Interned states: id -> {fg, bg, fl, link}; id 0 is the default state.
-const states = [{ fg: DEFAULT, bg: DEFAULT, fl: 0, link: '' }];
+// A state is {fg, bg, fl, link}.  Rendering a line works on state objects
+// (a new one at each change, nothing kept); only the states lines start in
+// are kept, interned as small ids for the line index (lstate), in a table
+// that is bounded: at most MAX_LINKED of them carry an OSC 8 link (a link
+// still open at the end of a line; one opened and closed within a line costs
+// nothing), at most MAX_STATES in all.  Beyond those bounds, reached only by
+// hostile logs, a line starts without the link (or in the default state).
+const DEFAULT_STATE = Object.freeze({ fg: DEFAULT, bg: DEFAULT, fl: 0, link: '' });
+const MAX_STATES = 65536, MAX_LINKED = 1024;
+const states = [DEFAULT_STATE];
 const stateIds = new Map([['-1,-1,0,', 0]]);
+let linked = 0;
 
-function intern(fg, bg, fl, link) {
-  const key = fg + ',' + bg + ',' + fl + ',' + link;
-  let id = stateIds.get(key);
-  if (id === undefined) {
-    id = states.length;
-    states.push({ fg, bg, fl, link });
-    stateIds.set(key, id);
-  }
+const keyOf = (s) => s.fg + ',' + s.bg + ',' + s.fl + ',' + s.link;
+
+// The id of a state lines may start in (see the bounds above).
+function intern(s) {
+  let id = stateIds.get(keyOf(s));
+  if (id !== undefined) return id;
+  if (s.link && linked >= MAX_LINKED) return intern({ fg: s.fg, bg: s.bg, fl: s.fl, link: '' });
+  if (states.length >= MAX_STATES) return 0;
+  id = states.length;
+  states.push(Object.freeze({ fg: s.fg, bg: s.bg, fl: s.fl, link: s.link }));
+  stateIds.set(keyOf(s), id);
+  if (s.link) linked++;
   return id;
 }
 
-export function stateOf(id) { return states[id]; }
+// How many states are kept, and how many of them carry a link.
+export function keptStates() { return { states: states.length, linked }; }
 
-// Apply the parameters of one SGR sequence (CSI ... m) to a state id.
-function applySgr(id, params) {
-  const s = states[id];
-  let { fg, bg, fl, link } = s;
+// The state (object) of an id.
+export function stateOf(id) { return states[id] || DEFAULT_STATE; }
+
+const same = (s, fg, bg, fl, link) => s.fg === fg && s.bg === bg && s.fl === fl && s.link === link;
+
+// Apply the parameters of one SGR sequence (CSI ... m) to a state (the same
+// object when nothing changed).
+function applySgr(s, params) {
+  let { fg, bg, fl } = s;
+  const link = s.link;
   const p = params === '' ? ['0'] : params.split(/[;:]/);
   for (let i = 0; i < p.length; i++) {
     const n = p[i] === '' ? 0 : +p[i];
@@ -64,12 +84,11 @@ function applySgr(id, params) {
       if (c !== null) { if (n === 38) fg = c; else bg = c; }
     }
   }
-  return intern(fg, bg, fl, link);
+  return same(s, fg, bg, fl, link) ? s : { fg, bg, fl, link };
 }
 
-function withLink(id, link) {
-  const s = states[id];
-  return intern(s.fg, s.bg, s.fl, link);
+function withLink(s, link) {
+  return s.link === link ? s : { fg: s.fg, bg: s.bg, fl: s.fl, link };
 }
 
 // Parse an OSC 8 body "8;params;URI"; the URI ('' ends the link), or null.
@@ -111,16 +130,19 @@ function scanEscape(s, i) {
   return [Math.min(n, i + 2), 'esc', ''];
 }
 
-// The state after a whole line (only the escapes matter): for the line index.
+// The state after a whole line (only the escapes matter), as the id of a
+// kept state: for the line index.
 export function advanceState(s, id) {
+  const from = stateOf(id);
+  let st = from;
   let i = s.indexOf('\x1b');
   while (i >= 0) {
     const [end, kind, pay] = scanEscape(s, i);
-    if (kind === 'csi' && pay.endsWith('m')) id = applySgr(id, pay.slice(0, -1));
-    else if (kind === 'osc') { const l = osc8(pay); if (l !== null) id = withLink(id, l); }
+    if (kind === 'csi' && pay.endsWith('m')) st = applySgr(st, pay.slice(0, -1));
+    else if (kind === 'osc') { const l = osc8(pay); if (l !== null) st = withLink(st, l); }
     i = s.indexOf('\x1b', Math.max(end, i + 1));
   }
-  return id;
+  return st === from ? id : intern(st);
 }
 
 // Characters that may reorder or hide text: shown as a visible marker.
@@ -137,17 +159,19 @@ function visibleControl(c, ch) {
 
 export const MAX_COLUMNS = 10000;
 
-// Render one line (no '\n') from state id: cells of characters with their
-// state ids, a set of control cells, the state after it and the cut length.
-export function renderLine(s, id) {
+// Render one line (no '\n') from the kept state id: cells of characters with
+// their states (objects), a set of control cells, the state after it and the
+// cut length.
+export function renderLine(s, startId) {
   const ch = [], st = [], ctl = new Set();
+  let state = stateOf(startId);
   let cur = 0, more = 0;
   const n = s.length;
   let i = 0;
   const put = (text, isCtl) => {
     if (cur >= MAX_COLUMNS) { more++; cur++; return; }
-    while (ch.length < cur) { ch.push(' '); st.push(0); }
-    ch[cur] = text; st[cur] = id;
+    while (ch.length < cur) { ch.push(' '); st.push(DEFAULT_STATE); }
+    ch[cur] = text; st[cur] = state;
     if (isCtl) ctl.add(cur); else ctl.delete(cur);
     cur++;
   };
@@ -157,18 +181,18 @@ export function renderLine(s, id) {
       const [end, kind, pay] = scanEscape(s, i);
       if (kind === 'csi') {
         const fin = pay.charAt(pay.length - 1), par = pay.slice(0, -1);
-        if (fin === 'm') id = applySgr(id, par);
+        if (fin === 'm') state = applySgr(state, par);
         else if (fin === 'K') {
           const m = +par || 0;
           if (m === 0) { ch.length = Math.min(ch.length, cur); st.length = ch.length; }
-          else if (m === 1) for (let k = 0; k <= cur && k < ch.length; k++) { ch[k] = ' '; st[k] = 0; }
+          else if (m === 1) for (let k = 0; k <= cur && k < ch.length; k++) { ch[k] = ' '; st[k] = DEFAULT_STATE; }
           else { ch.length = 0; st.length = 0; }
         } else if (fin === 'G') cur = Math.max(0, (+par || 1) - 1);
         else if (fin === 'C') cur += Math.max(1, +par || 1);
         else if (fin === 'D') cur = Math.max(0, cur - Math.max(1, +par || 1));
       } else if (kind === 'osc') {
         const l = osc8(pay);
-        if (l !== null) id = withLink(id, l);
+        if (l !== null) state = withLink(state, l);
       }
       i = Math.max(end, i + 1);
       continue;
@@ -186,7 +210,7 @@ export function renderLine(s, id) {
     i++;
   }
   if (ch.length > MAX_COLUMNS) { more += ch.length - MAX_COLUMNS; ch.length = MAX_COLUMNS; st.length = MAX_COLUMNS; }
-  return { ch, st, ctl, end: id, more };
+  return { ch, st, ctl, end: state, more };
 }
 
 // The visible text of a rendered line (what search looks at).
@@ -269,10 +293,9 @@ export function buildDom(parent, r, marks) {
   let k = 0;
   let linkEl = null, linkHref = null;
   while (k < n) {
-    const id = r.st[k], m = markAt(k), isCtl = r.ctl.has(k);
+    const s = r.st[k], m = markAt(k), isCtl = r.ctl.has(k);
     let j = k + 1;
-    while (j < n && r.st[j] === id && markAt(j) === m && r.ctl.has(j) === isCtl) j++;
-    const s = states[id];
+    while (j < n && r.st[j] === s && markAt(j) === m && r.ctl.has(j) === isCtl) j++;
     const text = r.ch.slice(k, j).join('');
     let target = parent;
     if (s.link) {

@@ -52,49 +52,98 @@ export function displayText(s) {
   return s;
 }
 
-// Text a reader sees in s from offset on (markers, escapes, blanks aside).
-function showsText(s, from) {
-  return stripMarkers(s.slice(from)).replace(INVISIBLE, '').length > 0;
+// Where the last character a reader sees in s stands (-1: none), the markers
+// (marks, by offset), escapes, blanks and control characters aside: a line
+// shows text after offset p when this is at or after p.  Once per line, so
+// a line of many markers costs its length, not its length times its markers.
+function lastShown(s, marks) {
+  const pieces = [], at = [];
+  let pos = 0;
+  for (const mk of marks) {
+    if (mk.at > pos) { pieces.push(s.slice(pos, mk.at)); at.push(pos); }
+    pos = Math.max(pos, mk.end);
+  }
+  if (pos < s.length) { pieces.push(s.slice(pos)); at.push(pos); }
+  const t = pieces.join('');
+  let last = -1, p = 0;
+  INVISIBLE.lastIndex = 0;
+  for (let m; (m = INVISIBLE.exec(t));) {
+    if (m.index > p) last = m.index - 1;
+    p = m.index + m[0].length;
+  }
+  if (p < t.length) last = t.length - 1;
+  if (last < 0) return -1;
+  for (let k = 0, base = 0; k < pieces.length; base += pieces[k].length, k++)
+    if (last < base + pieces[k].length) return at[k] + last - base;
+  return -1;
 }
 
 export class Folds {
   constructor() {
-    this.list = [];			// {start, end (-1 open), kind, name, open, ms, depth}
-    this.stack = [];
+    this.list = [];			// {start, end (-1 open), kind, name, open, ms, depth, id}
+    this.stack = [];			// the open sections, outermost first (f.depth: its place)
+    // the open sections by kind and by kind and name, outermost first: an end
+    // marker finds its section at once, whatever else is open (no scan)
+    this.byKind = new Map();
+    this.byName = new Map();
     this.times = new Map();	// travis_time id -> line of its start
     this.lineMs = new Map();	// line -> duration of the command started there (travis_time)
     this.buildkite = null;	// the open Buildkite group (ends at the next header)
     this.bkExpanded = false;	// a Buildkite +++ or ^^^ +++ was seen
     this.finished = false;
+    this.cur = -1;			// the line being read
+    this.endedTravis = null;	// the last travis fold ended on that line, as its last line
   }
 
   open(i, kind, name, collapsed) {
-    const f = { start: i, end: -1, kind, name, open: !collapsed, ms: null, depth: this.stack.length };
+    const f = { start: i, end: -1, kind, name, open: !collapsed, ms: null, depth: this.stack.length, id: this.list.length };
     this.list.push(f);
     this.stack.push(f);
+    const put = (map, key) => { const l = map.get(key); if (l) l.push(f); else map.set(key, [f]); };
+    put(this.byKind, kind);
+    put(this.byName, kind + '\0' + name);
     return f;
   }
 
   // Close the innermost open section of kind (and name, if given): its last
   // line is i (never before its own first line), sections inside it end too.
   close(i, kind, name) {
-    for (let k = this.stack.length - 1; k >= 0; k--) {
-      const f = this.stack[k];
-      if (f.kind === kind && (name === undefined || f.name === name)) {
-        for (let j = this.stack.length - 1; j >= k; j--) {
-          const g = this.stack[j];
-          if (g.end < 0) g.end = Math.max(i, g.start);
-        }
-        this.stack.length = k;
-        return f;
-      }
+    const open = name === undefined ? this.byKind.get(kind) : this.byName.get(kind + '\0' + name);
+    if (!open) return null;
+    const f = open[open.length - 1];
+    // each section ended here is the innermost open one of its kind and name
+    const drop = (map, key) => { const l = map.get(key); l.pop(); if (!l.length) map.delete(key); };
+    for (let j = this.stack.length - 1; j >= f.depth; j--) {
+      const g = this.stack[j];
+      g.end = Math.max(i, g.start);
+      drop(this.byKind, g.kind);
+      drop(this.byName, g.kind + '\0' + g.name);
+      if (g.kind === 'travis' && g.end === this.cur && (!this.endedTravis || g.id > this.endedTravis.id)) this.endedTravis = g;
     }
-    return null;
+    this.stack.length = f.depth;
+    return f;
+  }
+
+  // The innermost travis fold around a travis_time that started on line at
+  // and ends on the line being read: open, or ended on this line as its last
+  // line, and started at or before at.
+  travisAround(at) {
+    let best = null;
+    const open = this.byKind.get('travis');
+    if (open && open[0].start <= at) {
+      let lo = 0, hi = open.length - 1;	// the last one started at or before at (starts ascend)
+      while (lo < hi) { const mid = (lo + hi + 1) >> 1; if (open[mid].start <= at) lo = mid; else hi = mid - 1; }
+      best = open[lo];
+    }
+    const e = this.endedTravis;
+    if (e && e.start <= at && (!best || e.id > best.id)) best = e;
+    return best;
   }
 
   // Look at complete line i (raw text s) for markers.
   line(i, s) {
     if (!ANY.test(s)) return;
+    if (i !== this.cur) { this.cur = i; this.endedTravis = null; }
     const marks = [];
     if (s.indexOf('travis_') >= 0) {
       TRAVIS.lastIndex = 0;
@@ -130,11 +179,18 @@ export class Folds {
     ERASE.lastIndex = 0;
     for (let e; (e = ERASE.exec(s));) live = e.index + e[0].length;
     const starts = (mk) => mk.m[2] === 'start' && (mk.dialect === 'gitlab' || mk.m[1] === 'fold');
+    let lastStart = -1;
+    for (let k = 0; k < marks.length; k++) if (starts(marks[k])) lastStart = k;
+    let shown;			// lastShown(s, marks), once, when an end needs it
     for (let k = 0; k < marks.length; k++) {
       const { dialect, m } = marks[k];
       // an end leaves this line out of its section when the line shows text
       // of its own after the marker, or starts another section later on
-      const after = () => showsText(s, Math.max(marks[k].end, live)) || marks.slice(k + 1).some(starts);
+      const after = () => {
+        if (k < lastStart) return true;
+        if (shown === undefined) shown = lastShown(s, marks);
+        return shown >= Math.max(marks[k].end, live);
+      };
       if (dialect === 'gitlab') {
         if (m[1] === 'start') {
           const opts = (m[4] || '').split(',');
@@ -153,10 +209,8 @@ export class Folds {
         const ms = +m[6] / 1e6, at = this.times.get(m[3]);
         if (at !== undefined) this.lineMs.set(at, ms);
         // the innermost travis fold around it takes the duration
-        for (let q = this.list.length - 1; q >= 0; q--) {
-          const f = this.list[q];
-          if (f.kind === 'travis' && f.start <= (at ?? i) && (f.end < 0 || f.end >= i)) { if (f.ms === null) f.ms = ms; break; }
-        }
+        const f = this.travisAround(at ?? i);
+        if (f && f.ms === null) f.ms = ms;
       }
     }
   }

@@ -182,11 +182,13 @@ function rowOfLine(line) {
   return lo;
 }
 
-// Open every section that hides line.
-function reveal(line) {
+// Open every section that hides a line of a..b (one pass over the sections,
+// whatever the range).
+function reveal(a, b = a) {
   let changed = false;
   for (const f of folds.list) {
-    if (f.start < line && (f.end < 0 || f.end >= line) && !f.open) { f.open = true; f.user = true; changed = true; }
+    // its hidden lines start+1..end (to the end of the log when never ended)
+    if (!f.open && Math.max(a, f.start + 1) <= (f.end < 0 ? b : Math.min(b, f.end))) { f.open = true; f.user = true; changed = true; }
   }
   return changed;
 }
@@ -672,9 +674,7 @@ function applyHash(scroll) {
   sel = { a, b };
   if (a >= nLines) { pendingHash = true; return; }
   setFollow(false);
-  let changed = false;
-  for (let l = a; l <= Math.min(b, nLines - 1); l++) changed = reveal(l) || changed;
-  if (changed) { rebuildRows(); cache = new Map(); }
+  if (reveal(a, Math.min(b, nLines - 1))) { rebuildRows(); cache = new Map(); }
   if (scroll !== false) scrollToLine(a);
   schedule();
 }

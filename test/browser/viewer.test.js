@@ -510,6 +510,53 @@ async function setWhole(browser) {
   await live.close();
 }
 
+// Hostile sections (060 job 14): 40,000 GitLab sections started (open) and
+// never ended, then 40,000 travis and GitLab end markers matching none of
+// them, each of those lines with an OSC 8 link of its own (every other one
+// left open at the line's end).  The page gets to its complete state (no
+// speed asserted) and shows every line as it should.
+async function hostileSections(browser) {
+  const page = await open(browser, '/jobs/14');
+  await waitFor(page, 'hostile sections: complete, 80,000 lines, every one a row (the sections are open)', () =>
+    document.getElementById('status').dataset.state === 'complete' &&
+    document.getElementById('log').dataset.lines === '80000' && document.getElementById('log').dataset.rows === '80000', undefined, 120000);
+  is(JSON.stringify(await headOf(page, 1)), JSON.stringify({ open: 'true', text: 'step 1', dur: '' }),
+    'the section started on line 1: open, titled, no duration (never ended)');
+  await page.evaluate(() => { location.hash = '#L40000'; });
+  await waitFor(page, 'and the one started on line 40,000 (the innermost): the same', () => {
+    const r = document.querySelector('.row[data-line="40000"]');
+    return r && r.querySelector('.tog') && r.querySelector('.tog').getAttribute('aria-expanded') === 'true' &&
+      r.querySelector('.txt').textContent === 'step 40000' && !r.querySelector('.dur');
+  });
+  await page.setViewport({ width: 1100, height: 8000 });
+  const want = [];
+  for (let x = 1; x <= 40000; x++) want.push([x, `step ${x}`]);
+  for (let x = 1; x <= 40000; x++) want.push([40000 + x, `after ${x} L`]);
+  const rows = await allRows(page).catch((e) => e.message);
+  ok(Array.isArray(rows) && rows.length === 80000 && rows.every((r, k) => r[0] === want[k][0] && r[1] === want[k][1]),
+    'scrolled from top to end: every one of its 80,000 lines shown once, in order, without its markers',
+    Array.isArray(rows) ? `${rows.length} rows; first wrong: ${JSON.stringify(rows.find((r, k) => !want[k] || r[0] !== want[k][0] || r[1] !== want[k][1]))}` : rows);
+  await page.setViewport({ width: 1100, height: 700 });
+  await page.evaluate(() => { location.hash = '#L40002'; });
+  await waitFor(page, 'a link left open at the end of a line goes on in the next one, up to that line\'s own link', (want) => {
+    const a = [...document.querySelectorAll('.row[data-line="40002"] .txt a')].map((e) => [e.href, e.textContent]);
+    return JSON.stringify(a) === want;
+  }, JSON.stringify([['https://e.x/1', 'after 2 '], ['https://e.x/2', 'L']]));
+  const kept = await page.evaluate(async () => (await import('/viewer/ansi.js')).keptStates());
+  ok(kept.linked <= 1024 && kept.states <= 2048, 'the states lines start in stay bounded: at most 1,024 with a link (20,000 lines leave theirs open), links opened and closed within a line keep none',
+    JSON.stringify(kept));
+  await page.evaluate(() => { location.hash = '#L79999'; });
+  await waitFor(page, 'past that bound a line starts without the link left open (its own links still links)', (want) =>
+    JSON.stringify([79999, 80000].map((l) => [...document.querySelectorAll(`.row[data-line="${l}"] .txt a`)].map((e) => [e.href, e.textContent]))) === want,
+  JSON.stringify([[['https://e.x/39999', 'L']], [['https://e.x/40000', 'L']]]));
+  await page.click('#fold');
+  await showsLines(page, 'close all: line 1 alone (its section holds every other line)', [1]);
+  await page.click('#unfold');
+  await waitFor(page, 'open all: 80,000 rows again', () => document.getElementById('log').dataset.rows === '80000');
+  ok(page.errors.length === 0, 'no script error', page.errors.join('\n'));
+  await page.close();
+}
+
 // A removed log (set_content(job, NULL, removed_by)): 410, the page says so.
 async function removed(browser) {
   const page = await open(browser, '/jobs/9');
@@ -583,6 +630,7 @@ async function tokens(browser) {
     await archived(browser);
     await live(browser);
     await sections(browser);
+    await hostileSections(browser);
     await removed(browser);
     await setWhole(browser);
     await tokens(browser);

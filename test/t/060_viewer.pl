@@ -10,8 +10,9 @@
 # is split between parts; 9 a removed log; 10 a running log read with
 # buildlog.http_read_tokens on; 11-13 logs set whole (set_content: the
 # head, part -1): 11 colours, a fold, CJK and emoji, 12 30,000 lines archived
-# and purged, 13 a head given late parts while the page watches.  Jobs 1, 2
-# and 4 are aggregated first.
+# and purged, 13 a head given late parts while the page watches; 14 hostile
+# sections (40,000 never ended, 40,000 ends matching none, 40,000 links).
+# Jobs 1, 2 and 4 are aggregated first.
 # Screenshots land in the test's log folder.
 use strict;
 use warnings;
@@ -101,6 +102,20 @@ $node->safe_psql('postgres', q{select buildlog.set_content(11, E'imported whole\
 $node->safe_psql('postgres', q{select buildlog.set_content(12, (select string_agg(case when x % 1000 = 0 then E'\x1b[36mimported ' || x || E' 中文 ✅\x1b[0m' else 'imported ' || x || ' ' || repeat('=', 70) end, E'\n') || E'\n' from generate_series(1, 30000) x))});
 $node->safe_psql('postgres', q{select buildlog.set_content(13, E'head line 1\nhead line 2\n')});
 write_job(13, [ q{E'late 0\n'} ], 0);
+# 14: hostile sections (the same log as bench/viewer.sh's job 101): 40,000
+# GitLab sections started (open) and never ended, then 40,000 travis and
+# GitLab end markers that match none of them, each such line with an OSC 8
+# link of its own (every other one left open at the line's end)
+$node->safe_psql('postgres', q{select buildlog.write_parts(array_fill(14::bigint, array[9]), array(select generate_series(0, 8)), array(
+    select case when p < 4 then
+      (select string_agg(E'section_start:1700000000:s' || x || E'\r\x1b[0Kstep ' || x, E'\n') || E'\n'
+         from generate_series(p * 10000 + 1, p * 10000 + 10000) x)
+    when p < 8 then
+      (select string_agg(case when x % 2 = 0 then 'travis_fold:end:g' || x else 'section_end:1700000009:g' || x end
+         || E'\r\x1b[0Kafter ' || x || E' \x1b]8;;https://e.x/' || x || E'\x1b\\\\L'
+         || case when x % 2 = 0 then E'\x1b]8;;\x1b\\\\' else '' end, E'\n') || E'\n'
+         from generate_series((p - 4) * 10000 + 1, (p - 4) * 10000 + 10000) x)
+    else '' end from generate_series(0, 8) p), array(select p = 8 from generate_series(0, 8) p))});
 wait_query($node, 'select count(*) from buildlog.logs where job_id in (5, 12) and purged_at is not null and content is null', '2',
 	'jobs 5 (aggregated) and 12 (set whole) archived to S3 and purged from the database');
 
