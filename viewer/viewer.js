@@ -26,6 +26,17 @@ function api(path, params = {}) {
   return u.pathname + u.search;
 }
 
+// A link to this page to give to someone (copy link, the line numbers): this
+// page's address with hash, without its read token, which is not to travel
+// with a shared link (whoever opens it reads with a token of their own).
+const shareBase = (() => {
+  const u = new URL(location.href);
+  u.searchParams.delete('token');
+  u.hash = '';
+  return u.href;
+})();
+const shareUrl = (hash) => shareBase + hash;
+
 // ---- the model: parts in number order, one text, a line index
 // Parts are numbered 0, 1, ...; a log whose text was set whole (set_content,
 // PUT /jobs/{id}/log) comes first as its head, part -1 (final when no
@@ -360,7 +371,7 @@ function makeRow(line) {
   div.dataset.line = line + 1;
   const a = document.createElement('a');
   a.className = 'ln';
-  a.href = '#L' + (line + 1);
+  a.href = shareUrl('#L' + (line + 1));
   a.textContent = line + 1;
   div.appendChild(a);
   if (prefs.times) {
@@ -736,7 +747,7 @@ $('theme').addEventListener('click', () => { prefs.theme = prefs.theme === 'dark
 $('unfold').addEventListener('click', () => { for (const f of folds.list) { f.open = true; f.user = true; } rebuildRows(); invalidate(); });
 $('fold').addEventListener('click', () => { for (const f of folds.list) { f.open = false; f.user = true; } rebuildRows(); invalidate(); });
 $('copy').addEventListener('click', () => {
-  const url = location.href;
+  const url = shareUrl(location.hash);
   const box = $('linkbox');
   const show = () => { box.value = url; box.hidden = false; box.select(); };
   if (navigator.clipboard) navigator.clipboard.writeText(url).then(() => { $('copy').textContent = 'copied'; setTimeout(() => { $('copy').textContent = 'copy link'; }, 1500); }, show);

@@ -612,6 +612,19 @@ async function tokens(browser) {
     reads.map((u) => u.pathname + (u.searchParams.get('token') === t10 ? ' (token)' : ' (no token)')).join(', '));
   const raw = await good.$eval('#raw', (a) => a.getAttribute('href'));
   is((await fetch(base + raw)).status, 200, 'the raw download link carries the token too');
+  // links given to others carry no token: "copy link" of a shift-click range, the line numbers
+  await good.click('.row[data-line="1"] .ln');
+  await good.keyboard.down('Shift');
+  await good.click('.row[data-line="2"] .ln');
+  await good.keyboard.up('Shift');
+  await waitFor(good, 'shift-click makes the range #L1-L2, the token stays in the page\'s address', (t) =>
+    location.hash === '#L1-L2' && new URLSearchParams(location.search).get('token') === t, t10);
+  await good.click('#copy');
+  await waitFor(good, '"copy link" copies the range\'s link (or shows it to copy)', () =>
+    document.getElementById('copy').textContent === 'copied' || !document.getElementById('linkbox').hidden);
+  const copied = await good.evaluate(() => (document.getElementById('linkbox').hidden ? navigator.clipboard.readText() : document.getElementById('linkbox').value));
+  is(copied, `${base}/jobs/10#L1-L2`, 'the link copied keeps the job and the lines, not the read token');
+  is(await good.$eval('.row[data-line="2"] .ln', (a) => a.href), `${base}/jobs/10#L2`, 'a line number links to its line without the token');
   ok(good.errors.length === 0, 'no script error', good.errors.join('\n'));
   await good.close();
   psql('alter system reset buildlog.http_read_tokens');
