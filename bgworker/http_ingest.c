@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -31,7 +32,9 @@
 #include "storage/latch.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "guc.h"
@@ -107,6 +110,113 @@ unauthorized(HttpResponse *r, const char *detail)
 	buildlog_http_problem(r, MHD_HTTP_UNAUTHORIZED, "Unauthorized", detail);
 }
 
+/*
+ * Token revocations (buildlog.revoke_tokens()): the jobs whose tokens are
+ * revoked, read from buildlog.token_revocations at the first check after the
+ * worker starts, again whenever a commit changed the table (the shared
+ * counter moved), and at least once a minute (changes whose commit no
+ * counter saw: a prepared transaction, a restore with its triggers
+ * disabled, the extension dropped and created again).  A check costs an
+ * atomic read and a hash lookup.
+ */
+#define REVOCATIONS_MAX_AGE_MS	60000
+
+typedef struct RevokedJob
+{
+	int64		job_id;			/* key */
+	int64		revoked_us;		/* tokens issued up to then are refused */
+} RevokedJob;
+
+static HTAB *revoked_jobs = NULL;	/* in the loop context */
+static uint64 revoked_generation;	/* the counter when it was read */
+static TimestampTz revoked_read_at;
+
+/* Step: read the revocations into a new set (*arg, set first: freed on error). */
+static int
+read_revocations_step(BuildlogWorker *w, void *arg)
+{
+	HTAB	  **set = (HTAB **) arg;
+	HASHCTL		ctl;
+	TokenRevocation *rows;
+	int			n;
+
+	buildlog_worker_begin_spi("reading token revocations");
+	rows = buildlog_token_revocations_read(&n);
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(RevokedJob);
+	ctl.hcxt = w->loop_cxt;
+	*set = hash_create("buildlog revoked jobs", Max(n, 16), &ctl,
+					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	for (int i = 0; i < n; i++)
+	{
+		RevokedJob *job = hash_search(*set, &rows[i].job_id, HASH_ENTER, NULL);
+
+		job->revoked_us = rows[i].revoked_us;
+	}
+	buildlog_worker_commit_spi();
+	return n;
+}
+
+/*
+ * Is the worker's set of revocations current (read again when it was not)?
+ * False with a 503 in r when it could not be read: no token is accepted
+ * that a committed revocation refuses.
+ */
+static bool
+revocations_current(HttpWorker *h, HttpResponse *r)
+{
+	uint64		generation = buildlog_token_revocations_generation();
+	TimestampTz now = GetCurrentTimestamp();
+	HTAB	   *set = NULL;
+
+	if (revoked_jobs != NULL && generation == revoked_generation &&
+		!TimestampDifferenceExceeds(revoked_read_at, now, REVOCATIONS_MAX_AGE_MS))
+		return true;
+	if (IsTransactionState())
+	{
+		/* inside a transaction of its own (never expected): no step here */
+		if (revoked_jobs != NULL && generation == revoked_generation)
+			return true;
+		buildlog_http_add_header(r, "Retry-After", "1");
+		buildlog_http_problem(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable",
+							  "The token revocations cannot be read now; try again.");
+		return false;
+	}
+	if (buildlog_worker_run_step(&h->w, "reading token revocations",
+								 read_revocations_step, &set) == WORKER_STEP_ERROR)
+	{
+		if (set != NULL)
+			hash_destroy(set);
+		buildlog_worker_problem(&h->w, WARNING, h->w.error);
+		buildlog_http_add_header(r, "Retry-After", "1");
+		buildlog_http_problem(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable",
+							  psprintf("The token revocations could not be read: %s",
+									   h->w.error_message));
+		return false;
+	}
+	if (revoked_jobs != NULL)
+		hash_destroy(revoked_jobs);
+	revoked_jobs = set;
+	revoked_generation = generation;
+	revoked_read_at = now;
+	return true;
+}
+
+/* Is the token revoked?  True with the 401 in r. */
+static bool
+token_revoked(const TokenClaims *claims, HttpResponse *r)
+{
+	RevokedJob *job = hash_search(revoked_jobs, &claims->job_id, HASH_FIND, NULL);
+
+	if (job == NULL || !buildlog_token_revoked(claims, job->revoked_us))
+		return false;
+	unauthorized(r, psprintf("The token was revoked: buildlog.revoke_tokens(" INT64_FORMAT ") at %s refused the job's tokens issued before it%s. Ask for a new token.",
+							 claims->job_id,
+							 timestamptz_to_str((TimestampTz) (job->revoked_us - TOKEN_UNIX_EPOCH_OFFSET_US)),
+							 claims->issued == 0 ? " (a bl1 token, which carries no issue time)" : ""));
+	return true;
+}
+
 bool
 buildlog_http_authorize(HttpWorker *h, struct MHD_Connection *conn, int64 job_id,
 						TokenScope need, HttpResponse *r, TokenScope *scope)
@@ -148,6 +258,8 @@ buildlog_http_authorize(HttpWorker *h, struct MHD_Connection *conn, int64 job_id
 		unauthorized(r, "The token has expired.");
 		return false;
 	}
+	if (!revocations_current(h, r) || token_revoked(&claims, r))
+		return false;
 	if (claims.job_id != job_id)
 	{
 		buildlog_http_problem(r, MHD_HTTP_FORBIDDEN, "Forbidden", "The token is for another job.");

@@ -112,6 +112,7 @@ buildlog_shmem_startup(void)
 
 		memset(buildlog_shared, 0, sizeof(BuildlogShared));
 		pg_atomic_init_u64(&buildlog_shared->generation, 0);
+		pg_atomic_init_u64(&buildlog_shared->token_revocations, 0);
 		for (i = 0; i < BUILDLOG_MAX_DRAIN_WORKERS; i++)
 		{
 			DrainStats *s = &buildlog_shared->drain[i];

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  * shmem.h
  *	  Shared state of buildlog's background workers: per-worker statistics
- *	  (atomics), each behind one slot header, and the generation counter
- *	  restart_workers() bumps.
+ *	  (atomics), each behind one slot header, the generation counter
+ *	  restart_workers() bumps, and the one token revocations bump.
  *-------------------------------------------------------------------------
  */
 #ifndef BUILDLOG_SHMEM_H
@@ -180,6 +180,10 @@ typedef struct HttpReadShared
 typedef struct BuildlogShared
 {
 	pg_atomic_uint64 generation;	/* bumped by restart_workers() */
+	pg_atomic_uint64 token_revocations; /* bumped by every commit that
+										 * changed buildlog.token_revocations
+										 * (token.c): the HTTP worker reads
+										 * them again */
 	DrainStats	drain[BUILDLOG_MAX_DRAIN_WORKERS];
 	SchedulerStats scheduler;
 	ArchiveStats archive[BUILDLOG_MAX_ARCHIVE_WORKERS];

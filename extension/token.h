@@ -1,19 +1,33 @@
 /*-------------------------------------------------------------------------
  * token.h
  *	  Job tokens for the HTTP service: an HMAC-SHA256 over (job id, scope,
- *	  expiry) with the key of buildlog.http_token_key_file, validated offline
- *	  in constant time.
+ *	  issue time, expiry) with the key of buildlog.http_token_key_file,
+ *	  validated offline in constant time, and their revocation.
  *
- * A token reads "bl1.<job id>.<scope>.<expiry, Unix seconds>.<MAC>", the MAC
- * (base64url, no padding) over everything before its dot.  Scopes: read
- * (GET), write (upload the job's parts until its final part is stored),
- * admin (everything, set_content).  Tokens and keys are never logged.
+ * A token reads "bl2.<job id>.<scope>.<issued, Unix microseconds>.<expiry,
+ * Unix seconds>.<MAC>", the MAC (base64url, no padding) over everything
+ * before its dot.  Tokens of 0.3.0, "bl1.<job id>.<scope>.<expiry>.<MAC>",
+ * carry no issue time: they are still accepted for jobs whose tokens were
+ * never revoked.  Scopes: read (GET), write (upload the job's parts until
+ * its final part is stored), admin (everything, set_content).  Tokens and
+ * keys are never logged.
+ *
+ * Revocation: buildlog.revoke_tokens(job) records in the table
+ * buildlog.token_revocations the time after which the job's tokens must
+ * have been issued; every commit that changes that table bumps a counter in
+ * shared memory, and the HTTP worker reads the table again when it moved.
+ * Issuing a job's token takes a share lock of the job's token key and
+ * revoking it an exclusive one (advisory locks of buildlog's own), so a
+ * token issued while a revocation is not yet committed waits for it, and
+ * carries a later issue time.
  *-------------------------------------------------------------------------
  */
 #ifndef BUILDLOG_TOKEN_H
 #define BUILDLOG_TOKEN_H
 
 #include "postgres.h"
+
+#include "datatype/timestamp.h"
 
 typedef enum TokenScope
 {
@@ -27,13 +41,14 @@ typedef struct TokenClaims
 {
 	int64		job_id;
 	TokenScope	scope;
+	int64		issued;			/* Unix microseconds; 0: a bl1 token */
 	int64		expires;		/* Unix seconds */
 } TokenClaims;
 
 /* The key (palloc'd, at least 32 bytes); ERROR when unset or unreadable. */
 extern char *buildlog_token_key(void);
 
-/* A token for the claims, signed with key (palloc'd). */
+/* A bl2 token for the claims, signed with key (palloc'd). */
 extern char *buildlog_token_make(const char *key, const TokenClaims *claims);
 
 /*
@@ -46,5 +61,37 @@ extern bool buildlog_token_check(const char *key, const char *token, TokenClaims
 /* The scope's name, and back (-1: unknown). */
 extern const char *buildlog_token_scope_name(TokenScope scope);
 extern int	buildlog_token_scope(const char *name);
+
+/* Tokens are valid 30 days at most: older revocations refuse nothing alive. */
+#define TOKEN_TTL_MAX_S		(30 * 86400)
+
+/* Unix microseconds (tokens' issue times) minus these are a TimestampTz. */
+#define TOKEN_UNIX_EPOCH_OFFSET_US \
+	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
+
+/* A job's revocation: its tokens issued up to revoked_us are refused. */
+typedef struct TokenRevocation
+{
+	int64		job_id;
+	int64		revoked_us;		/* Unix microseconds */
+} TokenRevocation;
+
+/*
+ * The revocations that can still refuse a live token (younger than
+ * TOKEN_TTL_MAX_S), read through SPI (connected, in a transaction); palloc'd,
+ * *n of them.  None when the table is not there (the extension missing, or
+ * its schema older than 0.3.1).
+ */
+extern TokenRevocation *buildlog_token_revocations_read(int *n);
+
+/* Bumped by every commit that changed buildlog.token_revocations (0: not preloaded). */
+extern uint64 buildlog_token_revocations_generation(void);
+
+/* Does a revocation of the token's job at revoked_us refuse it?  bl1 tokens: always. */
+static inline bool
+buildlog_token_revoked(const TokenClaims *claims, int64 revoked_us)
+{
+	return claims->issued <= revoked_us;
+}
 
 #endif							/* BUILDLOG_TOKEN_H */
