@@ -41,7 +41,7 @@ const shareUrl = (hash) => shareBase + hash;
 // Parts are numbered 0, 1, ...; a log whose text was set whole (set_content,
 // PUT /jobs/{id}/log) comes first as its head, part -1 (final when no
 // numbered part follows it: the head alone is then the whole log).
-let nums = [], offs = [], arrivals = [];
+let nums = [], offs = [], arrivals = [], sizes = [];	// sizes: of each part, in UTF-8 bytes
 const have = new Set();
 let doc = '';
 let finalSeen = false, finalNum = -2;	// the highest part flagged final (-1: the head)
@@ -50,6 +50,18 @@ let starts = new Uint32Array(1 << 14), lstate = new Int32Array(1 << 14);
 let nFull = 0, nLines = 0, committed = 0, curState = 0;
 let folds = new Folds();
 let docVersion = 0;
+
+// Bytes of the UTF-8 form of s (the server's sizes are in bytes).
+function utf8Length(s) {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    n += c < 0x800 ? 1 : 2;		// a surrogate pair: 4 bytes for its 2 code units
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) { const d = s.charCodeAt(i + 1); if (d >= 0xdc00 && d <= 0xdfff) i++; }
+  }
+  return n;
+}
 
 function grow(n) {
   if (n < starts.length) return;
@@ -112,7 +124,10 @@ function haveAll() {
   return k === finalNum + 1;
 }
 
-// Add parts ({number, content, final, at}); appended ones extend the index,
+// The text of the k-th part the page has (in number order).
+function partText(k) { return doc.slice(offs[k], k + 1 < offs.length ? offs[k + 1] : doc.length); }
+
+// Add parts ({number, content, final, at, size (bytes, if known)}); appended ones extend the index,
 // one that lands before a part already shown rebuilds it in number order.
 function addParts(list) {
   const fresh = list.filter((p) => !have.has(p.number));
@@ -127,19 +142,21 @@ function addParts(list) {
   // appended after a last line already read for sections: read it again
   if (fresh[0].number > max && !tailFolded) {
     for (const p of fresh) {
-      nums.push(p.number); offs.push(doc.length); arrivals.push(p.at);
+      nums.push(p.number); offs.push(doc.length); arrivals.push(p.at); sizes.push(p.size ?? utf8Length(p.content));
       doc += p.content;
     }
     indexMore();
   } else {
-    const all = nums.map((n, k) => ({ number: n, at: arrivals[k],
-      content: doc.slice(offs[k], k + 1 < offs.length ? offs[k + 1] : doc.length) }));
+    const all = nums.map((n, k) => ({ number: n, at: arrivals[k], size: sizes[k], content: partText(k) }));
     for (const p of fresh) all.push(p);
     all.sort((a, b) => a.number - b.number);
-    nums = []; offs = []; arrivals = [];
+    nums = []; offs = []; arrivals = []; sizes = [];
     const pieces = [];
     let len = 0;
-    for (const p of all) { nums.push(p.number); offs.push(len); arrivals.push(p.at); pieces.push(p.content); len += p.content.length; }
+    for (const p of all) {
+      nums.push(p.number); offs.push(len); arrivals.push(p.at); sizes.push(p.size ?? utf8Length(p.content));
+      pieces.push(p.content); len += p.content.length;
+    }
     doc = pieces.join('');
     wasOpen = new Map(folds.list.filter((f) => f.user).map((f) => [f.kind + ':' + f.name + ':' + f.start, f.open]));
     folds = new Folds();
@@ -518,6 +535,105 @@ function refresh() {
   if (follow) setScrollTop(geometry().height);
 }
 
+// ---- a log replaced while shown
+// A log set whole again (set_content, PUT /jobs/{id}/log: a restart, an
+// import, a removal) replaces the parts the page shows.  The stream cannot
+// say so by itself: the new head has a number the page has (-1), a restarted
+// run's parts too, and the change wakes no stream.  The page notices it
+//  - at the stream's end, whose size and SHA-256 are not those of its text;
+//  - when a part comes again (a stream read from the start) with other text;
+//  - in the server's index of parts (the bundle's first line alone, read
+//    after parts arrive, and while the stream is quiet: 5 s after its last
+//    event, then 10, 20, 40, 60, 60 ... s): a part shown is gone or has
+//    another size, or a head came that the page lacks;
+// and then reads the log again from the start.
+let modelGen = 0;			// bumped when the model is emptied (stale answers are dropped)
+let replacements = 0;		// reads again for want of a matching end (bounded)
+const QUIET_FIRST = 5000, QUIET_MAX = 60000;
+let quietTimer = null, quietMs = QUIET_FIRST;
+
+// Does the server's index ([[number, bytes, arrival, final], ...]) still hold
+// what the page shows?
+function sameParts(index) {
+  const size = new Map(index.map((p) => [p[0], p[1]]));
+  for (let k = 0; k < nums.length; k++) if (size.get(nums[k]) !== sizes[k]) return false;
+  return !(size.has(-1) && !have.has(-1));
+}
+
+// Is the page's text the one an end event ({size, sha256}) describes?
+async function sameAsEnd(end) {
+  if (!end || typeof end.size !== 'number') return true;
+  let bytes = 0;
+  for (const n of sizes) bytes += n;
+  if (bytes !== end.size) return false;
+  if (typeof end.sha256 !== 'string' || !(window.crypto && crypto.subtle)) return true;	// not a secure context: the size alone
+  const gen = modelGen;
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(doc)));
+  return gen !== modelGen || [...d].map((x) => x.toString(16).padStart(2, '0')).join('') === end.sha256;
+}
+
+// Empty the model (the reader's place, #L selection and settings stay).
+function resetModel() {
+  modelGen++;
+  if (es) { es.close(); es = null; }
+  clearTimeout(quietTimer); clearTimeout(timesTimer);
+  queue = []; liveNums.clear();
+  nums = []; offs = []; arrivals = []; sizes = []; have.clear();
+  doc = ''; finalSeen = false; finalNum = -2; tailFolded = false;
+  nFull = 0; nLines = 0; committed = 0; curState = 0;
+  folds = new Folds();
+  docVersion++;
+  complete = false;
+  matches = []; matchByLine = new Map(); cur = -1;
+  $('matches').replaceChildren(); $('matches').hidden = true; $('count').textContent = '';
+  dirty = true;
+  invalidate();
+}
+
+// The log on the server is not the one shown: read it again from the start.
+function replaced() {
+  resetModel();
+  load();
+}
+
+// While live: look at the server's index when the stream has been quiet.
+function quiet(fresh) {
+  clearTimeout(quietTimer);
+  if (fresh) quietMs = QUIET_FIRST;
+  if (!complete) quietTimer = setTimeout(checkIndex, quietMs);
+}
+
+// Read the index (bundle?bytes=0); what it says about the page's parts: the
+// same (true), replaced (false, read again), refused (the page stopped), or
+// null (no answer).
+async function readIndex() {
+  const gen = modelGen;
+  let res, head = null;
+  try {
+    res = await fetch(api('bundle', { bytes: 0 }));
+    if (res.ok) head = JSON.parse(await res.text());
+  } catch (e) {
+    return { gen, same: null };
+  }
+  if (gen !== modelGen || complete) return { gen, same: null, stale: true };
+  if (res.status === 401 || res.status === 403 || res.status === 410) { await refused(res); return { gen, same: null, stale: true }; }
+  if (res.status === 404) {		// no log: any part shown is gone
+    if (nums.length) replaced();
+    return { gen, same: nums.length === 0 };
+  }
+  if (!head) return { gen, same: null };
+  const same = sameParts(head.parts);
+  if (!same) replaced();
+  return { gen, same, head };
+}
+
+async function checkIndex() {
+  const r = await readIndex();
+  if (r.stale || r.same === false || r.gen !== modelGen || complete) return;
+  quietMs = Math.min(quietMs * 2, QUIET_MAX);
+  quiet(false);
+}
+
 // Parts received live carry the browser's clock until their stored arrival
 // times are read (the bundle's index alone), half a second after the last one.
 const liveNums = new Set();
@@ -525,52 +641,66 @@ let timesTimer = null;
 async function fetchTimes() {
   const want = new Set(liveNums);
   liveNums.clear();
-  let head;
-  try {
-    const res = await fetch(api('bundle', { bytes: 0 }));
-    if (!res.ok) throw new Error(res.status);
-    head = JSON.parse(await res.text());
-  } catch (e) {
+  const r = await readIndex();
+  if (r.stale || r.same === false || r.gen !== modelGen) return;
+  if (!r.head) {
     for (const n of want) liveNums.add(n);
     timesTimer = setTimeout(fetchTimes, 2000);
     return;
   }
-  const at = new Map(head.parts.map((p) => [p[0], Date.parse(p[2])]));
+  const at = new Map(r.head.parts.map((p) => [p[0], Date.parse(p[2])]));
   for (let k = 0; k < nums.length; k++) if (want.has(nums[k]) && at.has(nums[k])) arrivals[k] = at.get(nums[k]);
   if (prefs.times) invalidate();
 }
 
 async function recheck() {
+  const gen = modelGen;
   try {
     const res = await fetch(api('bundle', { bytes: 0 }));
     if (res.status === 401 || res.status === 403 || res.status === 410) { await refused(res); return; }
   } catch (e) { /* the server is away: the stream tells */ }
-  if (!complete) connect();
+  if (!complete && gen === modelGen) connect();
 }
 
 function connect() {
   if (es) es.close();
-  es = new EventSource(api('events', { after: prefix() }));
-  es.onopen = () => setStatus('live');
-  es.addEventListener('part', (e) => {
+  const gen = modelGen;
+  const me = es = new EventSource(api('events', { after: prefix() }));
+  me.onopen = () => { setStatus('live'); quiet(true); };
+  me.addEventListener('part', (e) => {
     const p = JSON.parse(e.data);
+    quiet(true);
+    if (have.has(p.number)) {
+      // sent again (a stream read from the start): the same text, or a log replaced
+      const k = nums.indexOf(p.number);
+      if (k >= 0 && partText(k) !== p.content) replaced();
+      return;
+    }
     enqueue({ number: p.number, content: p.content, final: p.final, at: Date.now() });
     liveNums.add(p.number);
     clearTimeout(timesTimer);
     timesTimer = setTimeout(fetchTimes, 500);
   });
-  es.addEventListener('end', () => {
-    // the parts before it may still wait in the queue: complete once drawn
+  me.addEventListener('end', async (e) => {
+    // the parts before it may still wait in the queue: complete once drawn,
+    // if the text is the one the end describes
     complete = true;
-    es.close();
-    setStatusWhenDrawn('complete');
+    me.close();
+    clearTimeout(quietTimer);
+    let end = null;
+    try { end = JSON.parse(e.data); } catch (x) { /* no size: nothing to compare */ }
+    if (queue.length) flush();
+    const same = await sameAsEnd(end);
+    if (gen !== modelGen) return;
+    if (same || replacements >= 3) setStatusWhenDrawn('complete');
+    else { replacements++; replaced(); }
   });
-  es.onerror = () => {
-    if (complete) return;
+  me.onerror = () => {
+    if (complete || me !== es) return;
     setStatus('reconnecting');
     // an HTTP error answer ends an EventSource: open a new one from what we
     // have, unless the server refuses this page for good (token, removed)
-    if (es.readyState === EventSource.CLOSED) setTimeout(recheck, 2000);
+    if (me.readyState === EventSource.CLOSED) setTimeout(recheck, 2000);
   };
 }
 
@@ -606,7 +736,7 @@ async function readBundle(res) {
     // early, and the text is joined (flattened) only a few times
     while (next < head.parts.length && off + head.parts[next][1] <= have) {
       const [number, len, at, final] = head.parts[next++];
-      batch.push({ number, content: dec.decode(buf.subarray(off, off + len)), final, at: Date.parse(at) });
+      batch.push({ number, content: dec.decode(buf.subarray(off, off + len)), final, at: Date.parse(at), size: len });
       off += len;
       batchBytes += len;
     }
@@ -658,7 +788,10 @@ function whenDrawn() { drawnReady = true; schedule(); }
 async function refused(res) {
   let detail = '';
   try { detail = (await res.json()).detail || ''; } catch (e) { /* not problem+json */ }
+  // a log removed while shown goes from the screen (a removal takes down what must not be read)
+  if (res.status === 410 && nums.length) resetModel();
   if (es) { es.close(); es = null; }
+  clearTimeout(quietTimer);
   complete = true;
   if (res.status === 410) {
     setStatus('removed');

@@ -11,8 +11,9 @@
 # buildlog.http_read_tokens on; 11-13 logs set whole (set_content: the
 # head, part -1): 11 colours, a fold, CJK and emoji, 12 30,000 lines archived
 # and purged, 13 a head given late parts while the page watches; 14 hostile
-# sections (40,000 never ended, 40,000 ends matching none, 40,000 links).
-# Jobs 1, 2 and 4 are aggregated first.
+# sections (40,000 never ended, 40,000 ends matching none, 40,000 links);
+# 15-17 logs replaced while the page watches them (set whole again,
+# restarted, removed).  Jobs 1, 2 and 4 are aggregated first.
 # Screenshots land in the test's log folder.
 use strict;
 use warnings;
@@ -116,6 +117,13 @@ $node->safe_psql('postgres', q{select buildlog.write_parts(array_fill(14::bigint
          || case when x % 2 = 0 then E'\x1b]8;;\x1b\\\\' else '' end, E'\n') || E'\n'
          from generate_series((p - 4) * 10000 + 1, (p - 4) * 10000 + 10000) x)
     else '' end from generate_series(0, 8) p), array(select p = 8 from generate_series(0, 8) p))});
+# logs replaced while a page watches them (the browser script replaces them):
+# 15 set whole and given part 0 (set whole again), 16 a running log
+# (restarted: set_content(16, NULL), then a new run), 17 a running log (removed)
+$node->safe_psql('postgres', q{select buildlog.set_content(15, E'first import 1\nfirst import 2\n')});
+write_job(15, [ q{E'run 0\n'} ], 0);
+write_job(16, [ q{E'old 0\n'}, q{E'old 1\n'}, q{E'old 2\n'} ], 0);
+write_job(17, [ q{E'soon removed live\n'} ], 0);
 wait_query($node, 'select count(*) from buildlog.logs where job_id in (5, 12) and purged_at is not null and content is null', '2',
 	'jobs 5 (aggregated) and 12 (set whole) archived to S3 and purged from the database');
 
@@ -135,7 +143,7 @@ for my $line (split /\n/, $out)
 	elsif ($line =~ /^# (.*)$/) { diag($1); }
 }
 ok($ok, 'the browser test exited cleanly') or diag($err);
-cmp_ok($checks, '>=', 150, 'it ran all its checks');
+cmp_ok($checks, '>=', 184, 'it ran all its checks');
 ok(-s "$shots/viewer-$_.png", "screenshot viewer-$_.png written") for qw(rendering dark hostile live sections set-whole);
 $node->stop;
 done_testing();
