@@ -130,7 +130,8 @@ function partText(k) { return doc.slice(offs[k], k + 1 < offs.length ? offs[k + 
 // Add parts ({number, content, final, at, size (bytes, if known)}); appended ones extend the index,
 // one that lands before a part already shown rebuilds it in number order.
 function addParts(list) {
-  const fresh = list.filter((p) => !have.has(p.number));
+  const once = new Set();		// a number twice in one batch: its first copy
+  const fresh = list.filter((p) => !have.has(p.number) && !once.has(p.number) && once.add(p.number));
   if (!fresh.length) return false;
   fresh.sort((a, b) => a.number - b.number);
   for (const p of fresh) {
@@ -572,7 +573,7 @@ async function sameAsEnd(end) {
   return gen !== modelGen || [...d].map((x) => x.toString(16).padStart(2, '0')).join('') === end.sha256;
 }
 
-// Empty the model (the reader's place, #L selection and settings stay).
+// Empty the model (the #L selection and the settings stay).
 function resetModel() {
   modelGen++;
   if (es) { es.close(); es = null; }
