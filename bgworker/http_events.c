@@ -104,6 +104,7 @@ typedef struct EventStream
 	bool		held;			/* parts were left out for backpressure:
 								 * read them again once drained */
 	bool		end_wanted;		/* complete: the end event is to be read */
+	bool		read_wanted;	/* a read waits for a free read slot */
 	bool		end_failed;		/* its read found no end: ask again only once
 								 * a new part was sent (a read per commit, not
 								 * a loop) */
@@ -739,12 +740,23 @@ read_here(HttpWorker *h, EventStream *st)
 	return true;
 }
 
-/* Read a held-back stream's parts again (its buffer drained); false: not now. */
+/*
+ * Start a stream's read (its backlog, its end, or parts held back): handed
+ * to a reader, or queued until a read slot frees (a turn of the loop hands
+ * it on); read here only when no reader is configured, so a burst of new
+ * streams of a big log never stalls the loop that serves every client.
+ * False when a read here failed (w.error).
+ */
 static bool
-read_again(HttpWorker *h, EventStream *st)
+start_read(HttpWorker *h, EventStream *st)
 {
 	if (request_read(h, st))
 		return true;
+	if (buildlog_http_readers > 0)
+	{
+		st->read_wanted = true;
+		return true;
+	}
 	return read_here(h, st);
 }
 
@@ -844,7 +856,7 @@ buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	appendStringInfoString(&st->out, "retry: 1000\n\n");
 	MemoryContextSwitchTo(old);
 	/* the backlog from a reader (it may be big, or in S3), else read here */
-	if (!request_read(h, st) && !read_here(h, st))
+	if (!start_read(h, st))
 	{
 		free_stream(st);
 		return false;
@@ -874,7 +886,7 @@ buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn, int64 job
 static bool
 stream_live(EventStream *st)
 {
-	return !st->ending && st->read_slot < 0 && st->answer_fd < 0;
+	return !st->ending && st->read_slot < 0 && st->answer_fd < 0 && !st->read_wanted;
 }
 
 /*
@@ -1017,9 +1029,7 @@ static void
 send_end(HttpWorker *h, EventStream *st)
 {
 	st->end_wanted = false;
-	if (request_read(h, st))
-		return;
-	if (!read_here(h, st))
+	if (!start_read(h, st))
 	{
 		buildlog_worker_problem(&h->w, WARNING, h->w.error);
 		st->end_wanted = true;	/* again at the next turn */
@@ -1099,13 +1109,16 @@ buildlog_http_events_refill(HttpWorker *h)
 	{
 		EventStream *st = dlist_container(EventStream, node, iter.cur);
 
+		/* a read queued for want of a free slot */
+		if (st->read_wanted && !st->ending && request_read(h, st))
+			st->read_wanted = false;
 		/* backpressure: more of its answer, or the parts held back, once drained */
 		if (st->answer_fd >= 0 && unsent(st) < STREAM_MAX_UNSENT / 2)
 			feed_more(h, st);
 		else if (st->held && unsent(st) == 0 && stream_live(st))
 		{
 			st->held = false;
-			if (!read_again(h, st))
+			if (!start_read(h, st))
 			{
 				buildlog_worker_problem(&h->w, WARNING, h->w.error);
 				st->held = true;	/* again at the next turn */

@@ -203,7 +203,7 @@ is($node->safe_psql('postgres', q{select count(*) from pg_stat_activity where ba
 my $thief = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port, Listen => 5, ReuseAddr => 1, Proto => 'tcp');
 ok(!defined $thief, 'another process cannot listen on the address meanwhile (' . ($! // '') . ')');
 close($thief) if $thief;
-my ($out) = run_command([ 'curl', '-s', '--max-time', '60', "$base/healthz" ]);
+($out) = run_command([ 'curl', '-s', '--max-time', '60', "$base/healthz" ]);
 is($out, 'ok', 'a request sent while the worker was down is answered by the next one');
 isnt($node->safe_psql('postgres', q{select pid from pg_stat_activity where backend_type = 'buildlog http'}), $pid,
 	'by a new worker');
