@@ -28,6 +28,13 @@ set role mint_regress_nobody;
 select expect_error('select buildlog.issue_write_token(9201)');
 select expect_error('select buildlog.issue_read_token(9201)');
 reset role;
+-- a role granted issue_write_token() alone: write tokens, nothing else
+grant execute on function buildlog.issue_write_token(bigint, interval) to mint_regress_nobody;
+set role mint_regress_nobody;
+select split_part(buildlog.issue_write_token(9201), '.', 3) as minted;
+select expect_error($$select buildlog.issue_token(9201, 'admin')$$);
+select expect_error('select buildlog.issue_read_token(9201)');
+reset role;
 drop owned by mint_regress_nobody;
 drop role mint_regress_nobody;
 
