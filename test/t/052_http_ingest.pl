@@ -51,7 +51,7 @@ sub msg { my ($job, $n, $log, $final) = @_; return encode_json({ id => $job, num
 
 # tokens
 my $write = token(10, 'write');
-like($write, qr/^bl1\.10\.write\.\d+\.[A-Za-z0-9_-]{43}$/, 'a write token: bl1.<job>.<scope>.<expiry>.<MAC>');
+like($write, qr/^bl2\.10\.write\.\d+\.\d+\.[A-Za-z0-9_-]{43}$/, 'a write token: bl2.<job>.<scope>.<issued>.<expiry>.<MAC>');
 my ($rc, $out, $err) = $node->psql('postgres', "select buildlog.issue_token(10, 'root')");
 like($err, qr/unknown token scope "root"/, 'an unknown scope is refused');
 ($rc, $out, $err) = $node->psql('postgres', "select buildlog.issue_token(10, 'write', '31 days')");
@@ -88,7 +88,7 @@ my @refusals = (
 	[ undef, 401, 'no token' ],
 	[ 'garbage', 401, 'not a token' ],
 	[ substr($write, 0, -1) . (substr($write, -1) eq 'A' ? 'B' : 'A'), 401, 'a forged MAC' ],
-	[ $write =~ s/^bl1\.10\./bl1.11./r, 401, 'another job id under the same MAC' ],
+	[ $write =~ s/^bl2\.10\./bl2.11./r, 401, 'another job id under the same MAC' ],
 	[ token(11, 'write'), 403, 'a token of another job' ],
 	[ token(10, 'read'), 403, 'a read token' ],
 );
@@ -99,7 +99,7 @@ for my $r (@refusals)
 }
 my $short = token(10, 'write', '1 second');
 # expiry is a time (Unix seconds, in the token): wait until it has passed
-my ($expiry) = $short =~ /^bl1\.10\.write\.(\d+)\./ or die "no expiry in $short";
+my ($expiry) = $short =~ /^bl2\.10\.write\.\d+\.(\d+)\./ or die "no expiry in $short";
 ok(wait_until("the clock past the token's expiry $expiry", sub { (time > $expiry + 1, time) }),
 	'the short token has expired by the clock');
 ($code, $answer) = post(10, $short, msg(10, 3, "four\n"));
