@@ -658,7 +658,7 @@ route(HttpWorker *h, HttpRequest *req)
 	{
 		unsigned int status;
 		const char *error = NULL;
-		TokenScope	scope;
+		TokenClaims claims;
 
 		if (strcmp(req->method, MHD_HTTP_METHOD_GET) != 0)
 		{
@@ -667,9 +667,11 @@ route(HttpWorker *h, HttpRequest *req)
 					psprintf("%s is not allowed here.", req->method));
 		}
 		else if (buildlog_http_read_tokens &&
-				 !buildlog_http_authorize(h, req->conn, req->job_id, TOKEN_READ, r, &scope))
+				 !buildlog_http_authorize(h, req->conn, req->job_id, TOKEN_READ, r, &claims))
 			return;
-		else if (!buildlog_http_events_start(h, req->conn, req->job_id, &status, &error))
+		else if (!buildlog_http_events_start(h, req->conn, req->job_id,
+											 buildlog_http_read_tokens ? &claims : NULL,
+											 &status, &error))
 		{
 			buildlog_worker_problem(&h->w, WARNING, h->w.error);
 			buildlog_http_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
@@ -704,10 +706,10 @@ route(HttpWorker *h, HttpRequest *req)
 	}
 	if (read != 0)
 	{
-		TokenScope	scope;
+		TokenClaims claims;
 
 		if (!buildlog_http_read_tokens ||
-			buildlog_http_authorize(h, req->conn, req->job_id, TOKEN_READ, r, &scope))
+			buildlog_http_authorize(h, req->conn, req->job_id, TOKEN_READ, r, &claims))
 			serve_read(h, req, read);
 		return;
 	}
@@ -1050,6 +1052,12 @@ buildlog_http_main(Datum arg)
 		/* the streams' due parts and every finished upload: one commit */
 		(void) buildlog_http_stream_timers(&h);
 		buildlog_http_group_commit(&h);
+		/* a revocation committed: open streams and uploads of its tokens end */
+		if (buildlog_http_revocations_moved() && buildlog_http_revocations_refresh(&h))
+		{
+			buildlog_http_events_revoke(&h);
+			buildlog_http_stream_revoke(&h);
+		}
 		/* answers of the readers, then new parts for the event streams */
 		buildlog_http_reads_collect(&h);
 		buildlog_http_events_refill(&h);

@@ -323,16 +323,31 @@ extern void buildlog_http_events_init(HttpWorker *h);
  * response.  Runs its reads as a step; false when that failed (w.error).
  */
 extern bool buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn,
-									   int64 job_id, unsigned int *status,
-									   const char **error);
+									   int64 job_id, const TokenClaims *claims,
+									   unsigned int *status, const char **error);
 
 /*
  * Is the request's token (Authorization: Bearer, or ?token= for reads) a
  * live token of job_id allowed to do need?  False with the refusal (401,
- * 403, 503) in r; *scope gets the token's.  Tokens are never logged.
+ * 403, 503) in r; *claims gets what the token says.  Tokens are never
+ * logged.
  */
 extern bool buildlog_http_authorize(HttpWorker *h, struct MHD_Connection *conn, int64 job_id,
-									TokenScope need, HttpResponse *r, TokenScope *scope);
+									TokenScope need, HttpResponse *r, TokenClaims *claims);
+
+/*
+ * Did a revocation commit since the worker last read them?  Then
+ * buildlog_http_revocations_refresh() reads them again (false when it
+ * could not), and buildlog_http_revoked() tells whether an open request's
+ * token is now revoked: open event streams and uploads end.
+ */
+extern bool buildlog_http_revocations_moved(void);
+extern bool buildlog_http_revocations_refresh(HttpWorker *h);
+extern bool buildlog_http_revoked(const TokenClaims *claims);
+
+/* End the event streams and uploads whose token was revoked. */
+extern void buildlog_http_events_revoke(HttpWorker *h);
+extern void buildlog_http_stream_revoke(HttpWorker *h);
 
 /* Does the request say how long its body is (Content-Length or chunked)?  Else 411 in r. */
 extern bool buildlog_http_has_length(struct MHD_Connection *conn, HttpResponse *r);

@@ -88,6 +88,8 @@ typedef struct EventStream
 	struct MHD_Connection *conn;
 	int64		job_id;
 	uint32		client;			/* its address as counted by the limits, or 0 */
+	bool		has_token;		/* opened with a read token (a revocation ends it) */
+	TokenClaims claims;
 	int			fd;				/* the client's socket (to notice it close) */
 	NumberRange *ranges;		/* the numbers sent, ascending, disjoint */
 	int			nranges;
@@ -775,7 +777,7 @@ shrink_buffer(HttpWorker *h, EventStream *st)
 
 bool
 buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn, int64 job_id,
-						   unsigned int *status, const char **error)
+						   const TokenClaims *claims, unsigned int *status, const char **error)
 {
 	const char *cursor = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
 	const char *after = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "after");
@@ -788,6 +790,11 @@ buildlog_http_events_start(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	st->job_id = job_id;
 	st->read_slot = -1;
 	st->answer_fd = -1;
+	if (claims != NULL)
+	{
+		st->has_token = true;
+		st->claims = *claims;
+	}
 	st->capacity = 8;
 	st->ranges = palloc(sizeof(NumberRange) * st->capacity);
 	/* small at first: most streams are idle most of the time */
@@ -1056,6 +1063,27 @@ dirty_jobs(HttpWorker *h)
 	for (int i = 0; i < refill.njobs; i++)
 		buildlog_live_clear(refill.jobs[i]->job_id);
 	return refill;
+}
+
+void
+buildlog_http_events_revoke(HttpWorker *h)
+{
+	dlist_iter	iter;
+
+	dlist_foreach(iter, &h->streams)
+	{
+		EventStream *st = dlist_container(EventStream, node, iter.cur);
+
+		if (st->has_token && !st->ending && buildlog_http_revoked(&st->claims))
+		{
+			MemoryContext old = MemoryContextSwitchTo(h->w.loop_cxt);
+
+			appendStringInfoString(&st->out, ": the token was revoked\n\n");
+			MemoryContextSwitchTo(old);
+			st->ending = true;
+			wake_stream(st);
+		}
+	}
 }
 
 /*

@@ -219,7 +219,7 @@ token_revoked(const TokenClaims *claims, HttpResponse *r)
 
 bool
 buildlog_http_authorize(HttpWorker *h, struct MHD_Connection *conn, int64 job_id,
-						TokenScope need, HttpResponse *r, TokenScope *scope)
+						TokenScope need, HttpResponse *r, TokenClaims *claims_out)
 {
 	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 												   MHD_HTTP_HEADER_AUTHORIZATION);
@@ -275,8 +275,34 @@ buildlog_http_authorize(HttpWorker *h, struct MHD_Connection *conn, int64 job_id
 									   buildlog_token_scope_name(need)));
 		return false;
 	}
-	*scope = claims.scope;
+	*claims_out = claims;
 	return true;
+}
+
+bool
+buildlog_http_revocations_moved(void)
+{
+	return revoked_jobs != NULL &&
+		buildlog_token_revocations_generation() != revoked_generation;
+}
+
+bool
+buildlog_http_revocations_refresh(HttpWorker *h)
+{
+	HttpResponse r;
+
+	memset(&r, 0, sizeof(r));
+	r.cxt = h->w.step_cxt;
+	return revocations_current(h, &r);
+}
+
+bool
+buildlog_http_revoked(const TokenClaims *claims)
+{
+	RevokedJob *job = revoked_jobs ?
+		hash_search(revoked_jobs, &claims->job_id, HASH_FIND, NULL) : NULL;
+
+	return job != NULL && buildlog_token_revoked(claims, job->revoked_us);
 }
 
 bool
@@ -305,11 +331,13 @@ buildlog_http_ingest_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	const char *by = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "removed_by");
 	int64		removed_by = 0;
 	Upload	   *u;
+	TokenClaims claims;
 	TokenScope	scope;
 
 	if (!buildlog_http_authorize(h, conn, job_id,
-								 number == HTTP_UPLOAD_LOG ? TOKEN_ADMIN : TOKEN_WRITE, r, &scope))
+								 number == HTTP_UPLOAD_LOG ? TOKEN_ADMIN : TOKEN_WRITE, r, &claims))
 		return false;
+	scope = claims.scope;
 	if (number == HTTP_UPLOAD_LOG)
 	{
 		if (!buildlog_http_media_type_is(type, "text/plain"))

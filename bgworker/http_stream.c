@@ -71,6 +71,7 @@ typedef struct StreamUpload
 	uint64		serial;
 	int64		job_id;
 	TokenScope	scope;
+	TokenClaims claims;			/* its token (a revocation ends it) */
 	bool		final_at_end;
 	int64		start;			/* the offset this request began at */
 	int64		received;		/* raw bytes received */
@@ -488,6 +489,7 @@ buildlog_http_stream_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 												   MHD_HTTP_HEADER_CONTENT_TYPE);
 	const char *final = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "final");
+	TokenClaims claims;
 	TokenScope	scope;
 	StreamState st;
 	StreamUpload *s;
@@ -496,8 +498,9 @@ buildlog_http_stream_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	int64		lo;
 	bool		exact;
 
-	if (!buildlog_http_authorize(h, conn, job_id, TOKEN_WRITE, r, &scope))
+	if (!buildlog_http_authorize(h, conn, job_id, TOKEN_WRITE, r, &claims))
 		return false;
+	scope = claims.scope;
 	if (!head)
 	{
 		if (type != NULL && !buildlog_http_media_type_is(type, "text/plain") &&
@@ -575,6 +578,7 @@ buildlog_http_stream_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	s->serial = ++h->stream_serial;
 	s->job_id = job_id;
 	s->scope = scope;
+	s->claims = claims;
 	s->final_at_end = final == NULL || strcmp(final, "1") == 0 || strcmp(final, "true") == 0;
 	s->start = offset;
 	s->next_number = st.next_number;
@@ -639,6 +643,31 @@ buildlog_http_stream_data(HttpWorker *h, void *state, const char *data, size_t *
 	if ((size_t) s->pending.len >= part_bytes())
 		s->due = GetCurrentTimestamp();
 	return true;
+}
+
+void
+buildlog_http_stream_revoke(HttpWorker *h)
+{
+	dlist_iter	it;
+
+	dlist_foreach(it, &h->uploads)
+	{
+		StreamUpload *s = dlist_container(StreamUpload, node, it.cur);
+
+		if (!s->ended && buildlog_http_revoked(&s->claims))
+		{
+			stream_fail(h, s, MHD_HTTP_UNAUTHORIZED, "Unauthorized",
+						"The token was revoked (buildlog.revoke_tokens()) while this upload was open; nothing after that was stored. Ask for a new token.");
+			/* the rest is discarded: the body gets http_timeout to end */
+			s->discarding = true;
+			buildlog_http_request_phase(s->conn, HTTP_PHASE_BODY);
+			if (s->backpressured)
+			{
+				s->backpressured = false;
+				MHD_resume_connection(s->conn);	/* to discard the rest */
+			}
+		}
+	}
 }
 
 void

@@ -8,7 +8,10 @@
 # the commit.  The revocation survives a restart of the worker (SIGTERM; the
 # postmaster starts it again after 10 s) and of the server, and a pg_dump /
 # pg_restore into another cluster; a row a DBA inserts refuses the job's
-# tokens at once, and deleting the row makes them valid again.
+# tokens at once, and deleting the row makes them valid again.  A revocation
+# also ends what its tokens hold open: an event stream read with a revoked
+# token ends at once, and a stream upload stores nothing more and answers
+# 401 at its body's end.
 use strict;
 use warnings;
 use BuildlogTest;
@@ -19,6 +22,8 @@ use JSON::PP;
 use Digest::SHA qw(hmac_sha256);
 use MIME::Base64;
 use IPC::Run;
+use IO::Socket::INET;
+use IO::Select;
 
 my $secrets = PostgreSQL::Test::Utils::tempdir();
 my $key = 'k3y-' . join('', map { sprintf('%02x', int(rand(256))) } 1 .. 24);
@@ -32,7 +37,7 @@ buildlog.http_read_tokens = on
 buildlog.aggregate_delay = '1h'
 );
 
-my ($node, $base) = http_node('revoke', $conf);
+my ($node, $base, $port) = http_node('revoke', $conf);
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
@@ -247,6 +252,37 @@ sql('delete from buildlog.token_revocations where job_id = 20');
 ($code) = post(20, 4, $write);
 is($code, '200', 'the revocation of job 20 deleted by hand: its old token works again at once');
 is(stored(20, 4), '1', 'and its part is stored');
+
+# ---- open requests end when their token is revoked
+my $read30 = sql('select buildlog.issue_read_token(30)');
+my $write31 = sql('select buildlog.issue_write_token(31)');
+sql(q{select buildlog.write_parts('{30}', '{0}', array[E'open\n'], '{f}')});
+my $events = IPC::Run::start([ 'curl', '-s', '-N', '--max-time', '60', '-o', "$tmp/events30",
+		"$base/jobs/30/events?token=$read30" ]);
+ok(wait_until('the stream of job 30 to have part 0', sub { -e "$tmp/events30" && slurp_file("$tmp/events30") =~ /"number":0/ }),
+	'an event stream read with a read token is open');
+my $up = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp') or die $!;
+$up->autoflush(1);
+print $up "POST /jobs/31/stream?final=0 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer $write31\r\n"
+  . "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\nContent-Range: bytes 0-*/*\r\n\r\n";
+my $chunk = sub { my $b = shift; print $up sprintf("%x\r\n", length $b), $b, "\r\n"; };
+$chunk->("before\n");
+ok(wait_until('the upload\'s bytes stored', sub { sql(q{select count(*) from buildlog.log_parts where job_id = 31 and content = E'before\n'}) eq '1' }),
+	'a stream upload with a write token is open and stores');
+sql('select buildlog.revoke_tokens(30)');
+sql('select buildlog.revoke_tokens(31)');
+ok(wait_until('the event stream to end', sub { !$events->pumpable }), 'the revocation ends the open event stream');
+$events->finish;
+like(slurp_file("$tmp/events30"), qr/^: the token was revoked$/m, 'saying why');
+$chunk->("after\n");
+print $up "0\r\n\r\n";
+my ($buf, $sel) = ('', IO::Select->new($up));
+while ($sel->can_read(30)) { last unless sysread($up, $buf, 65536, length $buf); last if $buf =~ /\r\n\r\n.*\}/s; }
+close $up;
+like($buf, qr{^HTTP/1\.1 401 }, 'the open upload answers 401 at its body\'s end');
+like($buf, qr/revoked/, 'saying the token was revoked');
+is(sql(q{select count(*) from buildlog.log_parts where job_id = 31 and content like '%after%'}), '0',
+	'nothing it sent after the revocation was stored');
 
 $node->stop;
 done_testing();
