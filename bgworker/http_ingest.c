@@ -1238,14 +1238,18 @@ buildlog_http_group_done(HttpWorker *h, int i)
 void
 buildlog_http_group_commit_now(HttpWorker *h)
 {
-	/* the group a reader writes first, so the next commits after it */
+	/*
+	 * The group a reader writes first, so the next commits after it.  The
+	 * reader sets our latch when it is done (or when it exits holding the
+	 * group); the timeout only bounds a wait for a reader that vanished.
+	 */
 	while (h->group_slot >= 0)
 	{
 		if (buildlog_http_read_done(h->group_slot))
 			group_done(h, h->group_slot, false);
 		else
 		{
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000,
 							 PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
 			buildlog_worker_check_interrupts();
@@ -1254,6 +1258,8 @@ buildlog_http_group_commit_now(HttpWorker *h)
 	h->group_sync = true;
 	buildlog_http_group_commit(h);
 	h->group_sync = false;
+	/* a wake-up the waits above consumed (a commit for the streams): turn again */
+	SetLatch(MyLatch);
 }
 
 void
