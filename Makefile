@@ -37,14 +37,16 @@ OBJS = \
 	bgworker/drain.o \
 	bgworker/scheduler.o \
 	bgworker/archive.o \
-	bgworker/http.o \
-	bgworker/http_events.o \
-	bgworker/http_ingest.o \
-	bgworker/http_limits.o \
-	bgworker/http_stream.o \
-	bgworker/http_read.o \
-	bgworker/http_reader.o \
-	bgworker/http_viewer.o
+	bgworker/http/server.o \
+	bgworker/http/metrics.o \
+	bgworker/http/auth.o \
+	bgworker/http/events.o \
+	bgworker/http/uploads.o \
+	bgworker/http/limits.o \
+	bgworker/http/stream_upload.o \
+	bgworker/http/reads.o \
+	bgworker/http/reader_pool.o \
+	bgworker/http/viewer.o
 
 MODULEDIR = extension
 DATA = extension/buildlog.control $(wildcard sql/buildlog--*.sql)
@@ -55,7 +57,7 @@ REGRESS_OPTS = --inputdir=test --outputdir=test/out
 ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test --outputdir=test/out_iso
 
-PG_CPPFLAGS = -I$(srcdir)/extension -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
+PG_CPPFLAGS = -I$(srcdir)/extension -I$(srcdir)/bgworker -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 SHLIB_LINK = -lrabbitmq -lcurl -lcrypto -lz -lmicrohttpd
 EXTRA_CLEAN = test/out test/out_iso
@@ -66,7 +68,7 @@ include $(PGXS)
 
 # PGXS tracks no header dependencies: rebuild every object when a header
 # changes (a struct seen with two layouts corrupts memory)
-HEADERS = $(wildcard extension/*.h bgworker/*.h)
+HEADERS = $(wildcard extension/*.h bgworker/*.h bgworker/http/*.h)
 $(OBJS): $(HEADERS)
 
 # the log viewer's page, script and style sheet (viewer/), served by the HTTP

@@ -11,7 +11,7 @@
 #include "archive.h"
 #include "drain.h"
 #include "guc.h"
-#include "http.h"
+#include "http/http.h"
 #include "register.h"
 #include "scheduler.h"
 #include "worker.h"

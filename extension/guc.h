@@ -24,7 +24,7 @@ extern int	buildlog_rejected_retention_s;
 extern int	buildlog_archive_workers;
 extern int	buildlog_purge_delay_s;
 
-/* HTTP service (bgworker/http.c) */
+/* HTTP service (bgworker/http/) */
 extern char *buildlog_http_listen;
 extern int	buildlog_http_max_connections;
 extern int	buildlog_http_timeout_s;

@@ -143,7 +143,7 @@ typedef enum HttpReadState
 /*
  * One read handed by the HTTP worker to a reader (all under reads.mutex):
  * the request, then the answer's head; its body is a temporary file the
- * HTTP worker sends from (http_reader.c).
+ * HTTP worker sends from (reader_pool.c).
  */
 typedef struct HttpReadSlot
 {

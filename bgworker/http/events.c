@@ -1,5 +1,5 @@
 /*-------------------------------------------------------------------------
- * http_events.c
+ * events.c
  *	  GET /jobs/{id}/events: a job's parts as Server-Sent Events, live.
  *
  * The event id is a durable cursor: the set of part numbers the client has
@@ -40,7 +40,7 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
-#include "http.h"
+#include "http/http.h"
 #include "live.h"
 #include "merge.h"
 #include "spiutil.h"

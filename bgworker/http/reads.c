@@ -1,10 +1,10 @@
 /*-------------------------------------------------------------------------
- * http_read.c
+ * reads.c
  *	  GET /jobs/{id}/log and GET /jobs/{id}/parts: what a read asks for
  *	  (parsed from the request by the HTTP worker) and the step that answers
  *	  it from the read path (fetch(), parts()).
  *
- * The step runs in a reader process (http_reader.c) when
+ * The step runs in a reader process (reader_pool.c) when
  * buildlog.http_readers > 0, so a big log or a purged one fetched from S3
  * never holds up the worker that serves every connection; with 0 readers
  * the HTTP worker runs it itself.  Either way the answer is the same.
@@ -26,7 +26,7 @@
 #include "utils/memutils.h"
 
 #include "ansi.h"
-#include "http.h"
+#include "http/http.h"
 #include "merge.h"
 #include "spiutil.h"
 

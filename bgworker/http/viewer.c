@@ -1,5 +1,5 @@
 /*-------------------------------------------------------------------------
- * http_viewer.c
+ * viewer.c
  *	  The log viewer page: GET /jobs/{id} and its static assets.
  *
  * The page is a static HTML document with its script and style sheet
@@ -14,7 +14,7 @@
  * aggregated or archived.
  *
  * GET /jobs/{id}/bundle is the page's one read of a log (read by the HTTP
- * readers, http_reader.c, like /log: a 50 MB log takes them a while): a JSON line
+ * readers, reader_pool.c, like /log: a 50 MB log takes them a while): a JSON line
  * {"parts":[[number, bytes, created_at, final], ...]} and then the parts'
  * bytes, concatenated in that order, all from one query (so the sizes and
  * the bytes agree, which a /log read and a /parts read made apart cannot
@@ -47,7 +47,7 @@
 #include "utils/memutils.h"
 
 #include "guc.h"
-#include "http.h"
+#include "http/http.h"
 #include "spiutil.h"
 #include "worker.h"
 

@@ -1,5 +1,5 @@
 /*-------------------------------------------------------------------------
- * http_reader.c
+ * reader_pool.c
  *	  The HTTP service's reader processes ("buildlog http reader N"):
  *	  they answer GET /jobs/{id}/log and /parts, so the worker serving every
  *	  connection never waits for a big log, a purged log fetched from S3 or
@@ -7,7 +7,7 @@
  *
  * The HTTP worker parses a read, puts it in a free shared read slot,
  * suspends the connection and wakes the readers.  A reader claims it, runs
- * the read step (http_read.c), writes the answer's body to a temporary
+ * the read step (reads.c), writes the answer's body to a temporary
  * file (base/pgsql_tmp, removed by PostgreSQL after a crash) and its head
  * into the slot, and wakes the HTTP worker.  That resumes the connection
  * and sends the file with sendfile(): the body never passes through the
@@ -31,7 +31,7 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
-#include "http.h"
+#include "http/http.h"
 #include "shmem.h"
 
 #define READER_IDLE_MS	1000

@@ -44,21 +44,21 @@ extern void buildlog_http_problem(HttpResponse *r, unsigned int status, const ch
 								  const char *detail);
 
 /*
- * A read handed to a reader (http_reader.c): its connection, suspended
+ * A read handed to a reader (reader_pool.c): its connection, suspended
  * until the answer is there; libmicrohttpd's per-request pointer points
  * here, one per shared read slot.
  */
 typedef struct HttpPendingRead
 {
 	bool		busy;			/* a read of ours is in the slot */
-	bool		group;			/* it is the group commit (http_ingest.c) */
+	bool		group;			/* it is the group commit (uploads.c) */
 	struct MHD_Connection *conn;	/* a GET waiting for its answer, or */
 	void	   *stream;			/* an event stream waiting for its parts */
 	uint64		seq;
 	bool		resumed;		/* the answer is there: resumed to send it */
 } HttpPendingRead;
 
-/* What the HTTP worker keeps (http.c), shared with its event streams. */
+/* What the HTTP worker keeps (server.c), shared with its event streams. */
 typedef struct HttpWorker
 {
 	BuildlogWorker w;			/* the skeleton: slot, contexts, log limiter */
@@ -66,8 +66,8 @@ typedef struct HttpWorker
 	struct MHD_Daemon *daemon;
 	int			epoll_fd;
 	int			max_streams;	/* event streams at most: room kept for requests */
-	dlist_head	streams;		/* open event streams (http_events.c) */
-	struct HTAB *watched;		/* job id -> its streams (http_events.c) */
+	dlist_head	streams;		/* open event streams (events.c) */
+	struct HTAB *watched;		/* job id -> its streams (events.c) */
 	char	   *token_key;		/* buildlog.http_token_key_file, NULL if unset */
 	uint64		seen_wakeups;	/* live.h's counter when last refilled */
 	TimestampTz next_heartbeat;
@@ -94,6 +94,9 @@ extern int	buildlog_http_send(HttpWorker *h, struct MHD_Connection *conn, HttpRe
 /* Queue a libmicrohttpd response with the common headers, counted. */
 extern int	buildlog_http_queue(HttpWorker *h, struct MHD_Connection *conn,
 								struct MHD_Response *resp, unsigned int status, uint64 len);
+
+/* Step: GET /metrics into the HttpResponse arg (metrics.c). */
+extern int	buildlog_http_metrics_step(BuildlogWorker *w, void *arg);
 
 /* Is the extension there?  False, or true with a 503 in r. */
 extern bool buildlog_http_extension_missing(HttpResponse *r);
@@ -138,7 +141,7 @@ typedef struct HttpEventEnd
 } HttpEventEnd;
 
 /*
- * GET /jobs/{id}/bundle (http_viewer.c): the index line of the parts
+ * GET /jobs/{id}/bundle (viewer.c): the index line of the parts
  * (number, bytes, arrival, final), then their bytes (not with index_only).
  */
 extern void buildlog_http_read_bundle(BuildlogWorker *w, const HttpReadArgs *args,
@@ -147,11 +150,11 @@ extern void buildlog_http_read_bundle(BuildlogWorker *w, const HttpReadArgs *arg
 /* The endpoint of a read kind ("log", "parts", "events", "bundle"). */
 extern const char *buildlog_http_read_name(HttpReadKind kind);
 
-/* Step: answer a read from the read path (http_read.c). */
+/* Step: answer a read from the read path (reads.c). */
 extern int	buildlog_http_read_step(BuildlogWorker *w, void *arg);
 
 /*
- * Hand a read to the readers and suspend its connection (http_reader.c);
+ * Hand a read to the readers and suspend its connection (reader_pool.c);
  * false with a 503 in r when every read slot is taken, or with nothing in
  * r (status 0) when no reader runs: then the caller reads inline.
  */
@@ -168,7 +171,7 @@ extern bool buildlog_http_read_handoff(HttpWorker *h, struct MHD_Connection *con
 extern int	buildlog_http_read_submit(HttpWorker *h, const HttpReadArgs *args, void *stream);
 
 /*
- * The answers' temporary files (http_reader.c): write all of data to a new
+ * The answers' temporary files (reader_pool.c): write all of data to a new
  * file (false with errno, nothing left), read len bytes of fd (false when
  * short).
  */
@@ -191,7 +194,7 @@ extern int	buildlog_http_read_take(HttpWorker *h, int i, HttpReadSlot *head);
 /* Give up read slot i (its client is gone): freed now or once answered. */
 extern void buildlog_http_read_cancel(HttpWorker *h, int i);
 
-/* An event stream's read is answered: feed it (http_events.c). */
+/* An event stream's read is answered: feed it (events.c). */
 extern void buildlog_http_events_read_done(HttpWorker *h, void *stream, int i);
 
 /* Is this libmicrohttpd per-request pointer a read handed to the readers? */
@@ -226,12 +229,12 @@ extern PGDLLEXPORT void buildlog_http_reader_main(Datum arg);
  */
 typedef enum HttpUploadKind
 {
-	HTTP_KIND_PARTS = 1,		/* POST/PUT parts, PUT log (http_ingest.c) */
-	HTTP_KIND_STREAM			/* POST /jobs/{id}/stream (http_stream.c) */
+	HTTP_KIND_PARTS = 1,		/* POST/PUT parts, PUT log (uploads.c) */
+	HTTP_KIND_STREAM			/* POST /jobs/{id}/stream (stream_upload.c) */
 } HttpUploadKind;
 
 /*
- * One request's parts waiting for the group commit (http_ingest.c): all
+ * One request's parts waiting for the group commit (uploads.c): all
  * for one job, in group_cxt.  done() runs after the group's outcome is
  * known, with status 0 (stored) or the HTTP status of the refusal or error.
  */
@@ -403,7 +406,7 @@ buildlog_http_upload_kind(void *state)
 extern void buildlog_http_events_refill(HttpWorker *h);
 
 /*
- * Limits on clients (http_limits.c): connections and requests per client
+ * Limits on clients (limits.c): connections and requests per client
  * address, deadlines for slow clients, the worker's open-file limit.
  */
 
@@ -476,7 +479,7 @@ extern bool buildlog_http_media_type_is(const char *value, const char *type);
 extern bool buildlog_http_job_path(const char *url, int64 *job_id, const char **rest);
 
 /*
- * GET /jobs/{id} (the viewer page) and GET /viewer/{asset} (http_viewer.c):
+ * GET /jobs/{id} (the viewer page) and GET /viewer/{asset} (viewer.c):
  * true when url is one of those (r filled), false to route it elsewhere.
  */
 extern bool buildlog_http_viewer(HttpWorker *h, const char *method, const char *url,

@@ -1,5 +1,5 @@
 /*-------------------------------------------------------------------------
- * http_stream.c
+ * stream_upload.c
  *	  POST /jobs/{id}/stream: a runner pipes its raw output in one (chunked)
  *	  request, resumable by byte offset.
  *
@@ -12,7 +12,7 @@
  * time even when no byte arrives.  Parts are cut at UTF-8 character
  * boundaries; an incomplete sequence at the end waits for the next bytes.
  * Each part is cleaned like the drain cleans (U+FFFD, counted) and written
- * through the one ingest path by the group commit (http_ingest.c), so live
+ * through the one ingest path by the group commit (uploads.c), so live
  * watchers see it within milliseconds.
  *
  * Resume: the offset held is counted in raw body bytes (what the runner
@@ -40,7 +40,7 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
-#include "http.h"
+#include "http/http.h"
 #include "spiutil.h"
 #include "wire.h"
 

@@ -1,5 +1,5 @@
 /*-------------------------------------------------------------------------
- * http_limits.c
+ * limits.c
  *	  The HTTP service's defences against bad and abusive clients.
  *
  * - Connections per client address (buildlog.http_max_connections_per_client):
@@ -54,7 +54,7 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
-#include "http.h"
+#include "http/http.h"
 
 #define FD_RESERVE		64		/* descriptors kept for the worker's own use */
 #define ANSWER_MIN_RATE	(64 * 1024) /* bytes/s a log answer must at least go at */
