@@ -46,6 +46,7 @@ OBJS = \
 	bgworker/http/stream_upload.o \
 	bgworker/http/reads.o \
 	bgworker/http/reader_pool.o \
+	bgworker/http/mailbox.o \
 	bgworker/http/viewer.o
 
 MODULEDIR = extension

@@ -136,10 +136,9 @@ buildlog_shmem_startup(void)
 		for (i = 0; i < BUILDLOG_MAX_ARCHIVE_WORKERS; i++)
 			init_archive_stats(&buildlog_shared->archive[i]);
 		init_http_stats(&buildlog_shared->http);
-		SpinLockInit(&buildlog_shared->http_reads.mutex);
 		for (i = 0; i < BUILDLOG_MAX_HTTP_READERS; i++)
 		{
-			HttpReaderStats *r = &buildlog_shared->http_reads.readers[i];
+			HttpReaderStats *r = &buildlog_shared->http_readers[i];
 
 			init_slot(&r->slot);
 			pg_atomic_init_u64(&r->reads, 0);
@@ -253,6 +252,6 @@ buildlog_slots_wake_all(void)
 		wake(&buildlog_shared->archive[i].slot, &told);
 	wake(&buildlog_shared->http.slot, &told);
 	for (int i = 0; i < BUILDLOG_MAX_HTTP_READERS; i++)
-		wake(&buildlog_shared->http_reads.readers[i].slot, &told);
+		wake(&buildlog_shared->http_readers[i].slot, &told);
 	return told;
 }

@@ -105,60 +105,6 @@ typedef struct HttpStats
 } HttpStats;
 
 #define BUILDLOG_MAX_HTTP_READERS	16
-#define BUILDLOG_HTTP_READS			64	/* reads handed to the readers at once */
-#define BUILDLOG_HTTP_ETAG_LEN		48
-#define BUILDLOG_HTTP_HEADER_LEN	128
-#define BUILDLOG_HTTP_HEADERS		8
-
-/* What a GET /jobs/{id}/log or /parts asks for (parsed by the HTTP worker). */
-typedef enum HttpReadKind
-{
-	HTTP_READ_LOG = 1,			/* /jobs/{id}/log */
-	HTTP_READ_PARTS,			/* /jobs/{id}/parts */
-	HTTP_READ_EVENTS,			/* an event stream's parts after a number */
-	HTTP_READ_BUNDLE,			/* /jobs/{id}/bundle, the viewer's read */
-	HTTP_WRITE_GROUP			/* a group commit of uploads (job_id: its number) */
-} HttpReadKind;
-
-typedef struct HttpReadArgs
-{
-	HttpReadKind kind;
-	int64		job_id;
-	int64		start;			/* Range: bytes=N- (log), -1 without */
-	int32		after;			/* ?after=N (parts), the stream's prefix (events) */
-	bool		deansi;			/* ?deansi=1 (log) */
-	bool		index_only;		/* ?bytes=0 (bundle) */
-	char		if_none_match[BUILDLOG_HTTP_ETAG_LEN];	/* empty without */
-} HttpReadArgs;
-
-/* Where a read handed to the reader processes is. */
-typedef enum HttpReadState
-{
-	HTTP_READ_FREE = 0,
-	HTTP_READ_QUEUED,			/* waiting for a reader */
-	HTTP_READ_RUNNING,			/* a reader runs it */
-	HTTP_READ_DONE				/* answered: head here, body in the file */
-} HttpReadState;
-
-/*
- * One read handed by the HTTP worker to a reader (all under reads.mutex):
- * the request, then the answer's head; its body is a temporary file the
- * HTTP worker sends from (reader_pool.c).
- */
-typedef struct HttpReadSlot
-{
-	HttpReadState state;
-	uint64		seq;			/* names the body's file */
-	int			requester_pid;	/* the HTTP worker that queued it */
-	int			reader;			/* index of the reader running it */
-	HttpReadArgs args;
-	unsigned int status;		/* the answer, 0: the reader failed */
-	int			nheaders;
-	char		content_type[64];
-	char		headers[BUILDLOG_HTTP_HEADERS][2][BUILDLOG_HTTP_HEADER_LEN];
-	int64		body_len;
-} HttpReadSlot;
-
 /* Statistics of one HTTP reader process. */
 typedef struct HttpReaderStats
 {
@@ -167,15 +113,6 @@ typedef struct HttpReaderStats
 	pg_atomic_uint64 bytes;		/* body bytes written for the HTTP worker */
 	pg_atomic_uint64 busy_us;	/* time spent reading */
 } HttpReaderStats;
-
-/* The reads in flight between the HTTP worker and its readers. */
-typedef struct HttpReadShared
-{
-	slock_t		mutex;
-	uint64		next_seq;
-	HttpReadSlot reads[BUILDLOG_HTTP_READS];
-	HttpReaderStats readers[BUILDLOG_MAX_HTTP_READERS];
-} HttpReadShared;
 
 typedef struct BuildlogShared
 {
@@ -188,7 +125,7 @@ typedef struct BuildlogShared
 	SchedulerStats scheduler;
 	ArchiveStats archive[BUILDLOG_MAX_ARCHIVE_WORKERS];
 	HttpStats	http;
-	HttpReadShared http_reads;	/* the HTTP worker's reader processes */
+	HttpReaderStats http_readers[BUILDLOG_MAX_HTTP_READERS];	/* its reader processes */
 	LiveShared	live;			/* watched jobs, waking commits (live.h) */
 } BuildlogShared;
 

@@ -11,6 +11,7 @@
 #include "lib/ilist.h"
 #include "lib/stringinfo.h"
 
+#include "http/mailbox.h"
 #include "shmem.h"
 #include "token.h"
 #include "worker.h"

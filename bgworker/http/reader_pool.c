@@ -94,7 +94,7 @@ buildlog_http_read_fd(int fd, char *buf, size_t len)
 static HttpReadShared *
 reads(void)
 {
-	return &buildlog_shared->http_reads;
+	return buildlog_http_mailbox;
 }
 
 /* Wake the readers: one of them claims the read. */
@@ -102,14 +102,14 @@ static void
 wake_readers(void)
 {
 	for (int i = 0; i < BUILDLOG_MAX_HTTP_READERS; i++)
-		(void) buildlog_slot_wake(&reads()->readers[i].slot);
+		(void) buildlog_slot_wake(&buildlog_shared->http_readers[i].slot);
 }
 
 bool
 buildlog_http_readers_running(void)
 {
 	for (int i = 0; i < BUILDLOG_MAX_HTTP_READERS; i++)
-		if (pg_atomic_read_u32(&reads()->readers[i].slot.in_use) != 0)
+		if (pg_atomic_read_u32(&buildlog_shared->http_readers[i].slot.in_use) != 0)
 			return true;
 	return false;
 }
@@ -397,7 +397,7 @@ buildlog_http_reads_metrics(StringInfo buf)
 		appendStringInfo(buf, "# HELP %s %s\n# TYPE %s %s\n", docs[m][0], docs[m][2], docs[m][0], docs[m][1]);
 		for (int i = 0; i < buildlog_http_readers; i++)
 		{
-			HttpReaderStats *st = &rs->readers[i];
+			HttpReaderStats *st = &buildlog_shared->http_readers[i];
 
 			if (m == 0)
 				appendStringInfo(buf, "%s{reader=\"%d\"} " UINT64_FORMAT "\n", docs[m][0], i + 1,
@@ -567,7 +567,7 @@ buildlog_http_reader_main(Datum arg)
 	memset(&rd, 0, sizeof(rd));
 	memcpy(&rd.index, MyBgworkerEntry->bgw_extra, sizeof(int));
 	reader_index = rd.index;
-	rd.stats = &reads()->readers[rd.index];
+	rd.stats = &buildlog_shared->http_readers[rd.index];
 	buildlog_worker_start(&rd.w, &rd.stats->slot, 0, 0, 300);
 	fail_held(0, (Datum) 0);
 	before_shmem_exit(fail_held, (Datum) 0);

@@ -153,6 +153,7 @@ buildlog_http_register(void)
 	if (!buildlog_http_enabled())
 		return;
 	listen_in_postmaster();
+	buildlog_http_mailbox_init_hooks();
 	buildlog_worker_register("http", "buildlog_http_main", 0, false);
 	buildlog_http_readers_register();
 }
