@@ -1,6 +1,13 @@
 /*-------------------------------------------------------------------------
  * http.h
- *	  The HTTP service worker: reads of logs and parts over HTTP.
+ *	  The HTTP service (bgworker/http/): what its files share.
+ *
+ * server.c runs the worker (daemon, loop, the route table); reads.c and
+ * reader_pool.c answer reads in helper processes through the mailbox
+ * (mailbox.h); events.c serves event streams; uploads.c and
+ * stream_upload.c take uploads into the group commit; auth.c checks job
+ * tokens; limits.c defends against abusive clients; metrics.c and
+ * viewer.c serve /metrics and the log viewer.
  *-------------------------------------------------------------------------
  */
 #ifndef BUILDLOG_HTTP_H

@@ -410,151 +410,234 @@ serve_read(HttpWorker *h, HttpRequest *req, HttpReadKind kind)
 	}
 }
 
-/* Route a request to its handler; fills req->out (status 0: queued already). */
+/* 405 with the methods the resource allows. */
+static void
+method_not_allowed(HttpResponse *r, const char *method, const char *allow)
+{
+	buildlog_http_add_header(r, "Allow", allow);
+	buildlog_http_problem(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed",
+						  psprintf("%s is not allowed here.", method));
+}
+
+/* GET /healthz: "ok" while the worker serves. */
+static void
+route_healthz(HttpWorker *h, HttpRequest *req)
+{
+	buildlog_http_set_body(req->out, MHD_HTTP_OK, "text/plain; charset=utf-8",
+						   MemoryContextStrdup(req->out->cxt, "ok\n"), 3);
+}
+
+/* GET /metrics: a step of the worker (metrics.c). */
+static void
+route_metrics(HttpWorker *h, HttpRequest *req)
+{
+	char		what[64];
+
+	snprintf(what, sizeof(what), "%s /metrics", req->method);
+	if (buildlog_worker_run_step(&h->w, what, get_metrics, req) == WORKER_STEP_ERROR)
+	{
+		buildlog_worker_problem(&h->w, WARNING, h->w.error);
+		req->out->nheaders = 0;
+		buildlog_http_problem(req->out, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
+							  h->w.error_message);
+	}
+}
+
+/* A read of the readers, after the read token when reads need one. */
+static void
+route_read(HttpWorker *h, HttpRequest *req, HttpReadKind kind)
+{
+	TokenClaims claims;
+
+	if (!buildlog_http_read_tokens ||
+		buildlog_http_authorize(h, req->conn, req->job_id, TOKEN_READ, req->out, &claims))
+		serve_read(h, req, kind);
+}
+
+static void
+route_get_log(HttpWorker *h, HttpRequest *req)
+{
+	route_read(h, req, HTTP_READ_LOG);
+}
+
+static void
+route_get_parts(HttpWorker *h, HttpRequest *req)
+{
+	route_read(h, req, HTTP_READ_PARTS);
+}
+
+static void
+route_get_bundle(HttpWorker *h, HttpRequest *req)
+{
+	route_read(h, req, HTTP_READ_BUNDLE);
+}
+
+/* An upload of parts (number, or HTTP_UPLOAD_BATCH / _LOG): its body is read first. */
+static void
+route_upload(HttpWorker *h, HttpRequest *req, int32 number)
+{
+	if (buildlog_http_ingest_begin(h, req->conn, req->job_id, number, req->out, req->state))
+		req->reading = true;
+}
+
+static void
+route_post_parts(HttpWorker *h, HttpRequest *req)
+{
+	route_upload(h, req, HTTP_UPLOAD_BATCH);
+}
+
+static void
+route_put_log(HttpWorker *h, HttpRequest *req)
+{
+	route_upload(h, req, HTTP_UPLOAD_LOG);
+}
+
+/* PUT /jobs/{id}/parts/{number}: one part (number, or "last"). */
+static void
+route_put_part(HttpWorker *h, HttpRequest *req)
+{
+	const char *rest = "";
+	int64		job_id;
+	int32		number;
+
+	(void) buildlog_http_job_path(req->url, &job_id, &rest);
+	number = parse_part_number(rest + 6);
+	if (number < 0)
+		buildlog_http_problem(req->out, MHD_HTTP_BAD_REQUEST, "Bad Request",
+							  "The part number must be 0 .. 2147483647 or \"last\".");
+	else
+		route_upload(h, req, number);
+}
+
+/* POST or PUT /jobs/{id}/stream, or HEAD for its offset (stream_upload.c). */
+static void
+route_stream(HttpWorker *h, HttpRequest *req)
+{
+	bool		head = strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0;
+
+	if (buildlog_http_stream_begin(h, req->conn, req->job_id, head, req->out, req->state))
+		req->reading = true;
+}
+
+/* GET /jobs/{id}/events: an event stream (events.c), queued by itself. */
+static void
+route_events(HttpWorker *h, HttpRequest *req)
+{
+	HttpResponse *r = req->out;
+	unsigned int status;
+	const char *error = NULL;
+	TokenClaims claims;
+
+	if (buildlog_http_read_tokens &&
+		!buildlog_http_authorize(h, req->conn, req->job_id, TOKEN_READ, r, &claims))
+		return;
+	if (!buildlog_http_events_start(h, req->conn, req->job_id,
+									buildlog_http_read_tokens ? &claims : NULL, &status, &error))
+	{
+		buildlog_worker_problem(&h->w, WARNING, h->w.error);
+		buildlog_http_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
+							  h->w.error_message);
+	}
+	else if (status == 0)
+		req->queued = true;
+	else
+	{
+		if (status != MHD_HTTP_BAD_REQUEST)
+			buildlog_http_add_header(r, "Retry-After", "5");
+		buildlog_http_problem(r, status,
+							  status == MHD_HTTP_BAD_REQUEST ? "Bad Request" :
+							  status == MHD_HTTP_TOO_MANY_REQUESTS ? "Too Many Requests" : "Service Unavailable",
+							  error);
+	}
+}
+
+/*
+ * The routes: a path ("/..." whole, else what follows /jobs/{id}/; a path
+ * ending in '/' is a prefix), a method (GET also answers HEAD unless
+ * no_head) and its handler.  A path with no route for the method answers
+ * 405 listing the methods it has.  The viewer's page and assets are served
+ * by viewer.c before these.
+ */
+typedef struct Route
+{
+	const char *path;
+	const char *method;
+	bool		no_head;
+	void		(*handle) (HttpWorker *h, HttpRequest *req);
+} Route;
+
+static const Route routes[] = {
+	{"/healthz", "GET", false, route_healthz},
+	{"/metrics", "GET", false, route_metrics},
+	{"log", "GET", false, route_get_log},
+	{"log", "PUT", false, route_put_log},
+	{"parts", "GET", false, route_get_parts},
+	{"parts", "POST", false, route_post_parts},
+	{"parts/", "PUT", false, route_put_part},
+	{"bundle", "GET", false, route_get_bundle},
+	{"events", "GET", true, route_events},
+	{"stream", "HEAD", false, route_stream},
+	{"stream", "POST", false, route_stream},
+	{"stream", "PUT", false, route_stream},
+	{NULL, NULL, false, NULL}
+};
+
+/* Does a route's path match the request's (the whole path, or what follows /jobs/{id}/)? */
+static bool
+route_path_matches(const Route *route, const char *url, bool job, const char *rest)
+{
+	size_t		n = strlen(route->path);
+
+	if (route->path[0] == '/')
+		return strcmp(url, route->path) == 0;
+	if (!job)
+		return false;
+	return route->path[n - 1] == '/' ? strncmp(rest, route->path, n) == 0 : strcmp(rest, route->path) == 0;
+}
+
+/* Does the route take the method (GET also HEAD, unless no_head)? */
+static bool
+route_method_matches(const Route *route, const char *method)
+{
+	return strcmp(method, route->method) == 0 ||
+		(!route->no_head && strcmp(route->method, MHD_HTTP_METHOD_GET) == 0 &&
+		 strcmp(method, MHD_HTTP_METHOD_HEAD) == 0);
+}
+
+/* Route a request through the table: its handler, a 405 or a 404. */
 static void
 route(HttpWorker *h, HttpRequest *req)
 {
-	HttpResponse *r = req->out;
 	const char *rest = "";
 	bool		job = buildlog_http_job_path(req->url, &req->job_id, &rest);
-	bool		get = strcmp(req->method, MHD_HTTP_METHOD_GET) == 0 ||
-		strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0;
-	WorkerStep step = NULL;
-	HttpReadKind read = 0;
-	char		what[64];
+	bool		known = false;
+	StringInfoData allow;
 
-	if (strcmp(req->url, "/healthz") == 0)
-	{
-		if (get)
-			buildlog_http_set_body(r, MHD_HTTP_OK, "text/plain; charset=utf-8",
-					 MemoryContextStrdup(r->cxt, "ok\n"), 3);
-	}
-	else if (buildlog_http_viewer(h, req->method, req->url, req->conn, r))
+	if (buildlog_http_viewer(h, req->method, req->url, req->conn, req->out))
 		return;
-	else if (strcmp(req->url, "/metrics") == 0)
+	for (const Route *route = routes; route->path != NULL; route++)
 	{
-		rest = "metrics";
-		step = get_metrics;
-	}
-	else if (job && strcmp(rest, "parts") == 0 &&
-			 strcmp(req->method, MHD_HTTP_METHOD_POST) == 0)
-	{
-		if (buildlog_http_ingest_begin(h, req->conn, req->job_id, HTTP_UPLOAD_BATCH, r, req->state))
-			req->reading = true;	/* read the body first */
-		return;
-	}
-	else if (job && strcmp(rest, "log") == 0 &&
-			 strcmp(req->method, MHD_HTTP_METHOD_PUT) == 0)
-	{
-		if (buildlog_http_ingest_begin(h, req->conn, req->job_id, HTTP_UPLOAD_LOG, r, req->state))
-			req->reading = true;
-		return;
-	}
-	else if (job && strcmp(rest, "stream") == 0)
-	{
-		bool		head = strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0;
-
-		if (!head && strcmp(req->method, MHD_HTTP_METHOD_POST) != 0 &&
-			strcmp(req->method, MHD_HTTP_METHOD_PUT) != 0)
+		if (!route_path_matches(route, req->url, job, rest))
+			continue;
+		known = true;
+		if (route_method_matches(route, req->method))
 		{
-			buildlog_http_add_header(r, "Allow", "HEAD, POST, PUT");
-			buildlog_http_problem(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed",
-								  psprintf("%s is not allowed here.", req->method));
-		}
-		else if (buildlog_http_stream_begin(h, req->conn, req->job_id, head, r, req->state))
-			req->reading = true;
-		return;
-	}
-	else if (job && strncmp(rest, "parts/", 6) == 0)
-	{
-		int32		number = parse_part_number(rest + 6);
-
-		if (strcmp(req->method, MHD_HTTP_METHOD_PUT) != 0)
-		{
-			buildlog_http_add_header(r, "Allow", "PUT");
-			buildlog_http_problem(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed",
-								  psprintf("%s is not allowed here.", req->method));
-		}
-		else if (number < 0)
-			buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
-								  "The part number must be 0 .. 2147483647 or \"last\".");
-		else if (buildlog_http_ingest_begin(h, req->conn, req->job_id, number, r, req->state))
-			req->reading = true;
-		return;
-	}
-	else if (job &&
-			 (strcmp(rest, "log") == 0 || strcmp(rest, "parts") == 0))
-		read = strcmp(rest, "log") == 0 ? HTTP_READ_LOG : HTTP_READ_PARTS;
-	else if (job && strcmp(rest, "bundle") == 0)
-		read = HTTP_READ_BUNDLE;
-	else if (job && strcmp(rest, "events") == 0)
-	{
-		unsigned int status;
-		const char *error = NULL;
-		TokenClaims claims;
-
-		if (strcmp(req->method, MHD_HTTP_METHOD_GET) != 0)
-		{
-			buildlog_http_add_header(r, "Allow", "GET");
-			buildlog_http_problem(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed",
-					psprintf("%s is not allowed here.", req->method));
-		}
-		else if (buildlog_http_read_tokens &&
-				 !buildlog_http_authorize(h, req->conn, req->job_id, TOKEN_READ, r, &claims))
+			route->handle(h, req);
 			return;
-		else if (!buildlog_http_events_start(h, req->conn, req->job_id,
-											 buildlog_http_read_tokens ? &claims : NULL,
-											 &status, &error))
-		{
-			buildlog_worker_problem(&h->w, WARNING, h->w.error);
-			buildlog_http_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",
-					h->w.error_message);
 		}
-		else if (status == 0)
-			req->queued = true;
-		else
-		{
-			if (status != MHD_HTTP_BAD_REQUEST)
-				buildlog_http_add_header(r, "Retry-After", "5");
-			buildlog_http_problem(r, status,
-					status == MHD_HTTP_BAD_REQUEST ? "Bad Request" :
-					status == MHD_HTTP_TOO_MANY_REQUESTS ? "Too Many Requests" : "Service Unavailable",
-					error);
-		}
-		return;
 	}
-	else
+	if (!known)
 	{
-		buildlog_http_problem(r, MHD_HTTP_NOT_FOUND, "Not Found",
-				psprintf("No resource at %s.", req->url));
+		buildlog_http_problem(req->out, MHD_HTTP_NOT_FOUND, "Not Found",
+							  psprintf("No resource at %s.", req->url));
 		return;
 	}
-	if (!get)
-	{
-		buildlog_http_add_header(r, "Allow", strcmp(rest, "parts") == 0 ? "GET, HEAD, POST" :
-								 strcmp(rest, "log") == 0 ? "GET, HEAD, PUT" : "GET, HEAD");
-		buildlog_http_problem(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed",
-				psprintf("%s is not allowed here.", req->method));
-		return;
-	}
-	if (read != 0)
-	{
-		TokenClaims claims;
-
-		if (!buildlog_http_read_tokens ||
-			buildlog_http_authorize(h, req->conn, req->job_id, TOKEN_READ, r, &claims))
-			serve_read(h, req, read);
-		return;
-	}
-	if (step == NULL)
-		return;
-	snprintf(what, sizeof(what), "%s /metrics", req->method);
-	if (buildlog_worker_run_step(&h->w, what, step, req) == WORKER_STEP_ERROR)
-	{
-		buildlog_worker_problem(&h->w, WARNING, h->w.error);
-		r->nheaders = 0;
-		buildlog_http_problem(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error", h->w.error_message);
-	}
+	initStringInfo(&allow);
+	for (const Route *route = routes; route->path != NULL; route++)
+		if (route_path_matches(route, req->url, job, rest))
+			appendStringInfo(&allow, "%s%s%s", allow.len > 0 ? ", " : "", route->method,
+							 !route->no_head && strcmp(route->method, MHD_HTTP_METHOD_GET) == 0 ? ", HEAD" : "");
+	method_not_allowed(req->out, req->method, allow.data);
 }
 
 int
