@@ -47,6 +47,7 @@ OBJS = \
 	bgworker/http/reads.o \
 	bgworker/http/reader_pool.o \
 	bgworker/http/mailbox.o \
+	bgworker/http/work_kinds.o \
 	bgworker/http/viewer.o
 
 MODULEDIR = extension

@@ -59,9 +59,9 @@ extern void buildlog_http_problem(HttpResponse *r, unsigned int status, const ch
 typedef struct HttpPendingRead
 {
 	bool		busy;			/* a read of ours is in the slot */
-	bool		group;			/* it is the group commit (uploads.c) */
+	HttpReadKind kind;			/* what it is (work_kinds.c) */
 	struct MHD_Connection *conn;	/* a GET waiting for its answer, or */
-	void	   *stream;			/* an event stream waiting for its parts */
+	void	   *owner;			/* who takes it (an event stream), or NULL */
 	uint64		seq;
 	bool		resumed;		/* the answer is there: resumed to send it */
 } HttpPendingRead;
@@ -155,8 +155,21 @@ typedef struct HttpEventEnd
 extern void buildlog_http_read_bundle(BuildlogWorker *w, const HttpReadArgs *args,
 									  HttpResponse *r);
 
-/* The endpoint of a read kind ("log", "parts", "events", "bundle"). */
-extern const char *buildlog_http_read_name(HttpReadKind kind);
+/*
+ * A kind of work the helper processes run (work_kinds.c): its name; run,
+ * in a helper, answers it into r; done, in the HTTP worker, takes the
+ * answer of slot i for its owner (NULL: the waiting connection is resumed
+ * to send it).
+ */
+typedef struct HttpWorkKind
+{
+	const char *name;
+	void		(*run) (BuildlogWorker *w, const HttpReadArgs *args, int requester,
+						HttpResponse *r);
+	void		(*done) (HttpWorker *h, void *owner, int i);
+} HttpWorkKind;
+
+extern const HttpWorkKind *buildlog_http_work_kind(HttpReadKind kind);
 
 /* Step: answer a read from the read path (reads.c). */
 extern int	buildlog_http_read_step(BuildlogWorker *w, void *arg);
@@ -171,12 +184,12 @@ extern bool buildlog_http_read_handoff(HttpWorker *h, struct MHD_Connection *con
 									   HttpResponse *r);
 
 /*
- * Queue a read for the readers on behalf of an event stream (or, with
- * stream NULL, of buildlog_http_read_handoff); its slot index, or:
+ * Queue work for the helpers on behalf of owner (an event stream; NULL for
+ * buildlog_http_read_handoff and the group commit); its slot index, or:
  */
 #define HTTP_READ_NO_READER	(-1)	/* no reader runs: read inline */
 #define HTTP_READ_NO_SLOT	(-2)	/* every read slot is taken */
-extern int	buildlog_http_read_submit(HttpWorker *h, const HttpReadArgs *args, void *stream);
+extern int	buildlog_http_read_submit(HttpWorker *h, const HttpReadArgs *args, void *owner);
 
 /*
  * The answers' temporary files (reader_pool.c): write all of data to a new

@@ -1,18 +1,20 @@
 /*-------------------------------------------------------------------------
  * reader_pool.c
- *	  The HTTP service's reader processes ("buildlog http reader N"):
- *	  they answer GET /jobs/{id}/log and /parts, so the worker serving every
- *	  connection never waits for a big log, a purged log fetched from S3 or
- *	  a slow query.
+ *	  The HTTP wing's helper processes ("buildlog http reader N") and the
+ *	  mailbox between them and the HTTP worker: work that could hold up
+ *	  the worker serving every connection (a big log, a purged log fetched
+ *	  from S3, a slow query, a group commit of uploads) runs here.
  *
- * The HTTP worker parses a read, puts it in a free shared read slot,
- * suspends the connection and wakes the readers.  A reader claims it, runs
- * the read step (reads.c), writes the answer's body to a temporary
- * file (base/pgsql_tmp, removed by PostgreSQL after a crash) and its head
- * into the slot, and wakes the HTTP worker.  That resumes the connection
- * and sends the file with sendfile(): the body never passes through the
- * worker's memory.  A client gone meanwhile leaves the slot to be freed
- * once the reader is done; a reader that exits mid-read answers 503.
+ * The HTTP worker puts a piece of work in a free slot of the mailbox
+ * (mailbox.h), suspends what waits for it and wakes the helpers.  A helper
+ * claims it, runs it as its kind says (work_kinds.c: the pool names none
+ * of its users), writes the answer's body to a temporary file
+ * (base/pgsql_tmp, removed by PostgreSQL after a crash) and its head into
+ * the slot, and wakes the HTTP worker, which hands the answer to the
+ * work's owner or resumes the waiting connection and sends the file with
+ * sendfile(): the body never passes through the worker's memory.  A
+ * client gone meanwhile leaves the slot to be freed once the helper is
+ * done; a helper that exits mid-work answers 503.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -115,7 +117,7 @@ buildlog_http_readers_running(void)
 }
 
 int
-buildlog_http_read_submit(HttpWorker *h, const HttpReadArgs *args, void *stream)
+buildlog_http_read_submit(HttpWorker *h, const HttpReadArgs *args, void *owner)
 {
 	HttpReadShared *rs = reads();
 	int			found = -1;
@@ -145,8 +147,8 @@ buildlog_http_read_submit(HttpWorker *h, const HttpReadArgs *args, void *stream)
 	if (found < 0)
 		return HTTP_READ_NO_SLOT;
 	h->reads[found].conn = NULL;
-	h->reads[found].group = false;
-	h->reads[found].stream = stream;
+	h->reads[found].kind = args->kind;
+	h->reads[found].owner = owner;
 	h->reads[found].resumed = false;
 	h->reads[found].busy = true;
 	h->reads_pending++;
@@ -222,7 +224,7 @@ buildlog_http_read_take(HttpWorker *h, int i, HttpReadSlot *head)
 	SpinLockRelease(&reads()->mutex);
 	Assert(head->state == HTTP_READ_DONE);
 	h->reads[i].conn = NULL;
-	h->reads[i].stream = NULL;
+	h->reads[i].owner = NULL;
 	h->reads[i].busy = false;
 	h->reads_pending--;
 	body_path(path, sizeof(path), i, head->seq);
@@ -301,7 +303,7 @@ buildlog_http_read_cancel(HttpWorker *h, int i)
 		return;
 	p->busy = false;
 	p->conn = NULL;
-	p->stream = NULL;
+	p->owner = NULL;
 	h->reads_pending--;
 	SpinLockAcquire(&reads()->mutex);
 	if (slot->state == HTTP_READ_QUEUED && slot->seq == p->seq)
@@ -342,10 +344,8 @@ buildlog_http_reads_collect(HttpWorker *h)
 			free_slot(i, true);
 			h->reads_orphaned = Max(h->reads_orphaned - 1, 0);
 		}
-		else if (h->reads[i].group)
-			buildlog_http_group_done(h, i);
-		else if (h->reads[i].stream != NULL)
-			buildlog_http_events_read_done(h, h->reads[i].stream, i);
+		else if (buildlog_http_work_kind(h->reads[i].kind)->done != NULL)
+			buildlog_http_work_kind(h->reads[i].kind)->done(h, h->reads[i].owner, i);
 		else if (h->reads[i].conn != NULL && !h->reads[i].resumed)
 		{
 			h->reads[i].resumed = true;
@@ -498,8 +498,6 @@ static void
 answer(HttpReader *rd, int i, const HttpReadArgs *args, uint64 seq, int requester)
 {
 	HttpResponse r;
-	HttpReadCall call = {args, &r};
-	char		what[96];
 	TimestampTz started = GetCurrentTimestamp();
 	long		secs;
 	int			usecs;
@@ -508,15 +506,7 @@ answer(HttpReader *rd, int i, const HttpReadArgs *args, uint64 seq, int requeste
 	MemoryContextSwitchTo(rd->w.step_cxt);
 	memset(&r, 0, sizeof(r));
 	r.cxt = rd->w.step_cxt;
-	snprintf(what, sizeof(what), "GET /jobs/" INT64_FORMAT "/%s", args->job_id,
-			 buildlog_http_read_name(args->kind));
-	if (args->kind == HTTP_WRITE_GROUP)
-		buildlog_http_group_write(&rd->w, args, requester, &r);	/* its own steps */
-	else if (buildlog_worker_run_step(&rd->w, what, buildlog_http_read_step, &call) == WORKER_STEP_ERROR)
-	{
-		buildlog_worker_problem(&rd->w, WARNING, rd->w.error);
-		buildlog_http_read_failed(&rd->w, &r);
-	}
+	buildlog_http_work_kind(args->kind)->run(&rd->w, args, requester, &r);
 	pgstat_report_stat(false);
 	if (r.status == 0)
 		buildlog_http_problem(&r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Internal Server Error",

@@ -441,25 +441,6 @@ buildlog_http_read_failed(BuildlogWorker *w, HttpResponse *r)
 							  w->error_message);
 }
 
-const char *
-buildlog_http_read_name(HttpReadKind kind)
-{
-	switch (kind)
-	{
-		case HTTP_READ_LOG:
-			return "log";
-		case HTTP_READ_PARTS:
-			return "parts";
-		case HTTP_READ_EVENTS:
-			return "events";
-		case HTTP_READ_BUNDLE:
-			return "bundle";
-		case HTTP_WRITE_GROUP:
-			return "group commit";
-	}
-	return "?";
-}
-
 int
 buildlog_http_read_step(BuildlogWorker *w, void *arg)
 {

@@ -402,7 +402,7 @@ serve_read(HttpWorker *h, HttpRequest *req, HttpReadKind kind)
 	if (r->status != 0)
 		return;					/* every read slot taken: 503 */
 	snprintf(what, sizeof(what), "%s /jobs/" INT64_FORMAT "/%s", req->method, req->job_id,
-			 buildlog_http_read_name(kind));
+			 buildlog_http_work_kind(kind)->name);
 	if (buildlog_worker_run_step(&h->w, what, buildlog_http_read_step, &call) == WORKER_STEP_ERROR)
 	{
 		buildlog_worker_problem(&h->w, WARNING, h->w.error);

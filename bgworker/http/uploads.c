@@ -832,7 +832,7 @@ hand_group(HttpWorker *h, GroupWrite **writes, int n)
 		(void) unlink(path);
 		return false;
 	}
-	h->reads[slot].group = true;
+	h->reads[slot].kind = HTTP_WRITE_GROUP;
 	h->group_slot = slot;
 	h->group_writes = writes;
 	h->group_n = n;
