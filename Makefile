@@ -18,17 +18,17 @@ OBJS = \
 	extension/ingest.o \
 	extension/aggregate.o \
 	extension/read.o \
-	extension/content.o \
+	extension/set_content.o \
 	extension/redact.o \
 	extension/rejected.o \
 	extension/amqp_client.o \
-	extension/queues.o \
+	extension/declare_queues.o \
 	extension/secret.o \
 	extension/s3_payload.o \
 	extension/s3.o \
 	extension/s3_sql.o \
 	extension/restore.o \
-	extension/legacy.o \
+	extension/old_entry_points.o \
 	extension/ansi.o \
 	extension/live.o \
 	extension/token.o \

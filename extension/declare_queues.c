@@ -1,5 +1,5 @@
 /*-------------------------------------------------------------------------
- * queues.c
+ * declare_queues.c
  *	  declare_queues(): the documented way to set up RabbitMQ for buildlog.
  *
  * Declares the durable queue travis-worker publishes to or, for a sharded

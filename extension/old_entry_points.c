@@ -1,5 +1,5 @@
 /*-------------------------------------------------------------------------
- * legacy.c
+ * old_entry_points.c
  *	  Entry points under the names older install and update scripts give
  *	  them (0.1.0, 0.2.0).
  *

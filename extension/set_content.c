@@ -1,5 +1,5 @@
 /*-------------------------------------------------------------------------
- * content.c
+ * set_content.c
  *	  set_content(job_id, content, removed_by): replace or clear a log.
  *
  * Travis semantics for a job restart (new content, usually NULL) or a log
