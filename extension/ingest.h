@@ -13,8 +13,7 @@
 
 #include "utils/array.h"
 
-/* Travis's "last" part number. */
-#define BUILDLOG_LAST_NUMBER	PG_INT32_MAX
+#include "wire.h"				/* BUILDLOG_LAST_NUMBER */
 
 /* What one batch wrote. */
 typedef struct IngestResult

@@ -23,7 +23,6 @@
  */
 #include "postgres.h"
 
-#include "ingest.h"
 #include "utf8.h"
 #include "wire_base64.h"
 #include "wire.h"

@@ -8,6 +8,9 @@
 
 #include "postgres.h"
 
+/* Travis's "last" part number: the string "last" of the wire format. */
+#define BUILDLOG_LAST_NUMBER	PG_INT32_MAX
+
 #define PART_REASON_LEN 200
 
 /* One message body, parsed: a part to store or the reason to keep it aside. */

@@ -12,7 +12,7 @@
  */
 #include "postgres.h"
 
-#include "ingest.h"
+#include "wire.h"
 #include "utf8.h"
 #include "wire_scan.h"
 
