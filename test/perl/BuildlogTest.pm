@@ -422,4 +422,45 @@ select string_agg(format('%s pid %s: %s/%s %s', backend_type, pid, wait_event_ty
 	return $out;
 }
 
+
+# sse_open(URL, HEADERS...): a curl reading an event stream (at most 120 s)
+# into a file of its own; returns (IPC::Run handle, file).
+push @EXPORT, qw(sse_open sse_events);
+my $sse_streams = 0;
+my $sse_dir;
+sub sse_open
+{
+	my ($url, @headers) = @_;
+	$sse_dir //= PostgreSQL::Test::Utils::tempdir();
+	my $file = "$sse_dir/stream" . $sse_streams++;
+	my $h = IPC::Run::start([ 'curl', '-s', '-N', '--max-time', '120', (map { ('-H', $_) } @headers),
+			'-o', $file, $url ]);
+	return ($h, $file);
+}
+
+# sse_events(FILE): the complete events in a stream file so far (an event
+# still being written is left for later), comments skipped: a list of
+# { event, id, data }.
+sub sse_events
+{
+	my ($file) = @_;
+	return () unless -e $file;
+	my $text = slurp_file($file);
+	my $complete = rindex($text, "\n\n");
+	$text = $complete < 0 ? '' : substr($text, 0, $complete);
+	my @ev;
+	for my $block (split /\n\n/, $text)
+	{
+		my %e;
+		for my $line (split /\n/, $block)
+		{
+			next if $line =~ /^:/;
+			my ($k, $v) = $line =~ /^(\w+): ?(.*)$/ or next;
+			$e{$k} = $v;
+		}
+		push @ev, \%e if $e{event};
+	}
+	return @ev;
+}
+
 1;

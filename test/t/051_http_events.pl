@@ -26,40 +26,9 @@ sub write_part
 		  . ($final ? 't' : 'f') . "}')");
 }
 
-# A curl reading a stream into a file; returns (handle, file).
-my $streams = 0;
-sub open_stream
-{
-	my ($url, @headers) = @_;
-	my $file = "$tmp/stream" . $streams++;
-	my $h = IPC::Run::start([ 'curl', '-s', '-N', '--max-time', '60', (map { ('-H', $_) } @headers),
-			'-o', $file, $url ]);
-	return ($h, $file);
-}
-
-# The complete events in a stream file so far (an event still being written
-# is left for later): list of { event, id, data }.
-sub events
-{
-	my ($file) = @_;
-	return () unless -e $file;
-	my $text = slurp_file($file);
-	my $complete = rindex($text, "\n\n");
-	$text = $complete < 0 ? '' : substr($text, 0, $complete);
-	my @ev;
-	for my $block (split /\n\n/, $text)
-	{
-		my %e;
-		for my $line (split /\n/, $block)
-		{
-			next if $line =~ /^:/;    # comments (keep-alive)
-			my ($k, $v) = $line =~ /^(\w+): ?(.*)$/ or next;
-			$e{$k} = $v;
-		}
-		push @ev, \%e if $e{event};
-	}
-	return @ev;
-}
+# A stream read into a file, and its complete events (BuildlogTest).
+sub open_stream { return sse_open(@_) }
+sub events { return sse_events(@_) }
 
 sub parts_of { return map { decode_json($_->{data})->{number} } grep { $_->{event} eq 'part' } @_ }
 

@@ -37,38 +37,9 @@ sub curl
 	return ($status // 0, \%h, $body);
 }
 
-# A curl reading an event stream into a file; returns (handle, file).
-my $streams = 0;
-sub open_stream
-{
-	my ($url, @headers) = @_;
-	my $file = "$tmp/stream" . $streams++;
-	my $h = IPC::Run::start([ 'curl', '-s', '-N', '--max-time', '60', (map { ('-H', $_) } @headers),
-			'-o', $file, $url ]);
-	return ($h, $file);
-}
-
-# The complete events in a stream file so far: list of { event, id, data }.
-sub events
-{
-	my ($file) = @_;
-	return () unless -e $file;
-	my $text = slurp_file($file);
-	$text =~ s/(?<=\n\n)[^\n](?:(?!\n\n).)*\z//s;    # an event still arriving
-	my @ev;
-	for my $block (split /\n\n/, $text)
-	{
-		my %e;
-		for my $line (split /\n/, $block)
-		{
-			next if $line =~ /^:/;
-			my ($k, $v) = $line =~ /^(\w+): ?(.*)$/ or next;
-			$e{$k} = $v;
-		}
-		push @ev, \%e if $e{event};
-	}
-	return @ev;
-}
+# A stream read into a file, and its complete events (BuildlogTest).
+sub open_stream { return sse_open(@_) }
+sub events { return sse_events(@_) }
 
 # The events of a stream once its end event came (the stream then closes).
 sub ended_stream
