@@ -45,6 +45,43 @@
 #include "guc.h"
 #include "worker.h"
 
+/* SIGTERM ends the worker (die), SIGHUP sets ConfigReloadPending. */
+static void buildlog_worker_signals(void);
+
+/*
+ * Mark the start (true) and end (false) of a unit of work that runs in
+ * PG_TRY: pg_cancel_backend() aborts it; outside one it is ignored.
+ * buildlog_worker_begin/commit/abort do this themselves.
+ */
+static void buildlog_worker_set_cancellable(bool on);
+
+/*
+ * Is the installed extension at BUILDLOG_SCHEMA_VERSION or later?  Workers whose SQL
+ * needs the new schema wait until it is; says so once (*told remembers).
+ */
+static bool buildlog_worker_schema_current(const char *who, bool *told);
+
+/*
+ * Log "<who>: <msg>" at level unless a message of the same kind was logged
+ * less than repeat_s seconds ago (repeat_s <= 0: 300 s).  Returns whether
+ * it was logged.
+ */
+static bool buildlog_worker_log(WorkerLogLimit *limit, int level, const char *who,
+								const char *msg, int repeat_s);
+
+/*
+ * Is the extension installed in buildlog.database?  Says so once when it
+ * is missing (*waiting remembers) and once when it appears.
+ */
+static bool buildlog_worker_extension_ready(const char *who, bool *waiting);
+
+/*
+ * Connect to buildlog.database as the bootstrap superuser, JIT off, with
+ * durable commits, a safe search_path and no timeouts, whatever the
+ * server, database or role defaults say.
+ */
+static void buildlog_worker_connect(void);
+
 /*
  * True while a unit of work (a transaction inside PG_TRY) runs: only then
  * does pg_cancel_backend() cancel something.  Read by the SIGINT handler.
@@ -113,7 +150,7 @@ cancel_handler(SIGNAL_ARGS)
 	errno = save_errno;
 }
 
-void
+static void
 buildlog_worker_signals(void)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -122,7 +159,7 @@ buildlog_worker_signals(void)
 	BackgroundWorkerUnblockSignals();
 }
 
-void
+static void
 buildlog_worker_set_cancellable(bool on)
 {
 	cancellable = on;
@@ -151,7 +188,7 @@ static const char *const pinned_settings[][2] = {
 	{"session_replication_role", "origin"},
 };
 
-void
+static void
 buildlog_worker_connect(void)
 {
 	BackgroundWorkerInitializeConnection(buildlog_database, NULL, 0);
@@ -212,7 +249,7 @@ buildlog_worker_check_interrupts(void)
 	CHECK_FOR_INTERRUPTS();
 }
 
-bool
+static bool
 buildlog_worker_extension_ready(const char *who, bool *waiting)
 {
 	MemoryContext cxt = CurrentMemoryContext;
@@ -251,7 +288,7 @@ version_at_least(const char *version, const char *minimum)
 	return true;
 }
 
-bool
+static bool
 buildlog_worker_schema_current(const char *who, bool *told)
 {
 	MemoryContext cxt = CurrentMemoryContext;
@@ -347,7 +384,7 @@ find_kind(WorkerLogLimit *limit, const char *kind, TimestampTz now, int repeat_m
 	return reuse;
 }
 
-bool
+static bool
 buildlog_worker_log(WorkerLogLimit *limit, int level, const char *who,
 					const char *msg, int repeat_s)
 {

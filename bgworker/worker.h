@@ -36,17 +36,6 @@ extern void buildlog_worker_register_n(const char *kind, const char *function,
  */
 extern int	buildlog_worker_slots_free(void);
 
-/* SIGTERM ends the worker (die), SIGHUP sets ConfigReloadPending. */
-extern void buildlog_worker_signals(void);
-
-/*
- * Connect to buildlog.database as the bootstrap superuser, JIT off, with
- * durable commits, a safe search_path and no timeouts, whatever the
- * server, database or role defaults say.
- */
-extern void buildlog_worker_connect(void);
-
-
 /* Sleep on the latch for up to ms (or until a signal); serves interrupts. */
 extern void buildlog_worker_wait(long ms);
 
@@ -57,29 +46,10 @@ extern void buildlog_worker_wait(long ms);
 extern void buildlog_worker_check_interrupts(void);
 
 /*
- * Mark the start (true) and end (false) of a unit of work that runs in
- * PG_TRY: pg_cancel_backend() aborts it; outside one it is ignored.
- * buildlog_worker_begin/commit/abort do this themselves.
- */
-extern void buildlog_worker_set_cancellable(bool on);
-
-/*
- * Is the extension installed in buildlog.database?  Says so once when it
- * is missing (*waiting remembers) and once when it appears.
- */
-extern bool buildlog_worker_extension_ready(const char *who, bool *waiting);
-
-/*
  * The oldest schema version the workers' SQL runs on (older ones wait for
  * ALTER EXTENSION ... UPDATE).
  */
 #define BUILDLOG_SCHEMA_VERSION "0.3.0"
-
-/*
- * Is the installed extension at BUILDLOG_SCHEMA_VERSION or later?  Workers whose SQL
- * needs the new schema wait until it is; says so once (*told remembers).
- */
-extern bool buildlog_worker_schema_current(const char *who, bool *told);
 
 /*
  * The log limiter: each kind of problem (the text with digit runs
@@ -101,14 +71,6 @@ typedef struct WorkerLogLimit
 	WorkerLogKind kinds[BUILDLOG_WORKER_LOG_KINDS];
 	WorkerLogKind other;		/* kinds that found no slot */
 } WorkerLogLimit;
-
-/*
- * Log "<who>: <msg>" at level unless a message of the same kind was logged
- * less than repeat_s seconds ago (repeat_s <= 0: 300 s).  Returns whether
- * it was logged.
- */
-extern bool buildlog_worker_log(WorkerLogLimit *limit, int level, const char *who,
-								const char *msg, int repeat_s);
 
 /* Forget what was logged (after a recovery: the next problem is news). */
 extern void buildlog_worker_log_reset(WorkerLogLimit *limit);

@@ -17,6 +17,8 @@
 
 #include "merge.h"
 
+static int32 buildlog_head_len(const StoredLog *log);
+
 /*
  * Report a logs row whose bookkeeping cannot describe its content (a
  * hand-edited row, typically): an error naming the job and how to repair
@@ -205,7 +207,7 @@ buildlog_dedupe_pending(LogPart *parts, int n)
 }
 
 /* Length of the head: content bytes before the first numbered part. */
-int32
+static int32
 buildlog_head_len(const StoredLog *log)
 {
 	return log->nparts > 0 ? log->starts[0] : log->content_len;

@@ -98,7 +98,6 @@ extern int	buildlog_merge(const StoredLog *log, const LogPart *pending,
 						   int *merged);
 extern int	buildlog_count_new(const StoredLog *log, const LogPart *pending,
 							   int npending);
-extern int32 buildlog_head_len(const StoredLog *log);
 extern bool buildlog_head_part(const StoredLog *log, int32 after, int nfollowing,
 							   LogPart *head);
 extern AssembledLog buildlog_assemble(const StoredLog *log,

@@ -16,6 +16,8 @@
 
 #include "s3_payload.h"
 
+static void buildlog_s3_hash_init(S3Hash *hash);
+
 #define GZIP_WINDOW_BITS (15 + 16)	/* 32 KB window, gzip wrapper */
 
 /* One EVP digest context, or an ERROR. */
@@ -35,7 +37,7 @@ new_md(const EVP_MD *type)
 }
 
 /* Start size, SHA-256 and MD5 of a stream (hash must be zeroed). */
-void
+static void
 buildlog_s3_hash_init(S3Hash *hash)
 {
 	hash->size = 0;

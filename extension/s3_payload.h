@@ -29,7 +29,6 @@ typedef struct S3Hash
 	uint64		size;
 } S3Hash;
 
-extern void buildlog_s3_hash_init(S3Hash *hash);
 extern void buildlog_s3_hash_init_sha256(S3Hash *hash);
 extern void buildlog_s3_hash_update(S3Hash *hash, const char *data, Size len);
 extern void buildlog_s3_hash_final(S3Hash *hash, S3Digest *digest);

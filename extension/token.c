@@ -31,6 +31,11 @@
 #include "shmem.h"
 #include "token.h"
 
+static int	buildlog_token_scope(const char *name);
+
+/* A bl2 token for the claims, signed with key (palloc'd). */
+static char *buildlog_token_make(const char *key, const TokenClaims *claims);
+
 #define TOKEN_PREFIX_V1	"bl1."	/* job, scope, expiry (0.3.0) */
 #define TOKEN_PREFIX	"bl2."	/* job, scope, issued, expiry */
 #define MAC_LEN			32		/* SHA-256 */
@@ -55,7 +60,7 @@ buildlog_token_scope_name(TokenScope scope)
 	return scope_names[scope];
 }
 
-int
+static int
 buildlog_token_scope(const char *name)
 {
 	for (int i = 0; i < lengthof(scope_names); i++)
@@ -128,7 +133,7 @@ token_mac(const char *key, const char *payload, size_t len, char *out)
 	explicit_bzero(mac, sizeof(mac));
 }
 
-char *
+static char *
 buildlog_token_make(const char *key, const TokenClaims *claims)
 {
 	char	   *payload = psprintf(TOKEN_PREFIX INT64_FORMAT ".%s." INT64_FORMAT "." INT64_FORMAT,

@@ -48,9 +48,6 @@ typedef struct TokenClaims
 /* The key (palloc'd, at least 32 bytes); ERROR when unset or unreadable. */
 extern char *buildlog_token_key(void);
 
-/* A bl2 token for the claims, signed with key (palloc'd). */
-extern char *buildlog_token_make(const char *key, const TokenClaims *claims);
-
 /*
  * Check a token's form and MAC (constant time) and fill *claims; false with
  * *why when it is not one of ours.  Expiry, job and scope are the caller's.
@@ -58,9 +55,8 @@ extern char *buildlog_token_make(const char *key, const TokenClaims *claims);
 extern bool buildlog_token_check(const char *key, const char *token, TokenClaims *claims,
 								 const char **why);
 
-/* The scope's name, and back (-1: unknown). */
+/* The scope's name ("read", "write", "admin"). */
 extern const char *buildlog_token_scope_name(TokenScope scope);
-extern int	buildlog_token_scope(const char *name);
 
 /* Tokens are valid 30 days at most: older revocations refuse nothing alive. */
 #define TOKEN_TTL_MAX_S		(30 * 86400)

@@ -17,6 +17,9 @@
 
 #include "utf8.h"
 
+/* Length of the longest prefix of buf that is valid UTF-8 without NUL. */
+static size_t buildlog_utf8_valid_prefix(const char *buf, size_t len);
+
 #define REPLACEMENT_CHAR	"\xEF\xBF\xBD"
 #define REPLACEMENT_LEN		3
 
@@ -76,7 +79,7 @@ ascii_word_clean(const unsigned char *p)
 			UINT64CONST(0x8080808080808080)) == 0;
 }
 
-size_t
+static size_t
 buildlog_utf8_valid_prefix(const char *buf, size_t len)
 {
 	const unsigned char *s = (const unsigned char *) buf;

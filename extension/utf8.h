@@ -20,9 +20,6 @@ typedef struct Utf8Cleaned
 	int			replaced;		/* number of U+FFFD substitutions made */
 } Utf8Cleaned;
 
-/* Length of the longest prefix of buf that is valid UTF-8 without NUL. */
-extern size_t buildlog_utf8_valid_prefix(const char *buf, size_t len);
-
 /*
  * Clean buf: returns the input unchanged (no copy) when it is already valid,
  * otherwise a palloc'd copy with replacements.
