@@ -348,23 +348,6 @@ typedef struct PartEvent
 	int			len;
 } PartEvent;
 
-/* A part as an event's data, JSON-escaped once for every stream. */
-static void
-part_event(int32 number, bool final, const char *content, PartEvent *ev)
-{
-	StringInfoData buf;
-
-	ev->number = number;
-	ev->final = final;
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"number\":%d,\"final\":%s,\"content\":",
-					 number, final ? "true" : "false");
-	escape_json(&buf, content);
-	appendStringInfoChar(&buf, '}');
-	ev->data = buf.data;
-	ev->len = buf.len;
-}
-
 /* A part as an event's data from its content already JSON-escaped (by a reader). */
 static void
 part_event_escaped(int32 number, bool final, const char *json, int len, PartEvent *ev)
@@ -380,6 +363,18 @@ part_event_escaped(int32 number, bool final, const char *json, int len, PartEven
 	appendStringInfoChar(&buf, '}');
 	ev->data = buf.data;
 	ev->len = buf.len;
+}
+
+/* A part as an event's data, JSON-escaped here once for every stream. */
+static void
+part_event(int32 number, bool final, const char *content, PartEvent *ev)
+{
+	StringInfoData json;
+
+	initStringInfo(&json);
+	escape_json(&json, content);
+	part_event_escaped(number, final, json.data, json.len, ev);
+	pfree(json.data);
 }
 
 /*
