@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Drain benchmark (issue 3), run by `script/bench drain`; see bench/README.md.
+# Drain benchmark, run by `script/bench drain`; see bench/README.md.
 #
 # Starts its own PostgreSQL + RabbitMQ stack in a temporary folder on its own
 # ports (never the development stack), then measures in one run:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HTTP ingest benchmark (issue 11), run by `script/bench http`; see bench/README.md.
+# HTTP ingest benchmark, run by `script/bench http`; see bench/README.md.
 #
 # Starts its own PostgreSQL (with the HTTP worker) + RabbitMQ stack in a
 # temporary folder, then measures in one run, all with 200 B parts:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Parser agreement and throughput benchmark (issue 8), run by `script/bench parse`;
+# Parser agreement and throughput benchmark, run by `script/bench parse`;
 # see bench/README.md.
 #
 # Generates BENCH_PARSE_BODIES (default 1,000,000) message bodies with the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Live-log benchmarks of the HTTP service (issue 11), run by `script/bench sse`;
+# Live-log benchmarks of the HTTP service, run by `script/bench sse`;
 # see bench/README.md.
 #
 # Starts its own PostgreSQL + RabbitMQ stack in a temporary folder (ports from the

@@ -1,4 +1,4 @@
--- A hand-edited row (issue 8): every reader and aggregate() raise XX001 naming
+-- A hand-edited row: every reader and aggregate() raise XX001 naming
 -- the job, with a repair hint; nothing reads out of bounds (this crashed before).
 select * from buildlog.write_parts('{61,61,61}', '{0,1,2}', array[E'one\n', E'two\n', E'three\n'], '{f,f,t}');
 select buildlog.aggregate(61);

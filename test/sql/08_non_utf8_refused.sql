@@ -1,4 +1,4 @@
--- README promises (issue 9): a non-UTF-8 database is refused with 0A000.
+-- README promises: a non-UTF-8 database is refused with 0A000.
 \set regression_db :DBNAME
 create database buildlog_latin1 encoding 'LATIN1' lc_collate 'C' lc_ctype 'C' template template0;
 \c buildlog_latin1

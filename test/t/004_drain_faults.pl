@@ -1,4 +1,4 @@
-# Drain and worker faults (issue 8): queue names taken verbatim, poison
+# Drain and worker faults: queue names taken verbatim, poison
 # deliveries kept aside with their error while good data flows, a failing
 # rejected store held unacked with the connection kept alive by heartbeats,
 # batches bounded by bytes, lock-table exhaustion split away, durable acks

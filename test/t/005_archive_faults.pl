@@ -1,4 +1,4 @@
-# The archive under faults and hostile use, against a real s3rver (issue 8):
+# The archive under faults and hostile use, against a real s3rver:
 #  - keys read from files, never in pg_settings, SHOW, the log or error texts,
 #    also for a member of pg_read_all_settings and pg_monitor (item 10);
 #  - parts(job, after) of a purged log reads only the byte range it needs,

@@ -1,4 +1,4 @@
-# Hardening of the core (issue 8) with the scheduler running: a hand-edited
+# Hardening of the core with the scheduler running: a hand-edited
 # row neither crashes the cluster nor stops the scheduler, failing jobs back
 # off and never starve healthy ones, the worker sessions ignore a hostile
 # database search_path, a pg_dump / pg_restore round trip keeps numbering

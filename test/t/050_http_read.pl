@@ -1,4 +1,4 @@
-# The HTTP service's reads (issue 11, first slice): /healthz, /metrics, the log by byte
+# The HTTP service's reads: /healthz, /metrics, the log by byte
 # offset (Range: bytes=N-), ETag and If-None-Match, ?deansi=1, the parts
 # after a number as JSON, problem+json errors (400, 404, 405, 410, 416), a
 # busy listen address retried instead of crashing, and requests served while

@@ -1,4 +1,4 @@
-# Live logs over Server-Sent Events (issue 11): a client opening mid-job
+# Live logs over Server-Sent Events: a client opening mid-job
 # gets every part so far, then each new part as its commit lands (woken
 # through shared memory, no polling), out-of-order parts with their number,
 # a durable cursor as the event id; reconnecting with Last-Event-ID (many

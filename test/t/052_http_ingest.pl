@@ -1,4 +1,4 @@
-# Token-scoped ingest over HTTP (issue 11): issue_token() signs job tokens;
+# Token-scoped ingest over HTTP: issue_token() signs job tokens;
 # PUT /jobs/{id}/parts/{number} (travis-logs' log_part) and
 # POST /jobs/{id}/parts with a write token store a batch of travis-worker
 # messages through the one ingest path (answered after the commit, the log

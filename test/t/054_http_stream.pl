@@ -1,4 +1,4 @@
-# Streaming ingest (issue 11): POST /jobs/{id}/stream cuts one chunked body
+# Streaming ingest: POST /jobs/{id}/stream cuts one chunked body
 # into parts while the request is open (stored before its end, also when no
 # byte follows: the flush timer), at UTF-8 boundaries (a character split
 # across chunks is stored whole); a clean end marks the log final, ?final=0

@@ -1,4 +1,4 @@
-# 1,000 concurrent SSE clients over 100 jobs (issue 11): bench/bin/sse_watch
+# 1,000 concurrent SSE clients over 100 jobs: bench/bin/sse_watch
 # opens them all, then parts are written with write_parts, out of order (each
 # tenth pair swapped), one commit per round over all jobs, while a fifth of
 # the clients drop their connection three times mid-stream and reconnect with

@@ -1,4 +1,4 @@
-# Bad input and abuse (issue 11), while a fleet streams parts: write_parts
+# Bad input and abuse, while a fleet streams parts: write_parts
 # writes 10 jobs continuously, a well-behaved runner PUTs its parts one by
 # one, an SSE watcher (bench/bin/sse_watch) follows each of the 11 jobs.  Meanwhile,
 # each from its own client address: a connection flood over

@@ -1,4 +1,4 @@
-# Slow reads never stall the service (issue 11): GET /jobs/{id}/log of a
+# Slow reads never stall the service: GET /jobs/{id}/log of a
 # purged log whose S3 does not answer, and a 64 MB log, are answered by the
 # reader processes (buildlog.http_readers) while the event streams keep
 # getting every part as it is written; the slow read's answer comes after

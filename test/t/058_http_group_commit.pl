@@ -1,4 +1,4 @@
-# Group commit across HTTP uploads (issue 11): batches whose bodies complete
+# Group commit across HTTP uploads: batches whose bodies complete
 # together are written in fewer transactions than requests (the counter
 # buildlog_http_ingest_commits_total of GET /metrics), each answered 200
 # only once its parts are committed, every part stored exactly once; in a
