@@ -81,7 +81,10 @@ sub wait_query
 {
 	my ($node, $sql, $expected, $what, %opt) = @_;
 	my $ok = wait_until("$what ($expected)", sub {
-			my ($rc, $out, $err) = $node->psql($opt{db} // 'postgres', $sql);
+			# a server restarting after a crash may refuse psql so early that
+			# writing its input fails (EPIPE): that is "not yet" too
+			my ($rc, $out, $err) = eval { $node->psql($opt{db} // 'postgres', $sql) };
+			return (0, "error: $@") unless defined $rc;
 			my $got = $rc == 0 ? $out : "error: $err";
 			return ($got eq $expected, $got);
 		}, %opt);
