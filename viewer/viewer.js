@@ -460,7 +460,8 @@ function render() {
   cache = next;
   linesEl.replaceChildren(frag);
   linesEl.style.transform = `translateY(${logEl.scrollTop - (virtTop - first * rowH)}px)`;
-  $('info').textContent = `${nLines.toLocaleString('en')} lines, ${nums.length.toLocaleString('en')} parts`;
+  const counted = (n, one) => `${n.toLocaleString('en')} ${one}${n === 1 ? '' : 's'}`;
+  $('info').textContent = `${counted(nLines, 'line')}, ${counted(nums.length, 'part')}`;
   // what waited for this frame: every part the page has is drawn now
   if (drawnStatus && !queue.length && !flushing) { setStatus(...drawnStatus); drawnStatus = null; }
   if (drawnReady) { drawnReady = false; document.documentElement.dataset.ready = '1'; }

@@ -467,7 +467,7 @@ async function setWhole(browser) {
   await statusAndText(page, 'a log set whole: complete, its fold closed, its other lines (CJK, emoji) shown', 'complete',
     [0, 1, 2, 6, 7].map((k) => want11[k]).join('|'));
   is(await page.evaluate(() => [document.getElementById('log').dataset.lines, document.getElementById('info').textContent].join(' / ')),
-    '8 / 8 lines, 1 parts', 'its 8 lines, in one part (the head)');
+    '8 / 8 lines, 1 part', 'its 8 lines, in one part (the head)');
   is((await styleOf(page, 2, '成功 success') || {}).color, 'rgb(17, 99, 41)', 'its colours rendered (SGR 32, the theme green)');
   const last = await styleOf(page, 8, 'last 👍🏽 line');
   ok(last && last.weight === '700' && last.color === 'rgb(207, 34, 46)', 'SGR 1;31 around emoji: bold red', JSON.stringify(last));
@@ -484,7 +484,7 @@ async function setWhole(browser) {
   const big = await open(browser, '/jobs/12');
   await waitFor(big, 'a purged log set whole (30,000 lines, read back from S3): complete, every line indexed', () =>
     document.getElementById('status').dataset.state === 'complete' && document.getElementById('log').dataset.lines === '30000');
-  is(await big.evaluate(() => document.getElementById('info').textContent), '30,000 lines, 1 parts', 'in one part, the head');
+  is(await big.evaluate(() => document.getElementById('info').textContent), '30,000 lines, 1 part', 'in one part, the head');
   await big.setViewport({ width: 1100, height: 4000 });
   const rows12 = await allRows(big).catch((e) => e.message);
   ok(Array.isArray(rows12) && rows12.length === 30000 && rows12.every((r, k) => r[0] === want12[k][0] && r[1] === want12[k][1]),
@@ -613,7 +613,7 @@ async function replacedWhileWatched(browser) {
   await statusAndText(again, 'set whole again while watched (no stream woken): the page finds it in the server\'s index and reads the log again: the new text, complete',
     'complete', againText, 60000);
   is(await again.evaluate(() => window.__atComplete), againText, 'it never said complete over the old text');
-  is(await again.evaluate(() => document.getElementById('info').textContent), '3 lines, 1 parts', 'the new head alone');
+  is(await again.evaluate(() => document.getElementById('info').textContent), '3 lines, 1 part', 'the new head alone');
   await removed.bringToFront();
   await waitFor(removed, 'removed while watched: the page says so, no line left', () =>
     document.getElementById('status').dataset.state === 'removed' && !document.getElementById('message').hidden &&
