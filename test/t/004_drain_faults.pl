@@ -22,7 +22,7 @@ my $root = $ENV{BUILDLOG_ROOT} or plan skip_all => 'BUILDLOG_ROOT not set';
 my $publish = "$root/bench/bin/publish";
 
 # The node connects with a wrong password in the URL: the real one comes
-# from buildlog.amqp_password_file (item 10).
+# from buildlog.amqp_password_file.
 my ($user, $password, $rest) = $url =~ m{^amqp://([^:@]+):([^@]*)@(.*)$}
   or die "BUILDLOG_AMQP_URL $url has no user:password";
 my $fake = 'url-password-not-used';
@@ -123,7 +123,7 @@ sub stat1
 	return $node->safe_psql('postgres', "select $column from buildlog.drain_stats");
 }
 
-# ---- item 9: queue names verbatim (case, > 63 bytes, whitespace trimmed)
+# ---- queue names verbatim (case, > 63 bytes, whitespace trimmed)
 {
 	my $long = 'tq.Long.' . ('x' x 92);    # 100 bytes
 	fresh_queue('Reporting.Jobs.1');
@@ -147,7 +147,7 @@ sub stat1
 		'the refused values changed nothing');
 }
 
-# ---- item 13: a poison delivery in a batch is kept aside with its error
+# ---- a poison delivery in a batch is kept aside with its error
 $node->safe_psql('postgres', q(
 create function public.poison() returns trigger language plpgsql as $$
 begin
@@ -178,7 +178,7 @@ create trigger poison before insert on buildlog.log_parts
 		'1|t', 'drain_stats: one delivery rejected because of an error, after split retries');
 }
 
-# ---- items 13 + 18: storing the rejected row fails too: the deliveries are
+# ---- storing the rejected row fails too: the deliveries are
 # held unacked, the worker backs off without going deaf (2 s heartbeat),
 # then stores everything once the fault is gone
 $node->safe_psql('postgres', q(
@@ -220,7 +220,7 @@ create trigger refuse before insert on buildlog.rejected_parts
 }
 $node->safe_psql('postgres', 'drop trigger poison on buildlog.log_parts');
 
-# ---- item 13: a batch is bounded by bytes as well as by count
+# ---- a batch is bounded by bytes as well as by count
 {
 	fresh_queue('tq.bytes');
 	$node->safe_psql('postgres', q(
@@ -246,7 +246,7 @@ select pg_reload_conf();
 ));
 }
 
-# ---- item 13: a batch too large for the lock table is split until it fits
+# ---- a batch too large for the lock table is split until it fits
 {
 	fresh_queue('tq.locks');
 	my $offset = -s $node->logfile;
@@ -273,7 +273,7 @@ buildlog.flush_ms = 2000
 		'the split was logged with its error');
 }
 
-# ---- item 3: durable acks whatever synchronous_commit says; item 11: the
+# ---- durable acks whatever synchronous_commit says; the
 # workers' sessions ignore a hostile database search_path
 $node->append_conf('postgresql.conf', qq(
 max_locks_per_transaction = 64
@@ -339,7 +339,7 @@ sub poll_start
 		}, interval => 0.2);
 }
 
-# ---- item 2: pg_cancel_backend() on idle workers cancels nothing
+# ---- pg_cancel_backend() on idle workers cancels nothing
 {
 	my %pid = (
 		drain => stat1('pid'),
@@ -364,7 +364,7 @@ select string_agg(pid::text, ' ' order by pid) from (
 		join(' ', sort { $a <=> $b } values %pid), 'drain, scheduler and archive: same PIDs');
 }
 
-# ---- item 17: many jobs failing at once log one line per kind of error
+# ---- many jobs failing at once log one line per kind of error
 {
 	$node->safe_psql('postgres', q(
 create function public.broken() returns trigger language plpgsql as $$
@@ -389,7 +389,7 @@ select buildlog.write_parts(array_agg(j::bigint), array_agg(0), array_agg('x'::t
 	$node->safe_psql('postgres', 'drop trigger broken on buildlog.logs');
 }
 
-# ---- item 10: the AMQP password in no monitoring path; the file supplies it
+# ---- the AMQP password in no monitoring path; the file supplies it
 {
 	$node->safe_psql('postgres', q(
 create role watcher login;
@@ -418,7 +418,7 @@ $node->stop;
 my $log = slurp_file($node->logfile);
 unlike($log, qr/\Q$fake\E/, 'the URL password never appears in the server log');
 
-# ---- item 14: too few worker slots: a clear warning, the scheduler first
+# ---- too few worker slots: a clear warning, the scheduler first
 {
 	my $http_port = PostgreSQL::Test::Cluster::get_free_port();
 	my $small = PostgreSQL::Test::Cluster->new('slots');

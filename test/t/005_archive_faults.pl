@@ -1,14 +1,14 @@
 # The archive under faults and hostile use, against a real s3rver:
 #  - keys read from files, never in pg_settings, SHOW, the log or error texts,
-#    also for a member of pg_read_all_settings and pg_monitor (item 10);
+#    also for a member of pg_read_all_settings and pg_monitor;
 #  - parts(job, after) of a purged log reads only the byte range it needs,
-#    validated against the recorded size and ETag (item 16c);
+#    validated against the recorded size and ETag;
 #  - aggregate() downloads a purged log's archive before taking the job's
 #    lock: a writer of the job is not blocked while S3 stalls (it returns
 #    while aggregate() still waits), and every S3 request gives up at
-#    buildlog.s3_request_timeout, not the whole s3_timeout (items 16a, 16b);
+#    buildlog.s3_request_timeout, not the whole s3_timeout;
 #  - removing or replacing a log deletes its archive object, proven by a
-#    HEAD 404, retried while S3 is down and across a restart (item 12).
+#    HEAD 404, retried while S3 is down and across a restart.
 #
 # Needs BUILDLOG_S3_ENDPOINT and BUILDLOG_ROOT (script/test sets them).
 use strict;
@@ -95,7 +95,7 @@ sub set_conf
 	wait_query($node, "select current_setting('$name')", $value, "reloaded $name");
 }
 
-# ---------------------------------------------------------------- item 10
+# ---------------------------------------------------------------- secrets
 {
 	write_job(1, 20);
 	wait_purged(1);
@@ -134,7 +134,7 @@ select buildlog.fetch(1)');
 		'key file readable again: fetch() works');
 }
 
-# ---------------------------------------------------------------- item 16c
+# ---------------------------------------------------------------- range reads of purged logs
 {
 	write_job(2, 50);
 	my $before = $node->safe_psql('postgres',
@@ -178,7 +178,7 @@ select count(*) from buildlog.parts(2, 40)');
 		'replaced object: the range read is refused (Content-Range total differs from archive_size)');
 }
 
-# ---------------------------------------------------------------- items 16a, 16b
+# ---------------------------------------------------------------- a slow S3 and the writers
 {
 	write_job(4, 20);
 	wait_purged(4);
@@ -266,7 +266,7 @@ select pg_reload_conf();));
 		't', 'the log is the restored archive with both late parts at their places');
 }
 
-# ---------------------------------------------------------------- item 12
+# ---------------------------------------------------------------- removal deletes the archive
 my $key = sub { $node->safe_psql('postgres', "select buildlog.s3_key($_[0])") };
 my $head = sub { $node->safe_psql('postgres', "select outcome from buildlog.s3_head(buildlog.s3_key($_[0]))") };
 {
@@ -344,7 +344,7 @@ select position('job 8 part' in coalesce(buildlog.log(8), ''));));
 	is($head->(8), 'not_found', 'the object of job 8 is gone');
 }
 
-# ---------------------------------------------------------------- item 1: redact()
+# ---------------------------------------------------------------- redact()
 # a purged log is restored, redacted, archived again over the old object,
 # verified and purged; the object never keeps the secret once that is done
 {
