@@ -348,33 +348,35 @@ typedef struct PartEvent
 	int			len;
 } PartEvent;
 
-/* A part as an event's data from its content already JSON-escaped (by a reader). */
+/* Start a part's event data in buf: {"number":N,"final":B,"content": */
 static void
-part_event_escaped(int32 number, bool final, const char *json, int len, PartEvent *ev)
+part_event_open(StringInfo buf, int32 number, bool final)
 {
-	StringInfoData buf;
+	initStringInfo(buf);
+	appendStringInfo(buf, "{\"number\":%d,\"final\":%s,\"content\":",
+					 number, final ? "true" : "false");
+}
 
+/* Close the event data begun by part_event_open (its content appended) into *ev. */
+static void
+part_event_close(StringInfo buf, int32 number, bool final, PartEvent *ev)
+{
+	appendStringInfoChar(buf, '}');
 	ev->number = number;
 	ev->final = final;
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"number\":%d,\"final\":%s,\"content\":",
-					 number, final ? "true" : "false");
-	appendBinaryStringInfo(&buf, json, len);
-	appendStringInfoChar(&buf, '}');
-	ev->data = buf.data;
-	ev->len = buf.len;
+	ev->data = buf->data;
+	ev->len = buf->len;
 }
 
 /* A part as an event's data, JSON-escaped here once for every stream. */
 static void
 part_event(int32 number, bool final, const char *content, PartEvent *ev)
 {
-	StringInfoData json;
+	StringInfoData buf;
 
-	initStringInfo(&json);
-	escape_json(&json, content);
-	part_event_escaped(number, final, json.data, json.len, ev);
-	pfree(json.data);
+	part_event_open(&buf, number, final);
+	escape_json(&buf, content);
+	part_event_close(&buf, number, final, ev);
 }
 
 /*
@@ -580,21 +582,22 @@ feed_records(EventStream *st, const char *mem, bool cap)
 			return false;
 		if (rec.number >= HEAD_NUMBER)
 		{
-			char	   *json;
+			StringInfoData buf;
 			PartEvent	ev;
 
 			if ((uint64) st->answer_left < rec.len)
 				return false;
-			json = MemoryContextAllocHuge(CurrentMemoryContext, (Size) rec.len + 1);
-			if (!answer_take(st, &mem, json, rec.len))
+			/* the content comes escaped: read it straight into the event's data */
+			part_event_open(&buf, rec.number, rec.final);
+			enlargeStringInfo(&buf, (int) rec.len);
+			if (!answer_take(st, &mem, buf.data + buf.len, rec.len))
 				return false;
+			buf.len += rec.len;
+			buf.data[buf.len] = '\0';
+			part_event_close(&buf, rec.number, rec.final, &ev);
 			if (!has_number(st, rec.number))
-			{
-				part_event_escaped(rec.number, rec.final, json, (int) rec.len, &ev);
 				append_new_parts(st, &ev, 1);
-				pfree(ev.data);
-			}
-			pfree(json);
+			pfree(ev.data);
 			continue;
 		}
 		if (!answer_take(st, &mem, (char *) &fin, sizeof(fin)))
