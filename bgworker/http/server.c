@@ -421,7 +421,7 @@ method_not_allowed(HttpResponse *r, const char *method, const char *allow)
 
 /* GET /healthz: "ok" while the worker serves. */
 static void
-route_healthz(HttpWorker *h, HttpRequest *req)
+route_healthz(HttpWorker *h, HttpRequest *req, int arg)
 {
 	buildlog_http_set_body(req->out, MHD_HTTP_OK, "text/plain; charset=utf-8",
 						   MemoryContextStrdup(req->out->cxt, "ok\n"), 3);
@@ -429,7 +429,7 @@ route_healthz(HttpWorker *h, HttpRequest *req)
 
 /* GET /metrics: a step of the worker (metrics.c). */
 static void
-route_metrics(HttpWorker *h, HttpRequest *req)
+route_metrics(HttpWorker *h, HttpRequest *req, int arg)
 {
 	char		what[64];
 
@@ -443,58 +443,28 @@ route_metrics(HttpWorker *h, HttpRequest *req)
 	}
 }
 
-/* A read of the readers, after the read token when reads need one. */
+/* A read of the readers (arg: its HttpReadKind), after the read token when reads need one. */
 static void
-route_read(HttpWorker *h, HttpRequest *req, HttpReadKind kind)
+route_read(HttpWorker *h, HttpRequest *req, int arg)
 {
 	TokenClaims claims;
 
 	if (!buildlog_http_read_tokens ||
 		buildlog_http_authorize(h, req->conn, req->job_id, TOKEN_READ, req->out, &claims))
-		serve_read(h, req, kind);
+		serve_read(h, req, (HttpReadKind) arg);
 }
 
+/* An upload of parts (arg: HTTP_UPLOAD_BATCH / _LOG, or a part's number): its body is read first. */
 static void
-route_get_log(HttpWorker *h, HttpRequest *req)
+route_upload(HttpWorker *h, HttpRequest *req, int arg)
 {
-	route_read(h, req, HTTP_READ_LOG);
-}
-
-static void
-route_get_parts(HttpWorker *h, HttpRequest *req)
-{
-	route_read(h, req, HTTP_READ_PARTS);
-}
-
-static void
-route_get_bundle(HttpWorker *h, HttpRequest *req)
-{
-	route_read(h, req, HTTP_READ_BUNDLE);
-}
-
-/* An upload of parts (number, or HTTP_UPLOAD_BATCH / _LOG): its body is read first. */
-static void
-route_upload(HttpWorker *h, HttpRequest *req, int32 number)
-{
-	if (buildlog_http_ingest_begin(h, req->conn, req->job_id, number, req->out, req->state))
+	if (buildlog_http_ingest_begin(h, req->conn, req->job_id, arg, req->out, req->state))
 		req->reading = true;
-}
-
-static void
-route_post_parts(HttpWorker *h, HttpRequest *req)
-{
-	route_upload(h, req, HTTP_UPLOAD_BATCH);
-}
-
-static void
-route_put_log(HttpWorker *h, HttpRequest *req)
-{
-	route_upload(h, req, HTTP_UPLOAD_LOG);
 }
 
 /* PUT /jobs/{id}/parts/{number}: one part (number, or "last"). */
 static void
-route_put_part(HttpWorker *h, HttpRequest *req)
+route_put_part(HttpWorker *h, HttpRequest *req, int arg)
 {
 	const char *rest = "";
 	int64		job_id;
@@ -511,7 +481,7 @@ route_put_part(HttpWorker *h, HttpRequest *req)
 
 /* POST or PUT /jobs/{id}/stream, or HEAD for its offset (stream_upload.c). */
 static void
-route_stream(HttpWorker *h, HttpRequest *req)
+route_stream(HttpWorker *h, HttpRequest *req, int arg)
 {
 	bool		head = strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0;
 
@@ -521,7 +491,7 @@ route_stream(HttpWorker *h, HttpRequest *req)
 
 /* GET /jobs/{id}/events: an event stream (events.c), queued by itself. */
 static void
-route_events(HttpWorker *h, HttpRequest *req)
+route_events(HttpWorker *h, HttpRequest *req, int arg)
 {
 	HttpResponse *r = req->out;
 	unsigned int status;
@@ -554,32 +524,33 @@ route_events(HttpWorker *h, HttpRequest *req)
 /*
  * The routes: a path ("/..." whole, else what follows /jobs/{id}/; a path
  * ending in '/' is a prefix), a method (GET also answers HEAD unless
- * no_head) and its handler.  A path with no route for the method answers
- * 405 listing the methods it has.  The viewer's page and assets are served
- * by viewer.c before these.
+ * no_head), its handler and the handler's argument.  A path with no route
+ * for the method answers 405 listing the methods it has.  The viewer's
+ * page and assets are served by viewer.c before these.
  */
 typedef struct Route
 {
 	const char *path;
 	const char *method;
 	bool		no_head;
-	void		(*handle) (HttpWorker *h, HttpRequest *req);
+	void		(*handle) (HttpWorker *h, HttpRequest *req, int arg);
+	int			arg;			/* what the handler is given */
 } Route;
 
 static const Route routes[] = {
-	{"/healthz", "GET", false, route_healthz},
-	{"/metrics", "GET", false, route_metrics},
-	{"log", "GET", false, route_get_log},
-	{"log", "PUT", false, route_put_log},
-	{"parts", "GET", false, route_get_parts},
-	{"parts", "POST", false, route_post_parts},
-	{"parts/", "PUT", false, route_put_part},
-	{"bundle", "GET", false, route_get_bundle},
-	{"events", "GET", true, route_events},
-	{"stream", "HEAD", false, route_stream},
-	{"stream", "POST", false, route_stream},
-	{"stream", "PUT", false, route_stream},
-	{NULL, NULL, false, NULL}
+	{"/healthz", "GET", false, route_healthz, 0},
+	{"/metrics", "GET", false, route_metrics, 0},
+	{"log", "GET", false, route_read, HTTP_READ_LOG},
+	{"log", "PUT", false, route_upload, HTTP_UPLOAD_LOG},
+	{"parts", "GET", false, route_read, HTTP_READ_PARTS},
+	{"parts", "POST", false, route_upload, HTTP_UPLOAD_BATCH},
+	{"parts/", "PUT", false, route_put_part, 0},
+	{"bundle", "GET", false, route_read, HTTP_READ_BUNDLE},
+	{"events", "GET", true, route_events, 0},
+	{"stream", "HEAD", false, route_stream, 0},
+	{"stream", "POST", false, route_stream, 0},
+	{"stream", "PUT", false, route_stream, 0},
+	{NULL, NULL, false, NULL, 0}
 };
 
 /* Does a route's path match the request's (the whole path, or what follows /jobs/{id}/)? */
@@ -622,7 +593,7 @@ route(HttpWorker *h, HttpRequest *req)
 		known = true;
 		if (route_method_matches(route, req->method))
 		{
-			route->handle(h, req);
+			route->handle(h, req, route->arg);
 			return;
 		}
 	}
