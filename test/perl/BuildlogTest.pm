@@ -466,4 +466,40 @@ sub sse_events
 	return @ev;
 }
 
+
+# http_request(CURL ARGS...): one request by curl (at most 30 s): (status, the
+# headers as a hash of lower-case names, the body's bytes).
+push @EXPORT, qw(http_request http_metric rss_anon);
+my $http_dir;
+sub http_request
+{
+	$http_dir //= PostgreSQL::Test::Utils::tempdir();
+	unlink("$http_dir/head", "$http_dir/body");
+	run_command([ 'curl', '-s', '-S', '--max-time', '30', '-D', "$http_dir/head", '-o', "$http_dir/body", @_ ]);
+	my $head = -e "$http_dir/head" ? slurp_file("$http_dir/head") : '';
+	my $body = -e "$http_dir/body" ? slurp_file("$http_dir/body") : '';
+	my ($status) = $head =~ m{^HTTP/1\.[01] (\d+)};
+	my %h = map { my ($k, $v) = split /:\s*/, $_, 2; (lc($k) => $v) } grep { /:/ } split /\r\n/, $head;
+	return ($status // 0, \%h, $body);
+}
+
+# http_metric(BASE, NAME): the sum of a metric of GET BASE/metrics over its labels.
+sub http_metric
+{
+	my ($base, $name) = @_;
+	my (undef, undef, $m) = http_request("$base/metrics");
+	my $n = 0;
+	$n += $1 while $m =~ /^\Q$name\E(?:\{[^}]*\})? (\d+)$/mg;
+	return $n;
+}
+
+# rss_anon(PID): the process's anonymous resident memory in kB (0 when gone).
+sub rss_anon
+{
+	my ($pid) = @_;
+	open my $fh, '<', "/proc/$pid/status" or return 0;
+	my ($kb) = join('', <$fh>) =~ /^RssAnon:\s+(\d+)/m;
+	return $kb // 0;
+}
+
 1;

@@ -16,18 +16,7 @@ use IO::Socket::INET;
 my ($node, $base, $port) = http_node('http');
 
 # curl(ARGS...): (status, headers as a hash of lower-case names, body bytes)
-my $tmp = PostgreSQL::Test::Utils::tempdir();
-sub curl
-{
-	my @args = @_;
-	unlink("$tmp/head", "$tmp/body");
-	run_command([ 'curl', '-s', '-S', '--max-time', '10', '-D', "$tmp/head", '-o', "$tmp/body", @args ]);
-	my $head = -e "$tmp/head" ? slurp_file("$tmp/head") : '';
-	my $body = -e "$tmp/body" ? slurp_file("$tmp/body") : '';
-	my ($status) = $head =~ m{^HTTP/1\.[01] (\d+)};
-	my %h = map { my ($k, $v) = split /:\s*/, $_, 2; (lc($k) => $v) } grep { /:/ } split /\r\n/, $head;
-	return ($status // 0, \%h, $body);
-}
+sub curl { return http_request(@_) }
 
 
 # a running log with an ANSI colour, a multi-byte character and three parts

@@ -26,16 +26,7 @@ buildlog.s3_prefix = 't059/'
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 
 # curl(ARGS...): (status, headers as a hash of lower-case names, body bytes)
-sub curl
-{
-	unlink("$tmp/head", "$tmp/body");
-	run_command([ 'curl', '-s', '-S', '--max-time', '30', '-D', "$tmp/head", '-o', "$tmp/body", @_ ]);
-	my $head = -e "$tmp/head" ? slurp_file("$tmp/head") : '';
-	my $body = -e "$tmp/body" ? slurp_file("$tmp/body") : '';
-	my ($status) = $head =~ m{^HTTP/1\.[01] (\d+)};
-	my %h = map { my ($k, $v) = split /:\s*/, $_, 2; (lc($k) => $v) } grep { /:/ } split /\r\n/, $head;
-	return ($status // 0, \%h, $body);
-}
+sub curl { return http_request(@_) }
 
 # A stream read into a file, and its complete events (BuildlogTest).
 sub open_stream { return sse_open(@_) }

@@ -105,21 +105,7 @@ $h->finish;
 cmp_ok(reads() - $r0, '<=', 2, 'with one read');
 
 # backpressure: a 10 MB log of escapes (60 MB as JSON), six clients that read nothing
-sub metric
-{
-	my ($name) = @_;
-	my (undef, $m) = curl("$base/metrics");
-	my $n = 0;
-	$n += $1 while $m =~ /^\Q$name\E(?:\{[^}]*\})? (\d+)$/mg;
-	return $n;
-}
-sub rss_anon
-{
-	my ($pid) = @_;
-	open my $fh, '<', "/proc/$pid/status" or return 0;
-	my ($kb) = join('', <$fh>) =~ /^RssAnon:\s+(\d+)/m;
-	return $kb // 0;
-}
+sub metric { return http_metric($base, $_[0]) }
 $node->safe_psql('postgres', q{select buildlog.write_parts(array_fill(4::bigint, array[101]),
   array(select generate_series(0, 100)),
   array(select case when x = 100 then '' else repeat(chr(27) || 'x', 51200) end from generate_series(0, 100) x),

@@ -31,14 +31,7 @@ sub curl
 	return ($status // 0, $head, -e "$tmp/body" ? slurp_file("$tmp/body") : '');
 }
 
-sub metric
-{
-	my ($name) = @_;
-	my (undef, undef, $m) = curl("$base/metrics");
-	my $n = 0;
-	$n += $1 while $m =~ /^\Q$name\E(?:\{[^}]*\})? (\d+)$/mg;
-	return $n;
-}
+sub metric { return http_metric($base, $_[0]) }
 
 # open_stream(): a raw client of a running job's event stream (reads nothing)
 sub open_stream

@@ -164,13 +164,6 @@ is(query(q{select string_agg(content, '' order by number) from buildlog.log_part
 	'its bytes after the takeover were not stored');
 
 # backpressure: 40 MB piped at full speed into one stream upload
-sub rss_anon
-{
-	my ($pid) = @_;
-	open my $f, '<', "/proc/$pid/status" or return 0;
-	my ($kb) = join('', <$f>) =~ /^RssAnon:\s+(\d+)/m;
-	return $kb // 0;
-}
 my $worker = query(q{select pid from pg_stat_activity where backend_type = 'buildlog http'});
 my $src = "$tmp/src";
 open(my $out, '>', $src) or die $!;
