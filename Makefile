@@ -19,6 +19,7 @@ OBJS = \
 	extension/aggregate.o \
 	extension/read.o \
 	extension/set_content.o \
+	extension/stream_offsets.o \
 	extension/redact.o \
 	extension/rejected.o \
 	extension/amqp_client.o \

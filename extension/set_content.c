@@ -23,6 +23,7 @@
 #include "merge.h"
 #include "joblock.h"
 #include "spiutil.h"
+#include "stream_offsets.h"
 
 PG_FUNCTION_INFO_V1(buildlog_set_content);
 
@@ -95,6 +96,8 @@ buildlog_set_content(PG_FUNCTION_ARGS)
 							   " else l.archive_delete_attempts end",
 							   3, types),
 				 values, nulls, false, SPI_OK_INSERT);
+	/* a stream resuming after this starts from the new text */
+	buildlog_stream_offsets_forget(job_id);
 	SPI_finish();
 	PG_RETURN_INT64((int64) discarded);
 }

@@ -2,7 +2,8 @@
 -- declarations back.  Revocations are lost: tokens they refused are valid
 -- again until they expire (a WARNING says so when there are any).  Logs and
 -- parts are kept.  Tokens issued since 0.3.1 (bl2) keep working: the library
--- checks both forms.
+-- checks both forms.  Stream offsets are dropped: a runner resuming a stream
+-- is then told a range of offsets unless its log is empty.
 \echo Use "ALTER EXTENSION buildlog UPDATE TO '0.3.0'" to load this file. \quit
 
 do $$
@@ -19,6 +20,8 @@ end
 $$;
 -- (a change the HTTP worker is told of at the commit: it forgets them)
 delete from buildlog.token_revocations;
+alter extension buildlog drop table buildlog.stream_offsets;
+drop table buildlog.stream_offsets;
 alter extension buildlog drop table buildlog.token_revocations;
 drop table buildlog.token_revocations;
 drop function buildlog.token_revocations_changed();

@@ -195,6 +195,22 @@ comment on column buildlog.token_revocations.revoked_at is
 select pg_catalog.pg_extension_config_dump('buildlog.token_revocations', '');
 create index token_revocations_revoked_at on buildlog.token_revocations (revoked_at);
 
+-- Where each job's HTTP stream upload stands, written by the group commit in
+-- the transaction that stores the stream's parts: a runner resuming after a
+-- restart of the HTTP worker, or on another primary, is told the offset the
+-- database holds.
+create table buildlog.stream_offsets (
+  job_id      bigint primary key check (job_id > 0),
+  raw_bytes   bigint not null check (raw_bytes >= 0),
+  next_number int4 not null check (next_number >= 0),
+  updated_at  timestamptz not null default now()
+);
+comment on table buildlog.stream_offsets is
+  'Where the HTTP stream upload (POST /jobs/{id}/stream) of each job stands: raw_bytes of the runner''s body are stored, and its next part gets next_number. Written by the group commit with the parts; deleted when the log is set whole, removed or purged.';
+comment on column buildlog.stream_offsets.raw_bytes is
+  'Bytes of the stream''s raw body that are stored (before U+FFFD cleaning): the offset HEAD /jobs/{id}/stream tells.';
+select pg_catalog.pg_extension_config_dump('buildlog.stream_offsets', '');
+
 -- ------------------------------------------------ ingest
 
 create type buildlog.write_result as (parts bigint, bytes bigint, replaced bigint);

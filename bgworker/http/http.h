@@ -86,14 +86,14 @@ typedef struct HttpWorker
 	int			ngroup;
 	MemoryContext group_cxt;	/* their parts; reset after each group */
 	dlist_head	uploads;		/* open POST /jobs/{id}/stream requests */
-	struct HTAB *stream_jobs;	/* job id -> what its streams hold */
+	struct HTAB *stream_jobs;	/* job id -> its stream writes not yet decided */
+	dlist_head	stream_waits;	/* stream requests waiting for those */
 	uint64		stream_serial;
 	int			group_slot;		/* read slot of the group a reader writes, or -1 */
 	struct GroupWrite **group_writes;	/* that group's writes */
 	int			group_n;
 	MemoryContext group_inflight_cxt;	/* where they live */
 	int64		group_seq;		/* names the groups' files */
-	bool		group_sync;		/* write the group here (before an offset is told) */
 } HttpWorker;
 
 /* Send a built response (common headers, counted); an MHD_Result. */
@@ -251,7 +251,8 @@ extern PGDLLEXPORT void buildlog_http_reader_main(Datum arg);
 typedef enum HttpUploadKind
 {
 	HTTP_KIND_PARTS = 1,		/* POST/PUT parts, PUT log (uploads.c) */
-	HTTP_KIND_STREAM			/* POST /jobs/{id}/stream (stream_upload.c) */
+	HTTP_KIND_STREAM,			/* POST /jobs/{id}/stream (stream_upload.c) */
+	HTTP_KIND_STREAM_WAIT		/* a stream request waiting for the job's writes */
 } HttpUploadKind;
 
 /*
@@ -274,6 +275,8 @@ typedef struct GroupWrite
 	void	   *owner;			/* what done() answers */
 	uint64		serial;			/* of a stream: which request it came from */
 	int64		raw;			/* of a stream: raw body bytes covered */
+	int64		raw_end;		/* of a stream: its raw offset after this write */
+	int32		next_number;	/* of a stream: the number after this write's */
 	/* the outcome */
 	unsigned int status;
 	const char *title;
@@ -292,12 +295,6 @@ extern GroupWrite *buildlog_http_group_add(HttpWorker *h, int64 job_id, TokenSco
  */
 extern void buildlog_http_group_commit(HttpWorker *h);
 
-/*
- * The same, in this process, after the group a reader writes (if any): the
- * uploads written before it returns (a stream's offset is told after it).
- */
-extern void buildlog_http_group_commit_now(HttpWorker *h);
-
 /* The group a reader wrote (read slot i) is answered: answer its writes. */
 extern void buildlog_http_group_done(HttpWorker *h, int i);
 
@@ -315,7 +312,9 @@ extern void buildlog_http_stream_init(HttpWorker *h);
 /*
  * POST (or PUT) /jobs/{id}/stream, first call: check the token, the type,
  * the length and the offset; false with the refusal in r, or true with
- * *state set.  HEAD answers the offset held (in r, true with *state NULL).
+ * *state set.  HEAD answers the offset held (in r, false).  While the job
+ * has writes in flight, the request waits for them, suspended: true with
+ * *state a wait, and it is called again with it when resumed.
  */
 extern bool buildlog_http_stream_begin(HttpWorker *h, struct MHD_Connection *conn,
 									   int64 job_id, bool head, HttpResponse *r,
@@ -328,6 +327,9 @@ extern bool buildlog_http_stream_begin(HttpWorker *h, struct MHD_Connection *con
  */
 extern bool buildlog_http_stream_data(HttpWorker *h, void *state, const char *data,
 									  size_t *len, HttpResponse *r);
+
+/* A stream request that waited for its job's writes is resumed or gone: free its wait. */
+extern void buildlog_http_stream_wait_free(HttpWorker *h, void *state);
 
 /* The body is complete: flush, wait for the commit, then answer in r (0: wait). */
 extern void buildlog_http_stream_finish(HttpWorker *h, void *state, HttpResponse *r);

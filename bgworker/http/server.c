@@ -183,6 +183,8 @@ request_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
 		buildlog_http_read_abandon(h, *con_cls);
 	else if (buildlog_http_upload_kind(*con_cls) == HTTP_KIND_STREAM)
 		buildlog_http_stream_free(h, *con_cls, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+	else if (buildlog_http_upload_kind(*con_cls) == HTTP_KIND_STREAM_WAIT)
+		buildlog_http_stream_wait_free(h, *con_cls);
 	else
 		buildlog_http_ingest_free(*con_cls);
 	*con_cls = NULL;
@@ -745,6 +747,7 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 	HttpWorker *h = (HttpWorker *) cls;
 	HttpResponse out;
 	HttpRequest req;
+	bool		waited;
 
 	memset(&out, 0, sizeof(out));
 	memset(&req, 0, sizeof(req));
@@ -764,7 +767,9 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 		*con_cls = NULL;		/* the second call: route it now */
 	else if (*con_cls != NULL && buildlog_http_read_pending(h, *con_cls))
 		return (enum MHD_Result) buildlog_http_read_answer(h, conn, con_cls);
-	if (*con_cls != NULL && buildlog_http_upload_kind(*con_cls) == HTTP_KIND_STREAM)
+	/* a stream request resumed after waiting for its job's writes: routed again */
+	waited = *con_cls != NULL && buildlog_http_upload_kind(*con_cls) == HTTP_KIND_STREAM_WAIT;
+	if (!waited && *con_cls != NULL && buildlog_http_upload_kind(*con_cls) == HTTP_KIND_STREAM)
 	{
 		/* a stream's body, slice by slice, then the answer after its commit */
 		if (*upload_data_size > 0)
@@ -777,7 +782,7 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 		buildlog_http_stream_finish(h, *con_cls, &out);
 		return out.status == 0 ? MHD_YES : (enum MHD_Result) buildlog_http_send(h, conn, &out);
 	}
-	if (*con_cls != NULL)
+	if (!waited && *con_cls != NULL)
 	{
 		/* an upload's body, slice by slice, then the answer */
 		if (*upload_data_size > 0)
@@ -797,10 +802,22 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 	req.url = url;
 	req.out = &out;
 	req.state = con_cls;
-	pg_atomic_fetch_add_u64(&h->stats->requests, 1);
-	if (!buildlog_http_rate_check(conn, &out) || !arguments_ok(conn, &out))
-		return (enum MHD_Result) buildlog_http_send(h, conn, &out);
+	if (!waited)
+	{
+		pg_atomic_fetch_add_u64(&h->stats->requests, 1);
+		if (!buildlog_http_rate_check(conn, &out) || !arguments_ok(conn, &out))
+			return (enum MHD_Result) buildlog_http_send(h, conn, &out);
+	}
 	route(h, &req);
+	if (waited && req.reading && *upload_data_size > 0 &&
+		buildlog_http_upload_kind(*con_cls) == HTTP_KIND_STREAM)
+	{
+		/* body bytes that came while it waited: take them now */
+		buildlog_http_request_phase(conn, HTTP_PHASE_OPEN);
+		if (!buildlog_http_stream_data(h, *con_cls, upload_data, upload_data_size, &out))
+			return (enum MHD_Result) buildlog_http_send(h, conn, &out);
+		return MHD_YES;
+	}
 	/* a bounded body has a deadline; streams and answers have none */
 	buildlog_http_request_phase(conn, req.reading && !is_stream_upload(url) ?
 								HTTP_PHASE_BODY : HTTP_PHASE_OPEN);

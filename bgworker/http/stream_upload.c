@@ -16,13 +16,20 @@
  * watchers see it within milliseconds.
  *
  * Resume: the offset held is counted in raw body bytes (what the runner
- * sent), kept per job in the worker's memory next to the stored size it
- * corresponds to, and derived from the stored log otherwise (where raw and
- * stored sizes agree unless bytes were replaced by U+FFFD).  HEAD
- * /jobs/{id}/stream tells it (Upload-Offset); a request names its start
- * with Content-Range: bytes N-*\/\* or ?offset=N, and any other start than
- * the offset held answers 416 with the offset held.  Numbers continue
- * after the highest one stored.  A clean end of the body writes a final
+ * sent).  The group commit stores it with the parts it covers
+ * (buildlog.stream_offsets), so it is read from the database, never from
+ * this worker's memory or the log's text: it survives a restart of the
+ * worker and a failover.  A log the service did not stream has no offset:
+ * an empty one holds 0; otherwise the raw offset is only known to lie
+ * between a third of the stored size (each U+FFFD may stand for one raw
+ * byte) and the stored size.  HEAD /jobs/{id}/stream tells it
+ * (Upload-Offset); a request names its start with Content-Range: bytes
+ * N-*\/\* or ?offset=N, and any other start than the offset held answers
+ * 416 with the offset held.  Numbers continue after the highest one stored.
+ *
+ * Before an offset is read, the job's writes in flight are committed: the
+ * request waits, suspended, while the job's other streams pause (they read
+ * no more of their bodies), and is resumed once those writes are decided.  A clean end of the body writes a final
  * part (?final=0: not); a request cut off keeps every complete character
  * it delivered and is not final.  The answer (after the last commit) is
  * JSON of what was stored.
@@ -42,6 +49,7 @@
 #include "guc.h"
 #include "http/http.h"
 #include "spiutil.h"
+#include "stream_offsets.h"
 #include "wire.h"
 
 #define STREAM_PART_BYTES	(64 * 1024)
@@ -52,15 +60,25 @@
  */
 #define STREAM_MAX_BACKLOG	(4 * 1024 * 1024)
 #define STREAM_TIMEOUT_S	1800	/* a silent build may pause this long */
-#define STREAM_JOBS_MAX		100000
 
-/* What the worker knows a job's streams hold (raw bytes <-> stored bytes). */
+/* A job's stream writes handed to the group commit and not yet decided. */
 typedef struct StreamJob
 {
 	int64		job_id;			/* hash key */
-	int64		held;			/* raw body bytes stored */
-	int64		stored;			/* the stored log's size then */
+	int			inflight;
 } StreamJob;
+
+/*
+ * A stream request (HEAD, POST or PUT) waiting, suspended, for the job's
+ * writes before its offset is read; libmicrohttpd's per-request pointer.
+ */
+typedef struct StreamWait
+{
+	HttpUploadKind kind;		/* HTTP_KIND_STREAM_WAIT */
+	dlist_node	node;			/* in h->stream_waits */
+	struct MHD_Connection *conn;
+	int64		job_id;
+} StreamWait;
 
 /* One POST /jobs/{id}/stream being read (in the worker's loop context). */
 typedef struct StreamUpload
@@ -100,12 +118,14 @@ typedef struct StreamState
 {
 	int64		job_id;
 	bool		final;
-	int64		size;			/* stored log bytes */
-	int64		fffd;			/* U+FFFD characters in it */
+	bool		has_offset;		/* a stream of the service wrote it */
+	int64		offset;			/* then: raw bytes stored */
+	int64		size;			/* else: stored log bytes */
 	int32		next_number;
 } StreamState;
 
 static SPIPlanPtr state_plan = NULL;
+static SPIPlanPtr state_plan_no_offsets = NULL;
 
 void
 buildlog_http_stream_init(HttpWorker *h)
@@ -118,6 +138,7 @@ buildlog_http_stream_init(HttpWorker *h)
 	ctl.hcxt = h->w.loop_cxt;
 	h->stream_jobs = hash_create("buildlog http stream jobs", 256, &ctl,
 								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	dlist_init(&h->stream_waits);
 	dlist_init(&h->uploads);
 	dlist_init(&h->group);
 	h->group_cxt = AllocSetContextCreate(h->w.loop_cxt, "buildlog http group",
@@ -162,6 +183,8 @@ char_boundary(const unsigned char *b, size_t limit)
 	return limit;
 }
 
+static void stream_flush(HttpWorker *h, StreamUpload *s, bool end);
+
 /* The open stream of this serial, or NULL (gone). */
 static StreamUpload *
 find_upload(HttpWorker *h, uint64 serial)
@@ -199,6 +222,92 @@ backlog(StreamUpload *s)
 	return s->pending.len + (s->taken - s->stored_raw);
 }
 
+/* Count a job's stream writes handed to the group commit (delta +1 / -1). */
+static void
+job_inflight(HttpWorker *h, int64 job_id, int delta)
+{
+	bool		found;
+	StreamJob  *j = hash_search(h->stream_jobs, &job_id, delta > 0 ? HASH_ENTER : HASH_FIND,
+								&found);
+
+	if (j == NULL)
+		return;
+	if (!found)
+		j->inflight = 0;
+	j->inflight += delta;
+	if (j->inflight <= 0)
+		hash_search(h->stream_jobs, &job_id, HASH_REMOVE, NULL);
+}
+
+/* Does a stream request wait for this job's writes (its streams pause then)? */
+static bool
+job_waited_for(HttpWorker *h, int64 job_id)
+{
+	dlist_iter	it;
+
+	dlist_foreach(it, &h->stream_waits)
+		if (dlist_container(StreamWait, node, it.cur)->job_id == job_id)
+			return true;
+	return false;
+}
+
+/* Resume a stream suspended for backpressure or a pause once it may go on. */
+static void
+maybe_resume(HttpWorker *h, StreamUpload *s)
+{
+	if (s->backpressured && !job_waited_for(h, s->job_id) &&
+		(backlog(s) < STREAM_MAX_BACKLOG / 2 || s->fail_status != 0))
+	{
+		s->backpressured = false;
+		MHD_resume_connection(s->conn); /* its body again, where it stopped */
+	}
+}
+
+/*
+ * Is everything the job's streams received decided by the group commit?
+ * If not, their pending bytes are handed to it now.
+ */
+static bool
+job_settled(HttpWorker *h, int64 job_id)
+{
+	bool		found;
+	dlist_iter	it;
+
+	dlist_foreach(it, &h->uploads)
+	{
+		StreamUpload *s = dlist_container(StreamUpload, node, it.cur);
+
+		if (s->job_id == job_id && !s->ended && s->pending.len > 0)
+			stream_flush(h, s, false);
+	}
+	(void) hash_search(h->stream_jobs, &job_id, HASH_FIND, &found);
+	if (found)
+		buildlog_http_group_commit(h);
+	return !found;
+}
+
+/* Resume the requests waiting for the job's writes once they are all decided. */
+static void
+wake_waits(HttpWorker *h, int64 job_id)
+{
+	dlist_mutable_iter it;
+	bool		found;
+
+	(void) hash_search(h->stream_jobs, &job_id, HASH_FIND, &found);
+	if (found)
+		return;
+	dlist_foreach_modify(it, &h->stream_waits)
+	{
+		StreamWait *wait = dlist_container(StreamWait, node, it.cur);
+
+		if (wait->job_id == job_id && wait->conn != NULL)
+		{
+			MHD_resume_connection(wait->conn);
+			wait->conn = NULL;	/* resumed: its request carries on */
+		}
+	}
+}
+
 /*
  * A stream's write is decided: on success the job's offset moves on; the
  * request (if still open) counts it, and once its body is complete and
@@ -208,18 +317,11 @@ static void
 stream_written(HttpWorker *h, GroupWrite *g)
 {
 	StreamUpload *s = find_upload(h, g->serial);
-	bool		found;
-	StreamJob  *j = hash_search(h->stream_jobs, &g->job_id, HASH_FIND, &found);
 
+	job_inflight(h, g->job_id, -1);
+	wake_waits(h, g->job_id);
 	if (g->status == 0)
-	{
-		if (j != NULL && g->parts > 0)
-		{
-			j->held += g->raw;
-			j->stored += g->bytes;
-		}
 		pg_atomic_fetch_add_u64(&h->stats->stream_bytes, g->raw);
-	}
 	if (s == NULL)
 		return;
 	s->inflight--;
@@ -240,11 +342,8 @@ stream_written(HttpWorker *h, GroupWrite *g)
 		s->suspended = false;
 		MHD_resume_connection(s->conn);
 	}
-	else if (s->backpressured && (backlog(s) < STREAM_MAX_BACKLOG / 2 || s->fail_status != 0))
-	{
-		s->backpressured = false;
-		MHD_resume_connection(s->conn);	/* its body again, where it stopped */
-	}
+	else
+		maybe_resume(h, s);
 }
 
 /*
@@ -316,37 +415,65 @@ stream_flush(HttpWorker *h, StreamUpload *s, bool end)
 	g->done = stream_written;
 	s->taken += take;
 	s->inflight++;
+	g->raw_end = s->start + s->taken;
+	g->next_number = s->next_number;
+	job_inflight(h, s->job_id, 1);
 	/* keep the incomplete character */
 	memmove(s->pending.data, s->pending.data + take, keep);
 	s->pending.len = keep;
 	s->pending.data[keep] = '\0';
 }
 
-/* Step: what the job holds (final? stored size, U+FFFD count, next number). */
+/*
+ * Step: what the job holds: final?  The stream's stored offset, or else the
+ * stored size (sizes only: no text is read); the next number.  Index
+ * lookups, whatever the log's size.
+ */
 static int
 state_step(BuildlogWorker *w, void *arg)
 {
 	StreamState *st = (StreamState *) arg;
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(st->job_id)};
+	bool		offsets;
 	bool		isnull;
 	Datum		d;
 
 	buildlog_worker_begin_spi("buildlog http: POST /jobs/{id}/stream");
-	buildlog_run(buildlog_plan(&state_plan,
-							   "select coalesce(l.final_number is not null, false)"
-							   "  or exists (select 1 from buildlog.log_parts p where p.job_id = $1 and p.final),"
-							   " coalesce(octet_length(f.log), 0)::int8,"
-							   " coalesce((octet_length(f.log) - octet_length(replace(f.log, chr(65533), ''))) / 3, 0)::int8,"
-							   " greatest((select max(number) from buildlog.log_parts where job_id = $1 and number < 2147483647),"
-							   "          (select max(n) from unnest(l.part_numbers) n where n < 2147483647))"
-							   " from (select buildlog.fetch($1) log) f"
-							   " left join buildlog.logs l on l.job_id = $1",
-							   1, types),
-				 values, NULL, true, SPI_OK_SELECT);
+	offsets = buildlog_stream_offsets_present();
+#define STATE_SQL(OFFSET, NEXT, JOIN) \
+	"select coalesce(l.final_number is not null, false)" \
+	"  or exists (select 1 from buildlog.log_parts p where p.job_id = $1 and p.final)," \
+	" " OFFSET "," \
+	" case when " OFFSET " is not null then null" \
+	"      when l.purged_at is not null then coalesce(l.archive_size, 0)" \
+	"      else coalesce(octet_length(l.content), 0)::int8" \
+	"         + coalesce((select sum(octet_length(d.content)) from" \
+	"             (select distinct on (p.number) p.content from buildlog.log_parts p" \
+	"               where p.job_id = $1 and not (p.number = any (coalesce(l.part_numbers, '{}')))" \
+	"               order by p.number) d), 0) end," \
+	" greatest(" NEXT " - 1," \
+	"          (select max(number) from buildlog.log_parts where job_id = $1 and number < 2147483647)," \
+	"          (select max(n) from unnest(l.part_numbers) n where n < 2147483647))" \
+	" from (values (1)) one(x)" \
+	" left join buildlog.logs l on l.job_id = $1" JOIN
+	if (offsets)
+		buildlog_run(buildlog_plan(&state_plan,
+								   STATE_SQL("o.raw_bytes", "o.next_number",
+											 " left join buildlog.stream_offsets o on o.job_id = $1"),
+								   1, types),
+					 values, NULL, true, SPI_OK_SELECT);
+	else
+		buildlog_run(buildlog_plan(&state_plan_no_offsets,
+								   STATE_SQL("null::int8", "null::int4", ""), 1, types),
+					 values, NULL, true, SPI_OK_SELECT);
+#undef STATE_SQL
 	st->final = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	st->size = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	st->fffd = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	st->has_offset = !isnull;
+	st->offset = isnull ? 0 : DatumGetInt64(d);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+	st->size = isnull ? 0 : DatumGetInt64(d);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
 	st->next_number = isnull ? 0 : DatumGetInt32(d) + 1;
 	buildlog_worker_commit_spi();
@@ -407,14 +534,9 @@ offset_headers(HttpResponse *r, int64 held, int32 next_number)
 	buildlog_http_add_header(r, "X-Next-Part", v);
 }
 
-/*
- * The job's open streams (not yet at their end): before the offset is read,
- * what they received goes to the database (flushed, then the group commit),
- * so the offset told is what is stored; with take_over they also end (409:
- * another request resumed the job's stream).
- */
+/* End the job's open streams: another request resumed the job's stream (409). */
 static void
-settle_job(HttpWorker *h, int64 job_id, bool take_over)
+take_over(HttpWorker *h, int64 job_id)
 {
 	dlist_iter	it;
 
@@ -422,64 +544,71 @@ settle_job(HttpWorker *h, int64 job_id, bool take_over)
 	{
 		StreamUpload *s = dlist_container(StreamUpload, node, it.cur);
 
-		if (s->job_id != job_id || s->ended)
-			continue;
-		if (take_over)
+		if (s->job_id == job_id && !s->ended)
+		{
 			stream_fail(h, s, MHD_HTTP_CONFLICT, "Conflict",
 						"Another request resumed this job's stream; this one is over.");
-		else
-			stream_flush(h, s, false);
+			maybe_resume(h, s); /* paused: to discard the rest */
+		}
 	}
-	if (!take_over)
-		buildlog_http_group_commit_now(h);
 }
 
 /*
- * The raw offset held for the job: exact from memory, or from the stored
- * size when no byte was replaced; else *lo..*hi bound it (each U+FFFD may
- * stand for 1 to 3 raw bytes) and false.
+ * The raw offset held for the job: exact when its stream wrote it or the
+ * log is empty; else *lo..*held bound it (each U+FFFD stands for 1 to 3 raw
+ * bytes) and false.
  */
 static bool
-held_offset(HttpWorker *h, StreamState *st, int64 *held, int64 *lo)
+held_offset(StreamState *st, int64 *held, int64 *lo)
 {
-	bool		found;
-	StreamJob  *j = hash_search(h->stream_jobs, &st->job_id, HASH_FIND, &found);
-
-	if (j != NULL && st->size >= j->stored)
-		*held = j->held + (st->size - j->stored);
-	else if (st->fffd == 0)
-		*held = st->size;
-	else
+	if (st->has_offset || st->size == 0)
 	{
-		*held = st->size;
-		*lo = st->size - 2 * st->fffd;
-		return false;
+		*held = *lo = st->has_offset ? st->offset : 0;
+		return true;
 	}
-	*lo = *held;
+	*held = st->size;
+	*lo = (st->size + 2) / 3;
+	return false;
+}
+
+/*
+ * Wait (suspended) for the job's writes in flight unless they are all
+ * decided: true when this request now waits, with *state its StreamWait.
+ */
+static bool
+wait_for_job(HttpWorker *h, struct MHD_Connection *conn, int64 job_id, void **state)
+{
+	StreamWait *wait;
+
+	if (job_settled(h, job_id))
+		return false;
+	wait = MemoryContextAllocZero(h->w.loop_cxt, sizeof(StreamWait));
+	wait->kind = HTTP_KIND_STREAM_WAIT;
+	wait->conn = conn;
+	wait->job_id = job_id;
+	dlist_push_tail(&h->stream_waits, &wait->node);
+	MHD_suspend_connection(conn);
+	*state = wait;
 	return true;
 }
 
-/* Remember the job's offset (making room when the table is full). */
-static void
-remember_job(HttpWorker *h, int64 job_id, int64 held, int64 stored)
+/* A waiting request's turn (resumed) or end (gone): free its wait; its job's streams go on. */
+void
+buildlog_http_stream_wait_free(HttpWorker *h, void *state)
 {
-	bool		found;
-	StreamJob  *j;
+	StreamWait *wait = (StreamWait *) state;
+	int64		job_id = wait->job_id;
+	dlist_iter	it;
 
-	if (hash_get_num_entries(h->stream_jobs) >= STREAM_JOBS_MAX)
+	dlist_delete(&wait->node);
+	pfree(wait);
+	dlist_foreach(it, &h->uploads)
 	{
-		HASH_SEQ_STATUS seq;
-		StreamJob  *victim;
+		StreamUpload *s = dlist_container(StreamUpload, node, it.cur);
 
-		hash_seq_init(&seq, h->stream_jobs);
-		victim = hash_seq_search(&seq);
-		hash_seq_term(&seq);
-		if (victim != NULL)
-			hash_search(h->stream_jobs, &victim->job_id, HASH_REMOVE, NULL);
+		if (s->job_id == job_id)
+			maybe_resume(h, s);
 	}
-	j = hash_search(h->stream_jobs, &job_id, HASH_ENTER, &found);
-	j->held = held;
-	j->stored = stored;
 }
 
 bool
@@ -498,6 +627,12 @@ buildlog_http_stream_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	int64		lo;
 	bool		exact;
 
+	/* resumed after a wait: its job's writes are decided; check it all again */
+	if (*state != NULL)
+	{
+		buildlog_http_stream_wait_free(h, *state);
+		*state = NULL;
+	}
 	if (!buildlog_http_authorize(h, conn, job_id, TOKEN_WRITE, r, &claims))
 		return false;
 	scope = claims.scope;
@@ -522,7 +657,8 @@ buildlog_http_stream_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 		if (!requested_offset(conn, r, &offset))
 			return false;
 	}
-	settle_job(h, job_id, false);
+	if (wait_for_job(h, conn, job_id, state))
+		return true;
 	st.job_id = job_id;
 	if (buildlog_worker_run_step(&h->w, "reading a stream's offset", state_step, &st) == WORKER_STEP_ERROR)
 	{
@@ -537,7 +673,7 @@ buildlog_http_stream_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 							  "The job's final part is stored: its write tokens are no longer valid.");
 		return false;
 	}
-	exact = held_offset(h, &st, &held, &lo);
+	exact = held_offset(&st, &held, &lo);
 	if (head)
 	{
 		if (exact)
@@ -553,8 +689,8 @@ buildlog_http_stream_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 			snprintf(v, sizeof(v), INT64_FORMAT "-" INT64_FORMAT, lo, held);
 			buildlog_http_add_header(r, "Upload-Offset-Range", v);
 			buildlog_http_problem(r, MHD_HTTP_CONFLICT, "Conflict",
-								  psprintf("The stored log has %lld replaced bytes (U+FFFD) from before this worker started: the raw offset is between %lld and %lld; resume at the offset you sent.",
-										   (long long) st.fffd, (long long) lo, (long long) held));
+								  psprintf("The job's log was not streamed here, and the raw bytes it came from are not known (each U+FFFD may stand for 1 to 3): the raw offset is between %lld and %lld; resume at the offset you sent.",
+										   (long long) lo, (long long) held));
 		}
 		return false;
 	}
@@ -570,8 +706,7 @@ buildlog_http_stream_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 									   (long long) job_id, (long long) held, (long long) held, (long long) held));
 		return false;
 	}
-	settle_job(h, job_id, true);
-	remember_job(h, job_id, offset, st.size);
+	take_over(h, job_id);
 	s = MemoryContextAllocZero(h->w.loop_cxt, sizeof(StreamUpload));
 	s->kind = HTTP_KIND_STREAM;
 	s->conn = conn;
@@ -627,9 +762,12 @@ buildlog_http_stream_data(HttpWorker *h, void *state, const char *data, size_t *
 		*len = 0;
 		return true;
 	}
-	if (backlog(s) >= STREAM_MAX_BACKLOG)
+	if (backlog(s) >= STREAM_MAX_BACKLOG || job_waited_for(h, s->job_id))
 	{
-		/* backpressure: these bytes stay with libmicrohttpd until resumed */
+		/*
+		 * backpressure, or a pause while a request waits to read the job's
+		 * offset: these bytes stay with libmicrohttpd until resumed
+		 */
 		s->backpressured = true;
 		s->due = GetCurrentTimestamp();
 		MHD_suspend_connection(s->conn);

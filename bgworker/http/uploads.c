@@ -42,6 +42,7 @@
 #include "http/http.h"
 #include "ingest.h"
 #include "spiutil.h"
+#include "stream_offsets.h"
 #include "token.h"
 #include "utf8.h"
 #include "wire.h"
@@ -601,6 +602,40 @@ job_states(GroupRun *run, bool *final, bool *removed)
 }
 
 /*
+ * The streams' offsets after the group, in its transaction: one row per job
+ * (its last write in the group), so a resuming runner is told what the
+ * database holds.
+ */
+static void
+store_stream_offsets(GroupRun *run, const bool *removed)
+{
+	int64	   *jobs = palloc(sizeof(int64) * run->n);
+	int64	   *raw = palloc(sizeof(int64) * run->n);
+	int32	   *next = palloc(sizeof(int32) * run->n);
+	int			m = 0;
+
+	for (int i = run->n - 1; i >= 0; i--)
+	{
+		GroupWrite *g = run->writes[i];
+		bool		seen = false;
+
+		if (g->serial == 0 || g->status != 0 || removed[i])
+			continue;
+		for (int j = 0; j < m && !seen; j++)
+			seen = jobs[j] == g->job_id;
+		if (seen)
+			continue;			/* a later write of the job tells its offset */
+		jobs[m] = g->job_id;
+		raw[m] = g->raw_end;
+		next[m] = g->next_number;
+		m++;
+	}
+	SPI_connect();
+	buildlog_stream_offsets_store(jobs, raw, next, m);
+	SPI_finish();
+}
+
+/*
  * Step: the group in one transaction.  Write tokens of jobs already final
  * are refused (only those writes); the others' parts go through
  * buildlog_ingest in one call and one commit.
@@ -654,6 +689,7 @@ group_step(BuildlogWorker *w, void *arg)
 							   construct_array(numbers, k, INT4OID, 4, true, TYPALIGN_INT),
 							   construct_array(contents, k, TEXTOID, -1, false, TYPALIGN_INT),
 							   construct_array(finals, k, BOOLOID, 1, true, TYPALIGN_CHAR));
+	store_stream_offsets(run, removed);
 	buildlog_worker_commit();
 	return k;
 }
@@ -751,6 +787,8 @@ typedef struct GroupFileWrite
 	int64		job_id;
 	int64		bytes;
 	uint64		serial;
+	int64		raw_end;
+	int32		next_number;
 	int32		scope;
 	int32		n;
 } GroupFileWrite;
@@ -795,7 +833,8 @@ hand_group(HttpWorker *h, GroupWrite **writes, int n)
 	for (int i = 0; i < n; i++)
 	{
 		GroupWrite *g = writes[i];
-		GroupFileWrite fw = {g->job_id, g->bytes, g->serial, (int32) g->scope, g->n};
+		GroupFileWrite fw = {g->job_id, g->bytes, g->serial, g->raw_end, g->next_number,
+		(int32) g->scope, g->n};
 
 		appendBinaryStringInfo(&buf, (char *) &fw, sizeof(fw));
 		for (int j = 0; j < g->n; j++)
@@ -902,6 +941,8 @@ buildlog_http_group_write(BuildlogWorker *w, const HttpReadArgs *args, int reque
 		g->job_id = fw.job_id;
 		g->bytes = fw.bytes;
 		g->serial = fw.serial;
+		g->raw_end = fw.raw_end;
+		g->next_number = fw.next_number;
 		g->scope = (TokenScope) fw.scope;
 		g->n = fw.n;
 		g->numbers = palloc(sizeof(Datum) * Max(g->n, 1));
@@ -1002,33 +1043,6 @@ buildlog_http_group_done(HttpWorker *h, int i)
 }
 
 void
-buildlog_http_group_commit_now(HttpWorker *h)
-{
-	/*
-	 * The group a reader writes first, so the next commits after it.  The
-	 * reader sets our latch when it is done (or when it exits holding the
-	 * group); the timeout only bounds a wait for a reader that vanished.
-	 */
-	while (h->group_slot >= 0)
-	{
-		if (buildlog_http_read_done(h->group_slot))
-			group_done(h, h->group_slot, false);
-		else
-		{
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000,
-							 PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			buildlog_worker_check_interrupts();
-		}
-	}
-	h->group_sync = true;
-	buildlog_http_group_commit(h);
-	h->group_sync = false;
-	/* a wake-up the waits above consumed (a commit for the streams): turn again */
-	SetLatch(MyLatch);
-}
-
-void
 buildlog_http_group_commit(HttpWorker *h)
 {
 	GroupWrite **writes;
@@ -1046,7 +1060,7 @@ buildlog_http_group_commit(HttpWorker *h)
 		dlist_delete(it.cur);
 	}
 	h->ngroup = 0;
-	if (!h->group_sync && hand_group(h, writes, n))
+	if (hand_group(h, writes, n))
 		return;
 	write_groups(&h->w, h->group_cxt, writes, n);
 	writes_done(h, writes, n);

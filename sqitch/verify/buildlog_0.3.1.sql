@@ -11,6 +11,9 @@ BEGIN
   IF pg_catalog.to_regclass('buildlog.token_revocations') IS NULL THEN
     RAISE EXCEPTION 'table buildlog.token_revocations is missing';
   END IF;
+  IF pg_catalog.to_regclass('buildlog.stream_offsets') IS NULL THEN
+    RAISE EXCEPTION 'table buildlog.stream_offsets is missing';
+  END IF;
   IF pg_catalog.to_regprocedure('buildlog.revoke_tokens(bigint)') IS NULL
      OR pg_catalog.to_regprocedure('buildlog.issue_read_token(bigint, interval)') IS NULL
      OR pg_catalog.to_regprocedure('buildlog.issue_write_token(bigint, interval)') IS NULL THEN
