@@ -288,15 +288,11 @@ gather(DrainWorker *w)
 	return n;
 }
 
-/* Parallel arrays for write_parts and rejected_parts. */
+/* The good parts of a batch, and its rejected deliveries' rows. */
 typedef struct BatchArrays
 {
-	int			ngood;
+	PartBatch	good;
 	int64		stored;			/* parts written (none for removed logs) */
-	Datum	   *jobs;
-	Datum	   *numbers;
-	Datum	   *contents;
-	Datum	   *finals;
 	int			nbad;
 	Datum	   *r_queue;
 	Datum	   *r_exchange;
@@ -313,10 +309,7 @@ static void
 alloc_arrays(BatchArrays *b, int n)
 {
 	memset(b, 0, sizeof(*b));
-	b->jobs = palloc(sizeof(Datum) * n);
-	b->numbers = palloc(sizeof(Datum) * n);
-	b->contents = palloc(sizeof(Datum) * n);
-	b->finals = palloc(sizeof(Datum) * n);
+	buildlog_batch_init(&b->good, n);
 	b->r_queue = palloc(sizeof(Datum) * n);
 	b->r_exchange = palloc(sizeof(Datum) * n);
 	b->r_key = palloc(sizeof(Datum) * n);
@@ -359,13 +352,7 @@ parse_batch(AmqpDelivery *d, int n, BatchArrays *b)
 		buildlog_parse_part(d[i].body, d[i].len, buildlog_max_part_bytes, false, &p);
 		b->replaced += p.replaced;
 		if (p.ok)
-		{
-			b->jobs[b->ngood] = Int64GetDatum(p.job_id);
-			b->numbers[b->ngood] = Int32GetDatum(p.number);
-			b->contents[b->ngood] = PointerGetDatum(p.content);
-			b->finals[b->ngood] = BoolGetDatum(p.final);
-			b->ngood++;
-		}
+			buildlog_batch_add(&b->good, p.job_id, p.number, PointerGetDatum(p.content), p.final);
 		else
 			add_rejected(b, &d[i], p.reason);
 	}
@@ -382,15 +369,7 @@ text_array(Datum *d, int n, Oid type)
 static void
 write_batch(BatchArrays *b)
 {
-	if (b->ngood > 0)
-		b->stored = buildlog_ingest(construct_array(b->jobs, b->ngood, INT8OID, 8,
-										FLOAT8PASSBYVAL, TYPALIGN_DOUBLE),
-						construct_array(b->numbers, b->ngood, INT4OID, 4,
-										true, TYPALIGN_INT),
-						construct_array(b->contents, b->ngood, TEXTOID, -1,
-										false, TYPALIGN_INT),
-						construct_array(b->finals, b->ngood, BOOLOID, 1,
-										true, TYPALIGN_CHAR)).parts;
+	b->stored = buildlog_ingest_batch(&b->good).parts;
 	if (b->nbad > 0)
 	{
 		Datum		arrays[7];

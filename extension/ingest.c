@@ -313,3 +313,56 @@ buildlog_clean_utf8(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
 													  values, nulls)));
 }
+
+void
+buildlog_batch_init(PartBatch *b, int cap)
+{
+	cap = Max(cap, 1);
+	memset(b, 0, sizeof(*b));
+	b->cap = cap;
+	b->jobs = palloc(sizeof(Datum) * cap);
+	b->numbers = palloc(sizeof(Datum) * cap);
+	b->contents = palloc(sizeof(Datum) * cap);
+	b->finals = palloc(sizeof(Datum) * cap);
+}
+
+void
+buildlog_batch_add(PartBatch *b, int64 job_id, int32 number, Datum content, bool final)
+{
+	if (b->n == b->cap)
+	{
+		/* repalloc keeps each array in the context it was made in */
+		b->cap *= 2;
+		b->jobs = repalloc(b->jobs, sizeof(Datum) * b->cap);
+		b->numbers = repalloc(b->numbers, sizeof(Datum) * b->cap);
+		b->contents = repalloc(b->contents, sizeof(Datum) * b->cap);
+		b->finals = repalloc(b->finals, sizeof(Datum) * b->cap);
+	}
+	b->jobs[b->n] = Int64GetDatum(job_id);
+	b->numbers[b->n] = Int32GetDatum(number);
+	b->contents[b->n] = content;
+	b->finals[b->n] = BoolGetDatum(final);
+	b->bytes += VARSIZE_ANY_EXHDR(DatumGetPointer(content));
+	b->n++;
+}
+
+void
+buildlog_batch_append(PartBatch *b, const PartBatch *from)
+{
+	for (int i = 0; i < from->n; i++)
+		buildlog_batch_add(b, DatumGetInt64(from->jobs[i]), DatumGetInt32(from->numbers[i]),
+						   from->contents[i], DatumGetBool(from->finals[i]));
+}
+
+IngestResult
+buildlog_ingest_batch(const PartBatch *b)
+{
+	IngestResult none = {0, 0};
+
+	if (b->n == 0)
+		return none;
+	return buildlog_ingest(construct_array(b->jobs, b->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE),
+						   construct_array(b->numbers, b->n, INT4OID, 4, true, TYPALIGN_INT),
+						   construct_array(b->contents, b->n, TEXTOID, -1, false, TYPALIGN_INT),
+						   construct_array(b->finals, b->n, BOOLOID, 1, true, TYPALIGN_CHAR));
+}

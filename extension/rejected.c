@@ -49,13 +49,6 @@ buildlog_store_rejected(Datum *arrays)
 	SPI_finish();
 }
 
-/* One-element array of a fixed-size by-value type. */
-static ArrayType *
-single(Datum d, Oid type, int len, bool byval, char align)
-{
-	return construct_array(&d, 1, type, len, byval, align);
-}
-
 /* Read the stored body of a rejected delivery; errors when unknown. */
 static bytea *
 stored_body(int64 id)
@@ -88,6 +81,7 @@ buildlog_replay_rejected(PG_FUNCTION_ARGS)
 	int64		id = PG_GETARG_INT64(0);
 	bytea	   *body;
 	ParsedPart	part;
+	PartBatch	batch;
 	Oid			types[2] = {INT8OID, BYTEAOID};
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
@@ -105,10 +99,9 @@ buildlog_replay_rejected(PG_FUNCTION_ARGS)
 				 errdetail("%s", part.reason),
 				 errhint("Pass a corrected body: buildlog.replay_rejected(id, fixed_body).")));
 
-	buildlog_ingest(single(Int64GetDatum(part.job_id), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE),
-					single(Int32GetDatum(part.number), INT4OID, 4, true, TYPALIGN_INT),
-					single(PointerGetDatum(part.content), TEXTOID, -1, false, TYPALIGN_INT),
-					single(BoolGetDatum(part.final), BOOLOID, 1, true, TYPALIGN_CHAR));
+	buildlog_batch_init(&batch, 1);
+	buildlog_batch_add(&batch, part.job_id, part.number, PointerGetDatum(part.content), part.final);
+	buildlog_ingest_batch(&batch);
 
 	values[0] = Int64GetDatum(id);
 	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PointerGetDatum(body);

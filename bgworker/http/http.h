@@ -19,6 +19,7 @@
 #include "lib/stringinfo.h"
 
 #include "http/mailbox.h"
+#include "ingest.h"
 #include "shmem.h"
 #include "token.h"
 #include "worker.h"
@@ -265,11 +266,7 @@ typedef struct GroupWrite
 	dlist_node	node;
 	int64		job_id;
 	TokenScope	scope;
-	int			n;
-	Datum	   *numbers;
-	Datum	   *contents;
-	Datum	   *finals;
-	int64		bytes;			/* content bytes */
+	PartBatch	batch;			/* its parts (all of job_id), in group_cxt */
 	int64		replaced;		/* U+FFFD substitutions */
 	void		(*done) (HttpWorker *h, struct GroupWrite *g);
 	void	   *owner;			/* what done() answers */
@@ -284,8 +281,12 @@ typedef struct GroupWrite
 	int64		parts;			/* rows stored */
 } GroupWrite;
 
-/* A new write of n parts for job_id, queued for the next group commit. */
-extern GroupWrite *buildlog_http_group_add(HttpWorker *h, int64 job_id, TokenScope scope, int n);
+/*
+ * A new write of job_id's parts (the batch, made in h->group_cxt, is the
+ * write's from now on), queued for the next group commit.
+ */
+extern GroupWrite *buildlog_http_group_add(HttpWorker *h, int64 job_id, TokenScope scope,
+										   const PartBatch *parts);
 
 /*
  * Write every queued write through buildlog_ingest in one transaction

@@ -329,10 +329,10 @@ stream_written(HttpWorker *h, GroupWrite *g)
 	{
 		s->stored_raw += g->raw;
 		s->parts += g->parts;
-		s->bytes += g->bytes;
+		s->bytes += g->batch.bytes;
 		s->replaced += g->replaced;
-		for (int i = 0; i < g->n; i++)
-			if (DatumGetBool(g->finals[i]))
+		for (int i = 0; i < g->batch.n; i++)
+			if (DatumGetBool(g->batch.finals[i]))
 				s->final_written = true;
 	}
 	else
@@ -364,6 +364,8 @@ stream_flush(HttpWorker *h, StreamUpload *s, bool end)
 	size_t	   *cuts;
 	int			n = 0;
 	size_t		at = 0;
+	PartBatch	batch;
+	int64		replaced = 0;
 	GroupWrite *g;
 	MemoryContext old;
 
@@ -381,8 +383,8 @@ stream_flush(HttpWorker *h, StreamUpload *s, bool end)
 	}
 	if (n == 0)
 		cuts[n++] = 0;			/* the empty final part */
-	g = buildlog_http_group_add(h, s->job_id, s->scope, n);
 	old = MemoryContextSwitchTo(h->group_cxt);
+	buildlog_batch_init(&batch, n);
 	at = 0;
 	for (int i = 0; i < n; i++)
 	{
@@ -397,19 +399,18 @@ stream_flush(HttpWorker *h, StreamUpload *s, bool end)
 		{
 			/* only with a max_part_bytes below 4 bytes */
 			MemoryContextSwitchTo(old);
-			dlist_delete(&g->node);
-			h->ngroup--;
 			stream_fail(h, s, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large", part.reason);
 			return;
 		}
-		g->numbers[i] = Int32GetDatum(s->next_number++);
-		g->contents[i] = PointerGetDatum(part.content);
-		g->finals[i] = BoolGetDatum(final && i == n - 1);
-		g->bytes += VARSIZE_ANY_EXHDR(part.content);
-		g->replaced += part.replaced;
+		buildlog_batch_add(&batch, s->job_id, s->next_number + i, PointerGetDatum(part.content),
+						   final && i == n - 1);
+		replaced += part.replaced;
 		at = cuts[i];
 	}
 	MemoryContextSwitchTo(old);
+	g = buildlog_http_group_add(h, s->job_id, s->scope, &batch);
+	g->replaced = replaced;
+	s->next_number += n;
 	g->raw = take;
 	g->serial = s->serial;
 	g->done = stream_written;

@@ -263,20 +263,12 @@ read_log_part(Upload *u, HttpResponse *r, ParsedPart *part)
 	return false;
 }
 
-/* The parts an upload will write, queued for the group commit. */
+/* The parts an upload will write (in the group's context), queued for the group commit. */
 static void
-queue_upload(IngestRequest *req, Datum *numbers, Datum *contents, Datum *finals, int n,
-			 int64 replaced)
+queue_upload(IngestRequest *req, const PartBatch *parts, int64 replaced)
 {
-	GroupWrite *g = buildlog_http_group_add(req->h, req->u->job_id, req->u->scope, n);
+	GroupWrite *g = buildlog_http_group_add(req->h, req->u->job_id, req->u->scope, parts);
 
-	for (int i = 0; i < n; i++)
-	{
-		g->numbers[i] = numbers[i];
-		g->contents[i] = contents[i];
-		g->finals[i] = finals[i];
-		g->bytes += VARSIZE_ANY_EXHDR(DatumGetPointer(contents[i]));
-	}
 	g->replaced = replaced;
 	g->done = upload_written;
 	g->owner = req->u;
@@ -292,17 +284,15 @@ put_part_step(BuildlogWorker *w, void *arg)
 	IngestRequest *req = (IngestRequest *) arg;
 	Upload	   *u = req->u;
 	ParsedPart	part;
-	Datum		number = Int32GetDatum(u->number);
-	Datum		final;
-	Datum		content;
+	PartBatch	batch;
 
 	buildlog_worker_begin("buildlog http: PUT /jobs/{id}/parts/{number}");
 	MemoryContextSwitchTo(req->h->group_cxt);
 	if (read_log_part(u, req->r, &part))
 	{
-		final = BoolGetDatum(part.final);
-		content = PointerGetDatum(part.content);
-		queue_upload(req, &number, &content, &final, 1, part.replaced);
+		buildlog_batch_init(&batch, 1);
+		buildlog_batch_add(&batch, u->job_id, u->number, PointerGetDatum(part.content), part.final);
+		queue_upload(req, &batch, part.replaced);
 	}
 	buildlog_worker_commit();
 	return 0;
@@ -376,18 +366,12 @@ ingest_step(BuildlogWorker *w, void *arg)
 	HttpResponse *r = req->r;
 	char	   *p = u->body.data;
 	char	   *end = u->body.data + u->body.len;
-	int			cap = 64;
-	int			n = 0;
 	int			line = 0;
-	Datum	   *numbers;
-	Datum	   *contents;
-	Datum	   *finals;
+	PartBatch	batch;
 	int64		replaced = 0;
 
 	MemoryContextSwitchTo(req->h->group_cxt);
-	numbers = palloc(sizeof(Datum) * cap);
-	contents = palloc(sizeof(Datum) * cap);
-	finals = palloc(sizeof(Datum) * cap);
+	buildlog_batch_init(&batch, 64);
 	while (p < end)
 	{
 		char	   *nl = memchr(p, '\n', end - p);
@@ -415,26 +399,17 @@ ingest_step(BuildlogWorker *w, void *arg)
 			MemoryContextSwitchTo(old);
 			return 0;
 		}
-		if (n == cap)
-		{
-			cap *= 2;
-			numbers = repalloc(numbers, sizeof(Datum) * cap);
-			contents = repalloc(contents, sizeof(Datum) * cap);
-			finals = repalloc(finals, sizeof(Datum) * cap);
-		}
-		numbers[n] = Int32GetDatum(part.number);
-		contents[n] = PointerGetDatum(part.content);
-		finals[n] = BoolGetDatum(part.final);
+		buildlog_batch_add(&batch, part.job_id, part.number, PointerGetDatum(part.content),
+						   part.final);
 		replaced += part.replaced;
-		n++;
 		p = nl ? nl + 1 : end;
 	}
-	if (n == 0)
+	if (batch.n == 0)
 	{
 		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request", "The body has no part.");
 		return 0;
 	}
-	queue_upload(req, numbers, contents, finals, n, replaced);
+	queue_upload(req, &batch, replaced);
 	return 0;
 }
 
@@ -529,7 +504,7 @@ upload_written(HttpWorker *h, GroupWrite *g)
 		char	   *answer = MemoryContextAlloc(h->w.loop_cxt, 128);
 
 		snprintf(answer, 128, "{\"parts\":" INT64_FORMAT ",\"bytes\":" INT64_FORMAT ",\"replaced\":" INT64_FORMAT "}\n",
-				 g->parts, g->bytes, g->replaced);
+				 g->parts, g->batch.bytes, g->replaced);
 		buildlog_http_set_body(&r, MHD_HTTP_OK, "application/json", answer, strlen(answer));
 	}
 	else
@@ -544,16 +519,13 @@ upload_written(HttpWorker *h, GroupWrite *g)
 }
 
 GroupWrite *
-buildlog_http_group_add(HttpWorker *h, int64 job_id, TokenScope scope, int n)
+buildlog_http_group_add(HttpWorker *h, int64 job_id, TokenScope scope, const PartBatch *parts)
 {
 	GroupWrite *g = MemoryContextAllocZero(h->group_cxt, sizeof(GroupWrite));
 
 	g->job_id = job_id;
 	g->scope = scope;
-	g->n = n;
-	g->numbers = MemoryContextAllocZero(h->group_cxt, sizeof(Datum) * Max(n, 1));
-	g->contents = MemoryContextAllocZero(h->group_cxt, sizeof(Datum) * Max(n, 1));
-	g->finals = MemoryContextAllocZero(h->group_cxt, sizeof(Datum) * Max(n, 1));
+	g->batch = *parts;
 	dlist_push_tail(&h->group, &g->node);
 	h->ngroup++;
 	return g;
@@ -647,18 +619,11 @@ group_step(BuildlogWorker *w, void *arg)
 	bool	   *final = palloc(sizeof(bool) * run->n);
 	bool	   *removed = palloc(sizeof(bool) * run->n);
 	int			total = 0;
-	int			k = 0;
-	Datum	   *jobs;
-	Datum	   *numbers;
-	Datum	   *contents;
-	Datum	   *finals;
+	PartBatch	all;
 
 	for (int i = 0; i < run->n; i++)
-		total += run->writes[i]->n;
-	jobs = palloc(sizeof(Datum) * Max(total, 1));
-	numbers = palloc(sizeof(Datum) * Max(total, 1));
-	contents = palloc(sizeof(Datum) * Max(total, 1));
-	finals = palloc(sizeof(Datum) * Max(total, 1));
+		total += run->writes[i]->batch.n;
+	buildlog_batch_init(&all, total);
 	buildlog_worker_begin("buildlog http: group commit");
 	job_states(run, final, removed);
 	for (int i = 0; i < run->n; i++)
@@ -674,24 +639,13 @@ group_step(BuildlogWorker *w, void *arg)
 			g->detail = "The job's final part is stored: its write tokens are no longer valid.";
 			continue;
 		}
-		g->parts = removed[i] ? 0 : g->n;
-		for (int j = 0; j < g->n; j++)
-		{
-			jobs[k] = Int64GetDatum(g->job_id);
-			numbers[k] = g->numbers[j];
-			contents[k] = g->contents[j];
-			finals[k] = g->finals[j];
-			k++;
-		}
+		g->parts = removed[i] ? 0 : g->batch.n;
+		buildlog_batch_append(&all, &g->batch);
 	}
-	if (k > 0)
-		(void) buildlog_ingest(construct_array(jobs, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE),
-							   construct_array(numbers, k, INT4OID, 4, true, TYPALIGN_INT),
-							   construct_array(contents, k, TEXTOID, -1, false, TYPALIGN_INT),
-							   construct_array(finals, k, BOOLOID, 1, true, TYPALIGN_CHAR));
+	(void) buildlog_ingest_batch(&all);
 	store_stream_offsets(run, removed);
 	buildlog_worker_commit();
-	return k;
+	return all.n;
 }
 
 /*
@@ -748,8 +702,8 @@ write_groups(BuildlogWorker *w, MemoryContext cxt, GroupWrite **writes, int n)
 	/* transactions of at most buildlog.batch_bytes (arrays far below 1 GB) */
 	for (int i = 0; i < n; i++)
 	{
-		bytes += writes[i]->bytes;
-		if (i == n - 1 || bytes + writes[i + 1]->bytes > buildlog_batch_bytes)
+		bytes += writes[i]->batch.bytes;
+		if (i == n - 1 || bytes + writes[i + 1]->batch.bytes > buildlog_batch_bytes)
 		{
 			write_group(w, cxt, writes + from, i + 1 - from);
 			from = i + 1;
@@ -785,7 +739,6 @@ writes_done(HttpWorker *h, GroupWrite **writes, int n)
 typedef struct GroupFileWrite
 {
 	int64		job_id;
-	int64		bytes;
 	uint64		serial;
 	int64		raw_end;
 	int32		next_number;
@@ -833,19 +786,19 @@ hand_group(HttpWorker *h, GroupWrite **writes, int n)
 	for (int i = 0; i < n; i++)
 	{
 		GroupWrite *g = writes[i];
-		GroupFileWrite fw = {g->job_id, g->bytes, g->serial, g->raw_end, g->next_number,
-		(int32) g->scope, g->n};
+		GroupFileWrite fw = {g->job_id, g->serial, g->raw_end, g->next_number,
+		(int32) g->scope, g->batch.n};
 
 		appendBinaryStringInfo(&buf, (char *) &fw, sizeof(fw));
-		for (int j = 0; j < g->n; j++)
+		for (int j = 0; j < g->batch.n; j++)
 		{
-			text	   *t = (text *) DatumGetPointer(g->contents[j]);
+			text	   *t = (text *) DatumGetPointer(g->batch.contents[j]);
 			GroupFilePart fp;
 
 			memset(&fp, 0, sizeof(fp));
-			fp.number = DatumGetInt32(g->numbers[j]);
+			fp.number = DatumGetInt32(g->batch.numbers[j]);
 			fp.len = VARSIZE_ANY_EXHDR(t);
-			fp.final = DatumGetBool(g->finals[j]);
+			fp.final = DatumGetBool(g->batch.finals[j]);
 			appendBinaryStringInfo(&buf, (char *) &fp, sizeof(fp));
 			appendBinaryStringInfo(&buf, VARDATA_ANY(t), fp.len);
 		}
@@ -939,16 +892,12 @@ buildlog_http_group_write(BuildlogWorker *w, const HttpReadArgs *args, int reque
 		memcpy(&fw, p, sizeof(fw));
 		p += sizeof(fw);
 		g->job_id = fw.job_id;
-		g->bytes = fw.bytes;
 		g->serial = fw.serial;
 		g->raw_end = fw.raw_end;
 		g->next_number = fw.next_number;
 		g->scope = (TokenScope) fw.scope;
-		g->n = fw.n;
-		g->numbers = palloc(sizeof(Datum) * Max(g->n, 1));
-		g->contents = palloc(sizeof(Datum) * Max(g->n, 1));
-		g->finals = palloc(sizeof(Datum) * Max(g->n, 1));
-		for (int j = 0; j < g->n; j++)
+		buildlog_batch_init(&g->batch, fw.n);
+		for (int j = 0; j < fw.n; j++)
 		{
 			GroupFilePart fp;
 			text	   *t;
@@ -963,9 +912,7 @@ buildlog_http_group_write(BuildlogWorker *w, const HttpReadArgs *args, int reque
 			SET_VARSIZE(t, VARHDRSZ + fp.len);
 			memcpy(VARDATA(t), p, fp.len);
 			p += fp.len;
-			g->numbers[j] = Int32GetDatum(fp.number);
-			g->contents[j] = PointerGetDatum(t);
-			g->finals[j] = BoolGetDatum(fp.final);
+			buildlog_batch_add(&g->batch, g->job_id, fp.number, PointerGetDatum(t), fp.final);
 		}
 		writes[i] = g;
 	}
