@@ -107,8 +107,12 @@ extern int	buildlog_http_queue(HttpWorker *h, struct MHD_Connection *conn,
 /* Step: GET /metrics into the HttpResponse arg (metrics.c). */
 extern int	buildlog_http_metrics_step(BuildlogWorker *w, void *arg);
 
-/* Is the extension there?  False, or true with a 503 in r. */
-extern bool buildlog_http_extension_missing(HttpResponse *r);
+/*
+ * Start a step's transaction and SPI for a read (what: its name in
+ * pg_stat_activity); false, with the transaction over and a 503 in r, when
+ * the extension is not installed.
+ */
+extern bool buildlog_http_begin_read(const char *what, HttpResponse *r);
 
 /* A read and where its answer goes: the argument of buildlog_http_read_step. */
 typedef struct HttpReadCall

@@ -55,61 +55,50 @@ metric_header(StringInfo buf, const char *name, const char *type, const char *he
 	appendStringInfo(buf, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* The uploads' counters: name, type, help, field of HttpStats. */
+/* The HTTP worker's counters: name, labels, type, help, field of HttpStats. */
 static const struct
 {
 	const char *name;
+	const char *labels;
 	const char *type;
 	const char *help;
 	size_t		offset;
-}			upload_metrics[] =
+}			http_stats[] =
 {
-	{"buildlog_http_ingest_commits_total", "counter", "Transactions of the HTTP uploads' group commit.",
-	offsetof(HttpStats, ingest_commits)},
-	{"buildlog_http_ingest_writes_total", "counter", "Uploads (a batch, a part, a stream's flush) stored by those transactions.",
-	offsetof(HttpStats, ingest_writes)},
-	{"buildlog_http_ingest_parts_total", "counter", "Parts stored by HTTP uploads.",
-	offsetof(HttpStats, ingest_parts)},
-	{"buildlog_http_stream_bytes_total", "counter", "Raw body bytes of POST /jobs/{id}/stream stored.",
-	offsetof(HttpStats, stream_bytes)},
-	{"buildlog_http_uploads", "gauge", "POST /jobs/{id}/stream requests open now.",
-	offsetof(HttpStats, uploads)},
-	{NULL, NULL, NULL, 0}
+	{"buildlog_http_requests_total", NULL, "counter", "HTTP requests received.", offsetof(HttpStats, requests)},
+	{"buildlog_http_responses_total", "class=\"2xx\"", "counter", "HTTP responses by status class.", offsetof(HttpStats, responses_2xx)},
+	{"buildlog_http_responses_total", "class=\"4xx\"", NULL, NULL, offsetof(HttpStats, responses_4xx)},
+	{"buildlog_http_responses_total", "class=\"5xx\"", NULL, NULL, offsetof(HttpStats, responses_5xx)},
+	{"buildlog_http_sent_bytes_total", NULL, "counter", "Body bytes sent.", offsetof(HttpStats, bytes_sent)},
+	{"buildlog_http_connections", NULL, "gauge", "HTTP connections open now.", offsetof(HttpStats, connections)},
+	{"buildlog_http_streams", NULL, "gauge", "Event streams open now.", offsetof(HttpStats, streams)},
+	{"buildlog_http_events_total", NULL, "counter", "Part events sent to event streams.", offsetof(HttpStats, events)},
+	{"buildlog_http_ingest_commits_total", NULL, "counter", "Transactions of the HTTP uploads' group commit.", offsetof(HttpStats, ingest_commits)},
+	{"buildlog_http_ingest_writes_total", NULL, "counter", "Uploads (a batch, a part, a stream's flush) stored by those transactions.", offsetof(HttpStats, ingest_writes)},
+	{"buildlog_http_ingest_parts_total", NULL, "counter", "Parts stored by HTTP uploads.", offsetof(HttpStats, ingest_parts)},
+	{"buildlog_http_stream_bytes_total", NULL, "counter", "Raw body bytes of POST /jobs/{id}/stream stored.", offsetof(HttpStats, stream_bytes)},
+	{"buildlog_http_uploads", NULL, "gauge", "POST /jobs/{id}/stream requests open now.", offsetof(HttpStats, uploads)},
+	{NULL, NULL, NULL, NULL, 0}
 };
 
-/* Append the HTTP worker's own counters (shared memory, no query). */
+/* Append the HTTP worker's own counters (shared memory, no query), then its limits'. */
 static void
 http_metrics(StringInfo buf, HttpStats *st)
 {
-	metric_header(buf, "buildlog_http_requests_total", "counter", "HTTP requests received.");
-	appendStringInfo(buf, "buildlog_http_requests_total " UINT64_FORMAT "\n",
-					 pg_atomic_read_u64(&st->requests));
-	metric_header(buf, "buildlog_http_responses_total", "counter", "HTTP responses by status class.");
-	appendStringInfo(buf, "buildlog_http_responses_total{class=\"2xx\"} " UINT64_FORMAT "\n",
-					 pg_atomic_read_u64(&st->responses_2xx));
-	appendStringInfo(buf, "buildlog_http_responses_total{class=\"4xx\"} " UINT64_FORMAT "\n",
-					 pg_atomic_read_u64(&st->responses_4xx));
-	appendStringInfo(buf, "buildlog_http_responses_total{class=\"5xx\"} " UINT64_FORMAT "\n",
-					 pg_atomic_read_u64(&st->responses_5xx));
-	metric_header(buf, "buildlog_http_sent_bytes_total", "counter", "Body bytes sent.");
-	appendStringInfo(buf, "buildlog_http_sent_bytes_total " UINT64_FORMAT "\n",
-					 pg_atomic_read_u64(&st->bytes_sent));
-	metric_header(buf, "buildlog_http_connections", "gauge", "HTTP connections open now.");
-	appendStringInfo(buf, "buildlog_http_connections " UINT64_FORMAT "\n",
-					 pg_atomic_read_u64(&st->connections));
-	metric_header(buf, "buildlog_http_streams", "gauge", "Event streams open now.");
-	appendStringInfo(buf, "buildlog_http_streams " UINT64_FORMAT "\n",
-					 pg_atomic_read_u64(&st->streams));
-	metric_header(buf, "buildlog_http_events_total", "counter", "Part events sent to event streams.");
-	appendStringInfo(buf, "buildlog_http_events_total " UINT64_FORMAT "\n",
-					 pg_atomic_read_u64(&st->events));
-	buildlog_http_limits_metrics(buf);
-	for (int i = 0; upload_metrics[i].name != NULL; i++)
+	for (int i = 0; http_stats[i].name != NULL; i++)
 	{
-		metric_header(buf, upload_metrics[i].name, upload_metrics[i].type, upload_metrics[i].help);
-		appendStringInfo(buf, "%s " UINT64_FORMAT "\n", upload_metrics[i].name,
-						 pg_atomic_read_u64((pg_atomic_uint64 *) ((char *) st + upload_metrics[i].offset)));
+		uint64		value = pg_atomic_read_u64((pg_atomic_uint64 *) ((char *) st + http_stats[i].offset));
+
+		/* a metric's first line has its HELP and TYPE; the next ones are its other labels */
+		if (http_stats[i].type != NULL)
+			metric_header(buf, http_stats[i].name, http_stats[i].type, http_stats[i].help);
+		if (http_stats[i].labels != NULL)
+			appendStringInfo(buf, "%s{%s} " UINT64_FORMAT "\n", http_stats[i].name,
+							 http_stats[i].labels, value);
+		else
+			appendStringInfo(buf, "%s " UINT64_FORMAT "\n", http_stats[i].name, value);
 	}
+	buildlog_http_limits_metrics(buf);
 }
 
 int
@@ -121,12 +110,8 @@ buildlog_http_metrics_step(BuildlogWorker *w, void *arg)
 	const char *last = "";
 	MemoryContext old;
 
-	buildlog_worker_begin_spi("buildlog http: GET /metrics");
-	if (buildlog_http_extension_missing(r))
-	{
-		buildlog_worker_commit_spi();
+	if (!buildlog_http_begin_read("buildlog http: GET /metrics", r))
 		return 0;
-	}
 	buildlog_run(buildlog_plan(&metrics_plan,
 							   "select 'buildlog_' || v.name, v.labels, v.value::text from ("
 							   " select v.* from buildlog.drain_stats d, lateral (values"

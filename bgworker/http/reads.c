@@ -191,12 +191,8 @@ read_log(BuildlogWorker *w, const HttpReadArgs *args, HttpResponse *r)
 	Datum		d;
 	MemoryContext old;
 
-	buildlog_worker_begin_spi("buildlog http: GET /jobs/{id}/log");
-	if (buildlog_http_extension_missing(r))
-	{
-		buildlog_worker_commit_spi();
+	if (!buildlog_http_begin_read("buildlog http: GET /jobs/{id}/log", r))
 		return;
-	}
 	buildlog_run(buildlog_plan(&log_plan,
 							   "select l.job_id is not null, buildlog.fetch($1),"
 							   " (" FINAL_NUMBER_SQL ") is not null,"
@@ -237,12 +233,8 @@ read_parts(BuildlogWorker *w, const HttpReadArgs *args, HttpResponse *r)
 	MemoryContext old;
 	char	   *json;
 
-	buildlog_worker_begin_spi("buildlog http: GET /jobs/{id}/parts");
-	if (buildlog_http_extension_missing(r))
-	{
-		buildlog_worker_commit_spi();
+	if (!buildlog_http_begin_read("buildlog http: GET /jobs/{id}/parts", r))
 		return;
-	}
 	buildlog_run(buildlog_plan(&parts_plan,
 							   "select (select true from buildlog.logs where job_id = $1),"
 							   " pg_catalog.json_build_object('job_id', $1, 'log_parts',"
@@ -358,12 +350,8 @@ read_events(BuildlogWorker *w, const HttpReadArgs *args, HttpResponse *r)
 	int32		final = -1;
 	MemoryContext old;
 
-	buildlog_worker_begin_spi("buildlog http: GET /jobs/{id}/events");
-	if (buildlog_http_extension_missing(r))
-	{
-		buildlog_worker_commit_spi();
+	if (!buildlog_http_begin_read("buildlog http: GET /jobs/{id}/events", r))
 		return;
-	}
 	buildlog_run(buildlog_plan(&events_plan,
 							   "select number, content, final from buildlog.parts($1, $2)",
 							   2, types),

@@ -366,13 +366,15 @@ buildlog_http_parse_offset(const char *p, const char **end)
 }
 
 bool
-buildlog_http_extension_missing(HttpResponse *r)
+buildlog_http_begin_read(const char *what, HttpResponse *r)
 {
+	buildlog_worker_begin_spi(what);
 	if (OidIsValid(get_extension_oid("buildlog", true)))
-		return false;
+		return true;
+	buildlog_worker_commit_spi();
 	buildlog_http_problem(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable",
 			"The extension buildlog is not installed in the worker's database.");
-	return true;
+	return false;
 }
 
 /* Step: GET /metrics (metrics.c). */

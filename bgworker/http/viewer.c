@@ -220,14 +220,8 @@ buildlog_http_read_bundle(BuildlogWorker *w, const HttpReadArgs *args, HttpRespo
 	MemoryContext old;
 	bool		isnull;
 
-	buildlog_worker_begin_spi("buildlog http: GET /jobs/{id}/bundle");
-	if (!OidIsValid(get_extension_oid("buildlog", true)))
-	{
-		buildlog_worker_commit_spi();
-		buildlog_http_problem(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable",
-				"The extension buildlog is not installed in the worker's database.");
+	if (!buildlog_http_begin_read("buildlog http: GET /jobs/{id}/bundle", r))
 		return;
-	}
 	/* row 0 tells whether the job is known or removed, the parts follow */
 	buildlog_run(buildlog_plan(&bundle_plan,
 							   "select -2, null::text, null::text, false, 0,"
