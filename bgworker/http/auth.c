@@ -22,7 +22,7 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
-#include "http/http.h"
+#include "http/auth.h"
 #include "token.h"
 
 void

@@ -40,7 +40,11 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
-#include "http/http.h"
+#include "http/auth.h"
+#include "http/events.h"
+#include "http/limits.h"
+#include "http/reader_pool.h"
+#include "http/reads.h"
 #include "live.h"
 #include "merge.h"
 #include "spiutil.h"

@@ -54,7 +54,7 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
-#include "http/http.h"
+#include "http/limits.h"
 
 #define FD_RESERVE		64		/* descriptors kept for the worker's own use */
 #define ANSWER_MIN_RATE	(64 * 1024) /* bytes/s a log answer must at least go at */

@@ -16,7 +16,9 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 
-#include "http/http.h"
+#include "http/limits.h"
+#include "http/metrics.h"
+#include "http/reader_pool.h"
 #include "spiutil.h"
 
 /* The metrics the SQL of GET /metrics produces: name, type, help. */

@@ -34,6 +34,9 @@
 
 #include "guc.h"
 #include "http/http.h"
+#include "http/limits.h"
+#include "http/reader_pool.h"
+#include "http/work_kinds.h"
 #include "shmem.h"
 
 #define READER_IDLE_MS	1000

@@ -26,7 +26,8 @@
 #include "utils/memutils.h"
 
 #include "ansi.h"
-#include "http/http.h"
+#include "http/reads.h"
+#include "http/viewer.h"
 #include "merge.h"
 #include "spiutil.h"
 

@@ -47,7 +47,10 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
-#include "http/http.h"
+#include "http/auth.h"
+#include "http/limits.h"
+#include "http/stream_upload.h"
+#include "http/uploads.h"
 #include "spiutil.h"
 #include "stream_offsets.h"
 #include "wire.h"

@@ -39,7 +39,9 @@
 #include "utils/wait_event.h"
 
 #include "guc.h"
-#include "http/http.h"
+#include "http/auth.h"
+#include "http/reader_pool.h"
+#include "http/uploads.h"
 #include "ingest.h"
 #include "spiutil.h"
 #include "stream_offsets.h"

@@ -47,7 +47,7 @@
 #include "utils/memutils.h"
 
 #include "guc.h"
-#include "http/http.h"
+#include "http/viewer.h"
 #include "spiutil.h"
 #include "worker.h"
 

@@ -14,7 +14,10 @@
 
 #include <microhttpd.h>
 
-#include "http/http.h"
+#include "http/events.h"
+#include "http/reads.h"
+#include "http/uploads.h"
+#include "http/work_kinds.h"
 
 /* In a helper: a read of the read path, as a step (its ERROR a 500 or 503). */
 static void
