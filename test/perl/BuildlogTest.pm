@@ -119,13 +119,13 @@ sub amqp_url
 	return $url;
 }
 
-# publish(ARGS...): run bench/bin/publish against the test broker; passes when
+# publish(ARGS...): run tools/bin/publish against the test broker; passes when
 # it reports what it published, and returns its output.
 sub publish
 {
 	my @args = @_;
 	my ($root) = need_env('BUILDLOG_ROOT');
-	my ($out, $err) = run_command([ "$root/bench/bin/publish", '--url', amqp_url(), @args ]);
+	my ($out, $err) = run_command([ "$root/tools/bin/publish", '--url', amqp_url(), @args ]);
 	like($out, qr/^published \d+ messages/m, 'publisher: ' . ((split /\n/, $out)[-1] // ''))
 	  or diag($err);
 	return $out;

@@ -19,7 +19,7 @@ use BuildlogTest qw(wait_until wait_query queue_depth);
 
 my $url = $ENV{BUILDLOG_AMQP_URL} or plan skip_all => 'BUILDLOG_AMQP_URL not set';
 my $root = $ENV{BUILDLOG_ROOT} or plan skip_all => 'BUILDLOG_ROOT not set';
-my $publish = "$root/bench/bin/publish";
+my $publish = "$root/tools/bin/publish";
 
 # The node connects with a wrong password in the URL: the real one comes
 # from buildlog.amqp_password_file.
