@@ -8,7 +8,7 @@
  *   consumed N messages in S s = R msg/s
  * where S runs from the first delivery to the last ack.
  *
- * The AMQP connection code is shared with publish (amqp_common.c).
+ * The AMQP connection code is shared with tools/publish (tools/amqp_common.c).
  * Build: make -C bench (bin/consume_raw)
  * Usage: bin/consume_raw --help
  */
@@ -31,7 +31,7 @@
 #define MAX_QUEUES 64
 #define ACK_FLUSH_MS 20			/* ack what we hold when deliveries pause */
 
-const char bench_progname[] = "consume_raw";
+const char tool_progname[] = "consume_raw";
 
 static amqp_connection_state_t conn;
 

@@ -55,7 +55,7 @@ end \$\$;
 EOF
 }
 # publish ARGS...: publish to bench.drain (persistent), quietly
-publish() { bench/bin/publish --url "$BUILDLOG_AMQP_URL" --queue bench.drain "$@" >/dev/null; }
+publish() { tools/bin/publish --url "$BUILDLOG_AMQP_URL" --queue bench.drain "$@" >/dev/null; }
 queue_len() { script/stack rabbitmqctl list_queues -q name messages | awk '$1 == "bench.drain" {print $2}'; }
 
 {

@@ -6,7 +6,7 @@
 #   1. the AMQP drain: a pre-filled durable queue drained by the drain workers;
 #   2. write_parts over libpq: pgbench, BENCH_CLIENTS connections, each
 #      transaction one write_parts() call of BENCH_PARTS parts of one job;
-#   3. batch POSTs: bench/bin/http_load, BENCH_CLIENTS runners, each POSTing
+#   3. batch POSTs: tools/bin/http_load, BENCH_CLIENTS runners, each POSTing
 #      NDJSON batches of BENCH_PARTS parts to its job, one after the other;
 #   4. streaming ingest: BENCH_STREAMS concurrent POST /jobs/{id}/stream, each
 #      BENCH_STREAM_BYTES of log lines as fast as the server reads them.
@@ -66,7 +66,7 @@ metric() { curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v m="buildlog_ht
 # ------------------------------------------------------------------ 1. drain
 say "drain: publishing $TOTAL parts of 200 B"
 reset_tables
-bench/bin/publish --url "$BUILDLOG_AMQP_URL" --queue bench.drain --jobs "$CLIENTS" --parts $((TOTAL / CLIENTS - 1)) --size 200 >/dev/null
+tools/bin/publish --url "$BUILDLOG_AMQP_URL" --queue bench.drain --jobs "$CLIENTS" --parts $((TOTAL / CLIENTS - 1)) --size 200 >/dev/null
 drain_secs=$(drain_seconds "$TOTAL")
 drain_rows=$(rows)
 say "drain: $drain_rows rows in $drain_secs s"
@@ -93,7 +93,7 @@ load() {
   local first=$1 n=$2 c0 w0; shift 2
   sql -F ' ' -c "select j, buildlog.issue_token(j, 'write', '2 hours') from generate_series($first, $first + $n - 1) j" >"$STACK_DIR/tokens"
   c0=$(metric ingest_commits_total); w0=$(metric ingest_writes_total)
-  load_out=$(bench/bin/http_load --port "$HTTP_PORT" --tokens "$STACK_DIR/tokens" --clients "$n" "$@")
+  load_out=$(tools/bin/http_load --port "$HTTP_PORT" --tokens "$STACK_DIR/tokens" --clients "$n" "$@")
   load_commits=$(( $(metric ingest_commits_total) - c0 )); load_writes=$(( $(metric ingest_writes_total) - w0 ))
 }
 

@@ -4,8 +4,8 @@
 #
 # Starts its own PostgreSQL + RabbitMQ stack in a temporary folder (ports from the
 # STACK_* variables when set, else its own defaults), then measures:
-#   1. live latency: BENCH_SSE_WATCHERS (1000) SSE watchers (bench/bin/sse_watch) over
-#      BENCH_SSE_JOBS (100) jobs while bench/bin/publish sends timestamped parts at
+#   1. live latency: BENCH_SSE_WATCHERS (1000) SSE watchers (tools/bin/sse_watch) over
+#      BENCH_SSE_JOBS (100) jobs while tools/bin/publish sends timestamped parts at
 #      BENCH_SSE_RATE (5000) parts/s for BENCH_SSE_SECONDS (20) s through RabbitMQ and
 #      the drain: p50/p99/max from the publish call to the event's receipt, and that
 #      every watcher got every part once;
@@ -71,13 +71,13 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$HTTP_PID/stat"; }
 live_case() {
 say "latency: $WATCHERS watchers over $JOBS jobs, then $((PARTS * JOBS)) timestamped parts at $RATE/s"
 rm -f "$STACK_DIR/ready"
-bench/bin/sse_watch --port "$HTTP_PORT" --clients "$WATCHERS" --jobs "$JOBS" --first-job 1 \
+tools/bin/sse_watch --port "$HTTP_PORT" --clients "$WATCHERS" --jobs "$JOBS" --first-job 1 \
   --expect $((PARTS + 1)) --timeout $((SECONDS_LIVE * 4 + 60)) --ready-file "$STACK_DIR/ready" \
   >"$STACK_DIR/watch.out" 2>"$STACK_DIR/watch.err" &
 watch_pid=$!
 until [ -e "$STACK_DIR/ready" ]; do kill -0 $watch_pid 2>/dev/null || { cat "$STACK_DIR/watch.err"; exit 1; }; sleep 0.1; done
 t0=$(cpu_ticks); s0=$(date +%s.%N); q0=$(sched)
-bench/bin/publish --url "$BUILDLOG_AMQP_URL" --queue bench.sse --jobs "$JOBS" --parts "$PARTS" --size 200 \
+tools/bin/publish --url "$BUILDLOG_AMQP_URL" --queue bench.sse --jobs "$JOBS" --parts "$PARTS" --size 200 \
   --timestamp --rate "$RATE" --transient >/dev/null
 wait $watch_pid || say "sse_watch reported a broken promise (see below)"
 t1=$(cpu_ticks); s1=$(date +%s.%N); q1=$(sched)
@@ -107,7 +107,7 @@ fanout_case() {
 say "fan-out: $IDLE idle SSE connections for ${IDLE_S} s"
 mem_before=$(mem)
 rm -f "$STACK_DIR/ready"
-bench/bin/sse_watch --port "$HTTP_PORT" --clients "$IDLE" --jobs "$IDLE" --first-job 1000001 \
+tools/bin/sse_watch --port "$HTTP_PORT" --clients "$IDLE" --jobs "$IDLE" --first-job 1000001 \
   --hold "$IDLE_S" --timeout $((IDLE_S + 120)) --connect-rate 2000 --ready-file "$STACK_DIR/ready" \
   >"$STACK_DIR/idle.out" 2>"$STACK_DIR/idle.err" &
 idle_pid=$!

@@ -1,13 +1,14 @@
 # Sourced by the benchmarks that start their own stack (drain.sh, sse.sh,
 # http_ingest.sh) once they have set STACK_DIR and STACK_PG_EXTRA_CONF: stops
-# and removes that stack at exit, builds the bench tools and the extension,
-# installs it, starts PostgreSQL and RabbitMQ, defines sql() and creates the
-# extensions, and drain_seconds.  $RESULTS is a scratch folder inside the stack's.
+# and removes that stack at exit, builds the load tools (tools/), the bench
+# tools and the extension, installs it, starts PostgreSQL and RabbitMQ,
+# defines sql() and creates the extensions, and drain_seconds.  $RESULTS is a scratch folder inside the stack's.
 RESULTS=$STACK_DIR/results
 cleanup() { script/stack stop || true; rm -rf "$STACK_DIR"; }
 trap cleanup EXIT
 
-say "building bench tools, installing the extension"
+say "building the load tools and bench tools, installing the extension"
+make -s -C tools >/dev/null
 make -s -C bench >/dev/null
 make -s -j2 >/dev/null
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo

@@ -248,5 +248,15 @@ sub proxy_loop
 	}
 }
 
+# write_job(NODE, JOB, PARTS): parts 0..PARTS-1 of JOB (the last final),
+# aggregated at once by this session.
+push @EXPORT, 'write_job';
+sub write_job
+{
+	my ($node, $j, $parts) = @_;
+	write_jobs($node, $j, $j, $parts);
+	$node->safe_psql('postgres', "select buildlog.aggregate($j)");
+}
+
 require Digest::MD5;
 1;

@@ -119,24 +119,46 @@ sub amqp_url
 	return $url;
 }
 
-# publish(ARGS...): run bench/bin/publish against the test broker; passes when
+# tool(NAME): the path of a load tool: tools/bin/NAME (built by script/test),
+# or tools/NAME for a script (fleet).
+push @EXPORT, qw(tool publish_input);
+sub tool
+{
+	my ($name) = @_;
+	my ($root) = need_env('BUILDLOG_ROOT');
+	return -f "$root/tools/$name" ? "$root/tools/$name" : "$root/tools/bin/$name";
+}
+
+# publish(ARGS...): run tools/bin/publish against the test broker; passes when
 # it reports what it published, and returns its output.
 sub publish
 {
 	my @args = @_;
-	my ($root) = need_env('BUILDLOG_ROOT');
-	my ($out, $err) = run_command([ "$root/bench/bin/publish", '--url', amqp_url(), @args ]);
+	my ($out, $err) = run_command([ tool('publish'), '--url', amqp_url(), @args ]);
 	like($out, qr/^published \d+ messages/m, 'publisher: ' . ((split /\n/, $out)[-1] // ''))
 	  or diag($err);
 	return $out;
 }
 
+# publish_input(INPUT, ARGS...): run tools/bin/publish against the test broker
+# with INPUT on its standard input (--stdin: one message body a line; '' when
+# it generates the messages), no test of its own; dies when it fails, returns
+# its output.
+sub publish_input
+{
+	my ($in, @args) = @_;
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ tool('publish'), '--url', amqp_url(), @args ], '<', \$in, '>', \$out, '2>', \$err)
+	  or die "publish failed: $err";
+	return $out;
+}
 
-# ---- helpers of the drain files (t/010..019), appended
+
+# ---- helpers of the drain files (t/010..029), appended
 
 use Digest::MD5 qw(md5_hex);
 push @EXPORT, qw(rabbitmqctl queue_depth drain_workers use_queues fresh_queues
-  wait_parts check_logs published);
+  wait_parts check_logs published drain_node wait_parked drain_stat stored_parts_sql);
 
 # rabbitmqctl(ARGS...): script/stack's rabbitmqctl against the test broker
 # (the STACK_* variables script/test exported); returns its output, dies on failure.
@@ -156,6 +178,56 @@ sub queue_depth
 	my %depth = map { split /\t/ } grep { /\t/ }
 	  split /\n/, rabbitmqctl('list_queues', '-q', '--no-table-headers', 'name', 'messages');
 	return $depth{$queue};
+}
+
+# drain_node(NAME, CONF): buildlog_node() with one drain worker (CONF may ask
+# for more) parked on tq.none, a queue that does not exist, CONF appended;
+# returns once every worker has said it cannot consume tq.none, so
+# use_queues() can point them elsewhere.
+sub drain_node
+{
+	my ($name, $conf) = @_;
+	my $node = buildlog_node($name, qq(
+buildlog.amqp_url = '${\ amqp_url()}'
+buildlog.amqp_queues = 'tq.none'
+buildlog.drain_workers = 1
+) . ($conf // ''));
+	wait_parked($node, 0);
+	return $node;
+}
+
+# wait_parked(NODE, MARK): wait (no test of its own) until every drain worker
+# runs and has logged after MARK that it cannot consume tq.none: after a
+# start or restart whose amqp_queues is tq.none, before use_queues().  Dies
+# after the default wait.
+sub wait_parked
+{
+	my ($node, $mark) = @_;
+	my $n = $node->safe_psql('postgres', 'show buildlog.drain_workers');
+	wait_until("$n drain workers parked on tq.none", sub {
+			my $c = log_count($node, $mark, qr/LOG:  buildlog drain \d+: could not consume queue "tq\.none"/);
+			($c >= $n && drain_workers($node) == $n, "$c log lines");
+		}) or die "the drain workers did not start (parked on tq.none)";
+}
+
+# drain_stat(NODE, COLUMN): COLUMN of the one drain worker's drain_stats row.
+sub drain_stat
+{
+	my ($node, $column) = @_;
+	return $node->safe_psql('postgres', "select $column from buildlog.drain_stats");
+}
+
+# stored_parts_sql(FIRST, LAST): a query counting the distinct stored parts
+# (pending or aggregated) of jobs FIRST..LAST.
+sub stored_parts_sql
+{
+	my ($first, $last) = @_;
+	return qq(
+select count(*) from (select job_id, number from buildlog.log_parts
+                       where job_id between $first and $last
+                      union
+                      select job_id, unnest(part_numbers) from buildlog.logs
+                       where job_id between $first and $last) p);
 }
 
 # drain_workers(NODE): how many drain workers run (rows of drain_stats).
@@ -214,13 +286,7 @@ sub fresh_queues
 sub wait_parts
 {
 	my ($node, $first, $jobs, $expected, $what, %opt) = @_;
-	my $last = $first + $jobs - 1;
-	return wait_query($node, qq(
-select count(*) from (select job_id, number from buildlog.log_parts
-                       where job_id between $first and $last
-                      union
-                      select job_id, unnest(part_numbers) from buildlog.logs
-                       where job_id between $first and $last) p), $expected,
+	return wait_query($node, stored_parts_sql($first, $first + $jobs - 1), $expected,
 		"$what: all $expected parts stored", %opt);
 }
 

@@ -59,7 +59,7 @@ create trigger keep_part after insert on buildlog.log_parts
 fresh_queues($node, 'tq.d', 0);
 use_queues($node, 'tq.d');
 my $pids = $node->safe_psql('postgres', $workers);
-my $pub = IPC::Run::start([ "$root/bench/bin/publish", '--url', $url, '--queue', 'tq.d', '--stdin',
+my $pub = IPC::Run::start([ "$root/tools/bin/publish", '--url', $url, '--queue', 'tq.d', '--stdin',
 	'--rate', 2000, '--confirm' ], '<', \$input, '>', \my $pout, '2>', \my $perr);
 # feed the publisher what it has room for (it reads at its rate)
 my $feed = sub { $pub->pump_nb if $pub->pumpable };

@@ -29,7 +29,7 @@ sub publish_bodies
 {
 	my ($bodies) = @_;
 	my ($out, $err) = ('', '');
-	IPC::Run::run([ "$root/bench/bin/publish", '--url', $url, '--queue', $queue, '--stdin' ],
+	IPC::Run::run([ "$root/tools/bin/publish", '--url', $url, '--queue', $queue, '--stdin' ],
 		'<', \$bodies, '>', \$out, '2>', \$err) or die "publish failed: $err";
 }
 

@@ -2,7 +2,11 @@
 # log) say what failed and never hold the password, whether it came from the
 # URL or from buildlog.amqp_password_file; a refused login is retried with
 # the documented back-off (0.5 s doubling to 5 s), logged once, and the
-# worker connects once the password file is fixed, without a reload.
+# worker connects once the password file is fixed, without a reload.  With a
+# password in the URL that is not used and the real one from the file, no
+# monitoring view shows either to a pg_read_all_settings + pg_monitor role
+# (pg_settings, current_setting() masks the URL, drain_stats,
+# pg_stat_activity).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -135,9 +139,37 @@ note(sprintf('connected %.1f s after the fix', time - $t0));
 like(log_since($node, $mark), qr/LOG:  buildlog drain 1: consuming tq\.login from \Q$hostport\E\//,
 	'the worker logs that it consumes');
 
+# ---- the password in no monitoring view: the URL carries one that is not
+# used, the file supplies the real one
+my $unused = sprintf('url021-%08x%08x', int(rand(2**32)), int(rand(2**32)));
+with_url("amqp://$user:$unused\@$hostport", "$dir/amqp_password");
+$node->safe_psql('postgres', q(
+create role watcher login;
+grant pg_read_all_settings, pg_monitor to watcher;
+grant usage on schema buildlog to watcher;
+grant select on buildlog.drain_stats to watcher;
+));
+wait_query($node, 'select connected from buildlog.drain_stats', 't',
+	'connected with the password from buildlog.amqp_password_file (the URL one is not used)');
+my $seen = $node->safe_psql('postgres', q(
+set role watcher;
+select coalesce(string_agg(concat_ws(' ', name, setting, reset_val, boot_val, sourcefile), E'\n'), '')
+  from pg_settings where name like 'buildlog.%';
+));
+unlike($seen, qr/\Q$unused\E|:\Q$secret\E\@/, 'pg_settings (all columns) shows no AMQP password to pg_read_all_settings');
+is($node->safe_psql('postgres', q(set role watcher; select current_setting('buildlog.amqp_url'))),
+	"amqp://$user:***\@$hostport", 'current_setting() shows the URL masked');
+my $views = $node->safe_psql('postgres', q(
+set role watcher;
+select concat(string_agg(concat_ws(' ', queues, last_error), ' '),
+              (select string_agg(concat_ws(' ', query, application_name), ' ') from pg_stat_activity))
+  from buildlog.drain_stats;));
+unlike($views, qr/\Q$unused\E|:\Q$secret\E\@/, 'drain_stats and pg_stat_activity show no password');
+
 $node->stop;
 my @leaks = grep { /\Q$secret\E|\Q$wrong\E/ } split /\n/, slurp_file($node->logfile);
 is(scalar(@leaks), 0, 'neither password ever appears in the server log')
   or diag("first: $leaks[0]");
+unlike(slurp_file($node->logfile), qr/\Q$unused\E/, 'the unused URL password never appears in the server log');
 rabbitmqctl('delete_user', $user);
 done_testing();

@@ -139,7 +139,7 @@ wait_query($node, 'show buildlog.batch_size', '8', 'batch_size 8 reloaded');
 wait_query($node, 'show buildlog.flush_ms', '10s', 'flush_ms 10s reloaded');
 $before = counters();
 my $bodies = join('', map { qq({"id": 240001, "number": $_, "log": ") . ($_ ? "part $_" : 'POISON') . qq("}\n) } 0 .. 7);
-IPC::Run::run([ "$root/bench/bin/publish", '--url', $url, '--queue', $queue, '--stdin' ],
+IPC::Run::run([ "$root/tools/bin/publish", '--url', $url, '--queue', $queue, '--stdin' ],
 	'<', \$bodies, '>', \my $out, '2>', \$err) or die "publish failed: $err";
 wait_query($node, "select deliveries - $before->{deliveries} from buildlog.drain_stats", 8,
 	'the batch of 8 was settled');

@@ -1,4 +1,4 @@
-# 1,000 concurrent SSE clients over 100 jobs: bench/bin/sse_watch
+# 1,000 concurrent SSE clients over 100 jobs: tools/bin/sse_watch
 # opens them all, then parts are written with write_parts, out of order (each
 # tenth pair swapped), one commit per round over all jobs, while a fifth of
 # the clients drop their connection three times mid-stream and reconnect with
@@ -16,7 +16,7 @@ use Test::More;
 use IPC::Run;
 
 my ($root) = need_env('BUILDLOG_ROOT');
-my $watch = "$root/bench/bin/sse_watch";
+my $watch = "$root/tools/bin/sse_watch";
 my ($node, $base, $port) = http_node('sse1000', q(
 buildlog.aggregate_delay = '1h'
 buildlog.http_max_connections = 2000

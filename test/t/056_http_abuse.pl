@@ -1,6 +1,6 @@
 # Bad input and abuse, while a fleet streams parts: write_parts
 # writes 10 jobs continuously, a well-behaved runner PUTs its parts one by
-# one, an SSE watcher (bench/bin/sse_watch) follows each of the 11 jobs.  Meanwhile,
+# one, an SSE watcher (tools/bin/sse_watch) follows each of the 11 jobs.  Meanwhile,
 # each from its own client address: a connection flood over
 # buildlog.http_max_connections_per_client (refused at accept, the rest closed
 # at buildlog.http_timeout), slowloris headers and a body trickled byte by
@@ -42,7 +42,7 @@ sub metric { my ($body) = run_command([ 'curl', '-s', "$base/metrics" ]); return
 
 # the well-behaved (127.0.0.1): a watcher of each job 3100 (the runner's) .. 3110 (the fleet's), 81 parts each
 my ($wout, $werr) = ('', '');
-my $watch = IPC::Run::start([ "$root/bench/bin/sse_watch", '--port', $port, '--clients', 11, '--jobs', 11,
+my $watch = IPC::Run::start([ "$root/tools/bin/sse_watch", '--port', $port, '--clients', 11, '--jobs', 11,
 		'--first-job', 3100, '--expect', 81, '--timeout', 60, '--ready-file', "$tmp/ready" ], '>', \$wout, '2>', \$werr);
 ok(wait_until('the watchers answered', sub { -e "$tmp/ready" }), 'well-behaved watchers are streaming') or diag($werr);
 my $fleet = IPC::Run::start([ 'psql', '-X', '-q', '-d', $node->connstr('postgres'), '-c', q{

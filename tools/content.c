@@ -1,5 +1,5 @@
 /*
- * content.c - the content generator of bench/publish: build-log-like text
+ * content.c - the content generator of tools/publish: build-log-like text
  * (see content.h), derived from the seed only.
  */
 #include <inttypes.h>

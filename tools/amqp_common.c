@@ -1,6 +1,6 @@
 /*
  * amqp_common.c - connection, login, RPC error reporting and close for the
- * bench tools (see amqp_common.h).
+ * tools (see amqp_common.h).
  */
 #include <stdio.h>
 #include <stdlib.h>

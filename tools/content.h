@@ -1,13 +1,13 @@
 /*
- * content.h - the content generator of bench/publish: a pool of
+ * content.h - the content generator of tools/publish: a pool of
  * build-log-like text (ANSI colours, \r\n, travis_fold/time markers, quotes,
  * backslashes, tabs, < > &, valid multi-byte UTF-8) from which every part's
  * content is cut, the JSON string and base64 encoders of the message bodies,
  * and the seeded randomness all of it derives from.  The same seed and
  * options give the same bytes.
  */
-#ifndef BENCH_CONTENT_H
-#define BENCH_CONTENT_H
+#ifndef TOOLS_CONTENT_H
+#define TOOLS_CONTENT_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /*
- * common.c - failing, clock and option parsing shared by the bench tools.
+ * common.c - failing, clock and option parsing shared by the load tools (tools/) and bench/consume_raw.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -10,13 +10,13 @@
 
 #include "common.h"
 
-/* the one way a bench tool fails: a message with the program's name, exit 1 */
+/* the one way a tool fails: a message with the program's name, exit 1 */
 void
 die(const char *fmt,...)
 {
 	va_list		ap;
 
-	fprintf(stderr, "%s: ", bench_progname);
+	fprintf(stderr, "%s: ", tool_progname);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);

@@ -12,7 +12,7 @@
  * second copy counts as a duplicate), no gap below the final part when the
  * end event arrives, each event's id equal to the set of numbers the client
  * holds (the durable cursor), and with --expect N exactly N part events per
- * client.  When a part's content starts with bench/publish's --timestamp
+ * client.  When a part's content starts with tools/publish's --timestamp
  * prefix "T<16 digits of us> " it records the latency from publish to
  * receipt.  With --hold S it only holds the connections open for S seconds
  * after all of them were answered (fan-out capacity).
@@ -20,7 +20,7 @@
  * One thread, epoll, non-blocking sockets.  It raises its own open-file
  * limit to what it needs when the hard limit allows.
  *
- * Build: make -C bench (bin/sse_watch)
+ * Build: make -C tools (bin/sse_watch)
  * Usage: bin/sse_watch --help
  */
 #define _GNU_SOURCE
@@ -51,7 +51,7 @@
 #define MAX_NUMBER 10000000		/* a bitmap beyond this is a bug */
 #define Max2(a, b) ((a) > (b) ? (a) : (b))
 
-const char bench_progname[] = "sse_watch";
+const char tool_progname[] = "sse_watch";
 
 static struct
 {
@@ -748,7 +748,7 @@ usage(FILE *f)
 			"  --seed S             seed of the drop decisions (default 1)\n"
 			"  --verbose            say every duplicate and gap\n\n"
 			"Prints one summary line (clients, events, duplicates, missing, cursor mismatches,\n"
-			"reconnects...) and, for parts published with bench/publish --timestamp, the\n"
+			"reconnects...) and, for parts published with tools/publish --timestamp, the\n"
 			"latency percentiles from publish to receipt.  Exit status 0 only when every client\n"
 			"got the end event, every part once, no gap, and ids equal to its cursor\n"
 			"(with --hold: when every client was answered).\n");

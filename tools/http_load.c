@@ -30,7 +30,7 @@
 
 #include "common.h"
 
-const char	bench_progname[] = "http_load";
+const char	tool_progname[] = "http_load";
 
 typedef struct Client
 {

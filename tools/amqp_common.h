@@ -1,11 +1,11 @@
 /*
- * amqp_common.h - the AMQP side shared by bench/publish and bench/consume_raw
+ * amqp_common.h - the AMQP side shared by tools/publish and bench/consume_raw
  * (librabbitmq): connect and log in, explain and check RPC replies, notice
  * the broker closing us, close.  Every failure dies with a message naming
  * what failed (see common.h).
  */
-#ifndef BENCH_AMQP_COMMON_H
-#define BENCH_AMQP_COMMON_H
+#ifndef TOOLS_AMQP_COMMON_H
+#define TOOLS_AMQP_COMMON_H
 
 #include <amqp.h>
 

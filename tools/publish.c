@@ -9,10 +9,10 @@
  * consumer side must end up with (--expect-dir).  Everything is derived from
  * --seed, so a run is reproducible (except the --timestamp prefixes and the
  * meta.queued_at value).  With --stdin it generates nothing: every input
- * line is one message body, published as it is (e.g. from bench/fleet).
+ * line is one message body, published as it is (e.g. from tools/fleet).
  *
  * The content generator is content.c, the shared AMQP code amqp_common.c.
- * Build: make -C bench (bin/publish)
+ * Build: make -C tools (bin/publish)
  * Usage: bin/publish --help
  */
 #define _GNU_SOURCE
@@ -39,7 +39,7 @@
 #define CONFIRM_TIMEOUT_S 60.0
 #define MAX_BEHIND_S 1.0		/* rate limiting: largest catch-up burst */
 
-const char bench_progname[] = "publish";
+const char tool_progname[] = "publish";
 
 /* ------------------------------------------------------------------ options */
 

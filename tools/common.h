@@ -1,13 +1,13 @@
 /*
- * common.h - what every bench tool needs: one way to fail, a clock and
+ * common.h - what every tool needs: one way to fail, a clock and
  * checked option parsing.
  *
- * Each program defines bench_progname (the prefix of its messages).
+ * Each program defines tool_progname (the prefix of its messages).
  */
-#ifndef BENCH_COMMON_H
-#define BENCH_COMMON_H
+#ifndef TOOLS_COMMON_H
+#define TOOLS_COMMON_H
 
-extern const char bench_progname[];
+extern const char tool_progname[];
 
 /* print "<program>: <message>" to stderr and exit(1) */
 extern void die(const char *fmt,...) __attribute__((noreturn, format(printf, 1, 2)));
