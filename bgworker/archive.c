@@ -180,11 +180,7 @@ claim_log(Archiver *a, ArchiveStep *step, Claim *claim)
 static void
 update_claimed(SPIPlanPtr *plan, const char *sql, int64 job_id)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(job_id)};
-
-	buildlog_run(buildlog_plan(plan, sql, 1, types), values, NULL, false,
-				 SPI_OK_UPDATE);
+	buildlog_run_by_id(plan, sql, job_id, false, SPI_OK_UPDATE);
 	buildlog_worker_commit_spi();
 }
 
