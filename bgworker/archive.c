@@ -26,6 +26,9 @@
  * pending deletion is not archived again until the deletion is proven (the
  * PUT of the new content must not be deleted by the old removal).
  *
+ * Each of the three is an ArchiveStep: the query that claims a log, and
+ * the handler that works on it in the claim's transaction.
+ *
  * S3 unreachable or 5xx: the transaction rolls back, the worker backs off
  * (1 s doubling to 60 s) and nothing is purged.  4xx (credentials, bucket,
  * region): shown in archive_stats, logged at most once a minute.

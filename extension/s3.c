@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  * s3.c
- *	  PUT, HEAD and GET of S3 objects with libcurl's multi interface and
- *	  its AWS Signature V4 signing (CURLOPT_AWS_SIGV4).
+ *	  The S3 client's transfer engine: PUT, HEAD, GET and DELETE of one
+ *	  object with libcurl's multi interface and its AWS Signature V4
+ *	  signing (CURLOPT_AWS_SIGV4), and what a failure means for the caller.
  *
  * One exchange = one curl easy handle in a private multi handle, driven by
  * a loop in this file.  libcurl's callbacks only copy bytes between curl
