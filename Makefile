@@ -27,6 +27,8 @@ OBJS = \
 	extension/secret.o \
 	extension/s3_payload.o \
 	extension/s3.o \
+	extension/s3_settings.o \
+	extension/s3_selftest.o \
 	extension/s3_sql.o \
 	extension/restore.o \
 	extension/old_entry_points.o \

@@ -26,6 +26,9 @@
  * pending deletion is not archived again until the deletion is proven (the
  * PUT of the new content must not be deleted by the old removal).
  *
+ * Each of the three is an ArchiveStep: the query that claims a log, and
+ * the handler that works on it in the claim's transaction.
+ *
  * S3 unreachable or 5xx: the transaction rolls back, the worker backs off
  * (1 s doubling to 60 s) and nothing is purged.  4xx (credentials, bucket,
  * region): shown in archive_stats, logged at most once a minute.
@@ -71,6 +74,14 @@ typedef enum Step
 	STEP_FAILED					/* S3 or the database failed: back off */
 } Step;
 
+/* The log a step claimed: its job, and where its archive object is. */
+typedef struct Claim
+{
+	int64		job_id;
+	S3Target	target;
+	char	   *key;
+} Claim;
+
 /* What a worker keeps between steps. */
 typedef struct Archiver
 {
@@ -80,14 +91,20 @@ typedef struct Archiver
 	bool		waiting_for_endpoint;
 } Archiver;
 
-static SPIPlanPtr claim_plan = NULL;
-static SPIPlanPtr archived_plan = NULL;
-static SPIPlanPtr due_plan = NULL;
-static SPIPlanPtr purge_plan = NULL;
-static SPIPlanPtr reset_plan = NULL;
-static SPIPlanPtr delete_due_plan = NULL;
-static SPIPlanPtr deleted_plan = NULL;
-static SPIPlanPtr delete_failed_plan = NULL;
+/*
+ * A step of the worker: claim one log with a query (its first column the
+ * job id, $1 when nargs is 1 buildlog.purge_delay in seconds), then handle
+ * it in the same transaction.
+ */
+typedef struct ArchiveStep
+{
+	const char *what;			/* in the log when the step fails */
+	const char *activity;		/* in pg_stat_activity meanwhile */
+	const char *sql;
+	int			nargs;
+	Step		(*handle) (Archiver *a, const Claim *c);
+	SPIPlanPtr	plan;			/* of sql, kept once prepared */
+} ArchiveStep;
 
 #define DELETE_BACKOFF_MAX_S 300	/* per log, between failed deletions */
 
@@ -136,55 +153,53 @@ row_text(int col)
 }
 
 /*
- * Claim the first log of a step's query (FOR UPDATE SKIP LOCKED: the row
- * lock is the claim, so no two workers take the same log): its job id, or
- * -1 when there is none (the transaction is committed then).  The row stays
- * in SPI_tuptable; the target, the object key and in_flight are set.
+ * Start a step's transaction and claim the first log of its query (FOR
+ * UPDATE SKIP LOCKED: the row lock is the claim, so no two workers take the
+ * same log) into *claim; false when there is none (the transaction is
+ * committed then).  The row stays in SPI_tuptable; in_flight is set.
  */
-static int64
-claim_log(Archiver *a, SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
-		  Datum *values, S3Target *target, char **key)
+static bool
+claim_log(Archiver *a, ArchiveStep *step, Claim *claim)
 {
-	int64		job_id;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(buildlog_purge_delay_s)};
 
-	buildlog_run(buildlog_plan(plan, sql, nargs, types), values, NULL, false, SPI_OK_SELECT);
+	buildlog_worker_begin_spi(step->activity);
+	buildlog_run(buildlog_plan(&step->plan, step->sql, step->nargs, types),
+				 values, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 	{
 		buildlog_worker_commit_spi();
-		return -1;
+		return false;
 	}
-	job_id = row_int8(1);
-	buildlog_s3_target(target);
-	*key = buildlog_s3_key_for_job(buildlog_s3_prefix, job_id);
-	pg_atomic_write_u64(&a->stats->in_flight, (uint64) job_id);
-	return job_id;
+	claim->job_id = row_int8(1);
+	buildlog_s3_target(&claim->target);
+	claim->key = buildlog_s3_key_for_job(buildlog_s3_prefix, claim->job_id);
+	pg_atomic_write_u64(&a->stats->in_flight, (uint64) claim->job_id);
+	return true;
 }
 
-/* Claim one log to archive and upload it; the claim is the row lock. */
-static int
-archive_one(BuildlogWorker *w, void *arg)
+/* Run a kept UPDATE of the claimed log (job_id is $1) and commit. */
+static void
+update_claimed(SPIPlanPtr *plan, const char *sql, int64 job_id)
 {
-	Archiver   *a = (Archiver *) w;
-	S3Target	target;
+	buildlog_run_by_id(plan, sql, job_id, false, SPI_OK_UPDATE);
+	buildlog_worker_commit_spi();
+}
+
+/* Upload a claimed log and record its archive; the claim is the row lock. */
+static Step
+archive_one(Archiver *a, const Claim *c)
+{
+	static SPIPlanPtr archived_plan = NULL;
 	S3Source	source;
 	S3DatumSource state;
 	S3Digest	digest;
 	S3Result	result;
-	int64		job_id;
-	char	   *key;
 	bool		gzip = (buildlog_archive_compression == BUILDLOG_COMPRESSION_GZIP);
 	bool		isnull;
 	TimestampTz t0;
 
-	buildlog_worker_begin_spi("buildlog archive: uploading a log");
-	job_id = claim_log(a, &claim_plan,
-					   "select job_id, content from buildlog.logs"
-					   " where content is not null and archived_at is null"
-					   " and archive_delete_since is null"
-					   " order by updated_at limit 1"
-					   " for update skip locked", 0, NULL, NULL, &target, &key);
-	if (job_id < 0)
-		return STEP_IDLE;
 	buildlog_s3_datum_source(&source, &state,
 							 SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 
@@ -197,7 +212,7 @@ archive_one(BuildlogWorker *w, void *arg)
 	t0 = GetCurrentTimestamp();
 	buildlog_s3_digest(&source, gzip, &digest);
 	buildlog_s3_datum_source_rewind(&state);
-	buildlog_s3_request_put(&target, key, &source, gzip, &digest, &result);
+	buildlog_s3_request_put(&c->target, c->key, &source, gzip, &digest, &result);
 	pg_atomic_write_u64(&a->stats->in_flight, 0);
 	if (result.outcome != S3_OK)
 	{
@@ -207,7 +222,7 @@ archive_one(BuildlogWorker *w, void *arg)
 	{
 		Oid			types[5] = {INT8OID, INT8OID, TEXTOID, TEXTOID, BOOLOID};
 		Datum		values[5] = {
-			Int64GetDatum(job_id), Int64GetDatum((int64) digest.size),
+			Int64GetDatum(c->job_id), Int64GetDatum((int64) digest.size),
 			CStringGetTextDatum(digest.sha256), CStringGetTextDatum(result.etag),
 			BoolGetDatum(gzip)
 		};
@@ -250,65 +265,44 @@ archive_matches(const S3Target *target, const char *key, int64 size,
 		strcmp(result->received.sha256, sha256) == 0;
 }
 
-/* Verify one archived log past buildlog.purge_delay; purge or re-archive it. */
-static int
-verify_one(BuildlogWorker *w, void *arg)
+/* Verify a claimed archived log; purge it or archive it again. */
+static Step
+verify_one(Archiver *a, const Claim *c)
 {
-	Archiver   *a = (Archiver *) w;
-	S3Target	target;
+	static SPIPlanPtr purge_plan = NULL;
+	static SPIPlanPtr reset_plan = NULL;
 	S3Result	result;
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(buildlog_purge_delay_s)};
-	int64		job_id;
 	int64		size;
 	char	   *sha256;
 	char	   *etag;
-	char	   *key;
 	bool		ok;
 
-	buildlog_worker_begin_spi("buildlog archive: verifying a log");
-	job_id = claim_log(a, &due_plan,
-					   "select job_id, archive_size, archive_sha256, archive_etag"
-					   " from buildlog.logs"
-					   " where archived_at is not null and purged_at is null"
-					   " and content is not null"
-					   " and archived_at <= now() - make_interval(secs => $1)"
-					   " order by archived_at limit 1"
-					   " for update skip locked", 1, types, values, &target, &key);
-	if (job_id < 0)
-		return STEP_IDLE;
 	size = row_int8(2);
 	sha256 = row_text(3);
 	etag = row_text(4);
-	ok = archive_matches(&target, key, size, sha256, etag, &result);
+	ok = archive_matches(&c->target, c->key, size, sha256, etag, &result);
 	if (!ok && result.outcome != S3_OK && result.outcome != S3_NOT_FOUND)
 	{
 		buildlog_worker_rollback_spi();
 		return s3_failed(a, "verifying", &result);
 	}
-	values[0] = Int64GetDatum(job_id);
-	types[0] = INT8OID;
 	if (ok)
 	{
-		buildlog_run(buildlog_plan(&purge_plan,
-								   "update buildlog.logs set verified_at = now(),"
-								   " purged_at = now(), content = null"
-								   " where job_id = $1", 1, types),
-					 values, NULL, false, SPI_OK_UPDATE);
-		buildlog_worker_commit_spi();
+		update_claimed(&purge_plan,
+					   "update buildlog.logs set verified_at = now(),"
+					   " purged_at = now(), content = null"
+					   " where job_id = $1", c->job_id);
 		pg_atomic_fetch_add_u64(&a->stats->verified, 1);
 		pg_atomic_fetch_add_u64(&a->stats->purged, 1);
 		return STEP_DONE;
 	}
-	buildlog_run(buildlog_plan(&reset_plan,
-							   "update buildlog.logs set " ARCHIVE_RESET_SQL
-							   " where job_id = $1", 1, types),
-				 values, NULL, false, SPI_OK_UPDATE);
-	buildlog_worker_commit_spi();
+	update_claimed(&reset_plan,
+				   "update buildlog.logs set " ARCHIVE_RESET_SQL
+				   " where job_id = $1", c->job_id);
 	pg_atomic_fetch_add_u64(&a->stats->reuploads, 1);
 	ereport(LOG,
 			(errmsg("%s: the archive of job " INT64_FORMAT " is %s; archiving it again, not purging",
-					a->w.name, job_id,
+					a->w.name, c->job_id,
 					result.outcome == S3_NOT_FOUND ? "missing" : "different from what was uploaded")));
 	return STEP_DONE;
 }
@@ -317,6 +311,7 @@ verify_one(BuildlogWorker *w, void *arg)
 static Step
 delete_failed(Archiver *a, int64 job_id, const S3Result *r)
 {
+	static SPIPlanPtr delete_failed_plan = NULL;
 	Oid			types[2] = {INT8OID, INT4OID};
 	Datum		values[2] = {Int64GetDatum(job_id), Int32GetDatum(DELETE_BACKOFF_MAX_S)};
 
@@ -335,34 +330,19 @@ delete_failed(Archiver *a, int64 job_id, const S3Result *r)
  * Delete the archive object of one removed log and prove it gone: DELETE,
  * then HEAD must answer 404.  Only then is the deletion recorded.
  */
-static int
-delete_one(BuildlogWorker *w, void *arg)
+static Step
+delete_one(Archiver *a, const Claim *c)
 {
-	Archiver   *a = (Archiver *) w;
-	S3Target	target;
+	static SPIPlanPtr deleted_plan = NULL;
 	S3Result	result;
-	Oid			types[1] = {INT8OID};
-	Datum		values[1];
-	int64		job_id;
-	char	   *key;
 
-	buildlog_worker_begin_spi("buildlog archive: deleting the archive of a removed log");
-	job_id = claim_log(a, &delete_due_plan,
-					   "select job_id from buildlog.logs"
-					   " where archive_delete_since is not null"
-					   " and (archive_delete_after is null"
-					   " or archive_delete_after <= now())"
-					   " order by archive_delete_since limit 1"
-					   " for update skip locked", 0, NULL, NULL, &target, &key);
-	if (job_id < 0)
-		return STEP_IDLE;
-	buildlog_s3_request_delete(&target, key, &result);
+	buildlog_s3_request_delete(&c->target, c->key, &result);
 	if (result.outcome == S3_OK || result.outcome == S3_NOT_FOUND)
-		buildlog_s3_request_head(&target, key, &result);
+		buildlog_s3_request_head(&c->target, c->key, &result);
 	else
 	{
 		pg_atomic_write_u64(&a->stats->in_flight, 0);
-		return delete_failed(a, job_id, &result);
+		return delete_failed(a, c->job_id, &result);
 	}
 	pg_atomic_write_u64(&a->stats->in_flight, 0);
 	if (result.outcome != S3_NOT_FOUND)
@@ -375,31 +355,77 @@ delete_one(BuildlogWorker *w, void *arg)
 					 "the object still exists after DELETE (HEAD answered %ld)",
 					 result.status);
 		}
-		return delete_failed(a, job_id, &result);
+		return delete_failed(a, c->job_id, &result);
 	}
-	values[0] = Int64GetDatum(job_id);
-	buildlog_run(buildlog_plan(&deleted_plan,
-							   "update buildlog.logs set archive_delete_since = null,"
-							   " archive_delete_attempts = 0, archive_delete_after = null,"
-							   " archive_object = false, archive_deleted_at = now()"
-							   " where job_id = $1", 1, types),
-				 values, NULL, false, SPI_OK_UPDATE);
-	buildlog_worker_commit_spi();
+	update_claimed(&deleted_plan,
+				   "update buildlog.logs set archive_delete_since = null,"
+				   " archive_delete_attempts = 0, archive_delete_after = null,"
+				   " archive_object = false, archive_deleted_at = now()"
+				   " where job_id = $1", c->job_id);
 	return STEP_DONE;
 }
+
+/* The skeleton's step (arg an ArchiveStep): claim a log, then handle it. */
+static int
+claim_and_handle(BuildlogWorker *w, void *arg)
+{
+	Archiver   *a = (Archiver *) w;
+	ArchiveStep *step = (ArchiveStep *) arg;
+	Claim		c;
+
+	if (!claim_log(a, step, &c))
+		return STEP_IDLE;
+	return step->handle(a, &c);
+}
+
+/* Removed logs' objects, oldest removal first, once their back-off is over. */
+static ArchiveStep delete_step = {
+	"deleting an archive",
+	"buildlog archive: deleting the archive of a removed log",
+	"select job_id from buildlog.logs"
+	" where archive_delete_since is not null"
+	" and (archive_delete_after is null"
+	" or archive_delete_after <= now())"
+	" order by archive_delete_since limit 1"
+	" for update skip locked", 0, delete_one
+};
+
+/* Logs not archived yet (nor being removed), least recently updated first. */
+static ArchiveStep archive_step = {
+	"archiving",
+	"buildlog archive: uploading a log",
+	"select job_id, content from buildlog.logs"
+	" where content is not null and archived_at is null"
+	" and archive_delete_since is null"
+	" order by updated_at limit 1"
+	" for update skip locked", 0, archive_one
+};
+
+/* Archived logs past buildlog.purge_delay ($1), oldest archive first. */
+static ArchiveStep verify_step = {
+	"verifying",
+	"buildlog archive: verifying a log",
+	"select job_id, archive_size, archive_sha256, archive_etag"
+	" from buildlog.logs"
+	" where archived_at is not null and purged_at is null"
+	" and content is not null"
+	" and archived_at <= now() - make_interval(secs => $1)"
+	" order by archived_at limit 1"
+	" for update skip locked", 1, verify_one
+};
 
 /*
  * Run one step on the skeleton, in a fresh step context: an ERROR rolls
  * back, is counted and logged, and means back off.
  */
 static Step
-run_step(Archiver *a, WorkerStep step, const char *what)
+run_step(Archiver *a, ArchiveStep *step)
 {
 	int			result;
 
 	MemoryContextReset(a->w.step_cxt);
 	MemoryContextSwitchTo(a->w.step_cxt);
-	result = buildlog_worker_run_step(&a->w, what, step, NULL);
+	result = buildlog_worker_run_step(&a->w, step->what, claim_and_handle, step);
 	MemoryContextSwitchTo(a->w.loop_cxt);
 	pg_atomic_write_u64(&a->stats->in_flight, 0);	/* the step is over */
 	if (result != WORKER_STEP_ERROR)
@@ -457,9 +483,9 @@ buildlog_archive_main(Datum arg)
 		}
 		checked = true;
 		/* removals first: a removed log's text must leave S3 soonest */
-		deleted = run_step(&a, delete_one, "deleting an archive");
-		archived = run_step(&a, archive_one, "archiving");
-		verified = archived == STEP_FAILED ? STEP_IDLE : run_step(&a, verify_one, "verifying");
+		deleted = run_step(&a, &delete_step);
+		archived = run_step(&a, &archive_step);
+		verified = archived == STEP_FAILED ? STEP_IDLE : run_step(&a, &verify_step);
 		if (archived == STEP_FAILED || verified == STEP_FAILED ||
 			(deleted == STEP_FAILED && archived == STEP_IDLE && verified == STEP_IDLE))
 		{

@@ -131,13 +131,10 @@ static int
 aggregate_job(BuildlogWorker *w, void *arg)
 {
 	AggregateJob *job = (AggregateJob *) arg;
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(job->job_id)};
 
 	buildlog_worker_begin_spi("buildlog scheduler: aggregating");
-	buildlog_run(buildlog_plan(&aggregate_plan,
-							   "select buildlog.aggregate($1)", 1, types),
-				 values, NULL, false, SPI_OK_SELECT);
+	buildlog_run_by_id(&aggregate_plan, "select buildlog.aggregate($1)",
+					   job->job_id, false, SPI_OK_SELECT);
 	if (SPI_processed == 1)
 	{
 		bool		isnull;

@@ -384,6 +384,26 @@ find_kind(WorkerLogLimit *limit, const char *kind, TimestampTz now, int repeat_m
 	return reuse;
 }
 
+/*
+ * Is a line of this kind due (the first, or repeat_ms after the last)?  If
+ * so it is stamped now and *suppressed says how many were held back since;
+ * if not it is counted as held back.
+ */
+static bool
+kind_due(WorkerLogKind *k, TimestampTz now, int repeat_ms, int64 *suppressed)
+{
+	if (k->at != 0 && !TimestampDifferenceExceeds(k->at, now, repeat_ms))
+	{
+		k->suppressed++;
+		return false;
+	}
+	*suppressed = k->suppressed;
+	k->at = now;
+	k->suppressed = 0;
+	return true;
+}
+
+/* Log msg at level unless its kind was logged within repeat_s; whether it was. */
 static bool
 buildlog_worker_log(WorkerLogLimit *limit, int level, const char *who,
 					const char *msg, int repeat_s)
@@ -399,29 +419,16 @@ buildlog_worker_log(WorkerLogLimit *limit, int level, const char *who,
 	if (k == NULL)
 	{
 		/* more kinds than slots within one interval: one line for all */
-		k = &limit->other;
-		if (k->at != 0 && !TimestampDifferenceExceeds(k->at, now, repeat_ms))
-		{
-			k->suppressed++;
+		if (!kind_due(&limit->other, now, repeat_ms, &suppressed))
 			return false;
-		}
-		suppressed = k->suppressed;
-		k->at = now;
-		k->suppressed = 0;
 		ereport(level,
 				(errmsg("%s: %s", who, msg),
 				 errdetail("Too many kinds of problems at once: others like it are suppressed for %d s (%lld were).",
 						   repeat_ms / 1000, (long long) suppressed)));
 		return true;
 	}
-	if (k->at != 0 && !TimestampDifferenceExceeds(k->at, now, repeat_ms))
-	{
-		k->suppressed++;
+	if (!kind_due(k, now, repeat_ms, &suppressed))
 		return false;
-	}
-	suppressed = k->suppressed;
-	k->at = now;
-	k->suppressed = 0;
 	if (suppressed > 0)
 		ereport(level,
 				(errmsg("%s: %s", who, msg),

@@ -36,13 +36,9 @@ static SPIPlanPtr insert_plan = NULL;
 void
 buildlog_lock_stored_log(int64 job_id, StoredLog *log)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(job_id)};
-
-	buildlog_run(buildlog_plan(&lock_plan,
-							   lock_plan ? NULL : buildlog_stored_log_sql(" where job_id = $1 for update"),
-							   1, types),
-				 values, NULL, false, SPI_OK_SELECT);
+	buildlog_run_by_id(&lock_plan,
+					   lock_plan ? NULL : buildlog_stored_log_sql(" where job_id = $1 for update"),
+					   job_id, false, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 	{
 		memset(log, 0, sizeof(*log));
@@ -60,34 +56,32 @@ buildlog_lock_stored_log(int64 job_id, StoredLog *log)
 static void
 lock_row_first(int64 job_id)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(job_id)};
+	buildlog_run_by_id(&row_lock_plan,
+					   "select 1 from buildlog.logs where job_id = $1 for update",
+					   job_id, false, SPI_OK_SELECT);
+}
 
-	buildlog_run(buildlog_plan(&row_lock_plan,
-							   "select 1 from buildlog.logs where job_id = $1 for update",
-							   1, types),
-				 values, NULL, false, SPI_OK_SELECT);
+/* The pending parts in SPI_tuptable (PENDING_PART_COLUMNS), palloc'd. */
+static LogPart *
+spi_parts(void)
+{
+	LogPart    *p = palloc(sizeof(LogPart) * Max(SPI_processed, 1));
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+		buildlog_pending_part(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &p[i]);
+	return p;
 }
 
 /* Read the job's deduplicated pending parts without taking them. */
 static int
 read_pending(int64 job_id, LogPart **parts)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(job_id)};
-	LogPart    *p;
-	uint64		i;
-
-	buildlog_run(buildlog_plan(&pending_plan,
-							   "select " PENDING_PART_COLUMNS
-							   " from buildlog.log_parts where job_id = $1",
-							   1, types),
-				 values, NULL, false, SPI_OK_SELECT);
-	p = palloc(sizeof(LogPart) * Max(SPI_processed, 1));
-	for (i = 0; i < SPI_processed; i++)
-		buildlog_pending_part(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &p[i]);
-	*parts = p;
-	return buildlog_dedupe_pending(p, (int) SPI_processed);
+	buildlog_run_by_id(&pending_plan,
+					   "select " PENDING_PART_COLUMNS
+					   " from buildlog.log_parts where job_id = $1",
+					   job_id, false, SPI_OK_SELECT);
+	*parts = spi_parts();
+	return buildlog_dedupe_pending(*parts, (int) SPI_processed);
 }
 
 /*
@@ -97,16 +91,13 @@ read_pending(int64 job_id, LogPart **parts)
 static bool
 prefetch_purged(int64 job_id, RestoredLog *restored)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(job_id)};
 	StoredLog	log;
 	LogPart    *pending;
 	int			npending;
 
-	buildlog_run(buildlog_plan(&peek_plan,
-							   peek_plan ? NULL : buildlog_stored_log_sql(" where job_id = $1"),
-							   1, types),
-				 values, NULL, false, SPI_OK_SELECT);
+	buildlog_run_by_id(&peek_plan,
+					   peek_plan ? NULL : buildlog_stored_log_sql(" where job_id = $1"),
+					   job_id, false, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
 	buildlog_stored_log(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &log);
@@ -148,20 +139,11 @@ purged_mergeable(int64 job_id, const StoredLog *log, bool prefetched,
 static int
 take_pending(int64 job_id, LogPart **parts)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(job_id)};
-	LogPart    *p;
-	uint64		i;
-
-	buildlog_run(buildlog_plan(&delete_plan,
-							   "delete from buildlog.log_parts where job_id = $1"
-							   " returning " PENDING_PART_COLUMNS,
-							   1, types),
-				 values, NULL, false, SPI_OK_DELETE_RETURNING);
-	p = palloc(sizeof(LogPart) * Max(SPI_processed, 1));
-	for (i = 0; i < SPI_processed; i++)
-		buildlog_pending_part(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &p[i]);
-	*parts = p;
+	buildlog_run_by_id(&delete_plan,
+					   "delete from buildlog.log_parts where job_id = $1"
+					   " returning " PENDING_PART_COLUMNS,
+					   job_id, false, SPI_OK_DELETE_RETURNING);
+	*parts = spi_parts();
 	return (int) SPI_processed;
 }
 

@@ -288,6 +288,16 @@ bytes_dup(amqp_bytes_t b)
 	return s;
 }
 
+/* Record a close by the broker of what ("channel", "connection"); -1. */
+static int
+closed_by_broker(AmqpLink *link, const char *what, uint16 code,
+				 amqp_bytes_t text)
+{
+	snprintf(link->error, AMQP_ERROR_LEN, "%s closed by broker: %u %.*s",
+			 what, code, (int) text.len, (char *) text.bytes);
+	return -1;
+}
+
 /* Handle a non-delivery frame; -1 when it ends the connection. */
 static int
 other_frame(AmqpLink *link)
@@ -295,6 +305,8 @@ other_frame(AmqpLink *link)
 	amqp_frame_t frame;
 	struct timeval zero = {0, 0};
 	int			status = amqp_simple_wait_frame_noblock(link->conn, &frame, &zero);
+	amqp_channel_close_t *channel;
+	amqp_connection_close_t *connection;
 
 	if (status == AMQP_STATUS_TIMEOUT)
 		return 0;
@@ -309,23 +321,13 @@ other_frame(AmqpLink *link)
 	switch (frame.payload.method.id)
 	{
 		case AMQP_CHANNEL_CLOSE_METHOD:
-			{
-				amqp_channel_close_t *m = frame.payload.method.decoded;
-
-				snprintf(link->error, AMQP_ERROR_LEN, "channel closed by broker: %u %.*s",
-						 m->reply_code, (int) m->reply_text.len,
-						 (char *) m->reply_text.bytes);
-				return -1;
-			}
+			channel = frame.payload.method.decoded;
+			return closed_by_broker(link, "channel", channel->reply_code,
+									channel->reply_text);
 		case AMQP_CONNECTION_CLOSE_METHOD:
-			{
-				amqp_connection_close_t *m = frame.payload.method.decoded;
-
-				snprintf(link->error, AMQP_ERROR_LEN, "connection closed by broker: %u %.*s",
-						 m->reply_code, (int) m->reply_text.len,
-						 (char *) m->reply_text.bytes);
-				return -1;
-			}
+			connection = frame.payload.method.decoded;
+			return closed_by_broker(link, "connection", connection->reply_code,
+									connection->reply_text);
 		case AMQP_BASIC_CANCEL_METHOD:
 			snprintf(link->error, AMQP_ERROR_LEN,
 					 "consumer cancelled by broker (queue deleted?)");

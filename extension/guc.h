@@ -40,7 +40,7 @@ extern int	buildlog_http_rate_limit;
 extern int	buildlog_http_rate_burst;
 extern int	buildlog_http_flush_ms;
 
-/* S3 archive (extension/s3.c) */
+/* S3 archive (checked and read by extension/s3_settings.c) */
 extern char *buildlog_s3_endpoint;
 extern char *buildlog_s3_bucket;
 extern char *buildlog_s3_region;

@@ -14,16 +14,14 @@
 
 #include "joblock.h"
 
-#define BUILDLOG_LOCK_FIELD4	0x424c	/* "BL" */
-
-/* Build the lock tag of one job in this database. */
-static void
-job_locktag(LOCKTAG *tag, int64 job_id)
+/* The advisory lock tag of a job in this database, of one kind (field4). */
+void
+buildlog_job_locktag(LOCKTAG *tag, int64 job_id, uint16 kind)
 {
 	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId,
 						 (uint32) ((uint64) job_id >> 32),
 						 (uint32) job_id,
-						 BUILDLOG_LOCK_FIELD4);
+						 kind);
 }
 
 /* Shared locks for a writer; ids sorted so lockers never deadlock. */
@@ -36,7 +34,7 @@ buildlog_lock_jobs_shared(const int64 *sorted_job_ids, int n)
 	{
 		LOCKTAG		tag;
 
-		job_locktag(&tag, sorted_job_ids[i]);
+		buildlog_job_locktag(&tag, sorted_job_ids[i], BUILDLOG_LOCK_JOB);
 		(void) LockAcquire(&tag, ShareLock, false, false);
 	}
 }
@@ -47,6 +45,6 @@ buildlog_lock_job_exclusive(int64 job_id)
 {
 	LOCKTAG		tag;
 
-	job_locktag(&tag, job_id);
+	buildlog_job_locktag(&tag, job_id, BUILDLOG_LOCK_JOB);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }

@@ -13,6 +13,15 @@
 
 #include "postgres.h"
 
+#include "storage/lock.h"
+
+/* field4 of buildlog's advisory lock tags: which kind of per-job lock */
+#define BUILDLOG_LOCK_JOB		0x424c	/* "BL": ingestion and aggregation */
+#define BUILDLOG_LOCK_TOKENS	0x4254	/* "BT": issuing and revoking tokens */
+
+/* The advisory lock tag of a job in this database, of one kind (field4). */
+extern void buildlog_job_locktag(LOCKTAG *tag, int64 job_id, uint16 kind);
+
 extern void buildlog_lock_jobs_shared(const int64 *sorted_job_ids, int n);
 extern void buildlog_lock_job_exclusive(int64 job_id);
 

@@ -61,16 +61,13 @@ row_text(int col, char *out, Size outlen)
 void
 buildlog_archive_facts(int64 job_id, ArchiveFacts *facts)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(job_id)};
 	bool		isnull;
 	Datum		d;
 
-	buildlog_run(buildlog_plan(&facts_plan,
-							   "select archive_sha256, archive_etag, archive_size, archive_gzip"
-							   " from buildlog.logs where job_id = $1",
-							   1, types),
-				 values, NULL, true, SPI_OK_SELECT);
+	buildlog_run_by_id(&facts_plan,
+					   "select archive_sha256, archive_etag, archive_size, archive_gzip"
+					   " from buildlog.logs where job_id = $1",
+					   job_id, true, SPI_OK_SELECT);
 	if (SPI_processed == 0 || !row_text(1, facts->sha256, sizeof(facts->sha256)))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),

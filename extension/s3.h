@@ -2,7 +2,9 @@
  * s3.h
  *	  A small S3 client (libcurl, AWS Signature V4) for the archive worker
  *	  and the SQL functions that read archived logs: PUT, HEAD and GET of
- *	  one object at a time, streamed.
+ *	  one object at a time, streamed.  The transfer engine is s3.c, the
+ *	  buildlog.s3_* settings s3_settings.c, the object bytes (checksums,
+ *	  gzip) s3_payload.c and the Signature V4 self-test s3_selftest.c.
  *
  * Memory stays bounded whatever the object size: an upload pulls its bytes
  * from an S3Source in slices, a download pushes them to an S3Sink in

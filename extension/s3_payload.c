@@ -174,16 +174,23 @@ buildlog_s3_producer_read(S3Producer *p, char *out, Size cap)
 	}
 }
 
+/* End a zlib stream (deflate or inflate) and free its slice buffer. */
+static void
+s3_zstream_free(z_stream *z, bool *zready, bool deflating, char **buf)
+{
+	if (*zready)
+		(void) (deflating ? deflateEnd(z) : inflateEnd(z));
+	*zready = false;
+	if (*buf)
+		pfree(*buf);
+	*buf = NULL;
+}
+
 /* Free zlib's state and the input buffer; safe on a zeroed producer. */
 void
 buildlog_s3_producer_free(S3Producer *p)
 {
-	if (p->zready)
-		deflateEnd(&p->z);
-	p->zready = false;
-	if (p->in)
-		pfree(p->in);
-	p->in = NULL;
+	s3_zstream_free(&p->z, &p->zready, true, &p->in);
 }
 
 /* First pass of an upload: the size and checksums of the bytes to store. */
@@ -312,12 +319,7 @@ void
 buildlog_s3_consumer_free(S3Consumer *c)
 {
 	buildlog_s3_hash_free(&c->hash);
-	if (c->zready)
-		inflateEnd(&c->z);
-	c->zready = false;
-	if (c->out)
-		pfree(c->out);
-	c->out = NULL;
+	s3_zstream_free(&c->z, &c->zready, false, &c->out);
 }
 
 /* fill() of a datum source: a slice, detoasted in a scratch context. */

@@ -194,22 +194,29 @@ buildlog_s3_get(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(out);
 }
 
+/* Add the status and outcome columns of a request; whether it succeeded. */
+static bool
+col_outcome(Row *row, const S3Result *result)
+{
+	col(row, result->status != 0, Int32GetDatum((int32) result->status));
+	col_text(row, buildlog_s3_outcome_name(result->outcome));
+	return result->outcome == S3_OK;
+}
+
 /* s3_head(key): the object's facts, or why there are none (no ERROR). */
 Datum
 buildlog_s3_head(PG_FUNCTION_ARGS)
 {
-	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	S3Target	target;
 	S3Result	result;
-	bool		ok;
 	Row			row = {0};
 
 	buildlog_s3_target(&target);
-	buildlog_s3_request_head(&target, key, &result);
-	ok = (result.outcome == S3_OK);
-	col(&row, result.status != 0, Int32GetDatum((int32) result.status));
-	col_text(&row, buildlog_s3_outcome_name(result.outcome));
-	col(&row, ok && result.content_length >= 0, Int64GetDatum(result.content_length));
+	buildlog_s3_request_head(&target, text_to_cstring(PG_GETARG_TEXT_PP(0)),
+							 &result);
+	col_outcome(&row, &result);
+	col(&row, result.outcome == S3_OK && result.content_length >= 0,
+		Int64GetDatum(result.content_length));
 	col_text(&row, result.etag);
 	col_text(&row, result.content_type);
 	col_text(&row, result.content_encoding);
@@ -222,17 +229,15 @@ buildlog_s3_head(PG_FUNCTION_ARGS)
 Datum
 buildlog_s3_verify(PG_FUNCTION_ARGS)
 {
-	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	S3Target	target;
 	S3Result	result;
 	bool		ok;
 	Row			row = {0};
 
 	buildlog_s3_target(&target);
-	buildlog_s3_request_get(&target, key, true, NULL, &result);
-	ok = (result.outcome == S3_OK);
-	col(&row, result.status != 0, Int32GetDatum((int32) result.status));
-	col_text(&row, buildlog_s3_outcome_name(result.outcome));
+	buildlog_s3_request_get(&target, text_to_cstring(PG_GETARG_TEXT_PP(0)),
+							true, NULL, &result);
+	ok = col_outcome(&row, &result);
 	col(&row, ok, Int64GetDatum((int64) result.received.size));
 	col(&row, ok, ok ? CStringGetTextDatum(result.received.sha256) : (Datum) 0);
 	col(&row, ok, ok ? CStringGetTextDatum(result.received.md5) : (Datum) 0);

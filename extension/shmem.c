@@ -22,6 +22,7 @@
 
 BuildlogShared *buildlog_shared = NULL;
 
+/* PostgreSQL's hook chaining; bgworker/http/mailbox.c repeats it for its segment. */
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
@@ -44,21 +45,23 @@ init_slot(WorkerSlot *slot)
 	slot->last_error[0] = '\0';
 }
 
+/*
+ * Zero the counters first..last: consecutive pg_atomic_uint64 fields of one
+ * statistics struct (shmem.h keeps each struct's counters together).
+ */
+static void
+init_counters(pg_atomic_uint64 *first, pg_atomic_uint64 *last)
+{
+	for (pg_atomic_uint64 *c = first; c <= last; c++)
+		pg_atomic_init_u64(c, 0);
+}
+
 /* Zero an archive worker's statistics. */
 static void
 init_archive_stats(ArchiveStats *s)
 {
 	init_slot(&s->slot);
-	pg_atomic_init_u64(&s->in_flight, 0);
-	pg_atomic_init_u64(&s->archived, 0);
-	pg_atomic_init_u64(&s->bytes, 0);
-	pg_atomic_init_u64(&s->busy_us, 0);
-	pg_atomic_init_u64(&s->verified, 0);
-	pg_atomic_init_u64(&s->purged, 0);
-	pg_atomic_init_u64(&s->reuploads, 0);
-	pg_atomic_init_u64(&s->retries, 0);
-	pg_atomic_init_u64(&s->failures, 0);
-	pg_atomic_init_u64(&s->last_archived, 0);
+	init_counters(&s->in_flight, &s->last_archived);
 }
 
 /* Zero the scheduler's statistics (postmaster start, crash restart). */
@@ -66,12 +69,7 @@ static void
 init_scheduler_stats(SchedulerStats *s)
 {
 	init_slot(&s->slot);
-	pg_atomic_init_u64(&s->aggregated, 0);
-	pg_atomic_init_u64(&s->parts_merged, 0);
-	pg_atomic_init_u64(&s->aggregate_failures, 0);
-	pg_atomic_init_u64(&s->deferred, 0);
-	pg_atomic_init_u64(&s->last_round, 0);
-	pg_atomic_init_u64(&s->maintenance_runs, 0);
+	init_counters(&s->aggregated, &s->maintenance_runs);
 	s->last_maintenance[0] = '\0';
 }
 
@@ -80,19 +78,7 @@ static void
 init_http_stats(HttpStats *s)
 {
 	init_slot(&s->slot);
-	pg_atomic_init_u64(&s->requests, 0);
-	pg_atomic_init_u64(&s->responses_2xx, 0);
-	pg_atomic_init_u64(&s->responses_4xx, 0);
-	pg_atomic_init_u64(&s->responses_5xx, 0);
-	pg_atomic_init_u64(&s->bytes_sent, 0);
-	pg_atomic_init_u64(&s->connections, 0);
-	pg_atomic_init_u64(&s->streams, 0);
-	pg_atomic_init_u64(&s->events, 0);
-	pg_atomic_init_u64(&s->ingest_commits, 0);
-	pg_atomic_init_u64(&s->ingest_writes, 0);
-	pg_atomic_init_u64(&s->ingest_parts, 0);
-	pg_atomic_init_u64(&s->stream_bytes, 0);
-	pg_atomic_init_u64(&s->uploads, 0);
+	init_counters(&s->requests, &s->uploads);
 }
 
 /* Create or attach the segment; the first process initialises it. */
@@ -119,18 +105,7 @@ buildlog_shmem_startup(void)
 
 			init_slot(&s->slot);
 			pg_atomic_init_u32(&s->connected, 0);
-			pg_atomic_init_u64(&s->connected_since, 0);
-			pg_atomic_init_u64(&s->deliveries, 0);
-			pg_atomic_init_u64(&s->parts, 0);
-			pg_atomic_init_u64(&s->rejected, 0);
-			pg_atomic_init_u64(&s->replaced, 0);
-			pg_atomic_init_u64(&s->batches, 0);
-			pg_atomic_init_u64(&s->max_batch, 0);
-			pg_atomic_init_u64(&s->last_commit, 0);
-			pg_atomic_init_u64(&s->reconnects, 0);
-			pg_atomic_init_u64(&s->failed_batches, 0);
-			pg_atomic_init_u64(&s->split_retries, 0);
-			pg_atomic_init_u64(&s->error_rejected, 0);
+			init_counters(&s->connected_since, &s->error_rejected);
 		}
 		init_scheduler_stats(&buildlog_shared->scheduler);
 		for (i = 0; i < BUILDLOG_MAX_ARCHIVE_WORKERS; i++)
@@ -141,9 +116,7 @@ buildlog_shmem_startup(void)
 			HttpReaderStats *r = &buildlog_shared->http_readers[i];
 
 			init_slot(&r->slot);
-			pg_atomic_init_u64(&r->reads, 0);
-			pg_atomic_init_u64(&r->bytes, 0);
-			pg_atomic_init_u64(&r->busy_us, 0);
+			init_counters(&r->reads, &r->busy_us);
 		}
 		buildlog_live_init(&buildlog_shared->live);
 	}

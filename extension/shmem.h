@@ -20,6 +20,11 @@
 #define BUILDLOG_TEXT_LEN			256
 
 /*
+ * Each statistics struct below keeps its pg_atomic_uint64 counters in one
+ * run of fields: shmem.c zeroes them first to last.
+ */
+
+/*
  * What every worker's statistics start with: who runs in the slot, how to
  * wake it, and its latest error.  Claimed at start, released at exit.
  */

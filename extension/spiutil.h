@@ -18,4 +18,12 @@ extern SPIPlanPtr buildlog_plan(SPIPlanPtr *slot, const char *sql,
 extern void buildlog_run(SPIPlanPtr plan, Datum *values, const char *nulls,
 						 bool read_only, int expected);
 
+/*
+ * Run the kept plan of sql, whose one parameter $1 is an int8 (a job's or a
+ * row's id): the most common statement shape.  sql may be NULL once *slot
+ * holds the plan.
+ */
+extern void buildlog_run_by_id(SPIPlanPtr *slot, const char *sql, int64 id,
+							   bool read_only, int expected);
+
 #endif							/* BUILDLOG_SPIUTIL_H */

@@ -40,6 +40,46 @@ buildlog_check_columns(FunctionCallInfo fcinfo, int natts)
 				 errhint("Run ALTER EXTENSION buildlog UPDATE.")));
 }
 
+/*
+ * Start a stats function's rows (natts columns); false, with a notice, when
+ * the workers' shared state is not there (no rows then).
+ */
+static bool
+stats_begin(FunctionCallInfo fcinfo, int natts)
+{
+	InitMaterializedSRF(fcinfo, 0);
+	buildlog_check_columns(fcinfo, natts);
+	return buildlog_shared_available();
+}
+
+/* Add a row to the function's result. */
+static void
+put_row(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * Start the row of a worker's slot (natts columns): false when no worker
+ * runs in it.  Else the nulls are cleared and the first columns set: the
+ * worker's number (when number > 0), then its pid.
+ */
+static bool
+start_row(WorkerSlot *slot, int number, Datum *values, bool *nulls, int natts)
+{
+	int			col = 0;
+
+	if (pg_atomic_read_u32(&slot->in_use) == 0)
+		return false;
+	memset(nulls, 0, sizeof(bool) * natts);
+	if (number > 0)
+		values[col++] = Int32GetDatum(number);
+	values[col] = Int32GetDatum((int32) pg_atomic_read_u64(&slot->pid));
+	return true;
+}
+
 /* A timestamp column that is NULL while never set. */
 static void
 put_timestamp(Datum *values, bool *nulls, int i, uint64 ts)
@@ -48,6 +88,15 @@ put_timestamp(Datum *values, bool *nulls, int i, uint64 ts)
 		nulls[i] = true;
 	else
 		values[i] = TimestampTzGetDatum((TimestampTz) ts);
+}
+
+/* Columns i... from the counters first..last (one run of fields, shmem.h). */
+static void
+put_counters(Datum *values, int i, pg_atomic_uint64 *first,
+			 pg_atomic_uint64 *last)
+{
+	for (pg_atomic_uint64 *c = first; c <= last; c++)
+		values[i++] = Int64GetDatum((int64) pg_atomic_read_u64(c));
 }
 
 /*
@@ -74,12 +123,9 @@ put_last_error(Datum *values, bool *nulls, int i, WorkerSlot *slot)
 Datum
 buildlog_drain_worker_stats(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			i;
 
-	InitMaterializedSRF(fcinfo, 0);
-	buildlog_check_columns(fcinfo, 19);
-	if (!buildlog_shared_available())
+	if (!stats_begin(fcinfo, 19))
 		return (Datum) 0;
 	for (i = 0; i < BUILDLOG_MAX_DRAIN_WORKERS; i++)
 	{
@@ -91,23 +137,19 @@ buildlog_drain_worker_stats(PG_FUNCTION_ARGS)
 		uint64		parts;
 		uint64		deliveries;
 
-		if (pg_atomic_read_u32(&s->slot.in_use) == 0)
+		if (!start_row(&s->slot, i + 1, values, nulls, lengthof(nulls)))
 			continue;
-		memset(nulls, 0, sizeof(nulls));
 		buildlog_slot_get_text(&s->slot, s->queues, queues, NULL, NULL);
 
 		batches = pg_atomic_read_u64(&s->batches);
 		parts = pg_atomic_read_u64(&s->parts);
 		deliveries = pg_atomic_read_u64(&s->deliveries);
-		values[0] = Int32GetDatum(i + 1);
-		values[1] = Int32GetDatum((int32) pg_atomic_read_u64(&s->slot.pid));
 		values[2] = CStringGetTextDatum(queues);
 		values[3] = BoolGetDatum(pg_atomic_read_u32(&s->connected) != 0);
 		put_timestamp(values, nulls, 4, pg_atomic_read_u64(&s->connected_since));
 		values[5] = Int64GetDatum((int64) deliveries);
 		values[6] = Int64GetDatum((int64) parts);
-		values[7] = Int64GetDatum((int64) pg_atomic_read_u64(&s->rejected));
-		values[8] = Int64GetDatum((int64) pg_atomic_read_u64(&s->replaced));
+		put_counters(values, 7, &s->rejected, &s->replaced);
 		values[9] = Int64GetDatum((int64) batches);
 		if (batches > 0)
 			values[10] = Float8GetDatum((double) (deliveries) / (double) batches);
@@ -115,12 +157,9 @@ buildlog_drain_worker_stats(PG_FUNCTION_ARGS)
 			nulls[10] = true;
 		values[11] = Int64GetDatum((int64) pg_atomic_read_u64(&s->max_batch));
 		put_timestamp(values, nulls, 12, pg_atomic_read_u64(&s->last_commit));
-		values[13] = Int64GetDatum((int64) pg_atomic_read_u64(&s->reconnects));
-		values[14] = Int64GetDatum((int64) pg_atomic_read_u64(&s->failed_batches));
-		values[15] = Int64GetDatum((int64) pg_atomic_read_u64(&s->split_retries));
-		values[16] = Int64GetDatum((int64) pg_atomic_read_u64(&s->error_rejected));
+		put_counters(values, 13, &s->reconnects, &s->error_rejected);
 		put_last_error(values, nulls, 17, &s->slot);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		put_row(fcinfo, values, nulls);
 	}
 	return (Datum) 0;
 }
@@ -142,29 +181,21 @@ buildlog_restart_workers(PG_FUNCTION_ARGS)
 Datum
 buildlog_scheduler_worker_stats(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	SchedulerStats *s;
 	Datum		values[11];
 	bool		nulls[11];
 	char		maintenance[BUILDLOG_TEXT_LEN];
 	TimestampTz maintenance_at;
 
-	InitMaterializedSRF(fcinfo, 0);
-	buildlog_check_columns(fcinfo, 11);
-	if (!buildlog_shared_available())
+	if (!stats_begin(fcinfo, 11))
 		return (Datum) 0;
 	s = &buildlog_shared->scheduler;
-	if (pg_atomic_read_u32(&s->slot.in_use) == 0)
+	if (!start_row(&s->slot, 0, values, nulls, lengthof(nulls)))
 		return (Datum) 0;
-	memset(nulls, 0, sizeof(nulls));
 	buildlog_slot_get_text(&s->slot, s->last_maintenance, maintenance,
 						   &s->last_maintenance_at, &maintenance_at);
 
-	values[0] = Int32GetDatum((int32) pg_atomic_read_u64(&s->slot.pid));
-	values[1] = Int64GetDatum((int64) pg_atomic_read_u64(&s->aggregated));
-	values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&s->parts_merged));
-	values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&s->aggregate_failures));
-	values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&s->deferred));
+	put_counters(values, 1, &s->aggregated, &s->deferred);
 	put_timestamp(values, nulls, 5, pg_atomic_read_u64(&s->last_round));
 	values[6] = Int64GetDatum((int64) pg_atomic_read_u64(&s->maintenance_runs));
 	if (maintenance[0] != '\0')
@@ -175,7 +206,7 @@ buildlog_scheduler_worker_stats(PG_FUNCTION_ARGS)
 	else
 		nulls[7] = nulls[8] = true;
 	put_last_error(values, nulls, 9, &s->slot);
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	put_row(fcinfo, values, nulls);
 	return (Datum) 0;
 }
 
@@ -183,11 +214,7 @@ buildlog_scheduler_worker_stats(PG_FUNCTION_ARGS)
 Datum
 buildlog_archive_worker_stats(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-
-	InitMaterializedSRF(fcinfo, 0);
-	buildlog_check_columns(fcinfo, 14);
-	if (!buildlog_shared_available())
+	if (!stats_begin(fcinfo, 14))
 		return (Datum) 0;
 	for (int i = 0; i < BUILDLOG_MAX_ARCHIVE_WORKERS; i++)
 	{
@@ -198,29 +225,22 @@ buildlog_archive_worker_stats(PG_FUNCTION_ARGS)
 		uint64		bytes;
 		uint64		busy_us;
 
-		if (pg_atomic_read_u32(&s->slot.in_use) == 0)
+		if (!start_row(&s->slot, i + 1, values, nulls, lengthof(nulls)))
 			continue;
-		memset(nulls, 0, sizeof(nulls));
 		in_flight = pg_atomic_read_u64(&s->in_flight);
 		bytes = pg_atomic_read_u64(&s->bytes);
 		busy_us = pg_atomic_read_u64(&s->busy_us);
 
-		values[0] = Int32GetDatum(i + 1);
-		values[1] = Int32GetDatum((int32) pg_atomic_read_u64(&s->slot.pid));
 		values[2] = Int64GetDatum((int64) in_flight);
 		nulls[2] = (in_flight == 0);
 		values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&s->archived));
 		values[4] = Int64GetDatum((int64) bytes);
 		values[5] = Float8GetDatum(busy_us > 0 ? (double) bytes * 1e6 / (double) busy_us : 0.0);
 		nulls[5] = (busy_us == 0);
-		values[6] = Int64GetDatum((int64) pg_atomic_read_u64(&s->verified));
-		values[7] = Int64GetDatum((int64) pg_atomic_read_u64(&s->purged));
-		values[8] = Int64GetDatum((int64) pg_atomic_read_u64(&s->reuploads));
-		values[9] = Int64GetDatum((int64) pg_atomic_read_u64(&s->retries));
-		values[10] = Int64GetDatum((int64) pg_atomic_read_u64(&s->failures));
+		put_counters(values, 6, &s->verified, &s->failures);
 		put_timestamp(values, nulls, 11, pg_atomic_read_u64(&s->last_archived));
 		put_last_error(values, nulls, 12, &s->slot);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		put_row(fcinfo, values, nulls);
 	}
 	return (Datum) 0;
 }
@@ -229,29 +249,17 @@ buildlog_archive_worker_stats(PG_FUNCTION_ARGS)
 Datum
 buildlog_http_worker_stats(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	HttpStats  *s;
 	Datum		values[11];
 	bool		nulls[11];
 
-	InitMaterializedSRF(fcinfo, 0);
-	buildlog_check_columns(fcinfo, 11);
-	if (!buildlog_shared_available())
+	if (!stats_begin(fcinfo, 11))
 		return (Datum) 0;
 	s = &buildlog_shared->http;
-	if (pg_atomic_read_u32(&s->slot.in_use) == 0)
+	if (!start_row(&s->slot, 0, values, nulls, lengthof(nulls)))
 		return (Datum) 0;
-	memset(nulls, 0, sizeof(nulls));
-	values[0] = Int32GetDatum((int32) pg_atomic_read_u64(&s->slot.pid));
-	values[1] = Int64GetDatum((int64) pg_atomic_read_u64(&s->requests));
-	values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&s->responses_2xx));
-	values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&s->responses_4xx));
-	values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&s->responses_5xx));
-	values[5] = Int64GetDatum((int64) pg_atomic_read_u64(&s->bytes_sent));
-	values[6] = Int64GetDatum((int64) pg_atomic_read_u64(&s->connections));
-	values[7] = Int64GetDatum((int64) pg_atomic_read_u64(&s->streams));
-	values[8] = Int64GetDatum((int64) pg_atomic_read_u64(&s->events));
+	put_counters(values, 1, &s->requests, &s->events);
 	put_last_error(values, nulls, 9, &s->slot);
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	put_row(fcinfo, values, nulls);
 	return (Datum) 0;
 }

@@ -27,6 +27,7 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
+#include "joblock.h"
 #include "secret.h"
 #include "shmem.h"
 #include "token.h"
@@ -41,9 +42,6 @@ static char *buildlog_token_make(const char *key, const TokenClaims *claims);
 #define MAC_LEN			32		/* SHA-256 */
 #define MAC_TEXT_LEN	43		/* base64url of 32 bytes, unpadded */
 #define KEY_MIN_LEN		32
-
-/* The fourth field of the token locks' advisory tags ("BT"; joblock.c uses "BL"). */
-#define TOKEN_LOCK_FIELD4	0x4254
 
 
 PG_FUNCTION_INFO_V1(buildlog_issue_token);
@@ -211,16 +209,6 @@ buildlog_token_check(const char *key, const char *token, TokenClaims *claims,
 	return true;
 }
 
-/* The advisory lock tag of a job's tokens (issuing shares it, revoking excludes). */
-static void
-token_locktag(LOCKTAG *tag, int64 job_id)
-{
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId,
-						 (uint32) ((uint64) job_id >> 32),
-						 (uint32) job_id,
-						 TOKEN_LOCK_FIELD4);
-}
-
 static void
 check_job_id(int64 job_id)
 {
@@ -259,7 +247,7 @@ issue(int64 job_id, TokenScope scope, Interval *ttl)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a token's ttl must be between 1 second and 30 days")));
 	key = buildlog_token_key();
-	token_locktag(&tag, job_id);
+	buildlog_job_locktag(&tag, job_id, BUILDLOG_LOCK_TOKENS);
 	(void) LockAcquire(&tag, ShareLock, false, false);
 	claims.job_id = job_id;
 	claims.scope = scope;
@@ -358,7 +346,7 @@ buildlog_revoke_tokens(PG_FUNCTION_ARGS)
 	Oid			types[2] = {INT8OID, TIMESTAMPTZOID};
 
 	check_job_id(job_id);
-	token_locktag(&tag, job_id);
+	buildlog_job_locktag(&tag, job_id, BUILDLOG_LOCK_TOKENS);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 	now = GetCurrentTimestamp();
 	args[0] = Int64GetDatum(job_id);

@@ -143,30 +143,36 @@ string_is(const WireValue *v, const char *word)
 	return n == strlen(word) && memcmp(buf, word, n) == 0;
 }
 
-/* Read "id"; false (with reason) unless it is an integer > 0. */
+/* Is the field there?  Rejected as missing when not. */
+static bool
+has_field(const WireMessage *m, WireField field, const char *name,
+		  ParsedPart *out)
+{
+	if (m->field[field].kind != WK_MISSING)
+		return true;
+	reject(out, "missing \"%s\"", name);
+	return false;
+}
+
+/* Read "id" (present); false (with reason) unless it is an integer > 0. */
 static bool
 read_job_id(const WireMessage *m, ParsedPart *out)
 {
-	const WireValue *id = &m->field[WF_ID];
 	int64		value;
 
-	if (id->kind == WK_MISSING)
-		return reject(out, "missing \"id\""), false;
-	if (!buildlog_wire_integer(id, 1, PG_INT64_MAX, &value))
+	if (!buildlog_wire_integer(&m->field[WF_ID], 1, PG_INT64_MAX, &value))
 		return reject(out, REASON_ID), false;
 	out->job_id = value;
 	return true;
 }
 
-/* Read "number": an integer 0..2147483647 or the string "last". */
+/* Read "number" (present): an integer 0..2147483647 or the string "last". */
 static bool
 read_number(const WireMessage *m, ParsedPart *out)
 {
 	const WireValue *number = &m->field[WF_NUMBER];
 	int64		value;
 
-	if (number->kind == WK_MISSING)
-		return reject(out, "missing \"number\""), false;
 	if (string_is(number, "last"))
 		value = BUILDLOG_LAST_NUMBER;
 	else if (!buildlog_wire_integer(number, 0, PG_INT32_MAX, &value))
@@ -233,7 +239,9 @@ parse_reference(const char *body, size_t len, int max_part_bytes, ParsedPart *ou
 		reject(out, "not valid JSON: %s", why);
 	else if (!m.object)
 		reject(out, "not a JSON object");
-	else if (read_job_id(&m, out) && read_number(&m, out) && read_final(&m, out))
+	else if (has_field(&m, WF_ID, "id", out) && read_job_id(&m, out) &&
+			 has_field(&m, WF_NUMBER, "number", out) && read_number(&m, out) &&
+			 read_final(&m, out))
 		read_log(&m, out, max_part_bytes);
 }
 
