@@ -72,6 +72,7 @@ typedef struct DrainWorker
 	TimestampTz retry_at;		/* when to retry them */
 	WorkerBackoff connect;		/* between connection attempts */
 	TimestampTz next_connect;
+	int			url_next;		/* which URL of buildlog.amqp_url to try next */
 	bool		checked;		/* extension seen since the last idle batch */
 } DrainWorker;
 
@@ -185,6 +186,8 @@ static bool
 ensure_connected(DrainWorker *w)
 {
 	TimestampTz now;
+	char	   *url;
+	bool		ok;
 
 	if (w->link.connected)
 		return true;
@@ -196,14 +199,21 @@ ensure_connected(DrainWorker *w)
 		w->next_connect = TimestampTzPlusMilliseconds(now, BACKOFF_MAX_MS);
 		return false;
 	}
-	if (!buildlog_amqp_connect(&w->link, buildlog_amqp_url, w->queues, w->nqueues,
-							   2 * buildlog_batch_size, buildlog_amqp_heartbeat_s))
+	url = buildlog_amqp_url_nth(buildlog_amqp_url, w->url_next);
+	ok = buildlog_amqp_connect(&w->link, url, w->queues, w->nqueues,
+							   2 * buildlog_batch_size, buildlog_amqp_heartbeat_s);
+	pfree(url);
+	if (!ok)
 	{
 		char		text[AMQP_ERROR_LEN + 64];
 
-		snprintf(text, sizeof(text), "%s; retrying with back-off", w->link.error);
+		/* the next node of the list at once; after a whole round, back off */
+		w->url_next = (w->url_next + 1) % buildlog_amqp_url_count(buildlog_amqp_url);
+		snprintf(text, sizeof(text), "%s; %s", w->link.error,
+				 w->url_next == 0 ? "retrying with back-off" : "trying the next URL");
 		buildlog_worker_problem(&w->w, LOG, text);
-		w->next_connect = TimestampTzPlusMilliseconds(now, buildlog_backoff_next(&w->connect));
+		w->next_connect = w->url_next == 0 ?
+			TimestampTzPlusMilliseconds(now, buildlog_backoff_next(&w->connect)) : 0;
 		return false;
 	}
 	ereport(LOG, (errmsg("%s: consuming %s from %s",
@@ -225,6 +235,8 @@ connection_lost(DrainWorker *w)
 	snprintf(text, sizeof(text), "%s; reconnecting", w->link.error);
 	buildlog_worker_problem(&w->w, LOG, text);
 	disconnect(w);
+	/* its node may be gone: the next one of the list first */
+	w->url_next = (w->url_next + 1) % buildlog_amqp_url_count(buildlog_amqp_url);
 	buildlog_backoff_reset(&w->w.backoff);
 	w->next_connect = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 												  buildlog_backoff_next(&w->connect));

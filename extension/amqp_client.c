@@ -15,8 +15,10 @@
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 
-#include "guc.h"
+#include "lib/stringinfo.h"
+
 #include "amqp_client.h"
+#include "guc.h"
 
 #define CONNECT_TIMEOUT_S	3
 #define RPC_TIMEOUT_S		10
@@ -63,26 +65,76 @@ reply_error(char *buf, const char *what, amqp_rpc_reply_t r)
 	}
 }
 
-/* Replace the password of an AMQP URL by "***" for messages. */
-const char *
-buildlog_amqp_redact(const char *url, char *buf, size_t len)
+/* Append one URL (len bytes at url) to buf with its password replaced by "***". */
+static void
+redact_one(StringInfo buf, const char *url, size_t len)
 {
-	const char *scheme = strstr(url, "://");
+	const char *scheme = memmem(url, len, "://", 3);
 	const char *start = scheme ? scheme + 3 : url;
-	const char *at = strchr(start, '@');
-	const char *colon;
+	const char *at = memchr(start, '@', len - (start - url));
+	const char *colon = at ? memchr(start, ':', at - start) : NULL;
 
-	if (at == NULL)
-	{
-		strlcpy(buf, url, len);
-		return buf;
-	}
-	colon = memchr(start, ':', at - start);
 	if (colon == NULL)
-		strlcpy(buf, url, len);
+		appendBinaryStringInfo(buf, url, len);
 	else
-		snprintf(buf, len, "%.*s:***%s", (int) (colon - url), url, at);
-	return buf;
+	{
+		appendBinaryStringInfo(buf, url, colon - url);
+		appendStringInfoString(buf, ":***");
+		appendBinaryStringInfo(buf, at, len - (at - url));
+	}
+}
+
+/* Replace the password of each URL of a comma-separated list by "***" for messages. */
+const char *
+buildlog_amqp_redact(const char *url, char *out, size_t len)
+{
+	StringInfoData buf;
+	const char *p = url;
+
+	initStringInfo(&buf);
+	for (;;)
+	{
+		const char *comma = strchr(p, ',');
+		size_t		n = comma ? (size_t) (comma - p) : strlen(p);
+
+		redact_one(&buf, p, n);
+		if (comma == NULL)
+			break;
+		appendStringInfoChar(&buf, ',');
+		p = comma + 1;
+	}
+	strlcpy(out, buf.data, len);
+	pfree(buf.data);
+	return out;
+}
+
+int
+buildlog_amqp_url_count(const char *urls)
+{
+	int			n = 1;
+
+	for (const char *p = urls; *p; p++)
+		n += *p == ',';
+	return n;
+}
+
+char *
+buildlog_amqp_url_nth(const char *urls, int i)
+{
+	const char *p = urls;
+	const char *end;
+
+	i %= buildlog_amqp_url_count(urls);
+	while (i-- > 0)
+		p = strchr(p, ',') + 1;
+	end = strchr(p, ',');
+	if (end == NULL)
+		end = p + strlen(p);
+	while (p < end && isspace((unsigned char) *p))
+		p++;
+	while (end > p && isspace((unsigned char) end[-1]))
+		end--;
+	return pnstrdup(p, end - p);
 }
 
 /*
@@ -429,20 +481,78 @@ buildlog_amqp_settle(AmqpLink *link, uint64 tag, bool ack)
 }
 
 /*
- * Declare durable queues and, when exchange is given, an x-consistent-hash
- * exchange routing to them (each bound with weight "1").
+ * Does the queue exist?  A passive declare on the channel; the broker
+ * closes the channel when it does not (404): that close is answered and
+ * *channel reopened as the next number.  False with link->error when the
+ * broker said something else.
+ */
+static bool
+queue_exists(AmqpLink *link, int *channel, const char *queue, bool *exists)
+{
+	amqp_rpc_reply_t r;
+	amqp_channel_close_ok_t close_ok;
+
+	amqp_queue_declare(link->conn, *channel, amqp_cstring_bytes(queue), 1, 0, 0, 0,
+					   amqp_empty_table);
+	r = amqp_get_rpc_reply(link->conn);
+	*exists = r.reply_type == AMQP_RESPONSE_NORMAL;
+	if (*exists)
+		return true;
+	if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION || r.reply.id != AMQP_CHANNEL_CLOSE_METHOD ||
+		((amqp_channel_close_t *) r.reply.decoded)->reply_code != AMQP_NOT_FOUND)
+	{
+		reply_error(link->error, "could not check a queue", r);
+		return false;
+	}
+	(void) amqp_send_method(link->conn, *channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok);
+	(*channel)++;
+	amqp_channel_open(link->conn, *channel);
+	r = amqp_get_rpc_reply(link->conn);
+	if (r.reply_type != AMQP_RESPONSE_NORMAL)
+	{
+		reply_error(link->error, "could not open a channel", r);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Declare durable queues of queue_type ("quorum", "classic"; NULL: no
+ * x-queue-type, the vhost's default) that do not exist yet (an existing
+ * queue is kept as it is: its type cannot change) and, when exchange is
+ * given, an x-consistent-hash exchange routing to them (each bound with
+ * weight "1").  Tries the URLs of the list in turn until one answers.
  */
 bool
-buildlog_amqp_declare(const char *url, const char *exchange, char **queues,
-					  int nqueues, char *error)
+buildlog_amqp_declare(const char *urls, const char *exchange, char **queues,
+					  int nqueues, const char *queue_type, char *error)
 {
 	AmqpLink	link;
 	amqp_rpc_reply_t r;
+	amqp_table_entry_t type_arg;
+	amqp_table_t args = amqp_empty_table;
+	int			channel = 1;
 	int			i;
 	bool		ok = false;
 
+	if (queue_type != NULL)
+	{
+		type_arg.key = amqp_cstring_bytes("x-queue-type");
+		type_arg.value.kind = AMQP_FIELD_KIND_UTF8;
+		type_arg.value.value.bytes = amqp_cstring_bytes(queue_type);
+		args.num_entries = 1;
+		args.entries = &type_arg;
+	}
 	memset(&link, 0, sizeof(link));
-	if (!open_connection(&link, url, 0))
+	for (i = 0; i < buildlog_amqp_url_count(urls); i++)
+	{
+		if (open_connection(&link, buildlog_amqp_url_nth(urls, i), 0))
+			break;
+		if (link.conn != NULL)
+			amqp_destroy_connection(link.conn);
+		link.conn = NULL;
+	}
+	if (link.conn == NULL)
 		goto done;
 	if (exchange != NULL)
 	{
@@ -458,17 +568,24 @@ buildlog_amqp_declare(const char *url, const char *exchange, char **queues,
 	}
 	for (i = 0; i < nqueues; i++)
 	{
-		amqp_queue_declare(link.conn, 1, amqp_cstring_bytes(queues[i]),
-						   0, 1, 0, 0, amqp_empty_table);
-		r = amqp_get_rpc_reply(link.conn);
-		if (r.reply_type != AMQP_RESPONSE_NORMAL)
-		{
-			reply_error(link.error, "could not declare a queue", r);
+		bool		exists;
+
+		if (!queue_exists(&link, &channel, queues[i], &exists))
 			goto done;
+		if (!exists)
+		{
+			amqp_queue_declare(link.conn, channel, amqp_cstring_bytes(queues[i]),
+							   0, 1, 0, 0, args);
+			r = amqp_get_rpc_reply(link.conn);
+			if (r.reply_type != AMQP_RESPONSE_NORMAL)
+			{
+				reply_error(link.error, "could not declare a queue", r);
+				goto done;
+			}
 		}
 		if (exchange != NULL)
 		{
-			amqp_queue_bind(link.conn, 1, amqp_cstring_bytes(queues[i]),
+			amqp_queue_bind(link.conn, channel, amqp_cstring_bytes(queues[i]),
 							amqp_cstring_bytes(exchange), amqp_cstring_bytes("1"),
 							amqp_empty_table);
 			r = amqp_get_rpc_reply(link.conn);
@@ -487,7 +604,7 @@ done:
 	{
 		if (ok)
 		{
-			amqp_channel_close(link.conn, 1, AMQP_REPLY_SUCCESS);
+			amqp_channel_close(link.conn, channel, AMQP_REPLY_SUCCESS);
 			amqp_connection_close(link.conn, AMQP_REPLY_SUCCESS);
 		}
 		amqp_destroy_connection(link.conn);

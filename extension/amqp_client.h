@@ -46,8 +46,17 @@ extern bool buildlog_amqp_buffered(AmqpLink *link);
 extern int	buildlog_amqp_fd(AmqpLink *link);
 extern bool buildlog_amqp_keepalive(AmqpLink *link);
 extern bool buildlog_amqp_settle(AmqpLink *link, uint64 tag, bool ack);
-extern bool buildlog_amqp_declare(const char *url, const char *exchange,
-								  char **queues, int nqueues, char *error);
+extern bool buildlog_amqp_declare(const char *urls, const char *exchange,
+								  char **queues, int nqueues, const char *queue_type,
+								  char *error);
 extern const char *buildlog_amqp_redact(const char *url, char *buf, size_t len);
+
+/*
+ * buildlog.amqp_url may list several URLs, separated by commas (the nodes
+ * of a cluster): how many, and the i-th (modulo their number; trimmed,
+ * palloc'd).
+ */
+extern int	buildlog_amqp_url_count(const char *urls);
+extern char *buildlog_amqp_url_nth(const char *urls, int i);
 
 #endif							/* BUILDLOG_AMQP_CLIENT_H */

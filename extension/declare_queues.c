@@ -4,7 +4,10 @@
  *
  * Declares the durable queue travis-worker publishes to or, for a sharded
  * deployment, an x-consistent-hash exchange that routes by job id (the
- * routing key) to N durable queues.  Uses buildlog.amqp_url.
+ * routing key) to N durable queues.  New queues are quorum queues
+ * (replicated over a cluster's nodes) unless asked otherwise; a queue that
+ * exists keeps its type.  Uses buildlog.amqp_url (its first node that
+ * answers).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -18,13 +21,17 @@
 
 PG_FUNCTION_INFO_V1(buildlog_declare_queues);
 
-/* declare_queues(queue, shards, exchange) returns the queue names. */
+/*
+ * declare_queues(queue, shards, exchange, queue_type) returns the queue
+ * names.  (Declared with three arguments by 0.3.0: no queue type is sent.)
+ */
 Datum
 buildlog_declare_queues(PG_FUNCTION_ARGS)
 {
 	char	   *queue = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	int			shards = PG_GETARG_INT32(1);
 	char	   *exchange = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	char	   *queue_type = PG_NARGS() > 3 ? text_to_cstring(PG_GETARG_TEXT_PP(3)) : NULL;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			n = Max(shards, 1);
 	char	  **names = palloc(sizeof(char *) * n);
@@ -37,11 +44,17 @@ buildlog_declare_queues(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("shards must be between 0 and 1024"),
 				 errdetail("shards is %d.", shards)));
+	if (queue_type != NULL && strcmp(queue_type, "quorum") != 0 && strcmp(queue_type, "classic") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("queue_type must be \"quorum\" or \"classic\""),
+				 errdetail("queue_type is \"%s\".", queue_type),
+				 errhint("Quorum queues keep every confirmed message when a node of a RabbitMQ cluster dies; classic queues live on one node.")));
 	for (i = 0; i < n; i++)
 		names[i] = shards == 0 ? queue : psprintf("%s.%d", queue, i + 1);
 
 	if (!buildlog_amqp_declare(buildlog_amqp_url, shards > 0 ? exchange : NULL,
-							   names, n, error))
+							   names, n, queue_type, error))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("could not declare the buildlog queues"),

@@ -242,7 +242,7 @@ buildlog_define_gucs(void)
 							   PGC_SIGHUP, 0,
 							   NULL, NULL, NULL);
 	DefineCustomStringVariable("buildlog.amqp_url",
-							   "RabbitMQ URL of the drain workers: amqp://user:password@host:port/vhost.",
+							   "RabbitMQ URL of the drain workers (amqp://user:password@host:port/vhost), or the URLs of a cluster's nodes separated by commas.",
 							   "Superuser only; SHOW displays it without its password; not in pg_settings (its reset_val would be raw).",
 							   &buildlog_amqp_url,
 							   "amqp://guest:guest@127.0.0.1:5672",

@@ -6,6 +6,7 @@
 -- and issue_write_token() mint one scope only, for roles that must not mint
 -- admin tokens.  parts()'s comment says what it returns for a log set whole.
 -- buildlog.stream_offsets keeps where each job's stream upload stands.
+-- declare_queues() declares quorum queues unless told queue_type => 'classic'.
 \echo Use "ALTER EXTENSION buildlog UPDATE TO '0.3.1'" to load this file. \quit
 
 -- ------------------------------------------------ tables
@@ -81,3 +82,16 @@ revoke execute on function buildlog.issue_read_token(bigint, interval) from publ
 revoke execute on function buildlog.issue_write_token(bigint, interval) from public;
 revoke execute on function buildlog.revoke_tokens(bigint) from public;
 revoke execute on function buildlog.token_revocations_changed() from public;
+
+-- ------------------------------------------------ drain
+
+drop function buildlog.declare_queues(text, int, text);
+create function buildlog.declare_queues(queue text default 'reporting.jobs.logs', shards int default 0,
+                                        exchange text default 'reporting.jobs.logs_sharded',
+                                        queue_type text default 'quorum')
+returns table (queue_name text)
+language c volatile strict parallel unsafe
+as 'MODULE_PATHNAME', 'buildlog_declare_queues';
+comment on function buildlog.declare_queues(text, int, text, text) is
+  'Declare the durable queue on buildlog.amqp_url (its first node that answers), or with shards > 0 an x-consistent-hash exchange routing by job id to queues <queue>.1..N. New queues are of queue_type (quorum: replicated over the cluster''s nodes; or classic); a queue that exists keeps its type. Returns the queue names for buildlog.amqp_queues.';
+revoke execute on function buildlog.declare_queues(text, int, text, text) from public;

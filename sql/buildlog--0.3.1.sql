@@ -481,12 +481,13 @@ comment on function buildlog.parse_message(bytea, boolean) is
   'What the drain makes of a delivery body, without writing it: the part (ok) with the number of U+FFFD substitutions in its content (replaced), or the reason it would be rejected. Check a fixed body before buildlog.replay_rejected(). reference = true parses with the reference parser only (tests compare it with the fast scanner).';
 
 create function buildlog.declare_queues(queue text default 'reporting.jobs.logs', shards int default 0,
-                                        exchange text default 'reporting.jobs.logs_sharded')
+                                        exchange text default 'reporting.jobs.logs_sharded',
+                                        queue_type text default 'quorum')
 returns table (queue_name text)
 language c volatile strict parallel unsafe
 as 'MODULE_PATHNAME', 'buildlog_declare_queues';
-comment on function buildlog.declare_queues(text, int, text) is
-  'Declare the durable queue on buildlog.amqp_url, or with shards > 0 an x-consistent-hash exchange routing by job id to queues <queue>.1..N. Returns the queue names for buildlog.amqp_queues.';
+comment on function buildlog.declare_queues(text, int, text, text) is
+  'Declare the durable queue on buildlog.amqp_url (its first node that answers), or with shards > 0 an x-consistent-hash exchange routing by job id to queues <queue>.1..N. New queues are of queue_type (quorum: replicated over the cluster''s nodes; or classic); a queue that exists keeps its type. Returns the queue names for buildlog.amqp_queues.';
 
 -- ------------------------------------------------ archive and S3
 -- Operator and test functions over the S3 client (extension/s3.c, s3_sql.c),
@@ -696,7 +697,7 @@ revoke execute on function buildlog.set_content(bigint, text, bigint) from publi
 revoke execute on function buildlog.redact(bigint, text, text, text) from public;
 revoke execute on function buildlog.run_maintenance(int) from public;
 revoke execute on function buildlog.replay_rejected(bigint, bytea) from public;
-revoke execute on function buildlog.declare_queues(text, int, text) from public;
+revoke execute on function buildlog.declare_queues(text, int, text, text) from public;
 revoke execute on function buildlog.restart_workers() from public;
 revoke execute on function buildlog.s3_signature_selftest() from public;
 revoke execute on function buildlog.s3_key(bigint) from public;
