@@ -91,22 +91,19 @@ static volatile sig_atomic_t cancellable = false;
 /* Default interval of the log limiter when the caller gives none. */
 #define LOG_DEFAULT_REPEAT_S	300
 
-void
-buildlog_worker_register(const char *kind, const char *function, int index,
-						 bool numbered)
-{
-	buildlog_worker_register_n(kind, function, index, numbered, 0);
-}
-
-void
-buildlog_worker_register_n(const char *kind, const char *function, int index,
-						   bool numbered, int total)
+/*
+ * Register one worker with the postmaster.  Workers start once recovery is
+ * over (on a standby: when it is promoted), unless start says otherwise.
+ */
+static void
+register_worker(const char *kind, const char *function, int index, bool numbered,
+				int total, BgWorkerStartTime start)
 {
 	BackgroundWorker worker;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_start_time = start;
 	worker.bgw_restart_time = BUILDLOG_WORKER_RESTART_SECONDS;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "buildlog");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "%s", function);
@@ -118,6 +115,26 @@ buildlog_worker_register_n(const char *kind, const char *function, int index,
 	memcpy(worker.bgw_extra, &index, sizeof(index));
 	memcpy(worker.bgw_extra + sizeof(index), &total, sizeof(total));
 	RegisterBackgroundWorker(&worker);
+}
+
+void
+buildlog_worker_register(const char *kind, const char *function, int index,
+						 bool numbered)
+{
+	buildlog_worker_register_n(kind, function, index, numbered, 0);
+}
+
+void
+buildlog_worker_register_n(const char *kind, const char *function, int index,
+						   bool numbered, int total)
+{
+	register_worker(kind, function, index, numbered, total, BgWorkerStart_RecoveryFinished);
+}
+
+void
+buildlog_worker_register_at(const char *kind, const char *function, BgWorkerStartTime start)
+{
+	register_worker(kind, function, 0, false, 0, start);
 }
 
 int

@@ -11,6 +11,8 @@
 
 #include "postgres.h"
 
+#include "postmaster/bgworker.h"
+
 #include "datatype/timestamp.h"
 
 #include "shmem.h"
@@ -29,6 +31,10 @@ extern void buildlog_worker_register(const char *kind, const char *function,
 /* The same, telling each worker that total of its kind were registered. */
 extern void buildlog_worker_register_n(const char *kind, const char *function,
 									   int index, bool numbered, int total);
+
+/* Register a worker that starts at start (e.g. on a standby, from a consistent state on). */
+extern void buildlog_worker_register_at(const char *kind, const char *function,
+										BgWorkerStartTime start);
 
 /*
  * Background worker slots (max_worker_processes) not yet taken by workers

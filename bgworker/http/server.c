@@ -42,6 +42,7 @@
 #include <unistd.h>
 #include <microhttpd.h>
 
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "common/md5.h"
@@ -165,7 +166,8 @@ buildlog_http_register(void)
 		return;
 	listen_in_postmaster();
 	buildlog_http_mailbox_init_hooks();
-	buildlog_worker_register("http", "buildlog_http_main", 0, false);
+	/* from a consistent state on: a standby answers /healthz with "standby" */
+	buildlog_worker_register_at("http", "buildlog_http_main", BgWorkerStart_ConsistentState);
 	buildlog_http_readers_register();
 }
 
@@ -434,12 +436,20 @@ method_not_allowed(HttpResponse *r, const char *method, const char *allow)
 						  psprintf("%s is not allowed here.", method));
 }
 
-/* GET /healthz: "ok" while the worker serves. */
+/*
+ * GET /healthz: "ok" (200) on the primary; "standby" (503) while this node
+ * is in recovery, so a proxy sends clients to the primary.
+ */
 static void
 route_healthz(HttpWorker *h, HttpRequest *req, int arg)
 {
-	buildlog_http_set_body(req->out, MHD_HTTP_OK, "text/plain; charset=utf-8",
-						   MemoryContextStrdup(req->out->cxt, "ok\n"), 3);
+	bool		standby = RecoveryInProgress();
+
+	buildlog_http_add_header(req->out, "X-Buildlog-Role", standby ? "standby" : "primary");
+	buildlog_http_set_body(req->out, standby ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK,
+						   "text/plain; charset=utf-8",
+						   MemoryContextStrdup(req->out->cxt, standby ? "standby\n" : "ok\n"),
+						   standby ? 8 : 3);
 }
 
 /* GET /metrics: a step of the worker (metrics.c). */
@@ -599,6 +609,14 @@ route(HttpWorker *h, HttpRequest *req)
 	bool		known = false;
 	StringInfoData allow;
 
+	if (RecoveryInProgress() && strcmp(req->url, "/healthz") != 0 && strcmp(req->url, "/metrics") != 0)
+	{
+		/* a standby: nothing is written here and no commit wakes a stream */
+		buildlog_http_add_header(req->out, "Retry-After", "5");
+		buildlog_http_problem(req->out, MHD_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable",
+							  "This node is a standby (in recovery): the primary serves logs and uploads. Use the proxy's address, which follows the primary.");
+		return;
+	}
 	if (buildlog_http_viewer(h, req->method, req->url, req->conn, req->out))
 		return;
 	for (const Route *route = routes; route->path != NULL; route++)

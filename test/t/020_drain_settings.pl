@@ -20,7 +20,7 @@ buildlog.drain_workers = 1
 buildlog.batch_size = 300
 buildlog.flush_ms = '10s'
 ));
-$node->safe_psql('postgres', "select buildlog.declare_queues('$queue')");
+$node->safe_psql('postgres', "select buildlog.declare_queues('$queue', queue_type => 'classic')");  # counts read at once
 # connected is set before the reconnect is counted: wait for both (a baseline)
 wait_query($node, 'select connected and reconnects > 0 from buildlog.drain_stats', 't', 'the worker consumes');
 

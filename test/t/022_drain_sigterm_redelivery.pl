@@ -25,7 +25,7 @@ buildlog.amqp_url = '$url'
 buildlog.amqp_queues = '$queue'
 buildlog.drain_workers = 1
 ));
-$node->safe_psql('postgres', "select buildlog.declare_queues('$queue')");
+$node->safe_psql('postgres', "select buildlog.declare_queues('$queue', queue_type => 'classic')");  # counts read at once
 wait_query($node, 'select connected from buildlog.drain_stats', 't', 'the worker consumes');
 
 # depth(): "ready unacknowledged" messages of the queue, as the broker says
