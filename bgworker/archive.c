@@ -37,6 +37,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -49,6 +50,7 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -57,6 +59,7 @@
 #include "guc.h"
 #include "s3.h"
 #include "spiutil.h"
+#include "stream_offsets.h"
 #include "archive.h"
 #include "shmem.h"
 #include "worker.h"
@@ -82,6 +85,9 @@ typedef struct Claim
 	char	   *key;
 } Claim;
 
+#define ARCHIVE_DEFERRED_MAX 1000	/* refused logs a worker remembers */
+#define ARCHIVE_DEFER_S		300 /* before a refused log is tried again */
+
 /* What a worker keeps between steps. */
 typedef struct Archiver
 {
@@ -89,6 +95,10 @@ typedef struct Archiver
 	int			index;
 	ArchiveStats *stats;
 	bool		waiting_for_endpoint;
+	/* logs refused (another deployment's object at their key), retried later */
+	int64		deferred[ARCHIVE_DEFERRED_MAX];
+	TimestampTz deferred_until[ARCHIVE_DEFERRED_MAX];
+	int			ndeferred;
 } Archiver;
 
 /*
@@ -104,9 +114,26 @@ typedef struct ArchiveStep
 	int			nargs;
 	Step		(*handle) (Archiver *a, const Claim *c);
 	SPIPlanPtr	plan;			/* of sql, kept once prepared */
+	const char *owner;			/* this deployment's id, read with the claim */
 } ArchiveStep;
 
+/* Whose is the object at a claimed log's key? */
+typedef enum ObjectOwner
+{
+	OBJECT_ABSENT,				/* no object */
+	OBJECT_OURS,				/* ours, untagged, or adopted */
+	OBJECT_FOREIGN,				/* another deployment's: never touched */
+	OBJECT_UNKNOWN				/* S3 did not say (result tells why) */
+} ObjectOwner;
+
 #define DELETE_BACKOFF_MAX_S 300	/* per log, between failed deletions */
+
+/* A removed log's object is gone (or was never this deployment's). */
+#define DELETED_SQL \
+	"update buildlog.logs set archive_delete_since = null," \
+	" archive_delete_attempts = 0, archive_delete_after = null," \
+	" archive_object = false, archive_deleted_at = now()" \
+	" where job_id = $1"
 
 /* Register buildlog.archive_workers workers; called from _PG_init. */
 void
@@ -152,6 +179,60 @@ row_text(int col)
 	return isnull ? pstrdup("") : TextDatumGetCString(d);
 }
 
+/* The logs refused lately, as the claim's int8[] (expired ones forgotten). */
+static Datum
+deferred_array(Archiver *a)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	Datum	   *ids = palloc(sizeof(Datum) * Max(a->ndeferred, 1));
+	int			n = 0;
+
+	for (int i = 0; i < a->ndeferred; i++)
+	{
+		if (a->deferred_until[i] <= now)
+			continue;
+		a->deferred[n] = a->deferred[i];
+		a->deferred_until[n] = a->deferred_until[i];
+		ids[n] = Int64GetDatum(a->deferred[n]);
+		n++;
+	}
+	a->ndeferred = n;
+	return PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/* Leave a refused log alone for ARCHIVE_DEFER_S (the oldest is forgotten when full). */
+static void
+defer_log(Archiver *a, int64 job_id)
+{
+	if (a->ndeferred == ARCHIVE_DEFERRED_MAX)
+	{
+		memmove(a->deferred, a->deferred + 1, sizeof(int64) * (ARCHIVE_DEFERRED_MAX - 1));
+		memmove(a->deferred_until, a->deferred_until + 1, sizeof(TimestampTz) * (ARCHIVE_DEFERRED_MAX - 1));
+		a->ndeferred--;
+	}
+	a->deferred[a->ndeferred] = job_id;
+	a->deferred_until[a->ndeferred] = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ARCHIVE_DEFER_S * 1000);
+	a->ndeferred++;
+}
+
+/*
+ * This deployment's id (buildlog.installation), in the step's context; NULL
+ * on a schema without the table (objects are then not tagged or guarded).
+ */
+static const char *
+installation_id(void)
+{
+	Oid			nsp = get_namespace_oid("buildlog", true);
+	char	   *id = NULL;
+
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("installation", nsp)))
+		return NULL;
+	if (SPI_execute("select id::text from buildlog.installation", true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+		id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	return id;
+}
+
 /*
  * Start a step's transaction and claim the first log of its query (FOR
  * UPDATE SKIP LOCKED: the row lock is the claim, so no two workers take the
@@ -161,10 +242,11 @@ row_text(int col)
 static bool
 claim_log(Archiver *a, ArchiveStep *step, Claim *claim)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(buildlog_purge_delay_s)};
+	Oid			types[2] = {INT4OID, INT8ARRAYOID};
+	Datum		values[2] = {Int32GetDatum(buildlog_purge_delay_s), deferred_array(a)};
 
 	buildlog_worker_begin_spi(step->activity);
+	step->owner = installation_id();
 	buildlog_run(buildlog_plan(&step->plan, step->sql, step->nargs, types),
 				 values, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed == 0)
@@ -174,9 +256,44 @@ claim_log(Archiver *a, ArchiveStep *step, Claim *claim)
 	}
 	claim->job_id = row_int8(1);
 	buildlog_s3_target(&claim->target);
+	claim->target.owner = step->owner;
 	claim->key = buildlog_s3_key_for_job(buildlog_s3_prefix, claim->job_id);
 	pg_atomic_write_u64(&a->stats->in_flight, (uint64) claim->job_id);
 	return true;
+}
+
+/*
+ * Whose is the object at c->key?  A HEAD says: an object tagged with
+ * another deployment's id is foreign unless buildlog.s3_adopt_objects; an
+ * untagged one (uploaded before objects carried the tag) counts as ours.
+ */
+static ObjectOwner
+object_owner(const Claim *c, S3Result *result)
+{
+	if (c->target.owner == NULL)
+		return OBJECT_OURS;
+	buildlog_s3_request_head(&c->target, c->key, result);
+	if (result->outcome == S3_NOT_FOUND)
+		return OBJECT_ABSENT;
+	if (result->outcome != S3_OK)
+		return OBJECT_UNKNOWN;
+	if (result->meta_owner[0] == '\0' || strcmp(result->meta_owner, c->target.owner) == 0 ||
+		buildlog_s3_adopt_objects)
+		return OBJECT_OURS;
+	return OBJECT_FOREIGN;
+}
+
+/* Say (through the log limiter) that another deployment's object was left alone. */
+static void
+foreign_object(Archiver *a, const Claim *c, const char *action, const S3Result *r)
+{
+	char		msg[BUILDLOG_TEXT_LEN];
+
+	pg_atomic_fetch_add_u64(&a->stats->failures, 1);
+	snprintf(msg, sizeof(msg),
+			 "%s job " INT64_FORMAT " refused: the object \"%s\" belongs to another buildlog deployment (%s) and was not changed; use another bucket or buildlog.s3_prefix, or set buildlog.s3_adopt_objects = on",
+			 action, c->job_id, c->key, r->meta_owner);
+	buildlog_worker_problem(&a->w, WARNING, msg);
 }
 
 /* Run a kept UPDATE of the claimed log (job_id is $1) and commit. */
@@ -200,6 +317,19 @@ archive_one(Archiver *a, const Claim *c)
 	bool		isnull;
 	TimestampTz t0;
 
+	switch (object_owner(c, &result))
+	{
+		case OBJECT_UNKNOWN:
+			buildlog_worker_rollback_spi();
+			return s3_failed(a, "archiving", &result);
+		case OBJECT_FOREIGN:
+			foreign_object(a, c, "archiving", &result);
+			buildlog_worker_rollback_spi();
+			defer_log(a, c->job_id);
+			return STEP_DONE;	/* the other logs go on */
+		default:
+			break;
+	}
 	buildlog_s3_datum_source(&source, &state,
 							 SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 
@@ -288,6 +418,8 @@ verify_one(Archiver *a, const Claim *c)
 	}
 	if (ok)
 	{
+		/* a purged log is final: its stream offset is of no more use */
+		buildlog_stream_offsets_forget(c->job_id);
 		update_claimed(&purge_plan,
 					   "update buildlog.logs set verified_at = now(),"
 					   " purged_at = now(), content = null"
@@ -336,6 +468,19 @@ delete_one(Archiver *a, const Claim *c)
 	static SPIPlanPtr deleted_plan = NULL;
 	S3Result	result;
 
+	switch (object_owner(c, &result))
+	{
+		case OBJECT_UNKNOWN:
+			pg_atomic_write_u64(&a->stats->in_flight, 0);
+			return delete_failed(a, c->job_id, &result);
+		case OBJECT_FOREIGN:
+			/* not ours to delete: this log has no object of its own */
+			foreign_object(a, c, "deleting the archive of", &result);
+			update_claimed(&deleted_plan, DELETED_SQL, c->job_id);
+			return STEP_DONE;
+		default:
+			break;
+	}
 	buildlog_s3_request_delete(&c->target, c->key, &result);
 	if (result.outcome == S3_OK || result.outcome == S3_NOT_FOUND)
 		buildlog_s3_request_head(&c->target, c->key, &result);
@@ -357,11 +502,7 @@ delete_one(Archiver *a, const Claim *c)
 		}
 		return delete_failed(a, c->job_id, &result);
 	}
-	update_claimed(&deleted_plan,
-				   "update buildlog.logs set archive_delete_since = null,"
-				   " archive_delete_attempts = 0, archive_delete_after = null,"
-				   " archive_object = false, archive_deleted_at = now()"
-				   " where job_id = $1", c->job_id);
+	update_claimed(&deleted_plan, DELETED_SQL, c->job_id);
 	return STEP_DONE;
 }
 
@@ -396,9 +537,9 @@ static ArchiveStep archive_step = {
 	"buildlog archive: uploading a log",
 	"select job_id, content from buildlog.logs"
 	" where content is not null and archived_at is null"
-	" and archive_delete_since is null"
+	" and archive_delete_since is null and job_id <> all ($2)"
 	" order by updated_at limit 1"
-	" for update skip locked", 0, archive_one
+	" for update skip locked", 2, archive_one
 };
 
 /* Archived logs past buildlog.purge_delay ($1), oldest archive first. */
@@ -473,6 +614,7 @@ buildlog_archive_main(Datum arg)
 		if (buildlog_worker_reload(&a.w))
 		{
 			buildlog_backoff_reset(&a.w.backoff);	/* new settings: try at once */
+			a.ndeferred = 0;	/* s3_adopt_objects may be on now */
 			checked = false;
 		}
 		/* a catalog lookup: at start, after a reload, when idle or failing */

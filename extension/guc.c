@@ -62,6 +62,7 @@ char	   *buildlog_s3_access_key = NULL;
 char	   *buildlog_s3_secret_key = NULL;
 char	   *buildlog_s3_prefix = NULL;
 bool		buildlog_s3_path_style = true;
+bool		buildlog_s3_adopt_objects = false;
 int			buildlog_s3_timeout_s = 30;
 int			buildlog_s3_request_timeout_ms = 5 * 60 * 1000;
 char	   *buildlog_s3_access_key_file = NULL;
@@ -424,6 +425,13 @@ buildlog_define_gucs(void)
 							 &buildlog_s3_path_style,
 							 true,
 							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("buildlog.s3_adopt_objects",
+							 "Let the archive workers overwrite and delete objects another buildlog deployment wrote (taking a bucket over).",
+							 "Off: an object whose x-amz-meta-buildlog-owner names another deployment (a restored copy, a clone with its own installation id) is never overwritten or deleted.",
+							 &buildlog_s3_adopt_objects,
+							 false,
+							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
 	DefineCustomIntVariable("buildlog.s3_timeout",
 							"Longest time an S3 request may take to connect, or may make no progress.",

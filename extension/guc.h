@@ -48,6 +48,7 @@ extern char *buildlog_s3_access_key;
 extern char *buildlog_s3_secret_key;
 extern char *buildlog_s3_prefix;
 extern bool buildlog_s3_path_style;
+extern bool buildlog_s3_adopt_objects;
 extern int	buildlog_s3_timeout_s;
 extern int	buildlog_s3_request_timeout_ms;
 extern char *buildlog_s3_access_key_file;

@@ -206,7 +206,7 @@ s3_header_cb(char *line, size_t size, size_t nitems, void *arg)
 		const char *sp = memchr(line, ' ', n);
 
 		r->etag[0] = r->content_type[0] = r->content_encoding[0] = '\0';
-		r->meta_sha256[0] = '\0';
+		r->meta_sha256[0] = r->meta_owner[0] = '\0';
 		r->content_length = -1;
 		r->range_first = r->range_last = r->range_total = -1;
 		x->reason[0] = '\0';
@@ -233,6 +233,8 @@ s3_header_cb(char *line, size_t size, size_t nitems, void *arg)
 		strlcpy(r->content_encoding, value, sizeof(r->content_encoding));
 	else if (s3_header_value(line, n, "x-amz-meta-sha256", value, sizeof(value)))
 		strlcpy(r->meta_sha256, value, sizeof(r->meta_sha256));
+	else if (s3_header_value(line, n, "x-amz-meta-buildlog-owner", value, sizeof(value)))
+		strlcpy(r->meta_owner, value, sizeof(r->meta_owner));
 	else if (s3_header_value(line, n, "Content-Range", value, sizeof(value)))
 	{
 		long long	first,
@@ -723,7 +725,7 @@ buildlog_s3_request_put(const S3Target *target, const char *key,
 						const S3Source *source, bool gzip,
 						const S3Digest *digest, S3Result *result)
 {
-	const char *headers[5];
+	const char *headers[6];
 	S3Request	req = {.method = "PUT", .headers = headers,
 	.source = source, .gzip = gzip, .digest = digest};
 
@@ -733,6 +735,8 @@ buildlog_s3_request_put(const S3Target *target, const char *key,
 	headers[req.nheaders++] = psprintf("x-amz-meta-sha256: %s", digest->sha256);
 	if (gzip)
 		headers[req.nheaders++] = "Content-Encoding: gzip";
+	if (target->owner != NULL)
+		headers[req.nheaders++] = psprintf("x-amz-meta-buildlog-owner: %s", target->owner);
 	buildlog_s3_exchange(target, key, &req, result);
 }
 

@@ -57,6 +57,8 @@ typedef struct S3Target
 	bool		path_style;		/* endpoint/bucket/key, else bucket.host/key */
 	int			timeout_s;		/* connect timeout and longest stall */
 	int			request_timeout_ms; /* longest total time of one request */
+	const char *owner;			/* this deployment's id: uploads carry it as
+								 * x-amz-meta-buildlog-owner (NULL: none) */
 } S3Target;
 
 /*
@@ -114,6 +116,7 @@ typedef struct S3Result
 	char		content_type[S3_HEADER_LEN];
 	char		content_encoding[S3_HEADER_LEN];
 	char		meta_sha256[S3_SHA256_HEX_LEN + 1];	/* x-amz-meta-sha256 */
+	char		meta_owner[S3_HEADER_LEN];	/* x-amz-meta-buildlog-owner */
 	/* GET: the bytes received as stored, and how many reached the sink */
 	S3Digest	received;
 	uint64		sink_bytes;

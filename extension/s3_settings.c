@@ -185,6 +185,7 @@ buildlog_s3_target(S3Target *target)
 	target->path_style = buildlog_s3_path_style;
 	target->timeout_s = buildlog_s3_timeout_s;
 	target->request_timeout_ms = buildlog_s3_request_timeout_ms;
+	target->owner = NULL;
 }
 
 /* ---------------------------------------------------------- GUC checks */

@@ -21,6 +21,8 @@ $$;
 -- (a change the HTTP worker is told of at the commit: it forgets them)
 delete from buildlog.token_revocations;
 alter extension buildlog drop table buildlog.stream_offsets;
+alter extension buildlog drop table buildlog.installation;
+drop table buildlog.installation;
 drop table buildlog.stream_offsets;
 alter extension buildlog drop table buildlog.token_revocations;
 drop table buildlog.token_revocations;

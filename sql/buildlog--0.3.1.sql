@@ -211,6 +211,20 @@ comment on column buildlog.stream_offsets.raw_bytes is
   'Bytes of the stream''s raw body that are stored (before U+FFFD cleaning): the offset HEAD /jobs/{id}/stream tells.';
 select pg_catalog.pg_extension_config_dump('buildlog.stream_offsets', '');
 
+-- Which deployment this database is: replicas of it (a promoted standby) share
+-- the row; a database restored from a dump, or a new install, makes its own at
+-- CREATE EXTENSION (the row is not dumped).  Archive objects carry the id, and
+-- the archive workers never overwrite or delete another deployment's objects
+-- (unless buildlog.s3_adopt_objects).
+create table buildlog.installation (
+  singleton  boolean primary key default true check (singleton),
+  id         uuid not null default pg_catalog.gen_random_uuid(),
+  created_at timestamptz not null default now()
+);
+insert into buildlog.installation default values;
+comment on table buildlog.installation is
+  'This deployment''s id (one row, made at CREATE EXTENSION, not dumped: a restored copy makes its own). Archive objects carry it as x-amz-meta-buildlog-owner; another deployment''s objects are never overwritten or deleted unless buildlog.s3_adopt_objects is on.';
+
 -- ------------------------------------------------ ingest
 
 create type buildlog.write_result as (parts bigint, bytes bigint, replaced bigint);

@@ -11,6 +11,9 @@ BEGIN
   IF pg_catalog.to_regclass('buildlog.token_revocations') IS NULL THEN
     RAISE EXCEPTION 'table buildlog.token_revocations is missing';
   END IF;
+  IF (SELECT count(*) FROM buildlog.installation) <> 1 THEN
+    RAISE EXCEPTION 'table buildlog.installation does not hold one row';
+  END IF;
   IF pg_catalog.to_regclass('buildlog.stream_offsets') IS NULL THEN
     RAISE EXCEPTION 'table buildlog.stream_offsets is missing';
   END IF;
