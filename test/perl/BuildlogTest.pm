@@ -6,6 +6,8 @@ package BuildlogTest;
 
 use strict;
 use warnings;
+use IO::Select;
+use IO::Socket::INET;
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -568,6 +570,52 @@ sub rss_anon
 	open my $fh, '<', "/proc/$pid/status" or return 0;
 	my ($kb) = join('', <$fh>) =~ /^RssAnon:\s+(\d+)/m;
 	return $kb // 0;
+}
+
+# stream_open(PORT, JOB, TOKEN, SUFFIX, HEADER LINES...): a socket to
+# 127.0.0.1:PORT with the headers of POST /jobs/JOB/stream SUFFIX sent
+# (default headers: text/plain, chunked); stream_chunk(SOCKET, BYTES) sends one
+# chunk; stream_answer(SOCKET): (status, headers text, body) once the answer is
+# complete (at most 60 s); stream_finish(SOCKET): the last chunk, then the
+# answer, and the socket closed.
+push @EXPORT, qw(stream_open stream_chunk stream_answer stream_finish);
+sub stream_open
+{
+	my ($port, $job, $token, $suffix, @headers) = @_;
+	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp') or die $!;
+	$s->autoflush(1);
+	my $head = "POST /jobs/$job/stream" . ($suffix // '') . " HTTP/1.1\r\nHost: t\r\n";
+	$head .= "Authorization: Bearer $token\r\n" if defined $token;
+	$head .= "$_\r\n" for (@headers ? @headers : ('Content-Type: text/plain', 'Transfer-Encoding: chunked'));
+	print $s "$head\r\n";
+	return $s;
+}
+sub stream_chunk { my ($s, $bytes) = @_; print $s sprintf("%x\r\n", length $bytes), $bytes, "\r\n"; }
+sub stream_answer
+{
+	my ($s) = @_;
+	my ($buf, $sel) = ('', IO::Select->new($s));
+	while ($sel->can_read(60))
+	{
+		last unless sysread($s, $buf, 65536, length $buf);
+		last if $buf =~ /\r\n\r\n/ && $buf =~ /Content-Length: (\d+)/i && length($buf) >= $+[0] + $1 + 4;
+	}
+	my ($head, $body) = split /\r\n\r\n/, $buf, 2;
+	return ((($head // '') =~ m{^HTTP/1\.\d (\d+)})[0] // 0, $head // '', $body // '');
+}
+sub stream_finish { my ($s) = @_; print $s "0\r\n\r\n"; my @a = stream_answer($s); close $s; return @a; }
+
+# token_key_file(): a file holding a fresh random key for
+# buildlog.http_token_key_file (in a directory of the test's own); its path.
+push @EXPORT, 'token_key_file';
+sub token_key_file
+{
+	my $path = PostgreSQL::Test::Utils::tempdir() . '/token.key';
+	open(my $fh, '>', $path) or die "$path: $!";
+	print $fh 'k3y-' . join('', map { sprintf('%02x', int(rand(256))) } 1 .. 24) . "\n";
+	close($fh);
+	chmod 0600, $path;
+	return $path;
 }
 
 1;

@@ -15,12 +15,9 @@ use IO::Socket::INET;
 use IO::Select;
 use JSON::PP;
 
-my $secrets = PostgreSQL::Test::Utils::tempdir();
-open(my $fh, '>', "$secrets/token.key") or die $!;
-print $fh 'k3y-' . join('', map { sprintf('%02x', int(rand(256))) } 1 .. 24) . "\n";
-close($fh);
+my $key_file = token_key_file();
 my ($node, $base, $port) = http_node('group', qq(
-buildlog.http_token_key_file = '$secrets/token.key'
+buildlog.http_token_key_file = '$key_file'
 buildlog.aggregate_delay = '1h'
 ));
 sub query { return $node->safe_psql('postgres', $_[0]); }

@@ -21,12 +21,9 @@ use JSON::PP;
 use IPC::Run;
 use Digest::MD5 qw(md5_hex);
 
-my $secrets = PostgreSQL::Test::Utils::tempdir();
-open(my $fh, '>', "$secrets/token.key") or die $!;
-print $fh 'k3y-' . join('', map { sprintf('%02x', int(rand(256))) } 1 .. 24) . "\n";
-close($fh);
+my $key_file = token_key_file();
 my ($node, $base, $port) = http_node('hostile_requests', qq(
-buildlog.http_token_key_file = '$secrets/token.key'
+buildlog.http_token_key_file = '$key_file'
 buildlog.http_max_body = '64kB'
 buildlog.http_flush_ms = 100
 buildlog.aggregate_delay = '1h'

@@ -16,12 +16,9 @@ use IO::Select;
 use JSON::PP;
 use Digest::MD5 qw(md5_hex);
 
-my $secrets = PostgreSQL::Test::Utils::tempdir();
-open(my $fh, '>', "$secrets/token.key") or die $!;
-print $fh 'k3y-' . join('', map { sprintf('%02x', int(rand(256))) } 1 .. 24) . "\n";
-close($fh);
+my $key_file = token_key_file();
 my ($node, $base, $port) = http_node('stream_offsets', qq(
-buildlog.http_token_key_file = '$secrets/token.key'
+buildlog.http_token_key_file = '$key_file'
 buildlog.http_flush_ms = 10000
 buildlog.aggregate_delay = '1h'
 restart_after_crash = on
@@ -36,31 +33,7 @@ sub peak_kb
 	return $kb // 0;
 }
 
-# open_stream(job, token, path suffix): a socket with the headers of a chunked POST sent
-sub open_stream
-{
-	my ($job, $token, $suffix) = @_;
-	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp') or die $!;
-	$s->autoflush(1);
-	print $s "POST /jobs/$job/stream" . ($suffix // '') . " HTTP/1.1\r\nHost: t\r\n"
-	  . "Authorization: Bearer $token\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n";
-	return $s;
-}
-sub chunk { my ($s, $bytes) = @_; print $s sprintf("%x\r\n", length $bytes), $bytes, "\r\n"; }
-# answer(socket): (status, headers text, body) once the answer is complete
-sub answer
-{
-	my ($s) = @_;
-	my ($buf, $sel) = ('', IO::Select->new($s));
-	while ($sel->can_read(60))
-	{
-		last unless sysread($s, $buf, 65536, length $buf);
-		last if $buf =~ /\r\n\r\n/ && $buf =~ /Content-Length: (\d+)/i && length($buf) >= $+[0] + $1 + 4;
-	}
-	my ($head, $body) = split /\r\n\r\n/, $buf, 2;
-	return ((($head // '') =~ m{^HTTP/1\.\d (\d+)})[0] // 0, $head // '', $body // '');
-}
-sub finish { my ($s) = @_; print $s "0\r\n\r\n"; my @a = answer($s); close $s; return @a; }
+sub open_stream { return stream_open($port, @_); }
 sub head_stream { return http_request('-I', '-H', "Authorization: Bearer $_[1]", "$base/jobs/$_[0]/stream"); }
 sub stored_md5 { return query("select md5(convert_to(coalesce(buildlog.log($_[0]), ''), 'UTF8')) || ' ' || coalesce(octet_length(buildlog.log($_[0])), 0)"); }
 sub md5_of { return md5_hex($_[0]) . ' ' . length($_[0]); }
@@ -82,8 +55,8 @@ is(query("select count(*) from buildlog.stream_offsets"), '0', 'a HEAD stores no
 my $t22 = token(22, 'write');
 my $src = join('', map { "line $_ \xff\xfe caf\xc3\xa9 \x00 end\n" } 1 .. 3000);
 my $s = open_stream(22, $t22, '?final=0');
-chunk($s, substr($src, $_, 5000)) for map { $_ * 5000 } 0 .. int((length($src) - 1) / 5000);
-my ($code, undef, $body) = finish($s);
+stream_chunk($s, substr($src, $_, 5000)) for map { $_ * 5000 } 0 .. int((length($src) - 1) / 5000);
+my ($code, undef, $body) = stream_finish($s);
 is($code, 200, 'the stream is stored');
 is(decode_json($body)->{offset}, length $src, 'its answer tells the raw offset');
 cmp_ok(decode_json($body)->{replaced}, '>', 0, 'bytes were replaced by U+FFFD (stored and raw sizes differ)');
@@ -98,8 +71,8 @@ isnt(http_pid(), $pid, 'a new HTTP worker');
 is("$st " . ($h->{'upload-offset'} // 'none'), '200 ' . length($src), 'HEAD tells the exact raw offset after the restart');
 my $more = "more \xff output\n" x 100;
 $s = open_stream(22, $t22, '?offset=' . length $src);
-chunk($s, $more);
-($code) = finish($s);
+stream_chunk($s, $more);
+($code) = stream_finish($s);
 is($code, 200, 'the stream resumed at that offset');
 (my $clean = $src . $more) =~ s/[\xff\xfe]/\xef\xbf\xbd/g;
 $clean =~ s/\x00/\xef\xbf\xbd/g;
@@ -108,7 +81,7 @@ is(stored_md5(22), md5_of($clean), 'the log is the cleaned source: nothing lost,
 # HEAD while the stream holds bytes not yet stored (the flush is 10 s away)
 my $t23 = token(23, 'write');
 $s = open_stream(23, $t23, '?final=0');
-chunk($s, 'a' x 1000);
+stream_chunk($s, 'a' x 1000);
 ok(wait_until('the worker to take the bytes', sub { http_metric($base, 'buildlog_http_uploads') == 1 }), 'the stream is open');
 my $told;
 ok(wait_until('HEAD to tell the bytes sent', sub {
@@ -116,22 +89,22 @@ ok(wait_until('HEAD to tell the bytes sent', sub {
 			$told = $h->{'upload-offset'} // -1;
 			$told == 1000 }), "HEAD waited for the stream's bytes: it tells 1000 (last: $told)");
 is(query("select raw_bytes from buildlog.stream_offsets where job_id = 23"), '1000', 'they are stored');
-chunk($s, 'b' x 500);
-($code, undef, $body) = finish($s);
+stream_chunk($s, 'b' x 500);
+($code, undef, $body) = stream_finish($s);
 is("$code " . (decode_json($body || '{}')->{offset} // 'none'), '200 1500', 'the stream went on after the HEAD');
 is(stored_md5(23), md5_of(('a' x 1000) . ('b' x 500)), 'the log is what was sent');
 
 # a resume at the right offset takes over from a request still open
 my $t24 = token(24, 'write');
 my $old = open_stream(24, $t24, '?final=0');
-chunk($old, 'x' x 700);
+stream_chunk($old, 'x' x 700);
 ok(wait_until('HEAD to tell 700', sub { ((head_stream(24, $t24))[1]->{'upload-offset'} // -1) == 700 }), 'HEAD tells 700');
 my $new = open_stream(24, $t24, '?offset=700');
-chunk($new, 'y' x 300);
-($code) = finish($new);
+stream_chunk($new, 'y' x 300);
+($code) = stream_finish($new);
 is($code, 200, 'the resume at 700 is stored');
-chunk($old, 'z' x 50);
-($code, my $oh) = finish($old);
+stream_chunk($old, 'z' x 50);
+($code, my $oh) = stream_finish($old);
 is($code, 409, 'the request it took over from is answered 409');
 is(stored_md5(24), md5_of(('x' x 700) . ('y' x 300)), 'the log: the old request up to 700, then the new one');
 is(query("select raw_bytes from buildlog.stream_offsets where job_id = 24"), '1000', 'the stored offset is 1000');
