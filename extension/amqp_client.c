@@ -182,6 +182,22 @@ read_password_file(AmqpLink *link, const char *path, char *buf, size_t len)
 	return true;
 }
 
+/* Open a channel; false with link->error on failure. */
+static bool
+open_channel(AmqpLink *link, int channel)
+{
+	amqp_rpc_reply_t r;
+
+	amqp_channel_open(link->conn, channel);
+	r = amqp_get_rpc_reply(link->conn);
+	if (r.reply_type != AMQP_RESPONSE_NORMAL)
+	{
+		reply_error(link->error, "could not open a channel", r);
+		return false;
+	}
+	return true;
+}
+
 /* Open the TCP connection and log in; false with link->error on failure. */
 static bool
 open_connection(AmqpLink *link, const char *url, int heartbeat_s)
@@ -255,14 +271,7 @@ open_connection(AmqpLink *link, const char *url, int heartbeat_s)
 		reply_error(link->error, what, r);
 		return false;
 	}
-	amqp_channel_open(link->conn, 1);
-	r = amqp_get_rpc_reply(link->conn);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
-	{
-		reply_error(link->error, "could not open a channel", r);
-		return false;
-	}
-	return true;
+	return open_channel(link, 1);
 }
 
 bool
@@ -506,14 +515,7 @@ queue_exists(AmqpLink *link, int *channel, const char *queue, bool *exists)
 	}
 	(void) amqp_send_method(link->conn, *channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok);
 	(*channel)++;
-	amqp_channel_open(link->conn, *channel);
-	r = amqp_get_rpc_reply(link->conn);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
-	{
-		reply_error(link->error, "could not open a channel", r);
-		return false;
-	}
-	return true;
+	return open_channel(link, *channel);
 }
 
 /*

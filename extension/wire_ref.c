@@ -277,6 +277,7 @@ lex_value(Parser *ps, WireValue *v)
 			v->kind = WK_ARRAY;
 			ps->p++;
 			break;
+			/* the three literals alike on purpose: one case each reads plainest */
 		case 't':
 			v->kind = WK_TRUE;
 			if (!lex_literal(ps, "true"))

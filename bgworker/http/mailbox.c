@@ -18,6 +18,11 @@ HttpReadShared *buildlog_http_mailbox = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
+/*
+ * The hooks chain as extension/shmem.c's do (PostgreSQL's pattern, repeated
+ * on purpose: the wing's shared memory stays private to the wing).
+ */
+
 /* shmem_request_hook: room for the mailbox. */
 static void
 mailbox_request(void)

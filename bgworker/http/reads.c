@@ -182,8 +182,6 @@ answer_log(HttpResponse *r, const HttpReadArgs *args, bool known, bool removed,
 static void
 read_log(BuildlogWorker *w, const HttpReadArgs *args, HttpResponse *r)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(args->job_id)};
 	bool		isnull;
 	bool		known;
 	bool		complete;
@@ -194,14 +192,13 @@ read_log(BuildlogWorker *w, const HttpReadArgs *args, HttpResponse *r)
 
 	if (!buildlog_http_begin_read("buildlog http: GET /jobs/{id}/log", r))
 		return;
-	buildlog_run(buildlog_plan(&log_plan,
-							   "select l.job_id is not null, buildlog.fetch($1),"
-							   " (" FINAL_NUMBER_SQL ") is not null,"
-							   " l.removed_at is not null and l.content is null"
-							   " from (select 1) one"
-							   " left join buildlog.logs l on l.job_id = $1",
-							   1, types),
-				 values, NULL, true, SPI_OK_SELECT);
+	buildlog_run_by_id(&log_plan,
+					   "select l.job_id is not null, buildlog.fetch($1),"
+					   " (" FINAL_NUMBER_SQL ") is not null,"
+					   " l.removed_at is not null and l.content is null"
+					   " from (select 1) one"
+					   " left join buildlog.logs l on l.job_id = $1",
+					   args->job_id, true, SPI_OK_SELECT);
 	known = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	if (!isnull)

@@ -83,6 +83,11 @@ typedef struct StreamWait
 	int64		job_id;
 } StreamWait;
 
+/*
+ * (StreamWait and StreamUpload open alike on purpose: both are what
+ * libmicrohttpd's per-request pointer holds, so both start with their kind.)
+ */
+
 /* One POST /jobs/{id}/stream being read (in the worker's loop context). */
 typedef struct StreamUpload
 {
@@ -787,6 +792,7 @@ buildlog_http_stream_data(HttpWorker *h, void *state, const char *data, size_t *
 	return true;
 }
 
+/* (The same walk as events.c's over event streams, on purpose: each list holds its own type.) */
 void
 buildlog_http_stream_revoke(HttpWorker *h)
 {

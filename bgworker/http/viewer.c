@@ -214,26 +214,24 @@ answer_asset(struct MHD_Connection *conn, HttpResponse *r, const char *name)
 void
 buildlog_http_read_bundle(BuildlogWorker *w, const HttpReadArgs *args, HttpResponse *r)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(args->job_id)};
 	StringInfoData head;
 	MemoryContext old;
 	bool		isnull;
 
+	/* (a read opens as reads.c's do, on purpose: a transaction, then one query) */
 	if (!buildlog_http_begin_read("buildlog http: GET /jobs/{id}/bundle", r))
 		return;
 	/* row 0 tells whether the job is known or removed, the parts follow */
-	buildlog_run(buildlog_plan(&bundle_plan,
-							   "select -2, null::text, null::text, false, 0,"
-							   "  (select case when l.removed_at is not null and l.content is null"
-							   "               then 'removed' else 'known' end"
-							   "     from buildlog.logs l where l.job_id = $1)"
-							   " union all"
-							   " (select p.number, p.content, pg_catalog.to_json(p.created_at)::text,"
-							   "   p.final, pg_catalog.octet_length(p.content), null"
-							   "  from buildlog.parts($1, -1) p order by p.number)",
-							   1, types),
-				 values, NULL, true, SPI_OK_SELECT);
+	buildlog_run_by_id(&bundle_plan,
+					   "select -2, null::text, null::text, false, 0,"
+					   "  (select case when l.removed_at is not null and l.content is null"
+					   "               then 'removed' else 'known' end"
+					   "     from buildlog.logs l where l.job_id = $1)"
+					   " union all"
+					   " (select p.number, p.content, pg_catalog.to_json(p.created_at)::text,"
+					   "   p.final, pg_catalog.octet_length(p.content), null"
+					   "  from buildlog.parts($1, -1) p order by p.number)",
+					   args->job_id, true, SPI_OK_SELECT);
 	old = MemoryContextSwitchTo(w->step_cxt);
 	{
 		char	   *known = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);

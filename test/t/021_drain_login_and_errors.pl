@@ -23,10 +23,10 @@ my ($hostport) = $url =~ m{@([^/]+)} or die "no host:port in $url";
 my $user = 'bl_t021';
 my $secret = sprintf('pw021-%08x%08x', int(rand(2**32)), int(rand(2**32)));
 my $wrong = sprintf('bad021-%08x%08x', int(rand(2**32)), int(rand(2**32)));
-sub rabbitmqctl { my ($out) = run_command([ "$root/script/stack", 'rabbitmqctl', '-q', @_ ]); return $out; }
-rabbitmqctl('delete_user', $user) if rabbitmqctl('list_users') =~ /^\Q$user\E\s/m;
-rabbitmqctl('add_user', $user, $secret);
-rabbitmqctl('set_permissions', '-p', '/', $user, '.*', '.*', '.*');
+sub broker_ctl { my ($out) = run_command([ "$root/script/stack", 'rabbitmqctl', '-q', @_ ]); return $out; }
+broker_ctl('delete_user', $user) if broker_ctl('list_users') =~ /^\Q$user\E\s/m;
+broker_ctl('add_user', $user, $secret);
+broker_ctl('set_permissions', '-p', '/', $user, '.*', '.*', '.*');
 
 system("amqp-declare-queue", "--url=$url", "-q", "tq.login", "-d") == 0 or die "could not declare tq.login";
 
@@ -171,5 +171,5 @@ my @leaks = grep { /\Q$secret\E|\Q$wrong\E/ } split /\n/, slurp_file($node->logf
 is(scalar(@leaks), 0, 'neither password ever appears in the server log')
   or diag("first: $leaks[0]");
 unlike(slurp_file($node->logfile), qr/\Q$unused\E/, 'the unused URL password never appears in the server log');
-rabbitmqctl('delete_user', $user);
+broker_ctl('delete_user', $user);
 done_testing();

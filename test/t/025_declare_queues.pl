@@ -18,8 +18,8 @@ buildlog.drain_workers = 0
 # names of our own: exchanges cannot be deleted with the tools at hand
 my ($queue, $shard, $exchange) = map { "$_.$$" } qw(tq.decl tq.decls tq.declx);
 
-# rabbitmqctl(ARGS...): its output, without table headers
-sub rabbitmqctl
+# broker_ctl(ARGS...): its output, without table headers
+sub broker_ctl
 {
 	my ($out) = run_command([ "$root/script/stack", 'rabbitmqctl', '-q', @_ ]);
 	return $out;
@@ -29,10 +29,10 @@ sub ours { return join("\n", sort grep { /\.\Q$$\E/ } split /\n/, $_[0]); }
 # bindings(): our exchange's bindings (destination, routing key)
 sub bindings
 {
-	my $all = rabbitmqctl('list_bindings', '--no-table-headers', 'source_name', 'destination_name', 'routing_key');
+	my $all = broker_ctl('list_bindings', '--no-table-headers', 'source_name', 'destination_name', 'routing_key');
 	return join("\n", grep { /^\Q$exchange\E\t/ } split /\n/, ours($all));
 }
-sub queues { return ours(rabbitmqctl('list_queues', '--no-table-headers', 'name', 'durable', 'messages')); }
+sub queues { return ours(broker_ctl('list_queues', '--no-table-headers', 'name', 'durable', 'messages')); }
 
 # ---- one queue, declared twice, keeps its messages
 is($node->safe_psql('postgres', "select * from buildlog.declare_queues('$queue')"), $queue,
@@ -64,7 +64,7 @@ is(bindings(), $bindings, 'the exchange is bound to each shard queue once, with 
 is("$rc|$out|$err", "0|$names|", 'declared again: the same names, no error');
 is(queues(), $before, 'every shard queue keeps its messages');
 is(bindings(), $bindings, 'still one binding per shard queue');
-is(ours(rabbitmqctl('list_exchanges', '--no-table-headers', 'name', 'type', 'durable')),
+is(ours(broker_ctl('list_exchanges', '--no-table-headers', 'name', 'type', 'durable')),
 	"$exchange\tx-consistent-hash\ttrue", 'one durable x-consistent-hash exchange');
 
 # ---- the broker unreachable, or refusing the login: 08006
