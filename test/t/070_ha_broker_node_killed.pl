@@ -34,7 +34,7 @@ sub free_block
 $ENV{CLUSTER_DIR} = PostgreSQL::Test::Utils::tempdir();
 $ENV{CLUSTER_PORT_BASE} = free_block(40);
 sub cluster { my ($out, $err) = run_command([ "$root/script/cluster", @_ ]); return "$out$err"; }
-my $started = cluster('start');
+my $started = cluster('start', 'broker');
 END { cluster('stop') if $ENV{CLUSTER_DIR}; }
 like($started, qr/running: bl1\@localhost, bl2\@localhost, bl3\@localhost/, 'three RabbitMQ nodes run as one cluster')
   or BAIL_OUT("no cluster:\n$started");
@@ -87,6 +87,6 @@ select count(*) from generate_series($first, $first + $jobs - 1) j
 	'no job misses a part number');
 
 # the node comes back and rejoins
-like(cluster('start'), qr/running: bl1\@localhost, bl2\@localhost, bl3\@localhost/, 'node 1 rejoined the cluster');
+like(cluster('start', 'broker'), qr/running: bl1\@localhost, bl2\@localhost, bl3\@localhost/, 'node 1 rejoined the cluster');
 
 done_testing();

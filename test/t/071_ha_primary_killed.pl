@@ -1,0 +1,116 @@
+# The database primary dies under load: a pg_auto_failover monitor and two
+# data nodes with synchronous replication (script/cluster), HAProxy in front
+# of their HTTP services, the drain fed by a publisher with confirms (the test
+# broker).  kill -9 of the primary's keeper and postmaster mid-stream: the
+# standby is promoted, its workers start by themselves, every confirmed part
+# is in its log exactly once, the proxy serves the new primary, and the old
+# primary rejoins as the standby (pg_rewind).  The failover time is printed.
+use strict;
+use warnings;
+use BuildlogTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IO::Socket::INET;
+use IPC::Run;
+use Time::HiRes qw(time);
+
+my ($root) = need_env('BUILDLOG_ROOT');
+
+# A node reached by a libpq URL (the multi-host one: whichever is the primary),
+# with the two methods the BuildlogTest helpers use.
+package UrlNode
+{
+	sub new { my ($class, $url) = @_; return bless { url => $url }, $class; }
+	sub psql
+	{
+		my ($self, $db, $sql) = @_;
+		my ($out, $err) = ('', '');
+		IPC::Run::run([ 'psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', $self->{url}, '-c', $sql ], '>', \$out, '2>', \$err);
+		chomp $out;
+		return ($? >> 8, $out, $err);
+	}
+	sub safe_psql
+	{
+		my ($self, $db, $sql) = @_;
+		my ($rc, $out, $err) = $self->psql($db, $sql);
+		die "psql failed: $err" if $rc;
+		return $out;
+	}
+}
+
+# free_block(N): a base port with BASE .. BASE+N-1 all free on 127.0.0.1
+sub free_block
+{
+	my ($n) = @_;
+	for my $try (1 .. 200)
+	{
+		my $base = 20000 + 10 * int(rand(3000));
+		my @held = map { IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $_, Listen => 1, ReuseAddr => 1) }
+		  $base .. $base + $n - 1;
+		my $free = !grep { !defined } @held;
+		close($_) for grep { defined } @held;
+		return $base if $free;
+	}
+	die 'no block of free ports';
+}
+
+my $queue = "tq.hadb.$$";
+$ENV{CLUSTER_DIR} = PostgreSQL::Test::Utils::tempdir();
+$ENV{CLUSTER_PORT_BASE} = free_block(70);
+$ENV{CLUSTER_AMQP_URL} = amqp_url();
+$ENV{CLUSTER_PG_CONF} = "buildlog.amqp_queues = '$queue'\nbuildlog.aggregate_delay = '1h'\n";
+sub cluster { my ($out, $err) = run_command([ "$root/script/cluster", @_ ]); return "$out$err"; }
+my $started = cluster('start', 'db', 'proxy');
+END { cluster('stop') if $ENV{CLUSTER_DIR}; }
+like($started, qr/nodes: node1 primary, node2 secondary, synchronous_standby_names = 'ANY 1/,
+	'a primary and a synchronous standby under pg_auto_failover') or BAIL_OUT("no cluster:\n$started");
+my $db = UrlNode->new(cluster('pg-url') =~ s/\s+$//r);
+my $proxy = cluster('proxy-url') =~ s/\s+$//r;
+my $state = sub { cluster('status') };
+
+fresh_queues($db, $queue, 0);
+ok(wait_until('the drain worker to consume', sub {
+			$db->safe_psql('postgres', 'select count(*) filter (where connected) from buildlog.drain_stats') eq '1' }),
+	'the primary\'s drain worker consumes the queue');
+$db->safe_psql('postgres', q(select buildlog.set_content(7500000, 'written before the failover')));
+
+my ($first, $jobs, $parts) = (7500001, 30, 60);
+my $expect = PostgreSQL::Test::Utils::tempdir();
+my ($pout, $perr) = ('', '');
+my $pub = IPC::Run::start([ tool('publish'), '--url', amqp_url(), '--queue', $queue, '--first-job', $first,
+		'--jobs', $jobs, '--parts', $parts, '--rate', 300, '--confirm', '--confirm-batch', 20,
+		'--expect-dir', $expect ], '>', \$pout, '2>', \$perr);
+wait_query($db, "select count(*) > 200 from buildlog.log_parts where job_id between $first and " . ($first + $jobs - 1), 't',
+	'parts stored on the primary while the publisher runs');
+my $killed_at = time;
+like(cluster('kill', 'primary'), qr/node1 \(primary\): kill -9/, 'kill -9 of the primary (keeper and postmaster)');
+my $write_at;
+ok(wait_until('a write to succeed on the other node', sub {
+			my ($rc) = $db->psql('postgres', 'create temporary table t(x int)');
+			$write_at = time if $rc == 0;
+			$rc == 0 }, timeout => 120), 'the standby was promoted: writes go to node2');
+diag(sprintf('failover: %.1f s from the kill to the first write on the new primary', $write_at - $killed_at));
+ok(wait_until('the HTTP service through the proxy', sub {
+			my ($st, undef, $body) = http_request("$proxy/jobs/7500000/log");
+			$st == 200 && $body eq 'written before the failover' }, timeout => 60),
+	'the proxy serves the log from the new primary');
+is($db->safe_psql('postgres', 'select inet_server_port()'), $ENV{CLUSTER_PORT_BASE} + 52, 'the primary is node2');
+ok(wait_until('the workers on the new primary', sub {
+			my $w = $db->safe_psql('postgres', q(select string_agg(distinct backend_type, ',' order by backend_type)
+  from pg_stat_activity where backend_type like 'buildlog%'));
+			($w =~ /buildlog drain/ && $w =~ /buildlog scheduler/, $w) }), 'the drain and the scheduler run on it by themselves');
+
+$pub->finish;
+is($?, 0, 'the publisher got a confirm for every message') or diag($perr);
+wait_parts($db, $first, $jobs, $jobs * ($parts + 1), 'every confirmed part stored', timeout => 120);
+check_logs($db, $expect, $first, $jobs, 'after the failover');
+is($db->safe_psql('postgres', qq(
+select count(*) from generate_series($first, $first + $jobs - 1) j
+ where (select count(distinct number) from buildlog.log_parts where job_id = j) <> $parts + 1)), '0',
+	'no job misses a part number');
+
+# the old primary comes back as the standby
+like(cluster('rejoin'), qr/nodes: node1 secondary node2 primary/, 'node1 rejoined as the standby');
+like($state->(), qr/node1 .*secondary .*\n.*node2 .*primary/s, 'pg_auto_failover: node1 secondary, node2 primary');
+
+done_testing();
