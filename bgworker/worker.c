@@ -197,7 +197,11 @@ static const char *const pinned_settings[][2] = {
 	/* a database owner's search_path must not run code as the superuser */
 	{"search_path", "pg_catalog, pg_temp"},
 	{"default_transaction_isolation", "read committed"},
-	{"default_transaction_read_only", "off"},
+	/*
+	 * (default_transaction_read_only is honoured, not pinned: it is how
+	 * pg_auto_failover fences a promoted node until the old primary is
+	 * surely demoted; the workers then back off, keeping their data.)
+	 */
 	{"default_transaction_deferrable", "off"},
 	{"statement_timeout", "0"},
 	{"idle_in_transaction_session_timeout", "0"},

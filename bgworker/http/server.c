@@ -42,6 +42,7 @@
 #include <unistd.h>
 #include <microhttpd.h>
 
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
@@ -438,18 +439,22 @@ method_not_allowed(HttpResponse *r, const char *method, const char *allow)
 
 /*
  * GET /healthz: "ok" (200) on the primary; "standby" (503) while this node
- * is in recovery, so a proxy sends clients to the primary.
+ * is in recovery, and "read-only" (503) while writes are fenced off
+ * (default_transaction_read_only, as pg_auto_failover sets it on a node it
+ * promotes until the old primary is surely demoted), so a proxy sends
+ * clients to the node that takes writes.
  */
 static void
 route_healthz(HttpWorker *h, HttpRequest *req, int arg)
 {
-	bool		standby = RecoveryInProgress();
+	const char *role = RecoveryInProgress() ? "standby" : DefaultXactReadOnly ? "read-only" : "primary";
+	bool		ok = strcmp(role, "primary") == 0;
+	char	   *body = MemoryContextAlloc(req->out->cxt, 16);
 
-	buildlog_http_add_header(req->out, "X-Buildlog-Role", standby ? "standby" : "primary");
-	buildlog_http_set_body(req->out, standby ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK,
-						   "text/plain; charset=utf-8",
-						   MemoryContextStrdup(req->out->cxt, standby ? "standby\n" : "ok\n"),
-						   standby ? 8 : 3);
+	snprintf(body, 16, "%s\n", ok ? "ok" : role);
+	buildlog_http_add_header(req->out, "X-Buildlog-Role", role);
+	buildlog_http_set_body(req->out, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+						   "text/plain; charset=utf-8", body, strlen(body));
 }
 
 /* GET /metrics: a step of the worker (metrics.c). */

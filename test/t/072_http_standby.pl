@@ -3,7 +3,8 @@
 # primary, every other request 503 with Retry-After, and no other buildlog
 # worker runs there; once promoted, /healthz answers 200 "ok", the scheduler
 # and the HTTP readers start by themselves and the log written on the old
-# primary is served.
+# primary is served; fenced read-only (default_transaction_read_only, as
+# pg_auto_failover does after a failover), it answers 503 "read-only".
 use strict;
 use warnings;
 use BuildlogTest;
@@ -50,5 +51,16 @@ ok(wait_until('the scheduler and the HTTP readers to start', sub {
 	'the other workers started by themselves');
 ($st, $h, $body) = http_request("$s1/jobs/7200001/log");
 is("$st|$body", '200|written on the primary', 'the promoted node serves the log written on the old primary');
+
+# writes fenced off (as pg_auto_failover does until the old primary is demoted)
+$standby->safe_psql('postgres', 'alter system set default_transaction_read_only = on');
+$standby->safe_psql('postgres', 'select pg_reload_conf()');
+ok(wait_until('/healthz to say read-only', sub { my (undef, undef, $b) = http_request("$s1/healthz"); $b eq "read-only\n" }),
+	'fenced read-only: /healthz 503 read-only');
+($st, $h) = http_request("$s1/healthz");
+is("$st|" . ($h->{'x-buildlog-role'} // ''), '503|read-only', 'with X-Buildlog-Role: read-only');
+$standby->safe_psql('postgres', 'alter system reset default_transaction_read_only');
+$standby->safe_psql('postgres', 'select pg_reload_conf()');
+ok(wait_until('/healthz to say ok again', sub { (http_request("$s1/healthz"))[0] == 200 }), 'the fence lifted: 200 again');
 
 done_testing();
