@@ -140,6 +140,10 @@ select count(*) from generate_series($first, $first + $jobs - 1) j
 # the old primary comes back as the standby
 like(cluster('rejoin'), qr/nodes: node1 secondary node2 primary/, 'node1 rejoined as the standby');
 like($state->(), qr/node1 .*secondary .*\n.*node2 .*primary/s, 'pg_auto_failover: node1 secondary, node2 primary');
+my $node1_http = 'http://127.0.0.1:' . ($ENV{CLUSTER_PORT_BASE} + 61);
+ok(wait_until('the rejoined node\'s HTTP service', sub { my ($st, $hh) = http_request("$node1_http/healthz");
+			($st == 503 && ($hh->{'x-buildlog-role'} // '') eq 'standby', $st) }),
+	'the rejoined node answers on its own HTTP port: 503 standby (its settings survived pg_rewind)');
 
 # the standby stops while writes go on: the primary stops waiting for it
 like(cluster('stop-standby'), qr/node1 \(standby\): stopping/, 'the standby (node1) stopped');
