@@ -2,8 +2,7 @@
 -- declarations back.  Revocations are lost: tokens they refused are valid
 -- again until they expire (a WARNING says so when there are any).  Logs and
 -- parts are kept.  Tokens issued since 0.3.1 (bl2) keep working: the library
--- checks both forms.  Stream offsets are dropped: a runner resuming a stream
--- is then told a range of offsets unless its log is empty.
+-- checks both forms.
 \echo Use "ALTER EXTENSION buildlog UPDATE TO '0.3.0'" to load this file. \quit
 
 do $$
@@ -20,10 +19,6 @@ end
 $$;
 -- (a change the HTTP worker is told of at the commit: it forgets them)
 delete from buildlog.token_revocations;
-alter extension buildlog drop table buildlog.stream_offsets;
-alter extension buildlog drop table buildlog.installation;
-drop table buildlog.installation;
-drop table buildlog.stream_offsets;
 alter extension buildlog drop table buildlog.token_revocations;
 drop table buildlog.token_revocations;
 drop function buildlog.token_revocations_changed();
@@ -35,13 +30,3 @@ comment on function buildlog.issue_token(bigint, text, interval) is
   'A token for the HTTP service: HMAC-SHA256 over the job id, the scope (read, write or admin) and the expiry (now + ttl, at most 30 days), keyed by the file named in buildlog.http_token_key_file. A write token uploads the job''s parts until its final part is stored.';
 comment on function buildlog.parts(bigint, int) is
   'Parts of a job numbered above after, one per number, in order, pending or already aggregated, each with the time it arrived (kept through aggregation; the aggregation time for parts merged before 0.3.0): the live-polling read.';
-
-drop function buildlog.declare_queues(text, int, text, text);
-create function buildlog.declare_queues(queue text default 'reporting.jobs.logs', shards int default 0,
-                                        exchange text default 'reporting.jobs.logs_sharded')
-returns table (queue_name text)
-language c volatile strict parallel unsafe
-as 'MODULE_PATHNAME', 'buildlog_declare_queues';
-comment on function buildlog.declare_queues(text, int, text) is
-  'Declare the durable queue on buildlog.amqp_url, or with shards > 0 an x-consistent-hash exchange routing by job id to queues <queue>.1..N. Returns the queue names for buildlog.amqp_queues.';
-revoke execute on function buildlog.declare_queues(text, int, text) from public;

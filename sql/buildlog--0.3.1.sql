@@ -195,36 +195,6 @@ comment on column buildlog.token_revocations.revoked_at is
 select pg_catalog.pg_extension_config_dump('buildlog.token_revocations', '');
 create index token_revocations_revoked_at on buildlog.token_revocations (revoked_at);
 
--- Where each job's HTTP stream upload stands, written by the group commit in
--- the transaction that stores the stream's parts: a runner resuming after a
--- restart of the HTTP worker, or on another primary, is told the offset the
--- database holds.
-create table buildlog.stream_offsets (
-  job_id      bigint primary key check (job_id > 0),
-  raw_bytes   bigint not null check (raw_bytes >= 0),
-  next_number int4 not null check (next_number >= 0),
-  updated_at  timestamptz not null default now()
-);
-comment on table buildlog.stream_offsets is
-  'Where the HTTP stream upload (POST /jobs/{id}/stream) of each job stands: raw_bytes of the runner''s body are stored, and its next part gets next_number. Written by the group commit with the parts; deleted when the log is set whole, removed or purged.';
-comment on column buildlog.stream_offsets.raw_bytes is
-  'Bytes of the stream''s raw body that are stored (before U+FFFD cleaning): the offset HEAD /jobs/{id}/stream tells.';
-select pg_catalog.pg_extension_config_dump('buildlog.stream_offsets', '');
-
--- Which deployment this database is: replicas of it (a promoted standby) share
--- the row; a database restored from a dump, or a new install, makes its own at
--- CREATE EXTENSION (the row is not dumped).  Archive objects carry the id, and
--- the archive workers never overwrite or delete another deployment's objects
--- (unless buildlog.s3_adopt_objects).
-create table buildlog.installation (
-  singleton  boolean primary key default true check (singleton),
-  id         uuid not null default pg_catalog.gen_random_uuid(),
-  created_at timestamptz not null default now()
-);
-insert into buildlog.installation default values;
-comment on table buildlog.installation is
-  'This deployment''s id (one row, made at CREATE EXTENSION, not dumped: a restored copy makes its own). Archive objects carry it as x-amz-meta-buildlog-owner; another deployment''s objects are never overwritten or deleted unless buildlog.s3_adopt_objects is on.';
-
 -- ------------------------------------------------ ingest
 
 create type buildlog.write_result as (parts bigint, bytes bigint, replaced bigint);
@@ -495,13 +465,12 @@ comment on function buildlog.parse_message(bytea, boolean) is
   'What the drain makes of a delivery body, without writing it: the part (ok) with the number of U+FFFD substitutions in its content (replaced), or the reason it would be rejected. Check a fixed body before buildlog.replay_rejected(). reference = true parses with the reference parser only (tests compare it with the fast scanner).';
 
 create function buildlog.declare_queues(queue text default 'reporting.jobs.logs', shards int default 0,
-                                        exchange text default 'reporting.jobs.logs_sharded',
-                                        queue_type text default 'quorum')
+                                        exchange text default 'reporting.jobs.logs_sharded')
 returns table (queue_name text)
 language c volatile strict parallel unsafe
 as 'MODULE_PATHNAME', 'buildlog_declare_queues';
-comment on function buildlog.declare_queues(text, int, text, text) is
-  'Declare the durable queue on buildlog.amqp_url (its first node that answers), or with shards > 0 an x-consistent-hash exchange routing by job id to queues <queue>.1..N. New queues are of queue_type (quorum: replicated over the cluster''s nodes; or classic); a queue that exists keeps its type. Returns the queue names for buildlog.amqp_queues.';
+comment on function buildlog.declare_queues(text, int, text) is
+  'Declare the durable queue on buildlog.amqp_url, or with shards > 0 an x-consistent-hash exchange routing by job id to queues <queue>.1..N. Returns the queue names for buildlog.amqp_queues.';
 
 -- ------------------------------------------------ archive and S3
 -- Operator and test functions over the S3 client (extension/s3.c, s3_sql.c),
@@ -711,7 +680,7 @@ revoke execute on function buildlog.set_content(bigint, text, bigint) from publi
 revoke execute on function buildlog.redact(bigint, text, text, text) from public;
 revoke execute on function buildlog.run_maintenance(int) from public;
 revoke execute on function buildlog.replay_rejected(bigint, bytea) from public;
-revoke execute on function buildlog.declare_queues(text, int, text, text) from public;
+revoke execute on function buildlog.declare_queues(text, int, text) from public;
 revoke execute on function buildlog.restart_workers() from public;
 revoke execute on function buildlog.s3_signature_selftest() from public;
 revoke execute on function buildlog.s3_key(bigint) from public;

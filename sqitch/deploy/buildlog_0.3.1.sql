@@ -2,8 +2,7 @@
 -- requires: buildlog_0.3.0
 -- Updates the extension in place: job tokens carry their issue time and can
 -- be revoked (table buildlog.token_revocations, revoke_tokens()), and minted
--- by scope (issue_read_token(), issue_write_token()); stream uploads keep their
--- offsets in buildlog.stream_offsets.  Logs are untouched.
+-- by scope (issue_read_token(), issue_write_token()).  Logs are untouched.
 
 BEGIN;
 

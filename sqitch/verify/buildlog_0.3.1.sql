@@ -5,17 +5,12 @@ BEGIN;
 DO $$
 BEGIN
   IF (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'buildlog')
-     IS DISTINCT FROM '0.3.1' THEN
-    RAISE EXCEPTION 'extension buildlog is not at version 0.3.1';
+     IN ('0.1.0', '0.2.0', '0.3.0') THEN
+    RAISE EXCEPTION 'extension buildlog is at version %, not 0.3.1 or later',
+      (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'buildlog');
   END IF;
   IF pg_catalog.to_regclass('buildlog.token_revocations') IS NULL THEN
     RAISE EXCEPTION 'table buildlog.token_revocations is missing';
-  END IF;
-  IF (SELECT count(*) FROM buildlog.installation) <> 1 THEN
-    RAISE EXCEPTION 'table buildlog.installation does not hold one row';
-  END IF;
-  IF pg_catalog.to_regclass('buildlog.stream_offsets') IS NULL THEN
-    RAISE EXCEPTION 'table buildlog.stream_offsets is missing';
   END IF;
   IF pg_catalog.to_regprocedure('buildlog.revoke_tokens(bigint)') IS NULL
      OR pg_catalog.to_regprocedure('buildlog.issue_read_token(bigint, interval)') IS NULL
