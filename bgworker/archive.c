@@ -244,9 +244,9 @@ claim_log(Archiver *a, ArchiveStep *step, Claim *claim)
 {
 	Oid			types[2] = {INT4OID, INT8ARRAYOID};
 	Datum		values[2] = {Int32GetDatum(buildlog_purge_delay_s), deferred_array(a)};
+	SPITupleTable *claimed;
 
 	buildlog_worker_begin_spi(step->activity);
-	step->owner = installation_id();
 	buildlog_run(buildlog_plan(&step->plan, step->sql, step->nargs, types),
 				 values, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed == 0)
@@ -254,6 +254,10 @@ claim_log(Archiver *a, ArchiveStep *step, Claim *claim)
 		buildlog_worker_commit_spi();
 		return false;
 	}
+	/* the id only once a log is claimed; the claimed row stays the one read */
+	claimed = SPI_tuptable;
+	step->owner = installation_id();
+	SPI_tuptable = claimed;
 	claim->job_id = row_int8(1);
 	buildlog_s3_target(&claim->target);
 	claim->target.owner = step->owner;

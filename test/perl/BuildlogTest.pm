@@ -605,6 +605,24 @@ sub stream_answer
 }
 sub stream_finish { my ($s) = @_; print $s "0\r\n\r\n"; my @a = stream_answer($s); close $s; return @a; }
 
+# free_port_block(N): a base port with BASE .. BASE+N-1 all free on 127.0.0.1 (for
+# script/cluster, whose ports are offsets from one base)
+push @EXPORT, 'free_port_block';
+sub free_port_block
+{
+	my ($n) = @_;
+	for my $try (1 .. 200)
+	{
+		my $base = 20000 + 10 * int(rand(3000));
+		my @held = map { IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $_, Listen => 1, ReuseAddr => 1) }
+		  $base .. $base + $n - 1;
+		my $free = !grep { !defined } @held;
+		close($_) for grep { defined } @held;
+		return $base if $free;
+	}
+	die 'no block of free ports';
+}
+
 # token_key_file(): a file holding a fresh random key for
 # buildlog.http_token_key_file (in a directory of the test's own); its path.
 push @EXPORT, 'token_key_file';

@@ -15,24 +15,8 @@ use IPC::Run;
 
 my ($root) = need_env('BUILDLOG_ROOT');
 
-# free_block(N): a base port with BASE .. BASE+N-1 all free on 127.0.0.1
-sub free_block
-{
-	my ($n) = @_;
-	for my $try (1 .. 200)
-	{
-		my $base = 20000 + 10 * int(rand(3000));
-		my @held = map { IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $_, Listen => 1, ReuseAddr => 1) }
-		  $base .. $base + $n - 1;
-		my $free = !grep { !defined } @held;
-		close($_) for grep { defined } @held;
-		return $base if $free;
-	}
-	die 'no block of free ports';
-}
-
 $ENV{CLUSTER_DIR} = PostgreSQL::Test::Utils::tempdir();
-$ENV{CLUSTER_PORT_BASE} = free_block(40);
+$ENV{CLUSTER_PORT_BASE} = free_port_block(40);
 sub cluster { my ($out, $err) = run_command([ "$root/script/cluster", @_ ]); return "$out$err"; }
 my $started = cluster('start', 'broker');
 END { cluster('stop') if $ENV{CLUSTER_DIR}; }

@@ -42,25 +42,9 @@ package UrlNode
 	}
 }
 
-# free_block(N): a base port with BASE .. BASE+N-1 all free on 127.0.0.1
-sub free_block
-{
-	my ($n) = @_;
-	for my $try (1 .. 200)
-	{
-		my $base = 20000 + 10 * int(rand(3000));
-		my @held = map { IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $_, Listen => 1, ReuseAddr => 1) }
-		  $base .. $base + $n - 1;
-		my $free = !grep { !defined } @held;
-		close($_) for grep { defined } @held;
-		return $base if $free;
-	}
-	die 'no block of free ports';
-}
-
 my $queue = "tq.hadb.$$";
 $ENV{CLUSTER_DIR} = PostgreSQL::Test::Utils::tempdir();
-$ENV{CLUSTER_PORT_BASE} = free_block(70);
+$ENV{CLUSTER_PORT_BASE} = free_port_block(70);
 $ENV{CLUSTER_AMQP_URL} = amqp_url();
 my $key_file = token_key_file();
 $ENV{CLUSTER_PG_CONF} = "buildlog.amqp_queues = '$queue'\nbuildlog.aggregate_delay = '1h'\n"
