@@ -51,7 +51,8 @@ OBJS = \
 	bgworker/http/reader_pool.o \
 	bgworker/http/mailbox.o \
 	bgworker/http/work_kinds.o \
-	bgworker/http/viewer.o
+	bgworker/http/viewer.o \
+	bgworker/http/travis_api.o
 
 MODULEDIR = extension
 DATA = extension/buildlog.control $(wildcard sql/buildlog--*.sql)
@@ -64,7 +65,7 @@ ISOLATION_OPTS = --inputdir=test --outputdir=test/out_iso
 
 PG_CPPFLAGS = -I$(srcdir)/extension -I$(srcdir)/bgworker -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
-SHLIB_LINK = -lrabbitmq -lcurl -lcrypto -lz -lmicrohttpd
+SHLIB_LINK = -lrabbitmq -lcurl -lcrypto -lz -lmicrohttpd -ljansson
 EXTRA_CLEAN = test/out test/out_iso
 
 PG_CONFIG ?= pg_config

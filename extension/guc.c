@@ -50,6 +50,7 @@ int			buildlog_http_max_body = 16 * 1024 * 1024;
 int			buildlog_http_max_answer_bytes = 1024 * 1024;	/* kB */
 int			buildlog_http_max_stream_bytes = 0;	/* kB */
 bool		buildlog_http_read_tokens = false;
+char	   *buildlog_travis_token_file = NULL;
 int			buildlog_http_max_connections_per_client = 64;
 int			buildlog_http_max_streams_per_client = 32;
 int			buildlog_http_rate_limit = 200;
@@ -260,6 +261,13 @@ buildlog_define_gucs(void)
 							   "File holding the key that signs the HTTP service's job tokens (at least 32 bytes, trimmed).",
 							   "Superuser only; read by issue_token() and by the HTTP worker (at start and on reload).",
 							   &buildlog_http_token_key_file,
+							   "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("buildlog.travis_token_file",
+							   "File holding the service token of travis-logs' web API (travis-api's AUTH_TOKEN; trimmed).",
+							   "Superuser only; read by the HTTP worker at start and on reload. Unset: /logs and /log-parts/{job} answer 500, as travis-logs does.",
+							   &buildlog_travis_token_file,
 							   "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);

@@ -32,6 +32,7 @@ extern int	buildlog_http_readers;
 extern char *buildlog_http_token_key_file;
 extern int	buildlog_http_max_body;
 extern bool buildlog_http_read_tokens;
+extern char *buildlog_travis_token_file;
 extern int	buildlog_http_max_connections_per_client;
 extern int	buildlog_http_max_streams_per_client;
 extern int	buildlog_http_max_answer_bytes;

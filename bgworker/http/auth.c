@@ -180,8 +180,6 @@ buildlog_http_authorize(HttpWorker *h, struct MHD_Connection *conn, int64 job_id
 												   MHD_HTTP_HEADER_AUTHORIZATION);
 	const char *query = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
 	const char *token;
-	TokenClaims claims;
-	const char *why;
 
 	if (h->token_key == NULL)
 	{
@@ -201,6 +199,22 @@ buildlog_http_authorize(HttpWorker *h, struct MHD_Connection *conn, int64 job_id
 	else
 	{
 		unauthorized(r, "This request needs a job token: Authorization: Bearer <token> (buildlog.issue_token()).");
+		return false;
+	}
+	return buildlog_http_authorize_token(h, token, job_id, need, r, claims_out);
+}
+
+bool
+buildlog_http_authorize_token(HttpWorker *h, const char *token, int64 job_id,
+							  TokenScope need, HttpResponse *r, TokenClaims *claims_out)
+{
+	TokenClaims claims;
+	const char *why;
+
+	if (h->token_key == NULL)
+	{
+		buildlog_http_problem(r, MHD_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable",
+							  "Uploads need buildlog.http_token_key_file, which is not set or not readable.");
 		return false;
 	}
 	if (!buildlog_token_check(h->token_key, token, &claims, &why))

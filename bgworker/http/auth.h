@@ -19,6 +19,14 @@ extern bool buildlog_http_authorize(HttpWorker *h, struct MHD_Connection *conn, 
 									TokenScope need, HttpResponse *r, TokenClaims *claims);
 
 /*
+ * The same checks of a token given as a string (travis-logs' per-part
+ * "tok" of POST /log-parts/multi), outside any transaction.
+ */
+extern bool buildlog_http_authorize_token(HttpWorker *h, const char *token, int64 job_id,
+										  TokenScope need, HttpResponse *r,
+										  TokenClaims *claims);
+
+/*
  * Did a revocation commit since the worker last read them?  Then
  * buildlog_http_revocations_refresh() reads them again (false when it
  * could not), and buildlog_http_revoked() tells whether an open request's

@@ -29,7 +29,9 @@ typedef enum HttpReadKind
 	HTTP_READ_PARTS,			/* /jobs/{id}/parts */
 	HTTP_READ_EVENTS,			/* an event stream's parts after a number */
 	HTTP_READ_BUNDLE,			/* /jobs/{id}/bundle, the viewer's read */
-	HTTP_WRITE_GROUP			/* a group commit of uploads (job_id: its number) */
+	HTTP_WRITE_GROUP,			/* a group commit of uploads (job_id: its number) */
+	HTTP_READ_TRAVIS_LOG,		/* travis-logs' GET /logs/{job} */
+	HTTP_READ_TRAVIS_PARTS		/* travis-logs' GET /log-parts/{job} */
 } HttpReadKind;
 
 typedef struct HttpReadArgs
@@ -39,7 +41,7 @@ typedef struct HttpReadArgs
 	int64		start;			/* Range: bytes=N- (log), -1 without */
 	int32		after;			/* ?after=N (parts), the stream's prefix (events) */
 	bool		deansi;			/* ?deansi=1 (log) */
-	bool		index_only;		/* ?bytes=0 (bundle) */
+	bool		index_only;		/* ?bytes=0 (bundle), ?content=false (travis parts) */
 	char		if_none_match[BUILDLOG_HTTP_ETAG_LEN];	/* empty without */
 } HttpReadArgs;
 

@@ -28,6 +28,8 @@
  *	GET /metrics						Prometheus text: drain, scheduler, archive, HTTP, life cycle
  *	GET /jobs/{id}, /viewer/{asset}		the log viewer page (viewer.c)
  *	GET /jobs/{id}/bundle				the page's read: part sizes and times, then the bytes
+ *	/logs/..., /log-parts/...			travis-logs' API: travis-worker's HTTP sink and
+ *										travis-api's reads and sets (travis_api.c)
  * Errors are application/problem+json.
  *-------------------------------------------------------------------------
  */
@@ -68,6 +70,7 @@
 #include "http/reads.h"
 #include "http/server.h"
 #include "http/stream_upload.h"
+#include "http/travis_api.h"
 #include "http/uploads.h"
 #include "http/viewer.h"
 #include "http/work_kinds.h"
@@ -199,6 +202,8 @@ request_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
 		buildlog_http_stream_free(h, *con_cls, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
 	else if (buildlog_http_upload_kind(*con_cls) == HTTP_KIND_STREAM_WAIT)
 		buildlog_http_stream_wait_free(h, *con_cls);
+	else if (buildlog_http_upload_kind(*con_cls) == HTTP_KIND_TRAVIS)
+		buildlog_travis_free(*con_cls);
 	else
 		buildlog_http_ingest_free(*con_cls);
 	*con_cls = NULL;
@@ -624,6 +629,10 @@ route(HttpWorker *h, HttpRequest *req)
 	}
 	if (buildlog_http_viewer(h, req->method, req->url, req->conn, req->out))
 		return;
+	/* travis-logs' paths (/logs/..., /log-parts/...): travis_api.c */
+	if (buildlog_travis_route(h, req->conn, req->method, req->url, req->out, req->state,
+							  &req->reading, &req->queued))
+		return;
 	for (const Route *route = routes; route->path != NULL; route++)
 	{
 		if (!route_path_matches(route, req->url, job, rest))
@@ -818,6 +827,9 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 		buildlog_http_stream_finish(h, *con_cls, &out);
 		return out.status == 0 ? MHD_YES : (enum MHD_Result) buildlog_http_send(h, conn, &out);
 	}
+	if (!waited && *con_cls != NULL && buildlog_http_upload_kind(*con_cls) == HTTP_KIND_TRAVIS)
+		return (enum MHD_Result) buildlog_travis_body(h, conn, *con_cls, upload_data,
+													  upload_data_size, &out);
 	if (!waited && *con_cls != NULL)
 	{
 		/* an upload's body, slice by slice, then the answer */
@@ -975,6 +987,7 @@ buildlog_http_main(Datum arg)
 	pg_atomic_write_u64(&h.stats->uploads, 0);
 	buildlog_worker_start(&h.w, &h.stats->slot, 0, 0, 300);
 	buildlog_http_load_key(&h);
+	buildlog_travis_load_token(&h);
 	buildlog_http_events_init(&h);
 	buildlog_http_reads_reset(&h);
 	buildlog_http_stream_init(&h);
@@ -985,7 +998,10 @@ buildlog_http_main(Datum arg)
 	{
 		buildlog_worker_check_interrupts();
 		if (buildlog_worker_reload(&h.w))
+		{
 			buildlog_http_load_key(&h);
+			buildlog_travis_load_token(&h);
+		}
 		wait_for_events(&h, buildlog_http_stream_timers(&h));
 		MemoryContextReset(h.w.step_cxt);
 		MemoryContextSwitchTo(h.w.step_cxt);

@@ -112,7 +112,8 @@ typedef enum HttpUploadKind
 {
 	HTTP_KIND_PARTS = 1,		/* POST/PUT parts, PUT log (uploads.c) */
 	HTTP_KIND_STREAM,			/* POST /jobs/{id}/stream (stream_upload.c) */
-	HTTP_KIND_STREAM_WAIT		/* a stream request waiting for the job's writes */
+	HTTP_KIND_STREAM_WAIT,		/* a stream request waiting for the job's writes */
+	HTTP_KIND_TRAVIS			/* travis-logs' uploads (travis_api.c) */
 } HttpUploadKind;
 
 /* The kind of an upload's state (HttpUploadKind). */

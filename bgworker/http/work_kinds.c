@@ -16,6 +16,7 @@
 
 #include "http/events.h"
 #include "http/reads.h"
+#include "http/travis_api.h"
 #include "http/uploads.h"
 #include "http/work_kinds.h"
 
@@ -29,6 +30,22 @@ run_read(BuildlogWorker *w, const HttpReadArgs *args, int requester, HttpRespons
 	snprintf(what, sizeof(what), "GET /jobs/" INT64_FORMAT "/%s", args->job_id,
 			 buildlog_http_work_kind(args->kind)->name);
 	if (buildlog_worker_run_step(w, what, buildlog_http_read_step, &call) == WORKER_STEP_ERROR)
+	{
+		buildlog_worker_problem(w, WARNING, w->error);
+		buildlog_http_read_failed(w, r);
+	}
+}
+
+/* In a helper: a read of travis-logs' web API (travis_api.c), as a step. */
+static void
+run_travis(BuildlogWorker *w, const HttpReadArgs *args, int requester, HttpResponse *r)
+{
+	HttpReadCall call = {args, r};
+	char		what[96];
+
+	snprintf(what, sizeof(what), "GET travis %s of job " INT64_FORMAT,
+			 buildlog_http_work_kind(args->kind)->name, args->job_id);
+	if (buildlog_worker_run_step(w, what, buildlog_travis_read_step, &call) == WORKER_STEP_ERROR)
 	{
 		buildlog_worker_problem(w, WARNING, w->error);
 		buildlog_http_read_failed(w, r);
@@ -62,6 +79,8 @@ static const HttpWorkKind kinds[] = {
 	[HTTP_READ_EVENTS] = {"events", run_read, done_events},
 	[HTTP_READ_BUNDLE] = {"bundle", run_read, NULL},
 	[HTTP_WRITE_GROUP] = {"group commit", run_group, done_group},
+	[HTTP_READ_TRAVIS_LOG] = {"logs", run_travis, NULL},
+	[HTTP_READ_TRAVIS_PARTS] = {"log-parts", run_travis, NULL},
 };
 
 const HttpWorkKind *
