@@ -500,7 +500,7 @@ read_travis_log(BuildlogWorker *w, const HttpReadArgs *args, HttpResponse *r)
 		return;
 	buildlog_run_by_id(&log_plan,
 					   psprintf("select " LOG_ROW_JSON " from buildlog.logs l where l.job_id = $1",
-								"pg_catalog.nullif(buildlog.fetch(l.job_id), '')"),
+								"nullif(buildlog.fetch(l.job_id), '')"),
 					   args->job_id, true, SPI_OK_SELECT);
 	old = MemoryContextSwitchTo(w->step_cxt);
 	if (SPI_processed > 0)
@@ -1126,8 +1126,8 @@ put_log_step(BuildlogWorker *w, void *arg)
 	set_log(u->job_id, u->body.data, u->body.len, u->removed_by);
 	buildlog_run_by_id(&row_plan,
 					   psprintf("select " LOG_ROW_JSON " from buildlog.logs l where l.job_id = $1",
-								"pg_catalog.nullif(l.content, '')"),
-					   u->job_id, true, SPI_OK_SELECT);
+								"nullif(l.content, '')"),
+					   u->job_id, false, SPI_OK_SELECT);	/* sees the set */
 	old = MemoryContextSwitchTo(w->step_cxt);
 	json = SPI_processed > 0 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : NULL;
 	MemoryContextSwitchTo(old);
