@@ -410,80 +410,142 @@ log_id_step(BuildlogWorker *w, void *arg)
 	return 0;
 }
 
+/* One route's handler: the job of its path ({job}, else 0) and where its answer goes. */
+typedef void (*TravisHandler) (HttpWorker *h, struct MHD_Connection *conn, int64 job,
+							   HttpResponse *r, void **state, bool *reading, bool *queued);
+
+/* POST /log-parts/multi: travis-worker's sink. */
+static void
+route_parts_multi(HttpWorker *h, struct MHD_Connection *conn, int64 job, HttpResponse *r,
+				  void **state, bool *reading, bool *queued)
+{
+	*reading = begin_parts_multi(h, conn, r, state);
+}
+
+/* POST /logs/multi. */
+static void
+route_logs_multi(HttpWorker *h, struct MHD_Connection *conn, int64 job, HttpResponse *r,
+				 void **state, bool *reading, bool *queued)
+{
+	*reading = begin_logs(h, conn, TRAVIS_LOGS_MULTI, 0, r, state);
+}
+
+/* PUT /logs/{job}. */
+static void
+route_put_log(HttpWorker *h, struct MHD_Connection *conn, int64 job, HttpResponse *r,
+			  void **state, bool *reading, bool *queued)
+{
+	*reading = begin_logs(h, conn, TRAVIS_PUT_LOG, job, r, state);
+}
+
+/* GET /logs/{job}: a read of the readers. */
+static void
+route_get_log(HttpWorker *h, struct MHD_Connection *conn, int64 job, HttpResponse *r,
+			  void **state, bool *reading, bool *queued)
+{
+	if (service_authorized(conn, r))
+		*queued = serve_travis_read(h, conn, HTTP_READ_TRAVIS_LOG, job, r, state);
+}
+
+/* GET /log-parts/{job}: a read of the readers. */
+static void
+route_get_parts(HttpWorker *h, struct MHD_Connection *conn, int64 job, HttpResponse *r,
+				void **state, bool *reading, bool *queued)
+{
+	if (service_authorized(conn, r))
+		*queued = serve_travis_read(h, conn, HTTP_READ_TRAVIS_PARTS, job, r, state);
+}
+
+/* GET /logs/{job}/id: one index lookup, in the HTTP worker. */
+static void
+route_log_id(HttpWorker *h, struct MHD_Connection *conn, int64 job, HttpResponse *r,
+			 void **state, bool *reading, bool *queued)
+{
+	HttpReadArgs args;
+	HttpReadCall call = {&args, r};
+
+	if (!service_authorized(conn, r))
+		return;
+	memset(&args, 0, sizeof(args));
+	args.job_id = job;
+	if (buildlog_worker_run_step(&h->w, "GET /logs/{job}/id", log_id_step, &call) == WORKER_STEP_ERROR)
+	{
+		buildlog_worker_problem(&h->w, WARNING, h->w.error);
+		buildlog_http_read_failed(&h->w, r);
+	}
+}
+
+/*
+ * travis-logs' routes, in the shape of server.c's table (script/check-docs
+ * reads both): a path ("{job}" is a job id), a method (GET also answers
+ * HEAD unless no_head), the handler.
+ */
+typedef struct TravisRoute
+{
+	const char *path;
+	const char *method;
+	bool		no_head;
+	TravisHandler handle;
+} TravisRoute;
+
+static const TravisRoute travis_routes[] = {
+	{"/log-parts/multi", "POST", false, route_parts_multi},
+	{"/log-parts/{job}", "GET", false, route_get_parts},
+	{"/logs/multi", "POST", false, route_logs_multi},
+	{"/logs/{job}", "GET", false, route_get_log},
+	{"/logs/{job}", "PUT", false, route_put_log},
+	{"/logs/{job}/id", "GET", false, route_log_id},
+	{NULL, NULL, false, NULL}
+};
+
+/* Does url match a route's path ("{job}": a job id, into *job)? */
+static bool
+travis_path_matches(const char *pattern, const char *url, int64 *job)
+{
+	const char *hole = strstr(pattern, "{job}");
+	const char *end;
+
+	if (hole == NULL)
+		return strcmp(pattern, url) == 0;
+	if (strncmp(pattern, url, hole - pattern) != 0)
+		return false;
+	*job = path_job(url + (hole - pattern), &end);
+	return *job > 0 && strcmp(end, hole + 5) == 0;
+}
+
 bool
 buildlog_travis_route(HttpWorker *h, struct MHD_Connection *conn, const char *method,
 					  const char *url, HttpResponse *r, void **state, bool *reading,
 					  bool *queued)
 {
-	bool		get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
-	bool		post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
-	bool		put = strcmp(method, MHD_HTTP_METHOD_PUT) == 0;
-	const char *rest;
-	int64		job = -1;
-	const char *allow = NULL;
+	StringInfoData allow;
+	bool		known = false;
 
-	if (strcmp(url, "/log-parts/multi") == 0)
-	{
-		if (post)
-			*reading = begin_parts_multi(h, conn, r, state);
-		else
-			allow = "POST";
-	}
-	else if (strcmp(url, "/logs/multi") == 0)
-	{
-		if (post)
-			*reading = begin_logs(h, conn, TRAVIS_LOGS_MULTI, 0, r, state);
-		else
-			allow = "POST";
-	}
-	else if (strncmp(url, "/log-parts/", 11) == 0)
-	{
-		job = path_job(url + 11, &rest);
-		if (job < 0 || *rest != '\0')
-			return false;
-		if (!get)
-			allow = "GET, HEAD";	/* PUT /log-parts/{job}/{n} is not served */
-		else if (service_authorized(conn, r))
-			*queued = serve_travis_read(h, conn, HTTP_READ_TRAVIS_PARTS, job, r, state);
-	}
-	else if (strncmp(url, "/logs/", 6) == 0)
-	{
-		job = path_job(url + 6, &rest);
-		if (job < 0 || (*rest != '\0' && strcmp(rest, "/id") != 0))
-			return false;
-		if (strcmp(rest, "/id") == 0)
-		{
-			if (!get)
-				allow = "GET, HEAD";
-			else if (service_authorized(conn, r))
-			{
-				HttpReadArgs args;
-				HttpReadCall call = {&args, r};
-
-				memset(&args, 0, sizeof(args));
-				args.job_id = job;
-				if (buildlog_worker_run_step(&h->w, "GET /logs/{job}/id", log_id_step, &call) == WORKER_STEP_ERROR)
-				{
-					buildlog_worker_problem(&h->w, WARNING, h->w.error);
-					buildlog_http_read_failed(&h->w, r);
-				}
-			}
-		}
-		else if (put)
-			*reading = begin_logs(h, conn, TRAVIS_PUT_LOG, job, r, state);
-		else if (!get)
-			allow = "GET, HEAD, PUT";
-		else if (service_authorized(conn, r))
-			*queued = serve_travis_read(h, conn, HTTP_READ_TRAVIS_LOG, job, r, state);
-	}
-	else
+	if (strncmp(url, "/logs/", 6) != 0 && strncmp(url, "/log-parts/", 11) != 0)
 		return false;
-	if (allow != NULL)
+	initStringInfo(&allow);
+	for (const TravisRoute *route = travis_routes; route->path != NULL; route++)
 	{
-		buildlog_http_add_header(r, "Allow", allow);
-		buildlog_http_problem(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed",
-							  psprintf("%s is not allowed here.", method));
+		int64		job = 0;
+		bool		head_ok = !route->no_head && strcmp(route->method, MHD_HTTP_METHOD_GET) == 0;
+
+		if (!travis_path_matches(route->path, url, &job))
+			continue;
+		known = true;
+		if (strcmp(method, route->method) == 0 ||
+			(head_ok && strcmp(method, MHD_HTTP_METHOD_HEAD) == 0))
+		{
+			route->handle(h, conn, job, r, state, reading, queued);
+			return true;
+		}
+		appendStringInfo(&allow, "%s%s%s", allow.len > 0 ? ", " : "", route->method,
+						 head_ok ? ", HEAD" : "");
 	}
+	if (!known)
+		return false;			/* a 404 of server.c */
+	buildlog_http_add_header(r, "Allow", allow.data);
+	buildlog_http_problem(r, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed",
+						  psprintf("%s is not allowed here.", method));
 	return true;
 }
 
@@ -839,7 +901,8 @@ varlena_array(Datum *d, int n, Oid type)
 /*
  * The parts kept aside, into buildlog.rejected_parts (queue "POST
  * /log-parts/multi", routing key the job id, the part's number as its
- * tag), the body the part without its token.
+ * tag), the body the part as travis-worker's AMQP message (what the drain
+ * and replay_rejected() read), without its token.
  */
 static void
 store_rejected(TravisBatch *b)
@@ -863,7 +926,7 @@ store_rejected(TravisBatch *b)
 		if (p->reason == NULL || p->skip)
 			continue;
 		initStringInfo(&j);
-		appendStringInfo(&j, "{\"@type\":\"log_part\",\"job_id\":" INT64_FORMAT ",\"number\":%d,\"encoding\":\"base64\",\"final\":%s,\"content\":",
+		appendStringInfo(&j, "{\"id\":" INT64_FORMAT ",\"number\":%d,\"encoding\":\"base64\",\"final\":%s,\"log\":",
 						 p->job_id, p->number, p->final ? "true" : "false");
 		escape_json(&j, p->content);
 		appendStringInfoChar(&j, '}');

@@ -247,8 +247,12 @@ like($reasons, qr{^2000/4: .*another job}m, 'the foreign token: its reason');
 like($reasons, qr{^2002/0: .*revoked}m, 'the revoked token: its reason');
 is($node->safe_psql('postgres', "select count(*) from buildlog.rejected_parts where convert_from(body, 'UTF8') like '%bl2.%' or convert_from(body, 'UTF8') like '%\"tok\"%'"),
 	'0', 'no rejected body keeps a token');
-is($node->safe_psql('postgres', "select convert_from(decode(convert_from(body, 'UTF8')::json->>'content', 'base64'), 'UTF8') from buildlog.rejected_parts where routing_key = '$job' and delivery_tag = 4"),
-	"foreign\n", 'a rejected part keeps its content (replay_rejected can store it once fixed)');
+my $rid = $node->safe_psql('postgres', "select id from buildlog.rejected_parts where routing_key = '$job' and delivery_tag = 4");
+is($node->safe_psql('postgres', "select convert_from(decode(convert_from(body, 'UTF8')::json->>'log', 'base64'), 'UTF8') from buildlog.rejected_parts where id = $rid"),
+	"foreign\n", 'a rejected part keeps its content, as travis-worker\'s AMQP message');
+$node->safe_psql('postgres', "select buildlog.replay_rejected($rid)");
+is($node->safe_psql('postgres', "select buildlog.log($job) = E'zero\\nforeign\\none\\n'"), 't',
+	'replay_rejected() stores it, the operator having checked it');
 
 # parts after the final part: kept aside; the batch sent again: skipped
 my @late = ({ job_id => $job, number => 5, content => "one\n", final => 0, tok => $t },
