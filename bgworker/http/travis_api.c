@@ -768,6 +768,19 @@ decode_part(TravisPart *p)
 	p->replaced = clean.replaced;
 }
 
+/* The body as JSON (jansson's tree, to json_decref), or NULL with why not. */
+static json_t *
+load_body(TravisUpload *u, char **why)
+{
+	json_error_t err;
+	json_t	   *root = json_loadb(u->body.data, u->body.len, JSON_REJECT_DUPLICATES, &err);
+
+	if (root == NULL)
+		*why = psprintf("The body is not JSON (line %d, column %d: %s); nothing was stored.",
+						err.line, err.column, err.text);
+	return root;
+}
+
 /* The parsing step's argument. */
 typedef struct ParseCall
 {
@@ -785,15 +798,12 @@ parse_step(BuildlogWorker *w, void *arg)
 {
 	ParseCall  *call = (ParseCall *) arg;
 	TravisBatch *b = call->b;
-	json_error_t err;
-	json_t	   *volatile root;
+	char	   *why = NULL;
+	json_t	   *volatile root = load_body(call->u, &why);
 
-	root = json_loadb(call->u->body.data, call->u->body.len, JSON_REJECT_DUPLICATES, &err);
 	if (root == NULL)
 	{
-		refuse_batch(b, MHD_HTTP_BAD_REQUEST,
-					 psprintf("The body is not JSON (line %d, column %d: %s); nothing was stored.",
-							  err.line, err.column, err.text));
+		refuse_batch(b, MHD_HTTP_BAD_REQUEST, why);
 		return 0;
 	}
 	PG_TRY();
@@ -1216,15 +1226,13 @@ typedef struct LogItem
 static bool
 read_log_items(TravisUpload *u, HttpResponse *r, LogItem **items, int *n)
 {
-	json_error_t err;
-	json_t	   *volatile root = json_loadb(u->body.data, u->body.len, JSON_REJECT_DUPLICATES, &err);
 	char	   *volatile why = NULL;
+	char	   *loaded = NULL;
+	json_t	   *volatile root = load_body(u, &loaded);
 
 	if (root == NULL)
 	{
-		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
-							  psprintf("The body is not JSON (line %d, column %d: %s); nothing was stored.",
-									   err.line, err.column, err.text));
+		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request", loaded);
 		return false;
 	}
 	PG_TRY();
