@@ -57,9 +57,9 @@ best() {
     sql -F ' ' -c "select j, buildlog.issue_token(j, 'write', '2 hours') from generate_series($first, $first + $CLIENTS * $JOBS - 1) j" >"$STACK_DIR/tokens"
     out=$(perl bench/travis_sink.pl --port "$HTTP_PORT" --tokens "$STACK_DIR/tokens" --mode "$mode" --clients "$CLIENTS" \
           --batches "$BATCHES" --jobs "$JOBS" --parts "$PARTS" --size "$SIZE")
-    [ "$(rows)" -eq "$TOTAL" ] || say "WARNING: $mode run $r stored $(rows) rows, not $TOTAL"
+    [ "$(rows)" -eq "$TOTAL" ] || say "WARNING: $mode run $r stored $(rows) rows, not $TOTAL" >&2
     rate=$(awk '{printf "%.0f", $2 / $4}' <<<"$out")
-    say "$mode run $r: $out ($rate parts/s)"
+    say "$mode run $r: $out ($rate parts/s), $(rows) rows" >&2
     [ "$rate" -gt "$best" ] && best=$rate
   done
   echo "$best"
