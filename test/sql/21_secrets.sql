@@ -26,7 +26,7 @@ select expect_error($$select buildlog.add_secrets(2101, array[['good-secret1'], 
 -- mid-part, repeated, inside ANSI colour codes, at the part's edges
 select * from buildlog.write_parts('{2101,2101,2101}', '{0,1,2}',
   array[E'$ echo hunter2-s3cret\nhunter2-s3cret hunter2-s3crethunter2-s3cret\n',
-        E'\e[31;1mtoken=tok_ABCDEFGH\e[0m\n',
+        E'\x1b[31;1mtoken=tok_ABCDEFGH\x1b[0m\n',
         'hunter2-s3cret'], '{f,f,f}');
 select number, content from buildlog.parts(2101);
 
@@ -38,10 +38,9 @@ select * from buildlog.write_parts('{2101,2101,2101,2101}', '{3,4,5,6}',
         encode(convert_to('ab:hunter2-s3cret', 'UTF8'), 'base64') || E'\n',
         E'curl https://x/?pw=p%40ss%20w%2Frd%21 -u p@ss w/rd!\n'], '{f,f,f,f}');
 select number, content from buildlog.parts(2101, 2);
--- what remains of a base64 form never decodes to the secret
-select position('hunter2-s3cret' in convert_from(decode(rpad(replace(content, '***', ''), 24, '='), 'base64'), 'SQL_ASCII')) as found
-  from buildlog.parts(2101, 2) where number = 3;
-
+-- no base64 form of the secret is left whole
+select count(*) filter (where strpos(content, encode(convert_to('hunter2-s3cret', 'UTF8'), 'base64')) > 0) as whole_base64
+  from buildlog.parts(2101, 2);
 -- overlapping secrets: one span, one ***
 select buildlog.add_secrets(2101, array['abcdef12', 'ef12ghij']);
 select * from buildlog.write_parts('{2101}', '{7}', array[E'xxabcdef12ghijyy\n'], '{f}');
@@ -51,7 +50,7 @@ select content from buildlog.parts(2101, 6);
 -- each part alone shows a piece; the aggregated log shows ***
 select * from buildlog.write_parts('{2101,2101}', '{8,9}',
   array['export PASS=hunter2-', E's3cret\n'], '{f,f}');
-select * from buildlog.write_parts('{2101}', '{11}', array[E'CRET_ABCDEFGH done\n'], '{t}');
+select * from buildlog.write_parts('{2101}', '{11}', array[E'H done\n'], '{t}');
 select * from buildlog.write_parts('{2101}', '{10}', array['tok_ABCDEFGH tok_ABCDEFGH-no tok_ABCDEFG'], '{f}');
 select number, content from buildlog.parts(2101, 7);
 select buildlog.aggregate(2101);
