@@ -14,6 +14,7 @@
 /* The number of buildlog_http_ingest_begin() for uploads that are not one part. */
 #define HTTP_UPLOAD_BATCH	(-1)	/* POST /jobs/{id}/parts */
 #define HTTP_UPLOAD_LOG		(-2)	/* PUT /jobs/{id}/log (admin) */
+#define HTTP_UPLOAD_SECRETS	(-3)	/* POST /jobs/{id}/secrets (admin) */
 
 /*
  * POST /jobs/{id}/parts, PUT /jobs/{id}/parts/{number} or PUT
