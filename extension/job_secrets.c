@@ -705,6 +705,33 @@ buildlog_mask_rejected_bodies(Datum bodies)
 	}
 }
 
+int
+buildlog_job_mask_hold(int64 job_id)
+{
+	static SPIPlanPtr hold_plan = NULL;
+	Oid			relid = secrets_relid();
+	Oid			save_user;
+	int			save_sec;
+	bool		isnull;
+	Datum		d;
+	int			longest;
+
+	if (!OidIsValid(relid))
+		return 0;
+	SPI_connect();
+	become_owner(relid, &save_user, &save_sec);
+	buildlog_run_by_id(&hold_plan,
+					   "select max(pg_catalog.octet_length(sealed)) from buildlog.job_secrets"
+					   " where job_id operator(pg_catalog.=) $1",
+					   job_id, true, SPI_OK_SELECT);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	longest = isnull ? 0 : DatumGetInt32(d) - SEAL_NONCE_LEN - SEAL_TAG_LEN;
+	restore_user(save_user, save_sec);
+	SPI_finish();
+	/* the URL encoding is the longest form: 3 bytes per byte at most */
+	return Max(longest, 0) * 3;
+}
+
 void
 buildlog_job_secrets_forget(int64 job_id)
 {

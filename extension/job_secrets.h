@@ -40,6 +40,13 @@ extern void buildlog_mask_assembled(int64 job_id, AssembledLog *a);
 /* Mask rejected delivery bodies (bytea[]) with the secrets of the job each names. */
 extern Datum buildlog_mask_rejected_bodies(Datum bodies);
 
+/*
+ * The most bytes a match of the job's secrets can span (its longest
+ * secret's longest encoding), 0 when it has none: what a stream holds back
+ * of an unfinished line at a flush.  No value is decrypted.
+ */
+extern int	buildlog_job_mask_hold(int64 job_id);
+
 /* Drop the job's secrets (its log removed or purged; SPI connected). */
 extern void buildlog_job_secrets_forget(int64 job_id);
 

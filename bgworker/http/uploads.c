@@ -44,6 +44,7 @@
 #include "http/reader_pool.h"
 #include "http/uploads.h"
 #include "ingest.h"
+#include "job_secrets.h"
 #include "spiutil.h"
 #include "stream_offsets.h"
 #include "token.h"
@@ -718,6 +719,10 @@ group_step(BuildlogWorker *w, void *arg)
 		buildlog_batch_append(&all, &g->batch);
 	}
 	(void) buildlog_ingest_batch(&all);
+	/* a stream learns of secrets registered meanwhile (its own ::add-mask::) */
+	for (int i = 0; i < run->n; i++)
+		if (run->writes[i]->serial != 0 && run->writes[i]->status == 0)
+			run->writes[i]->mask_hold = buildlog_job_mask_hold(run->writes[i]->job_id);
 	store_stream_offsets(run, removed);
 	buildlog_worker_commit();
 	return all.n;

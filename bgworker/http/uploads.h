@@ -60,6 +60,7 @@ typedef struct GroupWrite
 	int64		raw;			/* of a stream: raw body bytes covered */
 	int64		raw_end;		/* of a stream: its raw offset after this write */
 	int32		next_number;	/* of a stream: the number after this write's */
+	int32		mask_hold;		/* of a stream: the job's longest match after it */
 	/* the outcome */
 	unsigned int status;
 	const char *title;
