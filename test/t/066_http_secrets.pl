@@ -92,7 +92,7 @@ my ($code) = stream_finish($s);
 is($code, 200, 'the stream ends');
 my $parts = query("select string_agg(content, '|' order by number) from buildlog.log_parts where job_id = 6601");
 is(leaks($parts, $secret{stream}), '', 'no stored part holds a piece of the secret');
-is(query("select buildlog.log(6601)"), "line one\nexport T=*** done", 'the log shows *** where the secret was');
+is(query("select buildlog.log(6601)"), "line one\nexport T=*** done\n", 'the log shows *** where the secret was');
 ok(wait_until('the watcher to get the end event', sub { grep { $_->{event} eq 'end' } sse_events($sse_file) }),
 	'the SSE watcher got the whole log');
 my $seen = join('', map { $_->{data} // '' } sse_events($sse_file));
@@ -108,7 +108,7 @@ wait_query($node, "select string_agg(content, '' order by number) from buildlog.
 stream_chunk($s, substr($secret{command}, 9) . " ok\n");
 ($code) = stream_finish($s);
 is($code, 200, 'the stream ends');
-is(query("select buildlog.log(6604)"), "::add-mask::***\nuse *** ok", 'the value is masked where it was cut');
+is(query("select buildlog.log(6604)"), "::add-mask::***\nuse *** ok\n", 'the value is masked where it was cut');
 is(query('select count(*) from buildlog.job_secrets where job_id = 6604'), '1', 'the value is remembered, sealed');
 
 # ---- numbered parts cutting a secret: a live reader sees pieces; the
