@@ -29,6 +29,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
@@ -240,6 +241,8 @@ unseal(const unsigned char *key, int64 job_id, bytea *sealed, int *len)
 	return out;
 }
 
+static MaskSet *list_set(SecretList *l);
+
 /* Append a value (copied) to a list. */
 static void
 list_add(SecretList *l, const char *value, int len)
@@ -269,11 +272,11 @@ list_has(const SecretList *l, const char *value, int len)
 }
 
 /*
- * The stored secrets of the sorted jobs, one list per job that has some,
- * in job order, allocated in cxt.  SPI connected, acting as the owner.
+ * Decrypt the stored secrets of the sorted jobs, one list per job that has
+ * some, in job order, allocated in cxt.  SPI connected, as the owner.
  */
 static int
-load_lists(const int64 *jobs, int njobs, MemoryContext cxt, SecretList **out)
+decrypt_lists(const int64 *jobs, int njobs, MemoryContext cxt, SecretList **out)
 {
 	Oid			types[1] = {INT8ARRAYOID};
 	Datum		values[1];
@@ -319,6 +322,166 @@ load_lists(const int64 *jobs, int njobs, MemoryContext cxt, SecretList **out)
 	}
 	MemoryContextSwitchTo(old);
 	explicit_bzero(key, sizeof(key));
+	*out = lists;
+	return n;
+}
+
+/*
+ * This backend's decrypted and compiled secrets, per job, with the row
+ * count and highest row id they were read at: a batch checks them with one
+ * grouped index lookup and decrypts only what changed.  Emptied when the
+ * key file setting changes, or when it has held CACHE_MAX_JOBS jobs.
+ */
+typedef struct CachedJob
+{
+	int64		job_id;			/* hash key */
+	int64		rows;
+	int64		max_id;
+	SecretList	list;			/* set compiled */
+} CachedJob;
+
+#define CACHE_MAX_JOBS 1024
+
+static HTAB *cache = NULL;
+static MemoryContext cache_cxt = NULL;
+static char *cache_key_path = NULL;
+static int	cache_built = 0;
+
+/* Empty the cache (its memory too), e.g. the key changed. */
+static void
+cache_reset(void)
+{
+	HASHCTL		ctl;
+
+	if (cache_cxt == NULL)
+		cache_cxt = AllocSetContextCreate(TopMemoryContext, "buildlog job secrets",
+										  ALLOCSET_DEFAULT_SIZES);
+	else
+		MemoryContextReset(cache_cxt);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(CachedJob);
+	ctl.hcxt = cache_cxt;
+	cache = hash_create("buildlog job secrets", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	cache_key_path = NULL;
+	cache_built = 0;
+}
+
+/* The cache, emptied first when the key file setting is not the one it was filled under. */
+static void
+cache_check(void)
+{
+	const char *path = "";
+
+	(void) key_setting(&path);
+	if (cache == NULL || cache_built >= CACHE_MAX_JOBS ||
+		cache_key_path == NULL || strcmp(cache_key_path, path) != 0)
+	{
+		cache_reset();
+		cache_key_path = MemoryContextStrdup(cache_cxt, path);
+	}
+}
+
+/* A copy of a cached list whose arrays the caller may grow. */
+static SecretList
+secret_list_copy(const SecretList *from)
+{
+	SecretList	l = *from;
+
+	l.cap = Max(from->n, 1);
+	l.values = palloc(sizeof(char *) * l.cap);
+	l.lens = palloc(sizeof(int) * l.cap);
+	memcpy(l.values, from->values, sizeof(char *) * from->n);
+	memcpy(l.lens, from->lens, sizeof(int) * from->n);
+	return l;
+}
+
+/*
+ * The stored secrets of the sorted jobs, one list per job that has some,
+ * in job order, allocated in cxt (the values and compiled sets are the
+ * cache's).  SPI connected, acting as the owner.
+ */
+static int
+load_lists(const int64 *jobs, int njobs, MemoryContext cxt, SecretList **out)
+{
+	static SPIPlanPtr stat_plan = NULL;
+	Oid			types[1] = {INT8ARRAYOID};
+	Datum		values[1];
+	Datum	   *d = palloc(sizeof(Datum) * njobs);
+	int64	   *stale;
+	int64	   *present;
+	int			nstale = 0;
+	int			n;
+	SecretList *lists;
+	SecretList *fresh;
+	int			nfresh;
+
+	*out = NULL;
+	for (int i = 0; i < njobs; i++)
+		d[i] = Int64GetDatum(jobs[i]);
+	values[0] = PointerGetDatum(construct_array(d, njobs, INT8OID, 8, FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	buildlog_run(buildlog_plan(&stat_plan,
+							   "select job_id, pg_catalog.count(*), pg_catalog.max(id)"
+							   " from buildlog.job_secrets"
+							   " where job_id operator(pg_catalog.=) any ($1)"
+							   " group by job_id order by job_id",
+							   1, types),
+				 values, NULL, false, SPI_OK_SELECT);
+	n = (int) SPI_processed;
+	if (n == 0)
+		return 0;
+	cache_check();
+	stale = palloc(sizeof(int64) * n);
+	present = palloc(sizeof(int64) * n);
+	for (int r = 0; r < n; r++)
+	{
+		bool		isnull;
+		HeapTuple	t = SPI_tuptable->vals[r];
+		int64		job = DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 1, &isnull));
+		int64		rows = DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 2, &isnull));
+		int64		max_id = DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 3, &isnull));
+		bool		found;
+		CachedJob  *c = hash_search(cache, &job, HASH_ENTER, &found);
+
+		present[r] = job;
+		if (!found || c->rows != rows || c->max_id != max_id)
+		{
+			c->rows = rows;
+			c->max_id = max_id;
+			c->list.n = 0;		/* filled below */
+			stale[nstale++] = job;
+		}
+	}
+	if (nstale > 0)
+	{
+		nfresh = decrypt_lists(stale, nstale, cache_cxt, &fresh);
+		for (int i = 0; i < nfresh; i++)
+		{
+			CachedJob  *c = hash_search(cache, &fresh[i].job_id, HASH_FIND, NULL);
+			MemoryContext old = MemoryContextSwitchTo(cache_cxt);
+
+			c->list = fresh[i];
+			(void) list_set(&c->list);
+			MemoryContextSwitchTo(old);
+			cache_built++;
+		}
+	}
+	lists = MemoryContextAlloc(cxt, sizeof(SecretList) * n);
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		int			m = 0;
+
+		for (int i = 0; i < n; i++)
+		{
+			CachedJob  *c = hash_search(cache, &present[i], HASH_FIND, NULL);
+
+			if (c != NULL && c->list.n > 0)
+				lists[m++] = secret_list_copy(&c->list);
+		}
+		n = m;
+		MemoryContextSwitchTo(old);
+	}
 	*out = lists;
 	return n;
 }
