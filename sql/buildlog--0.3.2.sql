@@ -221,7 +221,7 @@ create table buildlog.job_secrets (
   sealed     bytea not null,
   created_at timestamptz not null default now()
 );
-create index job_secrets_job_id on buildlog.job_secrets (job_id);
+create index job_secrets_job_id on buildlog.job_secrets (job_id, id);
 comment on table buildlog.job_secrets is
   'Secrets masked in the log of job_id (add_secrets(), "::add-mask::" lines): sealed is nonce || AES-256-GCM ciphertext || tag under a key derived from buildlog.secrets_key_file (or buildlog.http_token_key_file), the job id as associated data. No privilege for anyone but the owner; rows go with the job''s log (removal, purge).';
 revoke all on buildlog.job_secrets from public;
