@@ -314,6 +314,18 @@ list_has(const SecretList *l, const char *value, int len)
 	return false;
 }
 
+/* The job ids as an int8[] Datum, the parameter of the lookups. */
+static Datum
+jobs_array(const int64 *jobs, int njobs)
+{
+	Datum	   *d = palloc(sizeof(Datum) * njobs);
+
+	for (int i = 0; i < njobs; i++)
+		d[i] = Int64GetDatum(jobs[i]);
+	return PointerGetDatum(construct_array(d, njobs, INT8OID, 8, FLOAT8PASSBYVAL,
+										   TYPALIGN_DOUBLE));
+}
+
 /*
  * Decrypt the stored secrets of the sorted jobs, one list per job that has
  * some, in job order, allocated in cxt.  SPI connected, as the owner.
@@ -323,16 +335,12 @@ decrypt_lists(const int64 *jobs, int njobs, MemoryContext cxt, SecretList **out)
 {
 	Oid			types[1] = {INT8ARRAYOID};
 	Datum		values[1];
-	Datum	   *d = palloc(sizeof(Datum) * njobs);
 	unsigned char key[SECRETS_KEY_LEN];
 	SecretList *lists;
 	int			n = 0;
 	MemoryContext old;
 
-	for (int i = 0; i < njobs; i++)
-		d[i] = Int64GetDatum(jobs[i]);
-	values[0] = PointerGetDatum(construct_array(d, njobs, INT8OID, 8, FLOAT8PASSBYVAL,
-												TYPALIGN_DOUBLE));
+	values[0] = jobs_array(jobs, njobs);
 	buildlog_run(buildlog_plan(&load_plan,
 							   "select job_id, sealed from buildlog.job_secrets"
 							   " where job_id operator(pg_catalog.=) any ($1) order by job_id, id",
@@ -450,7 +458,6 @@ load_lists(const int64 *jobs, int njobs, MemoryContext cxt, SecretList **out)
 	static SPIPlanPtr stat_plan = NULL;
 	Oid			types[1] = {INT8ARRAYOID};
 	Datum		values[1];
-	Datum	   *d = palloc(sizeof(Datum) * njobs);
 	int64	   *stale;
 	int64	   *present;
 	int			nstale = 0;
@@ -460,10 +467,7 @@ load_lists(const int64 *jobs, int njobs, MemoryContext cxt, SecretList **out)
 	int			nfresh;
 
 	*out = NULL;
-	for (int i = 0; i < njobs; i++)
-		d[i] = Int64GetDatum(jobs[i]);
-	values[0] = PointerGetDatum(construct_array(d, njobs, INT8OID, 8, FLOAT8PASSBYVAL,
-												TYPALIGN_DOUBLE));
+	values[0] = jobs_array(jobs, njobs);
 	buildlog_run(buildlog_plan(&stat_plan,
 							   "select job_id, pg_catalog.count(*), pg_catalog.max(id)"
 							   " from buildlog.job_secrets"
