@@ -17,6 +17,7 @@ OBJS = \
 	extension/merge.o \
 	extension/ingest.o \
 	extension/mask.o \
+	extension/seal.o \
 	extension/job_secrets.o \
 	extension/aggregate.o \
 	extension/read.o \

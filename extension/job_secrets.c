@@ -18,9 +18,6 @@
  */
 #include "postgres.h"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
@@ -44,15 +41,11 @@
 #include "job_secrets.h"
 #include "joblock.h"
 #include "restore.h"
-#include "secret.h"
+#include "seal.h"
 #include "spiutil.h"
 
 PG_FUNCTION_INFO_V1(buildlog_add_secrets);
 
-#define SEAL_NONCE_LEN 12
-#define SEAL_TAG_LEN 16
-#define SECRETS_KEY_LEN 32
-#define SECRETS_KEY_FILE_MIN 32
 
 static SPIPlanPtr load_plan = NULL;
 static SPIPlanPtr store_plan = NULL;
@@ -144,146 +137,6 @@ any_secrets(Oid relid, const int64 *jobs, int njobs)
 	return found;
 }
 
-/* Which setting names the key file; NULL when neither is set. */
-static const char *
-key_setting(const char **path)
-{
-	if (buildlog_secrets_key_file && buildlog_secrets_key_file[0] != '\0')
-	{
-		*path = buildlog_secrets_key_file;
-		return "buildlog.secrets_key_file";
-	}
-	if (buildlog_http_token_key_file && buildlog_http_token_key_file[0] != '\0')
-	{
-		*path = buildlog_http_token_key_file;
-		return "buildlog.http_token_key_file";
-	}
-	return NULL;
-}
-
-/* The AES key: HMAC-SHA256 of a fixed label under the key file's bytes. */
-static void
-secrets_key(unsigned char *key)
-{
-	const char *path = NULL;
-	const char *setting = key_setting(&path);
-	char	   *raw;
-	unsigned int keylen = 0;
-	static const char label[] = "buildlog job secrets v1";
-	bool		ok;
-
-	if (setting == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("no key to encrypt the jobs' secrets"),
-				 errdetail("Neither buildlog.secrets_key_file nor buildlog.http_token_key_file is set."),
-				 errhint("Put at least %d random bytes into a file readable by the server only (e.g. openssl rand -hex 32), name it in buildlog.secrets_key_file and reload.",
-						 SECRETS_KEY_FILE_MIN)));
-	raw = buildlog_read_secret_file(setting, path);
-	if (strlen(raw) < SECRETS_KEY_FILE_MIN)
-	{
-		explicit_bzero(raw, strlen(raw));
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the key in \"%s\" named by %s is too short", path, setting),
-				 errdetail("A key needs at least %d bytes.", SECRETS_KEY_FILE_MIN),
-				 errhint("Generate one with: openssl rand -hex 32")));
-	}
-	ok = HMAC(EVP_sha256(), raw, (int) strlen(raw), (const unsigned char *) label,
-			  sizeof(label) - 1, key, &keylen) != NULL && keylen == SECRETS_KEY_LEN;
-	explicit_bzero(raw, strlen(raw));
-	pfree(raw);
-	if (!ok)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not derive the key of the jobs' secrets")));
-}
-
-/* The job id as GCM associated data (big-endian). */
-static void
-job_aad(int64 job_id, unsigned char *aad)
-{
-	for (int i = 0; i < 8; i++)
-		aad[i] = (unsigned char) ((uint64) job_id >> (56 - 8 * i));
-}
-
-/*
- * AES-256-GCM over in (len bytes) into out, with the tag written (encrypt)
- * or checked (decrypt).  Returns false on any failure; never throws with
- * the OpenSSL context allocated.
- */
-static bool
-gcm(bool encrypt, const unsigned char *key, const unsigned char *nonce, int64 job_id,
-	const unsigned char *in, int len, unsigned char *out, unsigned char *tag)
-{
-	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-	unsigned char aad[8];
-	int			outl = 0;
-	int			finl = 0;
-	bool		ok;
-
-	if (ctx == NULL)
-		return false;
-	job_aad(job_id, aad);
-	if (encrypt)
-		ok = EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1 &&
-			EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SEAL_NONCE_LEN, NULL) == 1 &&
-			EVP_EncryptInit_ex(ctx, NULL, NULL, key, nonce) == 1 &&
-			EVP_EncryptUpdate(ctx, NULL, &outl, aad, sizeof(aad)) == 1 &&
-			EVP_EncryptUpdate(ctx, out, &outl, in, len) == 1 &&
-			EVP_EncryptFinal_ex(ctx, out + outl, &finl) == 1 &&
-			EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEAL_TAG_LEN, tag) == 1;
-	else
-		ok = EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1 &&
-			EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SEAL_NONCE_LEN, NULL) == 1 &&
-			EVP_DecryptInit_ex(ctx, NULL, NULL, key, nonce) == 1 &&
-			EVP_DecryptUpdate(ctx, NULL, &outl, aad, sizeof(aad)) == 1 &&
-			EVP_DecryptUpdate(ctx, out, &outl, in, len) == 1 &&
-			EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEAL_TAG_LEN, tag) == 1 &&
-			EVP_DecryptFinal_ex(ctx, out + outl, &finl) == 1;
-	EVP_CIPHER_CTX_free(ctx);
-	return ok;
-}
-
-/* nonce || ciphertext || tag of one secret, as a bytea. */
-static bytea *
-seal(const unsigned char *key, int64 job_id, const char *value, int len)
-{
-	bytea	   *out = palloc(VARHDRSZ + SEAL_NONCE_LEN + len + SEAL_TAG_LEN);
-	unsigned char *p = (unsigned char *) VARDATA(out);
-
-	SET_VARSIZE(out, VARHDRSZ + SEAL_NONCE_LEN + len + SEAL_TAG_LEN);
-	if (!pg_strong_random(p, SEAL_NONCE_LEN) ||
-		!gcm(true, key, p, job_id, (const unsigned char *) value, len,
-			 p + SEAL_NONCE_LEN, p + SEAL_NONCE_LEN + len))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not encrypt a secret of job " INT64_FORMAT, job_id)));
-	return out;
-}
-
-/* The plain value of a sealed secret (palloc'd, NUL-terminated). */
-static char *
-unseal(const unsigned char *key, int64 job_id, bytea *sealed, int *len)
-{
-	unsigned char *p = (unsigned char *) VARDATA_ANY(sealed);
-	int			total = VARSIZE_ANY_EXHDR(sealed);
-	char	   *out;
-
-	*len = total - SEAL_NONCE_LEN - SEAL_TAG_LEN;
-	out = palloc(Max(*len, 0) + 1);
-	if (*len < 0 ||
-		!gcm(false, key, p, job_id, p + SEAL_NONCE_LEN, *len, (unsigned char *) out,
-			 p + SEAL_NONCE_LEN + *len))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("could not decrypt the secrets of job " INT64_FORMAT, job_id),
-				 errdetail("The key file changed since they were registered, or the row was altered."),
-				 errhint("Restore the key file the secrets were registered with, or delete the job's rows from buildlog.job_secrets and register them again.")));
-	out[*len] = '\0';
-	return out;
-}
-
 static MaskSet *list_set(SecretList *l);
 
 /* Append a value (copied) to a list. */
@@ -349,7 +202,7 @@ decrypt_lists(const int64 *jobs, int njobs, MemoryContext cxt, SecretList **out)
 	*out = NULL;
 	if (SPI_processed == 0)
 		return 0;
-	secrets_key(key);
+	buildlog_secrets_key(key);
 	old = MemoryContextSwitchTo(cxt);
 	lists = palloc0(sizeof(SecretList) * SPI_processed);
 	for (uint64 r = 0; r < SPI_processed; r++)
@@ -364,7 +217,7 @@ decrypt_lists(const int64 *jobs, int njobs, MemoryContext cxt, SecretList **out)
 
 		if (n == 0 || lists[n - 1].job_id != job)
 			lists[n++].job_id = job;
-		value = unseal(key, job, sealed, &len);
+		value = buildlog_unseal(key, job, sealed, &len);
 		if (!list_has(&lists[n - 1], value, len))
 			list_add(&lists[n - 1], value, len);
 		explicit_bzero(value, len);
@@ -424,7 +277,7 @@ cache_check(void)
 {
 	const char *path = "";
 
-	(void) key_setting(&path);
+	(void) buildlog_secrets_key_setting(&path);
 	if (cache == NULL || cache_built >= CACHE_MAX_JOBS ||
 		cache_key_path == NULL || strcmp(cache_key_path, path) != 0)
 	{
@@ -544,10 +397,10 @@ store_list(SecretList *l, int from)
 
 	if (from >= l->n)
 		return;
-	secrets_key(key);
+	buildlog_secrets_key(key);
 	sealed = palloc(sizeof(Datum) * (l->n - from));
 	for (int i = from; i < l->n; i++)
-		sealed[i - from] = PointerGetDatum(seal(key, l->job_id, l->values[i], l->lens[i]));
+		sealed[i - from] = PointerGetDatum(buildlog_seal(key, l->job_id, l->values[i], l->lens[i]));
 	explicit_bzero(key, sizeof(key));
 	values[0] = Int64GetDatum(l->job_id);
 	values[1] = PointerGetDatum(construct_array(sealed, l->n - from, BYTEAOID, -1, false,
@@ -717,7 +570,7 @@ buildlog_mask_batch(ArrayType *job_ids, ArrayType *contents, int n,
 		/* a command's values are remembered only with a key to seal them */
 		const char *path;
 
-		if (any_cmd && key_setting(&path) != NULL)
+		if (any_cmd && buildlog_secrets_key_setting(&path) != NULL)
 			for (int l = 0; l < nlists; l++)
 				store_list(&lists[l], lists[l].nstored);
 		restore_user(save_user, save_sec);
