@@ -73,6 +73,7 @@ typedef struct Upload
 } Upload;
 
 static SPIPlanPtr final_plan = NULL;
+static SPIPlanPtr stored_plan = NULL;
 
 static void upload_written(HttpWorker *h, GroupWrite *g);
 
@@ -650,6 +651,37 @@ job_states(GroupRun *run, bool *final, bool *removed)
 }
 
 /*
+ * Is every part of a write already stored (pending or aggregated)?  A client
+ * that sends a write again after an answer it never got (503, a broken
+ * connection) must hear 200 even when that write held the final part.
+ */
+static bool
+write_already_stored(GroupWrite *g)
+{
+	Oid			types[2] = {INT8OID, INT4ARRAYOID};
+	Datum		values[2];
+	bool		stored;
+	bool		isnull;
+
+	if (g->batch.n == 0)
+		return false;
+	values[0] = Int64GetDatum(g->job_id);
+	values[1] = PointerGetDatum(construct_array(g->batch.numbers, g->batch.n, INT4OID, 4, true,
+												TYPALIGN_INT));
+	SPI_connect();
+	buildlog_run(buildlog_plan(&stored_plan,
+							   "select bool_and(exists (select 1 from buildlog.log_parts p"
+							   "                         where p.job_id = $1 and p.number = n.n)"
+							   "                or coalesce(n.n = any (l.part_numbers), false))"
+							   " from unnest($2) n(n) left join buildlog.logs l on l.job_id = $1",
+							   2, types),
+				 values, NULL, true, SPI_OK_SELECT);
+	stored = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return !isnull && stored;
+}
+
+/*
  * The streams' offsets after the group, in its transaction: one row per job
  * (its last write in the group), so a resuming runner is told what the
  * database holds.
@@ -707,6 +739,12 @@ group_step(BuildlogWorker *w, void *arg)
 		GroupWrite *g = run->writes[i];
 
 		g->status = 0;
+		if (g->scope == TOKEN_WRITE && final[i] && g->serial == 0 && write_already_stored(g))
+		{
+			/* sent again: nothing to store, the answer it missed */
+			g->parts = 0;
+			continue;
+		}
 		if (g->scope == TOKEN_WRITE && final[i] && g->serial == 0)
 		{
 			/* a stream checked this when it began (its parts are one log) */
