@@ -120,6 +120,21 @@ finish_scanned(ScannedMessage *m, ParsedPart *out, int max_part_bytes)
 	{
 		buf = palloc(VARHDRSZ + 1);
 		m->loglen = 0;
+		m->log_clean = true;
+	}
+	if (m->log_clean && !m->base64)
+	{
+		/* checked while scanned: what cleaning would leave as it is */
+		if (m->loglen > (size_t) max_part_bytes)
+		{
+			buildlog_part_reject(out, REASON_SIZE, m->loglen, max_part_bytes);
+			out->too_large = true;
+			return;
+		}
+		out->content = (text *) buf;
+		SET_VARSIZE(out->content, VARHDRSZ + m->loglen);
+		out->ok = true;
+		return;
 	}
 	buildlog_part_content(out, "log", buf, m->loglen, m->base64, max_part_bytes);
 }

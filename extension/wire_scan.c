@@ -406,11 +406,13 @@ read_log(Scanner *s, ScannedMessage *m)
 						  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
 	if (buf == NULL)
 		return false;
+	s->nul_escape = false;
 	if (!scan_string(s, buf + VARHDRSZ, &m->loglen))
 	{
 		pfree(buf);
 		return false;
 	}
+	m->log_clean = !s->nul_escape;
 	if (m->log != NULL)
 		pfree(m->log);
 	m->log = buf;

@@ -26,6 +26,9 @@ typedef struct ScannedMessage
 	char	   *log;			/* decoded "log" at VARHDRSZ into a palloc'd
 								 * buffer, or NULL when missing or null */
 	size_t		loglen;
+	bool		log_clean;		/* "log" is valid UTF-8 without NUL (its raw
+								 * bytes were checked and no \u0000 was read):
+								 * nothing to clean unless base64 */
 } ScannedMessage;
 
 /*
