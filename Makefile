@@ -16,6 +16,9 @@ OBJS = \
 	extension/spiutil.o \
 	extension/merge.o \
 	extension/ingest.o \
+	extension/mask.o \
+	extension/seal.o \
+	extension/job_secrets.o \
 	extension/aggregate.o \
 	extension/read.o \
 	extension/set_content.o \

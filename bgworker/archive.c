@@ -55,6 +55,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "job_secrets.h"
 #include "merge.h"
 #include "guc.h"
 #include "s3.h"
@@ -424,6 +425,8 @@ verify_one(Archiver *a, const Claim *c)
 	{
 		/* a purged log is final: its stream offset is of no more use */
 		buildlog_stream_offsets_forget(c->job_id);
+		/* and so are its secrets: the log is final */
+		buildlog_job_secrets_forget(c->job_id);
 		update_claimed(&purge_plan,
 					   "update buildlog.logs set verified_at = now(),"
 					   " purged_at = now(), content = null"

@@ -22,6 +22,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -31,8 +32,12 @@
 #include "postmaster/bgworker.h"
 #include "postmaster/bgworker_internals.h"
 #include "postmaster/interrupt.h"
+#include "replication/syncrep.h"
+#include "replication/walsender.h"
+#include "replication/walsender_private.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lwlock.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -505,14 +510,71 @@ buildlog_worker_begin(const char *activity)
 	buildlog_worker_set_cancellable(true);
 }
 
+/*
+ * Whether commits wait for synchronous standbys (as SyncRepWaitForLSN
+ * decides it; the field changed shape in a PostgreSQL 15 minor release).
+ * The caller holds SyncRepLock.
+ */
+static bool
+sync_standbys_defined(void)
+{
+#ifdef SYNC_STANDBY_DEFINED
+	if (!(WalSndCtl->sync_standbys_status & SYNC_STANDBY_INIT))
+		return SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0';
+	return (WalSndCtl->sync_standbys_status & SYNC_STANDBY_DEFINED) != 0;
+#else
+	return WalSndCtl->sync_standbys_defined;
+#endif
+}
+
+/*
+ * Whether this process's last commit record reached the synchronous
+ * standbys it had to wait for.  A wait cut short (the postmaster gone, a shutdown, a
+ * cancel) returns from the commit as if it had: the transaction is committed
+ * here but perhaps on no standby, so a promoted standby may not have it.
+ */
+static bool
+last_commit_replicated(void)
+{
+	XLogRecPtr	lsn = XactLastCommitEnd;
+	int			mode;
+	bool		replicated;
+
+	if (XLogRecPtrIsInvalid(lsn) || !SyncRepRequested())
+		return true;
+	mode = synchronous_commit == SYNCHRONOUS_COMMIT_REMOTE_WRITE ? SYNC_REP_WAIT_WRITE :
+		synchronous_commit == SYNCHRONOUS_COMMIT_REMOTE_APPLY ? SYNC_REP_WAIT_APPLY :
+		SYNC_REP_WAIT_FLUSH;
+	LWLockAcquire(SyncRepLock, LW_SHARED);
+	replicated = !sync_standbys_defined() || lsn <= WalSndCtl->lsn[mode];
+	LWLockRelease(SyncRepLock);
+	return replicated;
+}
+
 void
 buildlog_worker_commit(void)
 {
+	/* only a transaction with an xid writes a commit record and waits */
+	bool		waits = TransactionIdIsValid(GetTopTransactionIdIfAny());
+
 	buildlog_worker_set_cancellable(false);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
+
+	/*
+	 * Never acknowledge what a failover could lose: exit before any caller
+	 * acks a delivery or answers 2xx.  The broker redelivers and clients
+	 * retry; what is already stored is found there again.
+	 */
+	if (waits && !last_commit_replicated())
+		ereport(FATAL,
+				(errcode(ERRCODE_ADMIN_SHUTDOWN),
+				 errmsg("%s: a commit is not known to have reached the synchronous standby",
+						MyBgworkerEntry ? MyBgworkerEntry->bgw_name : "buildlog"),
+				 errdetail("The wait for synchronous replication was cut short (shutdown, the postmaster gone, or a cancel); nothing of that transaction is acknowledged."),
+				 errhint("The worker exits; what it wrote is written again or found already stored when its work is redone.")));
 }
 
 void

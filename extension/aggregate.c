@@ -17,6 +17,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 
+#include "job_secrets.h"
 #include "merge.h"
 #include "joblock.h"
 #include "restore.h"
@@ -244,6 +245,8 @@ buildlog_aggregate(PG_FUNCTION_ARGS)
 		if (merged > 0 || !log.found)
 		{
 			a = buildlog_assemble(&log, seq, n);
+			/* the joined text: a secret cut across two parts is whole here */
+			buildlog_mask_assembled(job_id, &a);
 			store_log(job_id, log.found, &a);
 		}
 	}

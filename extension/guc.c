@@ -46,6 +46,7 @@ int			buildlog_http_max_connections = 1000;
 int			buildlog_http_timeout_s = 60;
 int			buildlog_http_readers = 2;
 char	   *buildlog_http_token_key_file = NULL;
+char	   *buildlog_secrets_key_file = NULL;
 int			buildlog_http_max_body = 16 * 1024 * 1024;
 int			buildlog_http_max_answer_bytes = 1024 * 1024;	/* kB */
 int			buildlog_http_max_stream_bytes = 0;	/* kB */
@@ -260,6 +261,13 @@ buildlog_define_gucs(void)
 							   "File holding the key that signs the HTTP service's job tokens (at least 32 bytes, trimmed).",
 							   "Superuser only; read by issue_token() and by the HTTP worker (at start and on reload).",
 							   &buildlog_http_token_key_file,
+							   "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("buildlog.secrets_key_file",
+							   "File holding the key that encrypts the jobs' registered secrets (at least 32 bytes, trimmed); empty: derived from buildlog.http_token_key_file.",
+							   "Superuser only; read whenever a job's secrets are registered or used for masking.",
+							   &buildlog_secrets_key_file,
 							   "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);

@@ -30,6 +30,7 @@ extern int	buildlog_http_max_connections;
 extern int	buildlog_http_timeout_s;
 extern int	buildlog_http_readers;
 extern char *buildlog_http_token_key_file;
+extern char *buildlog_secrets_key_file;
 extern int	buildlog_http_max_body;
 extern bool buildlog_http_read_tokens;
 extern int	buildlog_http_max_connections_per_client;

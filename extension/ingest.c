@@ -21,6 +21,7 @@
 
 #include "guc.h"
 #include "ingest.h"
+#include "job_secrets.h"
 #include "live.h"
 #include "joblock.h"
 #include "spiutil.h"
@@ -195,6 +196,8 @@ buildlog_ingest(ArrayType *job_ids, ArrayType *numbers,
 								(int32 *) ARR_DATA_PTR(numbers), contents, n);
 	njobs = distinct_jobs((int64 *) ARR_DATA_PTR(job_ids), n, &jobs);
 	buildlog_lock_jobs_shared(jobs, njobs);
+	/* secrets masked before the text is stored anywhere (job_secrets.c) */
+	contents = buildlog_mask_batch(job_ids, contents, n, jobs, njobs);
 	buildlog_live_written(jobs, njobs);
 
 	values[0] = PointerGetDatum(job_ids);

@@ -23,6 +23,7 @@
 #include "wire.h"
 #include "guc.h"
 #include "ingest.h"
+#include "job_secrets.h"
 #include "rejected.h"
 #include "spiutil.h"
 
@@ -39,6 +40,8 @@ buildlog_store_rejected(Datum *arrays)
 	Oid			types[7] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 	INT8ARRAYOID, BOOLARRAYOID, TEXTARRAYOID, BYTEAARRAYOID};
 
+	/* a kept-aside body is masked with the secrets of the job it names */
+	arrays[6] = buildlog_mask_rejected_bodies(arrays[6]);
 	SPI_connect();
 	buildlog_run(buildlog_plan(&store_plan,
 							   "insert into buildlog.rejected_parts"

@@ -20,6 +20,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 
+#include "job_secrets.h"
 #include "merge.h"
 #include "joblock.h"
 #include "spiutil.h"
@@ -74,6 +75,9 @@ buildlog_set_content(PG_FUNCTION_ARGS)
 							   1, types),
 				 values, NULL, false, SPI_OK_DELETE);
 	discarded = SPI_processed;
+	if (!PG_ARGISNULL(1))
+		values[1] = PointerGetDatum(buildlog_mask_job_text(job_id,
+														   PG_GETARG_TEXT_PP(1)));
 	/* an archive object may hold the old text: the archive workers delete it */
 	buildlog_run(buildlog_plan(&upsert_plan,
 							   "insert into buildlog.logs as l (job_id, content,"
@@ -98,6 +102,9 @@ buildlog_set_content(PG_FUNCTION_ARGS)
 				 values, nulls, false, SPI_OK_INSERT);
 	/* a stream resuming after this starts from the new text */
 	buildlog_stream_offsets_forget(job_id);
+	/* a removed log's secrets go with it */
+	if (!PG_ARGISNULL(2))
+		buildlog_job_secrets_forget(job_id);
 	SPI_finish();
 	PG_RETURN_INT64((int64) discarded);
 }

@@ -1,7 +1,8 @@
 -- buildlog 0.3.1 -> 0.3.2: stream uploads keep their offsets in the database
 -- (buildlog.stream_offsets), the deployment has an id for its archive objects
 -- (buildlog.installation), and declare_queues() declares quorum queues unless
--- told queue_type => 'classic'.
+-- told queue_type => 'classic'.  Jobs' secrets are registered with
+-- add_secrets() (buildlog.job_secrets) and masked in their logs.
 \echo Use "ALTER EXTENSION buildlog UPDATE TO '0.3.2'" to load this file. \quit
 
 -- ------------------------------------------------ tables
@@ -35,6 +36,30 @@ create table buildlog.installation (
 insert into buildlog.installation default values;
 comment on table buildlog.installation is
   'This deployment''s id (one row, made at CREATE EXTENSION, not dumped: a restored copy makes its own). Archive objects carry it as x-amz-meta-buildlog-owner; another deployment''s objects are never overwritten or deleted unless buildlog.s3_adopt_objects is on.';
+
+-- Each job's registered secrets (add_secrets(), or "::add-mask::" in its
+-- log), sealed with AES-256-GCM under the key of buildlog.secrets_key_file:
+-- the table holds no plain value.  Read and written only by buildlog's
+-- functions, as the table's owner; dropped with the job's log.
+create table buildlog.job_secrets (
+  id         bigint generated always as identity primary key,
+  job_id     bigint not null check (job_id > 0),
+  sealed     bytea not null,
+  created_at timestamptz not null default now()
+);
+create index job_secrets_job_id on buildlog.job_secrets (job_id, id);
+comment on table buildlog.job_secrets is
+  'Secrets masked in the log of job_id (add_secrets(), "::add-mask::" lines): sealed is nonce || AES-256-GCM ciphertext || tag under a key derived from buildlog.secrets_key_file (or buildlog.http_token_key_file), the job id as associated data. No privilege for anyone but the owner; rows go with the job''s log (removal, purge).';
+revoke all on buildlog.job_secrets from public;
+select pg_catalog.pg_extension_config_dump('buildlog.job_secrets', '');
+
+create function buildlog.add_secrets(job_id bigint, secrets text[]) returns int
+language c volatile parallel unsafe
+as 'MODULE_PATHNAME', 'buildlog_add_secrets';
+comment on function buildlog.add_secrets(bigint, text[]) is
+  'Register secrets of a job (each at least 4 and at most 1024 bytes; a multi-line value as its lines): every later occurrence in its log, and its base64 (three alignments) and URL encodings, is stored as ***; the parts and the log already stored are masked now. Pass the values as bound parameters. Returns how many were new to the job.';
+revoke execute on function buildlog.add_secrets(bigint, text[]) from public;
+alter function buildlog.add_secrets(bigint, text[]) set search_path = pg_catalog, pg_temp;
 
 -- ------------------------------------------------ drain
 

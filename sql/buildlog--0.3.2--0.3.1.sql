@@ -1,9 +1,14 @@
 -- buildlog 0.3.2 -> 0.3.1 (the sqitch revert of buildlog_0.3.2): the 0.3.1
 -- declarations back.  Logs and parts are kept.  Stream offsets are dropped: a
 -- runner resuming a stream is then told a range of offsets unless its log is
--- empty.  The installation id is dropped: objects already tagged keep the tag.
+-- empty.  Registered secrets are dropped (logs stay as masked).  The
+-- installation id is dropped: objects already tagged keep the tag.
 \echo Use "ALTER EXTENSION buildlog UPDATE TO '0.3.1'" to load this file. \quit
 
+alter extension buildlog drop function buildlog.add_secrets(bigint, text[]);
+drop function buildlog.add_secrets(bigint, text[]);
+alter extension buildlog drop table buildlog.job_secrets;
+drop table buildlog.job_secrets;
 alter extension buildlog drop table buildlog.stream_offsets;
 drop table buildlog.stream_offsets;
 alter extension buildlog drop table buildlog.installation;

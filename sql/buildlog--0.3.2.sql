@@ -211,6 +211,22 @@ comment on column buildlog.stream_offsets.raw_bytes is
   'Bytes of the stream''s raw body that are stored (before U+FFFD cleaning): the offset HEAD /jobs/{id}/stream tells.';
 select pg_catalog.pg_extension_config_dump('buildlog.stream_offsets', '');
 
+-- Each job's registered secrets (add_secrets(), or "::add-mask::" in its
+-- log), sealed with AES-256-GCM under the key of buildlog.secrets_key_file:
+-- the table holds no plain value.  Read and written only by buildlog's
+-- functions, as the table's owner; dropped with the job's log.
+create table buildlog.job_secrets (
+  id         bigint generated always as identity primary key,
+  job_id     bigint not null check (job_id > 0),
+  sealed     bytea not null,
+  created_at timestamptz not null default now()
+);
+create index job_secrets_job_id on buildlog.job_secrets (job_id, id);
+comment on table buildlog.job_secrets is
+  'Secrets masked in the log of job_id (add_secrets(), "::add-mask::" lines): sealed is nonce || AES-256-GCM ciphertext || tag under a key derived from buildlog.secrets_key_file (or buildlog.http_token_key_file), the job id as associated data. No privilege for anyone but the owner; rows go with the job''s log (removal, purge).';
+revoke all on buildlog.job_secrets from public;
+select pg_catalog.pg_extension_config_dump('buildlog.job_secrets', '');
+
 -- Which deployment this database is: replicas of it (a promoted standby) share
 -- the row; a database restored from a dump, or a new install, makes its own at
 -- CREATE EXTENSION (the row is not dumped).  Archive objects carry the id, and
@@ -697,6 +713,14 @@ language c volatile parallel unsafe
 as 'MODULE_PATHNAME', 'buildlog_restart_workers';
 comment on function buildlog.restart_workers() is
   'Make every worker re-read the configuration: drain workers reconnect (for buildlog.amqp_url, amqp_queues, amqp_heartbeat), the scheduler and archive workers retry at once; a changed buildlog.database restarts them. Returns the number of workers told.';
+
+create function buildlog.add_secrets(job_id bigint, secrets text[]) returns int
+language c volatile parallel unsafe
+as 'MODULE_PATHNAME', 'buildlog_add_secrets';
+comment on function buildlog.add_secrets(bigint, text[]) is
+  'Register secrets of a job (each at least 4 and at most 1024 bytes; a multi-line value as its lines): every later occurrence in its log, and its base64 (three alignments) and URL encodings, is stored as ***; the parts and the log already stored are masked now. Pass the values as bound parameters. Returns how many were new to the job.';
+revoke execute on function buildlog.add_secrets(bigint, text[]) from public;
+alter function buildlog.add_secrets(bigint, text[]) set search_path = pg_catalog, pg_temp;
 
 -- ------------------------------------------------ privileges
 

@@ -23,6 +23,7 @@
  *	POST /jobs/{id}/parts				a batch of parts, with a write token (uploads.c)
  *	PUT /jobs/{id}/parts/{number}		one part, travis-logs' log_part body
  *	PUT /jobs/{id}/log					set_content() or removal, with an admin token
+ *	POST /jobs/{id}/secrets				add_secrets(), with an admin token
  *	POST /jobs/{id}/stream				raw output in one chunked request, resumable
  *										(HEAD: the offset held; stream_upload.c)
  *	GET /metrics						Prometheus text: drain, scheduler, archive, HTTP, life cycle
@@ -572,6 +573,7 @@ static const Route routes[] = {
 	{"/metrics", "GET", false, route_metrics, 0},
 	{"log", "GET", false, route_read, HTTP_READ_LOG},
 	{"log", "PUT", false, route_upload, HTTP_UPLOAD_LOG},
+	{"secrets", "POST", false, route_upload, HTTP_UPLOAD_SECRETS},
 	{"parts", "GET", false, route_read, HTTP_READ_PARTS},
 	{"parts", "POST", false, route_upload, HTTP_UPLOAD_BATCH},
 	{"parts/", "PUT", false, route_put_part, 0},

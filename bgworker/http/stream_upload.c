@@ -51,6 +51,8 @@
 #include "http/limits.h"
 #include "http/stream_upload.h"
 #include "http/uploads.h"
+#include "job_secrets.h"
+#include "mask.h"
 #include "spiutil.h"
 #include "stream_offsets.h"
 #include "wire.h"
@@ -104,6 +106,8 @@ typedef struct StreamUpload
 	int64		taken;			/* raw bytes handed to writes */
 	int64		stored_raw;		/* raw bytes of committed writes */
 	int32		next_number;
+	int32		mask_hold;		/* the job's longest secret match, 0: none */
+	bool		closing;		/* cut off: the last flush holds nothing back */
 	StringInfoData pending;		/* received, not yet handed to a write */
 	TimestampTz due;			/* when pending must be written; 0: no bytes */
 	int			inflight;		/* writes waiting for the group commit */
@@ -130,6 +134,7 @@ typedef struct StreamState
 	int64		offset;			/* then: raw bytes stored */
 	int64		size;			/* else: stored log bytes */
 	int32		next_number;
+	int32		mask_hold;		/* buildlog_job_mask_hold() */
 } StreamState;
 
 static SPIPlanPtr state_plan = NULL;
@@ -339,6 +344,7 @@ stream_written(HttpWorker *h, GroupWrite *g)
 		s->parts += g->parts;
 		s->bytes += g->batch.bytes;
 		s->replaced += g->replaced;
+		s->mask_hold = Max(s->mask_hold, g->mask_hold);
 		for (int i = 0; i < g->batch.n; i++)
 			if (DatumGetBool(g->batch.finals[i]))
 				s->final_written = true;
@@ -352,6 +358,31 @@ stream_written(HttpWorker *h, GroupWrite *g)
 	}
 	else
 		maybe_resume(h, s);
+}
+
+/*
+ * How many of the first take pending bytes to hold back so that no secret
+ * of the job is cut by this flush: a match never spans a line break (a
+ * secret is registered line by line), so at most the unfinished last line,
+ * and at most mask_hold - 1 bytes of it, starting at a character.
+ */
+static size_t
+mask_holdback(StreamUpload *s, const unsigned char *b, size_t take)
+{
+	size_t		line = take;
+	size_t		hold;
+
+	/* a command in the stream registers a secret this flush cannot know yet */
+	if (memmem(b, take, MASK_COMMAND, MASK_COMMAND_LEN) != NULL)
+		s->mask_hold = Max(s->mask_hold, 3 * MASK_SECRET_MAX_LEN);
+	if (s->mask_hold <= 1 || s->closing)
+		return 0;
+	while (line > 0 && b[line - 1] != '\n' && b[line - 1] != '\r')
+		line--;
+	hold = Min(take - line, (size_t) s->mask_hold - 1);
+	while (hold > 0 && hold < take && (b[take - hold] & 0xC0) == 0x80)
+		hold++;					/* start at a character */
+	return hold;
 }
 
 /*
@@ -378,6 +409,13 @@ stream_flush(HttpWorker *h, StreamUpload *s, bool end)
 	MemoryContext old;
 
 	s->due = 0;
+	if (!end)
+	{
+		size_t		hold = mask_holdback(s, b, take);
+
+		take -= hold;
+		keep += hold;
+	}
 	if (s->fail_status != 0 || (take == 0 && !final))
 		return;
 	/* the parts' ends: each cut advances at least limit - 3 bytes */
@@ -485,6 +523,7 @@ state_step(BuildlogWorker *w, void *arg)
 	st->size = isnull ? 0 : DatumGetInt64(d);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
 	st->next_number = isnull ? 0 : DatumGetInt32(d) + 1;
+	st->mask_hold = buildlog_job_mask_hold(st->job_id);
 	buildlog_worker_commit_spi();
 	return 0;
 }
@@ -726,6 +765,7 @@ buildlog_http_stream_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	s->final_at_end = final == NULL || strcmp(final, "1") == 0 || strcmp(final, "true") == 0;
 	s->start = offset;
 	s->next_number = st.next_number;
+	s->mask_hold = st.mask_hold;
 	{
 		MemoryContext old = MemoryContextSwitchTo(h->w.loop_cxt);
 
@@ -868,6 +908,7 @@ buildlog_http_stream_free(HttpWorker *h, void *state, bool completed)
 	if (!s->ended && s->fail_status == 0)
 	{
 		s->final_at_end = false;
+		s->closing = true;
 		stream_flush(h, s, false);
 	}
 	dlist_delete(&s->node);

@@ -28,6 +28,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/latch.h"
@@ -43,6 +44,7 @@
 #include "http/reader_pool.h"
 #include "http/uploads.h"
 #include "ingest.h"
+#include "job_secrets.h"
 #include "spiutil.h"
 #include "stream_offsets.h"
 #include "token.h"
@@ -72,6 +74,7 @@ typedef struct Upload
 } Upload;
 
 static SPIPlanPtr final_plan = NULL;
+static SPIPlanPtr stored_plan = NULL;
 
 static void upload_written(HttpWorker *h, GroupWrite *g);
 
@@ -104,16 +107,19 @@ buildlog_http_ingest_begin(HttpWorker *h, struct MHD_Connection *conn, int64 job
 	TokenClaims claims;
 	TokenScope	scope;
 
-	if (!buildlog_http_authorize(h, conn, job_id,
-								 number == HTTP_UPLOAD_LOG ? TOKEN_ADMIN : TOKEN_WRITE, r, &claims))
+	bool		admin = number == HTTP_UPLOAD_LOG || number == HTTP_UPLOAD_SECRETS;
+
+	if (!buildlog_http_authorize(h, conn, job_id, admin ? TOKEN_ADMIN : TOKEN_WRITE, r, &claims))
 		return false;
 	scope = claims.scope;
-	if (number == HTTP_UPLOAD_LOG)
+	if (admin)
 	{
 		if (!buildlog_http_media_type_is(type, "text/plain"))
 		{
 			buildlog_http_problem(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type",
-								  "Send the new log as text/plain; charset=utf-8.");
+								  number == HTTP_UPLOAD_LOG
+								  ? "Send the new log as text/plain; charset=utf-8."
+								  : "Send the secrets as text/plain; charset=utf-8, one per line.");
 			return false;
 		}
 	}
@@ -295,6 +301,72 @@ put_log_step(BuildlogWorker *w, void *arg)
 	return 0;
 }
 
+static SPIPlanPtr add_secrets_plan = NULL;
+
+/*
+ * Step: POST /jobs/{id}/secrets (admin): add_secrets() with the body's
+ * lines, bound as a parameter (never in a statement's text, nor in
+ * pg_stat_activity).  The body must be UTF-8: a secret is masked as sent.
+ */
+static int
+put_secrets_step(BuildlogWorker *w, void *arg)
+{
+	IngestRequest *req = (IngestRequest *) arg;
+	Upload	   *u = req->u;
+	HttpResponse *r = req->r;
+	Oid			types[2] = {INT8OID, TEXTARRAYOID};
+	Datum		values[2];
+	Datum	   *lines = palloc(sizeof(Datum) * (u->body.len / 2 + 1));
+	int			n = 0;
+	int			from = 0;
+	bool		isnull;
+	int32		fresh;
+	StringInfoData answer;
+
+	if (pg_encoding_verifymbstr(PG_UTF8, u->body.data, u->body.len) != u->body.len)
+	{
+		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
+							  "The secrets must be UTF-8 text, one per line.");
+		return 0;
+	}
+	while (from < u->body.len)
+	{
+		int			to = from;
+
+		while (to < u->body.len && u->body.data[to] != '\n')
+			to++;
+		/* a CRLF line ending is not part of the secret */
+		if (to - from > 0 && u->body.data[to - 1] == '\r')
+			lines[n++] = PointerGetDatum(cstring_to_text_with_len(u->body.data + from, to - from - 1));
+		else if (to > from)
+			lines[n++] = PointerGetDatum(cstring_to_text_with_len(u->body.data + from, to - from));
+		from = to + 1;
+	}
+	if (n == 0)
+	{
+		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
+							  "The body names no secret: send one per line.");
+		return 0;
+	}
+	values[0] = Int64GetDatum(u->job_id);
+	values[1] = PointerGetDatum(construct_array(lines, n, TEXTOID, -1, false, TYPALIGN_INT));
+	buildlog_worker_begin_spi("buildlog http: POST /jobs/{id}/secrets");
+	buildlog_run(buildlog_plan(&add_secrets_plan,
+							   "select buildlog.add_secrets($1, $2)", 2, types),
+				 values, NULL, false, SPI_OK_SELECT);
+	fresh = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	buildlog_worker_commit_spi();
+	{
+		MemoryContext old = MemoryContextSwitchTo(r->cxt);
+
+		initStringInfo(&answer);
+		appendStringInfo(&answer, "{\"registered\":%d}\n", isnull ? 0 : fresh);
+		MemoryContextSwitchTo(old);
+	}
+	buildlog_http_set_body(r, MHD_HTTP_OK, "application/json", answer.data, answer.len);
+	return 0;
+}
+
 /*
  * Step: parse every line (in the group's context: the parts wait there for
  * the group commit); any bad line refuses the whole request.
@@ -382,7 +454,8 @@ buildlog_http_ingest_finish(HttpWorker *h, void *state, HttpResponse *r)
 {
 	IngestRequest req = {h, (Upload *) state, r};
 	WorkerStep	step = req.u->number == HTTP_UPLOAD_BATCH ? ingest_step
-		: req.u->number == HTTP_UPLOAD_LOG ? put_log_step : put_part_step;
+		: req.u->number == HTTP_UPLOAD_LOG ? put_log_step
+		: req.u->number == HTTP_UPLOAD_SECRETS ? put_secrets_step : put_part_step;
 	unsigned int status;
 	const char *title;
 	const char *detail;
@@ -422,6 +495,8 @@ buildlog_http_ingest_free(void *state)
 {
 	Upload	   *u = (Upload *) state;
 
+	if (u->number == HTTP_UPLOAD_SECRETS)
+		explicit_bzero(u->body.data, u->body.len);	/* also after a refusal */
 	pfree(u->body.data);
 	if (u->answer != NULL)
 		pfree(u->answer);
@@ -515,6 +590,37 @@ job_states(GroupRun *run, bool *final, bool *removed)
 }
 
 /*
+ * Is every part of a write already stored (pending or aggregated)?  A client
+ * that sends a write again after an answer it never got (503, a broken
+ * connection) must hear 200 even when that write held the final part.
+ */
+static bool
+write_already_stored(GroupWrite *g)
+{
+	Oid			types[2] = {INT8OID, INT4ARRAYOID};
+	Datum		values[2];
+	bool		stored;
+	bool		isnull;
+
+	if (g->batch.n == 0)
+		return false;
+	values[0] = Int64GetDatum(g->job_id);
+	values[1] = PointerGetDatum(construct_array(g->batch.numbers, g->batch.n, INT4OID, 4, true,
+												TYPALIGN_INT));
+	SPI_connect();
+	buildlog_run(buildlog_plan(&stored_plan,
+							   "select bool_and(exists (select 1 from buildlog.log_parts p"
+							   "                         where p.job_id = $1 and p.number = n.n)"
+							   "                or coalesce(n.n = any (l.part_numbers), false))"
+							   " from unnest($2) n(n) left join buildlog.logs l on l.job_id = $1",
+							   2, types),
+				 values, NULL, true, SPI_OK_SELECT);
+	stored = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return !isnull && stored;
+}
+
+/*
  * The streams' offsets after the group, in its transaction: one row per job
  * (its last write in the group), so a resuming runner is told what the
  * database holds.
@@ -572,6 +678,12 @@ group_step(BuildlogWorker *w, void *arg)
 		GroupWrite *g = run->writes[i];
 
 		g->status = 0;
+		if (g->scope == TOKEN_WRITE && final[i] && g->serial == 0 && write_already_stored(g))
+		{
+			/* sent again: nothing to store, the answer it missed */
+			g->parts = 0;
+			continue;
+		}
 		if (g->scope == TOKEN_WRITE && final[i] && g->serial == 0)
 		{
 			/* a stream checked this when it began (its parts are one log) */
@@ -584,6 +696,10 @@ group_step(BuildlogWorker *w, void *arg)
 		buildlog_batch_append(&all, &g->batch);
 	}
 	(void) buildlog_ingest_batch(&all);
+	/* a stream learns of secrets registered meanwhile (its own ::add-mask::) */
+	for (int i = 0; i < run->n; i++)
+		if (run->writes[i]->serial != 0 && run->writes[i]->status == 0)
+			run->writes[i]->mask_hold = buildlog_job_mask_hold(run->writes[i]->job_id);
 	store_stream_offsets(run, removed);
 	buildlog_worker_commit();
 	return all.n;

@@ -14,6 +14,7 @@
 /* The number of buildlog_http_ingest_begin() for uploads that are not one part. */
 #define HTTP_UPLOAD_BATCH	(-1)	/* POST /jobs/{id}/parts */
 #define HTTP_UPLOAD_LOG		(-2)	/* PUT /jobs/{id}/log (admin) */
+#define HTTP_UPLOAD_SECRETS	(-3)	/* POST /jobs/{id}/secrets (admin) */
 
 /*
  * POST /jobs/{id}/parts, PUT /jobs/{id}/parts/{number} or PUT
@@ -59,6 +60,7 @@ typedef struct GroupWrite
 	int64		raw;			/* of a stream: raw body bytes covered */
 	int64		raw_end;		/* of a stream: its raw offset after this write */
 	int32		next_number;	/* of a stream: the number after this write's */
+	int32		mask_hold;		/* of a stream: the job's longest match after it */
 	/* the outcome */
 	unsigned int status;
 	const char *title;

@@ -11,6 +11,12 @@ BEGIN
   IF pg_catalog.to_regclass('buildlog.stream_offsets') IS NULL THEN
     RAISE EXCEPTION 'table buildlog.stream_offsets is missing';
   END IF;
+  IF pg_catalog.to_regclass('buildlog.job_secrets') IS NULL THEN
+    RAISE EXCEPTION 'table buildlog.job_secrets is missing';
+  END IF;
+  IF pg_catalog.to_regprocedure('buildlog.add_secrets(bigint, text[])') IS NULL THEN
+    RAISE EXCEPTION 'buildlog.add_secrets(bigint, text[]) is missing';
+  END IF;
   IF (SELECT count(*) FROM buildlog.installation) <> 1 THEN
     RAISE EXCEPTION 'table buildlog.installation does not hold one row';
   END IF;

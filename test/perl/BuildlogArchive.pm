@@ -17,22 +17,19 @@ use POSIX ();
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT = qw(archive_node write_jobs wait_purged s3_curl object_url
+our @EXPORT = qw(archive_node archive_conf archive_functions write_jobs wait_purged s3_curl object_url
   object_get check_objects set_conf s3_stack stat_sum);
 
 my ($endpoint, $root);
 my $bucket = $ENV{BUILDLOG_S3_BUCKET} // 'buildlog';
 
-# archive_node(NAME, PREFIX, CONF): a node archiving to s3rver under PREFIX
-# (1 worker, aggregate and purge delays of 1 s, unless CONF says otherwise),
-# with gen(j, n) (part n of job j: UTF-8, ANSI colours, CRLF, \r progress
-# lines, varied sizes) and expected(j, parts) (the log of parts 0..parts-1).
-sub archive_node
+# archive_conf(PREFIX): the settings that archive to s3rver under PREFIX
+# (1 worker, aggregate and purge delays of 1 s).
+sub archive_conf
 {
-	my ($name, $prefix, $conf) = @_;
+	my ($prefix) = @_;
 	($endpoint, $root) = need_env('BUILDLOG_S3_ENDPOINT', 'BUILDLOG_ROOT');
-	my $node = buildlog_node($name, qq(
-buildlog.drain_workers = 0
+	return qq(
 buildlog.archive_workers = 1
 buildlog.aggregate_delay = '1s'
 buildlog.purge_delay = '1s'
@@ -42,7 +39,15 @@ buildlog.s3_access_key = 'S3RVER'
 buildlog.s3_secret_key = 'S3RVER'
 buildlog.s3_prefix = '$prefix'
 buildlog.s3_timeout = '5s'
-) . ($conf // ''));
+);
+}
+
+# archive_functions(NODE, PREFIX): gen(j, n) (part n of job j: UTF-8, ANSI
+# colours, CRLF, \r progress lines, varied sizes) and expected(j, parts) (the
+# log of parts 0..parts-1) in NODE's database; PREFIX is where its objects go.
+sub archive_functions
+{
+	my ($node, $prefix) = @_;
 	$node->safe_psql('postgres', q(
 create function gen(j bigint, n int) returns text language sql immutable as $$
   select format(E'job %s part %s: \u00e9\u4e2d\U0001F600 \x1b[32mok\x1b[0m 10%%\r50%%\r\n', j, n)
@@ -51,6 +56,15 @@ create function expected(j bigint, parts int) returns text language sql immutabl
   select string_agg(gen(j, n), '' order by n) from generate_series(0, parts - 1) n $$;
 ));
 	$node->{archive_prefix} = $prefix;
+}
+
+# archive_node(NAME, PREFIX, CONF): a node archiving to s3rver under PREFIX
+# (archive_conf; no drain) with archive_functions, CONF added to its settings.
+sub archive_node
+{
+	my ($name, $prefix, $conf) = @_;
+	my $node = buildlog_node($name, "buildlog.drain_workers = 0\n" . archive_conf($prefix) . ($conf // ''));
+	archive_functions($node, $prefix);
 	return $node;
 }
 
