@@ -10,7 +10,7 @@ OBJS = \
 	extension/utf8.o \
 	extension/wire.o \
 	extension/wire_scan.o \
-	extension/wire_ref.o \
+	extension/wire_json.o \
 	extension/wire_base64.o \
 	extension/joblock.o \
 	extension/spiutil.o \
@@ -67,8 +67,12 @@ ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec))
 ISOLATION_OPTS = --inputdir=test --outputdir=test/out_iso
 
 PG_CPPFLAGS = -I$(srcdir)/extension -I$(srcdir)/bgworker -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
-	-Wno-missing-field-initializers
-SHLIB_LINK = -lrabbitmq -lcurl -lcrypto -lz -lmicrohttpd -ljansson
+	-Wno-missing-field-initializers $(JANSSON_CFLAGS)
+# jansson: the JSON parser of message and upload bodies (extension/wire_json.c,
+# bgworker/http/travis_api.c)
+JANSSON_CFLAGS := $(shell pkg-config --cflags jansson 2>/dev/null)
+JANSSON_LIBS := $(or $(shell pkg-config --libs jansson 2>/dev/null),-ljansson)
+SHLIB_LINK = -lrabbitmq -lcurl -lcrypto -lz -lmicrohttpd $(JANSSON_LIBS)
 EXTRA_CLEAN = test/out test/out_iso
 
 PG_CONFIG ?= pg_config

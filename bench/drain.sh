@@ -25,8 +25,11 @@ BATCH=${BENCH_BATCH:-500}
 say() { echo "bench: $*"; }
 export STACK_DIR; STACK_DIR=$(mktemp -d /tmp/buildlog-bench.XXXXXX)
 chmod 755 "$STACK_DIR"
-export STACK_PG_PORT=54345 STACK_AMQP_PORT=56745 STACK_RABBITMQ_DIST_PORT=56746 \
-       STACK_RABBITMQ_MGMT_PORT=15697 STACK_EPMD_PORT=56747 STACK_S3_PORT=45692
+# the caller's STACK_* ports when set (two checkouts side by side), else these
+export STACK_PG_PORT=${STACK_PG_PORT:-54345} STACK_AMQP_PORT=${STACK_AMQP_PORT:-56745} \
+       STACK_RABBITMQ_DIST_PORT=${STACK_RABBITMQ_DIST_PORT:-56746} \
+       STACK_RABBITMQ_MGMT_PORT=${STACK_RABBITMQ_MGMT_PORT:-15697} \
+       STACK_EPMD_PORT=${STACK_EPMD_PORT:-56747} STACK_S3_PORT=${STACK_S3_PORT:-45692}
 # the scheduler and archive workers stay out of the way: rows are counted in log_parts
 export STACK_PG_EXTRA_CONF="track_commit_timestamp = on
 buildlog.aggregate_delay = '1d'

@@ -6,8 +6,8 @@
 # structure-aware generator of test/sql/05_parse.sql (the block between
 # "-- BEGIN generator" and "-- END generator", seeded with BENCH_PARSE_SEED,
 # default 0.5), then:
-#   1. compares the drain's parser (fast scanner + reference) with the
-#      reference parser alone on every body: verdict, job id, number, final,
+#   1. compares the drain's parser (fast scanner, then jansson) with
+#      jansson alone on every body: verdict, job id, number, final,
 #      content, reason and replaced count; any disagreement prints up to 5
 #      bodies and fails the run (exit 1);
 #   2. times buildlog.parse_message over all bodies for each parser, and a
@@ -71,9 +71,9 @@ SQL
 read -r total bytes accepted replaced agree disagree <"$TMP/agree"
 say "  $total bodies, $agree agree, $disagree disagree, $accepted accepted, $replaced with U+FFFD"
 if [ "$disagree" -ne 0 ]; then
-  say "THE PARSERS DISAGREE; first bodies (escaped), fast verdict, reference verdict:"
+  say "THE PARSERS DISAGREE; first bodies (escaped), drain verdict, jansson verdict:"
   sql -c "select i, encode(body, 'escape') as body, buildlog.parse_message(body) as fast,
-                 buildlog.parse_message(body, true) as reference
+                 buildlog.parse_message(body, true) as jansson
             from bodies where buildlog.parse_message(body)::text
                   is distinct from buildlog.parse_message(body, true)::text
            order by i limit 5"
@@ -92,7 +92,7 @@ select size, convert_to(format('{"id":%s,"log":"%s","number":%s,"final":false,"u
 vacuum analyze typical;
 SQL
 
-say "timing (best of 3): baseline, drain parser, reference parser"
+say "timing (best of 3): baseline, drain parser, jansson alone"
 sql -At >"$TMP/times" <<'SQL'
 create function pg_temp.seconds(q text) returns float8 language plpgsql as $$
 declare t0 timestamptz; best float8;
@@ -125,7 +125,7 @@ SQL
     { split($0, f, "|"); n = f[2]; mb = f[3] / 1e6; base = f[4]
       printf "%-14s %9d %7.0f %-24s %9.3f %12.0f %12s %9s\n", f[1], n, f[3] / n, "baseline (detoast only)", base, n / base, "", ""
       printf "%-14s %9s %7s %-24s %9.3f %12.0f %12.0f %9.1f\n", "", "", "", "drain (scanner first)", f[5], n / f[5], n / (f[5] - base), mb / (f[5] - base)
-      printf "%-14s %9s %7s %-24s %9.3f %12.0f %12.0f %9.1f\n", "", "", "", "reference only", f[6], n / f[6], n / (f[6] - base), mb / (f[6] - base) }
+      printf "%-14s %9s %7s %-24s %9.3f %12.0f %12.0f %9.1f\n", "", "", "", "jansson only", f[6], n / f[6], n / (f[6] - base), mb / (f[6] - base) }
     END { print "best of 3; net = after subtracting the baseline; all include the SQL call and its result row" }' "$TMP/times"
 } >"$TMP/results"
 psql -X -q -d postgres -c "drop database $DB"

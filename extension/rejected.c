@@ -6,7 +6,8 @@
  * large, ...) is written to buildlog.rejected_parts in the same transaction
  * as the good parts of its batch and acked with them, so it neither blocks
  * nor reorders good data.  replay_rejected() parses the stored (or a fixed)
- * body with the drain's own parser and writes it through the ingest path.
+ * body with the drain's own parser (the scanner, then jansson) and writes it
+ * through the ingest path.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -123,8 +124,8 @@ buildlog_replay_rejected(PG_FUNCTION_ARGS)
  * parse_message(body, reference default false): what the drain would make
  * of a delivery body, without writing anything.  For operators checking a
  * fixed body before replaying it, and for tests comparing the fast scanner
- * with the reference parser (bgworker/wire_ref.c).  replaced is the number
- * of U+FFFD substitutions in the content.
+ * with jansson alone (reference: extension/wire_json.c).  replaced is the
+ * number of U+FFFD substitutions in the content.
  */
 Datum
 buildlog_parse_message(PG_FUNCTION_ARGS)

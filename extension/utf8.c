@@ -23,50 +23,6 @@ static size_t buildlog_utf8_valid_prefix(const char *buf, size_t len);
 #define REPLACEMENT_CHAR	"\xEF\xBF\xBD"
 #define REPLACEMENT_LEN		3
 
-/*
- * Scan one sequence starting at s (s < end, *s >= 0x80).  Returns its length
- * when valid, or the negated length of the maximal invalid subpart (>= 1).
- */
-static inline int
-utf8_sequence(const unsigned char *s, const unsigned char *end)
-{
-	unsigned char c = s[0];
-	unsigned char lower = 0x80;
-	unsigned char upper = 0xBF;
-	int			need;
-	int			i;
-
-	if (c >= 0xC2 && c <= 0xDF)
-		need = 1;
-	else if (c >= 0xE0 && c <= 0xEF)
-	{
-		need = 2;
-		if (c == 0xE0)
-			lower = 0xA0;		/* overlong */
-		else if (c == 0xED)
-			upper = 0x9F;		/* surrogates */
-	}
-	else if (c >= 0xF0 && c <= 0xF4)
-	{
-		need = 3;
-		if (c == 0xF0)
-			lower = 0x90;		/* overlong */
-		else if (c == 0xF4)
-			upper = 0x8F;		/* above U+10FFFF */
-	}
-	else
-		return -1;				/* continuation byte, C0/C1, F5..FF */
-
-	for (i = 1; i <= need; i++)
-	{
-		if (s + i >= end || s[i] < lower || s[i] > upper)
-			return -i;			/* truncated or bad continuation */
-		lower = 0x80;
-		upper = 0xBF;
-	}
-	return need + 1;
-}
-
 /* True when the 8 bytes at p are all ASCII and none is NUL. */
 static inline bool
 ascii_word_clean(const unsigned char *p)
@@ -101,7 +57,7 @@ buildlog_utf8_valid_prefix(const char *buf, size_t len)
 			s++;
 			continue;
 		}
-		n = utf8_sequence(s, end);
+		n = buildlog_utf8_sequence(s, end);
 		if (n < 0)
 			break;
 		s += n;
@@ -151,7 +107,7 @@ buildlog_utf8_clean(const char *buf, size_t len)
 		if (s >= end)
 			break;
 		/* s is at a NUL or at the start of an invalid subpart */
-		n = (*s == 0) ? -1 : utf8_sequence(s, end);
+		n = (*s == 0) ? -1 : buildlog_utf8_sequence(s, end);
 		Assert(n < 0);
 		memcpy(o, REPLACEMENT_CHAR, REPLACEMENT_LEN);
 		o += REPLACEMENT_LEN;

@@ -10,6 +10,7 @@
 #define BUILDLOG_UTF8_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Result of cleaning one buffer. */
@@ -53,6 +54,52 @@ buildlog_put_utf8(char **o, unsigned int cp)
 		*u++ = 0x80 | (cp & 0x3F);
 	}
 	*o = (char *) u;
+}
+
+/*
+ * Scan one sequence starting at s (s < end, *s >= 0x80).  Returns its length
+ * when valid (RFC 3629: no overlong forms, surrogates or code points above
+ * U+10FFFF, as jansson checks), or the negated length of the maximal invalid
+ * subpart (>= 1).
+ */
+static inline int
+buildlog_utf8_sequence(const unsigned char *s, const unsigned char *end)
+{
+	unsigned char c = s[0];
+	unsigned char lower = 0x80;
+	unsigned char upper = 0xBF;
+	int			need;
+	int			i;
+
+	if (c >= 0xC2 && c <= 0xDF)
+		need = 1;
+	else if (c >= 0xE0 && c <= 0xEF)
+	{
+		need = 2;
+		if (c == 0xE0)
+			lower = 0xA0;		/* overlong */
+		else if (c == 0xED)
+			upper = 0x9F;		/* surrogates */
+	}
+	else if (c >= 0xF0 && c <= 0xF4)
+	{
+		need = 3;
+		if (c == 0xF0)
+			lower = 0x90;		/* overlong */
+		else if (c == 0xF4)
+			upper = 0x8F;		/* above U+10FFFF */
+	}
+	else
+		return -1;				/* continuation byte, C0/C1, F5..FF */
+
+	for (i = 1; i <= need; i++)
+	{
+		if (s + i >= end || s[i] < lower || s[i] > upper)
+			return -i;			/* truncated or bad continuation */
+		lower = 0x80;
+		upper = 0xBF;
+	}
+	return need + 1;
 }
 
 #endif							/* BUILDLOG_UTF8_H */

@@ -11,7 +11,12 @@
 /* Travis's "last" part number: the string "last" of the wire format. */
 #define BUILDLOG_LAST_NUMBER	PG_INT32_MAX
 
-#define PART_REASON_LEN 200
+/* room for jansson's error text (at most 160 bytes) and its position */
+#define PART_REASON_LEN 256
+
+/* Reasons worded once for the scanner's and jansson's paths. */
+#define PART_REASON_ID		"\"id\" is not a positive integer"
+#define PART_REASON_NUMBER	"\"number\" is neither an integer from 0 to %d nor \"last\""
 
 /* One message body, parsed: a part to store or the reason to keep it aside. */
 typedef struct ParsedPart
@@ -21,8 +26,8 @@ typedef struct ParsedPart
 	int32		number;
 	bool		final;
 	text	   *content;		/* valid UTF-8, palloc'd */
-	int			replaced;		/* U+FFFD substitutions in the content
-								 * (invalid UTF-8, NUL, lone surrogates); 0
+	int			replaced;		/* U+FFFD substitutions in the content (NUL,
+								 * invalid UTF-8 of base64-decoded bytes); 0
 								 * when rejected (nothing is stored as text) */
 	char		reason[PART_REASON_LEN];	/* when !ok */
 	bool		too_large;		/* rejected for buildlog.max_part_bytes */
@@ -30,9 +35,10 @@ typedef struct ParsedPart
 
 /*
  * Parse body (any bytes).  Never raises an ERROR for bad input: the verdict
- * is in out->ok / out->reason.  Allocates in CurrentMemoryContext.  The fast
- * scanner (wire_scan.h) reads well-formed messages; reference_only skips it so
- * tests can compare it with the reference parser (wire_ref.h).
+ * is in out->ok / out->reason (out of memory is an ERROR).  Allocates in
+ * CurrentMemoryContext.  The fast scanner (wire_scan.h) reads the common
+ * shape; jansson (wire_json.h) decides everything else.  reference_only
+ * skips the scanner so tests can compare the two.
  */
 extern void buildlog_parse_part(const char *body, size_t len,
 								int max_part_bytes, bool reference_only,
@@ -47,5 +53,8 @@ extern void buildlog_parse_part(const char *body, size_t len,
  */
 extern void buildlog_part_content(ParsedPart *out, const char *field, char *buf,
 								  size_t len, bool base64, int max_part_bytes);
+
+/* Mark the part rejected with a formatted reason (nothing stored: 0 replaced). */
+extern void buildlog_part_reject(ParsedPart *out, const char *fmt,...) pg_attribute_printf(2, 3);
 
 #endif							/* BUILDLOG_WIRE_H */

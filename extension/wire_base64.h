@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  * wire_base64.h
  *	  Strict RFC 4648 base64 decoding of a part's "log", shared by the fast
- *	  scanner path and the reference parser.
+ *	  scanner's path and jansson's (wire_json.c).
  *
  * Alphabet A-Z a-z 0-9 + /, length a multiple of 4, "=" padding only at the
  * end, padding bits zero (RFC 4648 section 3.5: one string per byte

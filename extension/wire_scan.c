@@ -2,11 +2,13 @@
  * wire_scan.c
  *	  One-pass scanner for well-formed travis-worker messages (see wire_scan.h).
  *
- * Grammar per RFC 8259.  Agreement with the reference parser (wire_ref.c)
- * is what matters: whatever the scanner accepts, the reference accepts with
- * the same values; whatever takes more thought (ids beyond 18 digits, lone
- * surrogates, raw NUL in strings, escaped or duplicate keys we read, deep
- * nesting, a BOM) is left to the reference.  test/sql/05_parse.sql and
+ * Grammar per RFC 8259.  Agreement with jansson (wire_json.c) is what
+ * matters: whatever the scanner accepts, jansson accepts with the same
+ * values; whatever jansson may refuse or that takes more thought is left to
+ * it: invalid UTF-8 anywhere, lone surrogates, "\u0000" in a key, numbers
+ * with more than 18 integer digits or an exponent of more than 2 digits
+ * (jansson refuses those beyond a long long or a double), raw NUL, escaped
+ * or duplicate keys we read, deep nesting, a BOM.  test/sql/05_parse.sql and
  * script/bench parse compare both on edge cases and generated bodies.
  *-------------------------------------------------------------------------
  */
@@ -16,16 +18,22 @@
 #include "utf8.h"
 #include "wire_scan.h"
 
-#define MAX_DEPTH		64		/* deeper: the reference decides */
+#define MAX_DEPTH		64		/* deeper: jansson decides */
 #define MAX_INT_DIGITS	18		/* more digits: may overflow int64 */
+#define MAX_EXP_DIGITS	2		/* more: may overflow a double */
 
 typedef struct Scanner
 {
 	const char *p;
 	const char *end;
+	bool		nul_escape;		/* a \u0000 was read since last reset */
 } Scanner;
 
-/* Bytes that end a run of plain string characters: '"', '\\', controls. */
+/*
+ * Bytes that end a run of plain string characters: '"', '\\', controls,
+ * and bytes >= 0x80 (their sequence is checked: jansson refuses invalid
+ * UTF-8).
+ */
 static bool string_special[256];
 static bool tables_ready = false;
 
@@ -34,6 +42,8 @@ static void
 init_tables(void)
 {
 	for (int c = 0; c < 0x20; c++)
+		string_special[c] = true;
+	for (int c = 0x80; c < 0x100; c++)
 		string_special[c] = true;
 	string_special['"'] = true;
 	string_special['\\'] = true;
@@ -91,7 +101,7 @@ read_hex4(const char *p, const char *end, unsigned int *cp)
  * position after it, or NULL for lone surrogates and bad hex.
  */
 static const char *
-decode_unicode_escape(const char *p, const char *end, char **o)
+decode_unicode_escape(Scanner *s, const char *p, const char *end, char **o)
 {
 	unsigned int cp,
 				lo;
@@ -109,6 +119,8 @@ decode_unicode_escape(const char *p, const char *end, char **o)
 		cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
 		p += 6;
 	}
+	if (cp == 0)
+		s->nul_escape = true;
 	if (o != NULL)
 		buildlog_put_utf8(o, cp);
 	return p;
@@ -131,6 +143,21 @@ scan_string(Scanner *s, char *out, size_t *outlen)
 
 		while (p < end && !string_special[(unsigned char) *p])
 			p++;
+		if (p < end && (unsigned char) *p >= 0x80)
+		{
+			int			n = buildlog_utf8_sequence((const unsigned char *) p,
+												   (const unsigned char *) end);
+
+			if (n < 0)
+				return false;	/* invalid UTF-8: jansson refuses it */
+			p += n;
+			if (o != NULL)
+			{
+				memcpy(o, run, p - run);
+				o += p - run;
+			}
+			continue;
+		}
 		if (o != NULL && p > run)
 		{
 			memcpy(o, run, p - run);
@@ -145,7 +172,7 @@ scan_string(Scanner *s, char *out, size_t *outlen)
 			return false;
 		if (*p == 'u')
 		{
-			p = decode_unicode_escape(p + 1, end, o != NULL ? &o : NULL);
+			p = decode_unicode_escape(s, p + 1, end, o != NULL ? &o : NULL);
 			if (p == NULL)
 				return false;
 			continue;
@@ -190,9 +217,10 @@ scan_string(Scanner *s, char *out, size_t *outlen)
 }
 
 /*
- * Scan a number of any size; *digits_only tells whether it is a plain
- * non-negative integer of at most MAX_INT_DIGITS digits, then in *value.
- * False for bad syntax.
+ * Scan a number; *digits_only tells whether it is a plain non-negative
+ * integer, then in *value.  False for bad syntax and for numbers jansson may
+ * refuse as too big: more than MAX_INT_DIGITS integer digits, or an exponent
+ * of more than MAX_EXP_DIGITS digits (below both, |x| < 1e118).
  */
 static bool
 scan_number(Scanner *s, bool *digits_only, int64 *value)
@@ -216,6 +244,8 @@ scan_number(Scanner *s, bool *digits_only, int64 *value)
 			p++;
 	else
 		return false;
+	if (p - int_start > MAX_INT_DIGITS)
+		return false;
 	if (p < end && *p == '.')
 	{
 		const char *f = ++p;
@@ -236,11 +266,11 @@ scan_number(Scanner *s, bool *digits_only, int64 *value)
 		x = p;
 		while (p < end && *p >= '0' && *p <= '9')
 			p++;
-		if (p == x)
+		if (p == x || p - x > MAX_EXP_DIGITS)
 			return false;
 		frac_or_exp = true;
 	}
-	*digits_only = !negative && !frac_or_exp && p - int_start <= MAX_INT_DIGITS;
+	*digits_only = !negative && !frac_or_exp;
 	if (*digits_only)
 	{
 		int64		v = 0;
@@ -288,9 +318,10 @@ skip_container(Scanner *s, int depth)
 		if (object)
 		{
 			skip_ws(s);
+			s->nul_escape = false;
 			if (s->p >= s->end || *s->p != '"' || !scan_string(s, NULL, NULL) ||
-				!expect(s, ':'))
-				return false;
+				s->nul_escape || !expect(s, ':'))
+				return false;	/* jansson refuses NUL in keys */
 		}
 		if (!skip_value(s, depth + 1))
 			return false;
@@ -375,11 +406,13 @@ read_log(Scanner *s, ScannedMessage *m)
 						  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
 	if (buf == NULL)
 		return false;
+	s->nul_escape = false;
 	if (!scan_string(s, buf + VARHDRSZ, &m->loglen))
 	{
 		pfree(buf);
 		return false;
 	}
+	m->log_clean = !s->nul_escape;
 	if (m->log != NULL)
 		pfree(m->log);
 	m->log = buf;
@@ -451,7 +484,7 @@ read_member(Scanner *s, Field f, ScannedMessage *m)
 bool
 buildlog_scan_message(const char *body, size_t len, ScannedMessage *m)
 {
-	Scanner		s = {body, body + len};
+	Scanner		s = {body, body + len, false};
 	int			seen = 0;
 
 	if (!tables_ready)
@@ -461,7 +494,7 @@ buildlog_scan_message(const char *body, size_t len, ScannedMessage *m)
 		return false;
 	skip_ws(&s);
 	if (s.p < s.end && *s.p == '}')
-		return false;			/* {}: the reference words "missing id" */
+		return false;			/* {}: jansson's path words "missing id" */
 	for (;;)
 	{
 		const char *key;
@@ -476,10 +509,10 @@ buildlog_scan_message(const char *body, size_t len, ScannedMessage *m)
 			return false;
 		close = s.p - 1;
 		if (memchr(key, '\\', close - key) != NULL)
-			return false;		/* escaped keys: the reference decides */
+			return false;		/* escaped keys: jansson decides */
 		f = field_of(key, close - key);
 		if (f != F_OTHER && (seen & f))
-			return false;		/* duplicates: the reference keeps the last */
+			return false;		/* duplicates: jansson keeps the last */
 		seen |= f;
 		if (!expect(&s, ':') || !read_member(&s, f, m))
 			return false;

@@ -3,11 +3,12 @@
  *	  One-pass scanner for well-formed travis-worker messages.
  *
  * The scanner reads the usual message shape in one pass and decodes "log"
- * straight into a text buffer.  It only answers when it is sure: anything
- * unusual (malformed JSON, escaped keys, duplicate fields we read, ids and
- * numbers that are not plain digits, lone surrogates, unexpected types) makes
- * it return false, and the reference parser (wire_ref.h) decides and words
- * the rejection.
+ * straight into a text buffer.  It only answers when it is sure jansson
+ * would accept the body and read the same part: anything unusual (malformed
+ * JSON, invalid UTF-8, escaped keys, duplicate fields we read, ids and
+ * numbers that are not plain digits, big numbers anywhere, lone surrogates,
+ * NUL in keys, unexpected types) makes it return false, and jansson
+ * (wire_json.h) decides and words the rejection.
  *-------------------------------------------------------------------------
  */
 #ifndef BUILDLOG_WIRE_SCAN_H
@@ -25,11 +26,14 @@ typedef struct ScannedMessage
 	char	   *log;			/* decoded "log" at VARHDRSZ into a palloc'd
 								 * buffer, or NULL when missing or null */
 	size_t		loglen;
+	bool		log_clean;		/* "log" is valid UTF-8 without NUL (its raw
+								 * bytes were checked and no \u0000 was read):
+								 * nothing to clean unless base64 */
 } ScannedMessage;
 
 /*
  * Scan body (any bytes).  True when body is a well-formed JSON object of the
- * usual shape and *m holds its fields; false when the reference parser must
+ * usual shape and *m holds its fields; false when jansson must
  * decide (m->log may then hold a buffer the caller frees).  Never raises an
  * ERROR for bad input.
  */

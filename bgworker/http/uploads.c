@@ -50,6 +50,7 @@
 #include "token.h"
 #include "utf8.h"
 #include "wire.h"
+#include "wire_json.h"
 
 /* One upload being read (in the worker's loop context). */
 typedef struct Upload
@@ -194,80 +195,20 @@ typedef struct IngestRequest
 	HttpResponse *r;
 } IngestRequest;
 
-static SPIPlanPtr log_part_plan = NULL;
-
 /*
  * The part of a PUT body, travis-logs' log_part ({"@type":"log_part",
- * "encoding":"base64","content":...,"final":...}), read with PostgreSQL's
- * own JSON (an invalid body raises 22P02 or 22021: a 400).  Inside the
- * transaction; false with the refusal in r.
+ * "encoding":"base64","content":...,"final":...}), read by jansson
+ * (wire_json.c) and decoded, limited and cleaned like the drain's parts.
+ * false with the refusal (400, or 413 for buildlog.max_part_bytes) in r.
  */
 static bool
 read_log_part(Upload *u, HttpResponse *r, ParsedPart *part)
 {
-	Oid			types[1] = {BYTEAOID};
-	bytea	   *body = palloc(VARHDRSZ + u->body.len);
-	Datum		values[1];
-	bool		isnull;
-	char	   *kind;
-	char	   *type;
-	char	   *encoding;
-	char	   *text_kind;
-	char	   *final_kind;
-	char	   *raw;
-	size_t		len;
-	char	   *buf;
-	MemoryContext old;
-
-	SET_VARSIZE(body, VARHDRSZ + u->body.len);
-	memcpy(VARDATA(body), u->body.data, u->body.len);
-	values[0] = PointerGetDatum(body);
-	SPI_connect();
-	buildlog_run(buildlog_plan(&log_part_plan,
-							   "select pg_catalog.jsonb_typeof(b), b->>'@type', b->>'encoding',"
-							   " pg_catalog.jsonb_typeof(b->'content'), b->>'content',"
-							   " pg_catalog.jsonb_typeof(b->'final'), b->>'final'"
-							   " from (select pg_catalog.convert_from($1, 'UTF8')::jsonb b) x",
-							   1, types),
-				 values, NULL, true, SPI_OK_SELECT);
-	old = MemoryContextSwitchTo(r->cxt);
-	kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	type = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	encoding = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-	text_kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
-	raw = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
-	final_kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
-	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7, &isnull);
-	memset(part, 0, sizeof(*part));
-	part->final = !isnull && strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7), "true") == 0;
-	MemoryContextSwitchTo(old);
-	SPI_finish();
-	if (kind == NULL || strcmp(kind, "object") != 0)
-		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request", "The body must be a JSON object (a log_part).");
-	else if (type != NULL && strcmp(type, "log_part") != 0)
-		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
-							  psprintf("\"@type\" is \"%s\", not \"log_part\".", type));
-	else if (text_kind == NULL || strcmp(text_kind, "string") != 0)
-		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request", "\"content\" must be a string.");
-	else if (final_kind != NULL && strcmp(final_kind, "boolean") != 0 && strcmp(final_kind, "null") != 0)
-		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request", "\"final\" must be true or false.");
-	else if (encoding != NULL && strcmp(encoding, "base64") != 0 && strcmp(encoding, "utf-8") != 0)
-		buildlog_http_problem(r, MHD_HTTP_BAD_REQUEST, "Bad Request",
-							  psprintf("Unknown \"encoding\" \"%s\": base64 or utf-8.", encoding));
-	else
-	{
-		/* the drain's decoding, limit and cleaning, with their reasons */
-		len = strlen(raw);
-		buf = palloc(VARHDRSZ + len + 1);
-		memcpy(buf + VARHDRSZ, raw, len);
-		buildlog_part_content(part, "content", buf, len,
-							  encoding != NULL && strcmp(encoding, "base64") == 0,
-							  buildlog_max_part_bytes);
-		if (part->ok)
-			return true;
-		buildlog_http_problem(r, part->too_large ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST,
-							  part->too_large ? "Content Too Large" : "Bad Request", part->reason);
-	}
+	buildlog_json_parse_log_part(u->body.data, u->body.len, buildlog_max_part_bytes, part);
+	if (part->ok)
+		return true;
+	buildlog_http_problem(r, part->too_large ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST,
+						  part->too_large ? "Content Too Large" : "Bad Request", part->reason);
 	return false;
 }
 
@@ -283,8 +224,8 @@ queue_upload(IngestRequest *req, const PartBatch *parts, int64 replaced)
 }
 
 /*
- * Step: PUT /jobs/{id}/parts/{number}: read and check the part (the JSON
- * read needs a transaction; it writes nothing), then queue it.
+ * Step: PUT /jobs/{id}/parts/{number}: read and check the part (no
+ * transaction: nothing is read or written), then queue it.
  */
 static int
 put_part_step(BuildlogWorker *w, void *arg)
@@ -294,7 +235,6 @@ put_part_step(BuildlogWorker *w, void *arg)
 	ParsedPart	part;
 	PartBatch	batch;
 
-	buildlog_worker_begin("buildlog http: PUT /jobs/{id}/parts/{number}");
 	MemoryContextSwitchTo(req->h->group_cxt);
 	if (read_log_part(u, req->r, &part))
 	{
@@ -302,7 +242,6 @@ put_part_step(BuildlogWorker *w, void *arg)
 		buildlog_batch_add(&batch, u->job_id, u->number, PointerGetDatum(part.content), part.final);
 		queue_upload(req, &batch, part.replaced);
 	}
-	buildlog_worker_commit();
 	return 0;
 }
 

@@ -1,8 +1,8 @@
 -- parse_message: what the drain makes of a delivery body.  The fast scanner
--- reads well-formed messages; the reference parser (reference => true)
--- decides the rest.  Both must agree on every body: pm() shows the fast
--- parser's verdict (ok, job_id, number, final, content, reason, replaced)
--- and says DISAGREE, with both verdicts, if the reference differs.
+-- reads the common shape; jansson (alone with reference => true) decides
+-- the rest.  Both must agree on every body: pm() shows the drain's verdict
+-- (ok, job_id, number, final, content, reason, replaced) and says DISAGREE,
+-- with both verdicts, if jansson alone differs.
 create function pmx(body bytea) returns text
 language sql as $$
   select case when f is not distinct from r then f else 'DISAGREE: fast ' || f || ' reference ' || r end
@@ -18,10 +18,12 @@ select pm(' { "number" : 3 , "id" : 2 , "log" : null , "final" : null , "encodin
 select pm('{"id":2,"number":4,"log":"aGVsbG8gd29ybGQ=","encoding":"base64"}');
 -- escapes: \" \\ \/ \b \f \n \r \t, BMP, a surrogate pair, ANSI ESC, NUL (cleaned to U+FFFD)
 select pm('{"id":5,"number":1,"log":"q\"b\\s\/b\bf\fn\nr\rt\t \u00e9 \u4e2d \ud83d\ude00 \u001b[31mred\u001b[0m nul:\u0000."}');
+-- raw UTF-8 (valid) in the log, a key and an ignored field
+select pm('{"id":5,"number":2,"log":"é中😀\r\n","é":"ü","meta":{"ключ":"😀"}}');
 -- unknown fields of every type are ignored
 select pm('{"x":[1,-2.5,true,false,null,{"a":[[]]},"s\u0041"],"id":7,"y":{},"number":8,"z":0.125}');
 
--- rejections (worded by the reference parser or by the shared checks)
+-- rejections (jansson's text and position, or the shared checks' reasons)
 select pm('{"id":0,"number":1}');
 select pm('{"id":1,"number":2147483648}');
 select pm('{"id":1,"number":-1}');
@@ -51,7 +53,7 @@ set buildlog.max_part_bytes = 10;
 select pm('{"id":1,"number":1,"log":"0123456789A"}');
 select pm('{"id":1,"number":1,"log":"MDEyMzQ1Njc4OUE=","encoding":"base64"}');
 reset buildlog.max_part_bytes;
--- invalid UTF-8 inside a string becomes U+FFFD in the content, counted
+-- raw invalid UTF-8 anywhere in the JSON text: jansson refuses the body
 select pmx('\x7b226964223a312c226e756d626572223a312c226c6f67223a2261ff62227d'::bytea);
 
 
@@ -81,10 +83,10 @@ select pm('{"id":1,"number":1,"log":"' ||
           '","encoding":"base64"}');
 select pm('{"id":1,"number":1,"log":"QUJD\r\nREVG\r\nQQ==\r\n","encoding":"base64"}');
 select pm('{"id":1,"number":1,"log":"QQ=\n=","encoding":"base64"}');
--- an escaped lone surrogate in base64 text is not base64 (U+FFFD's first byte)
+-- an escaped lone surrogate, in base64 text too: jansson refuses the body
 select pm('{"id":1,"number":1,"log":"QUJD\udcff","encoding":"base64"}');
 
--- item 7: escaped lone surrogates become U+FFFD, counted in replaced
+-- item 7: escaped lone surrogates: jansson refuses the body ("invalid Unicode")
 select pm('{"id":1,"number":1,"log":"a\udcffb"}');
 select pm('{"id":1,"number":1,"log":"\ud800"}');
 select pm('{"id":1,"number":1,"log":"\udc00"}');
@@ -94,19 +96,24 @@ select pm('{"id":1,"number":1,"log":"\ud800\ud800\udc00"}');
 select pm('{"id":1,"number":1,"log":"\udc00\ud800"}');
 select pm('{"id":1,"number":1,"log":"\udbff\udfff \uD834\uDD1E \ud83d\ude00"}');
 select pm('{"id":1,"number":1,"log":"\ud800\u0000\udfff"}');
--- in ignored fields and keys they decide nothing (and nothing is stored: 0 replaced)
+-- in ignored fields and keys too
 select pm('{"id":1,"number":1,"uuid":"\ud800","meta":{"\udcff":"\udc00x"},"\ud800":1}');
 
--- item 8: fields we ignore decide nothing
+-- item 8: fields we ignore decide nothing, but their JSON must be jansson's:
+-- numbers beyond a long long or a double, NUL in keys and nesting deeper
+-- than 2048 refuse the body; duplicates and nesting up to 2048 do not
 select pm('{"id":1,"number":1,"meta":1e400}');
 select pm('{"id":1,"number":1,"meta":{"a":123456789012345678901234567890,"b":-1e-400,"c":[1E+999,-0.0e-0]}}');
 select pm('{"id":1,"number":1,"x":' || repeat('1', 1000) || '}');
 select pm('{"id":1,"number":1,"meta":{"k\u0000":1,"\u0000":2}}');
 select pm('{"id":1,"number":1,"meta":{"a":1,"a":"two","a":[3]}}');
+select pm('{"id":1,"number":1,"x":' || repeat('[', 2000) || repeat(']', 2000) || '}');
+-- numbers the scanner leaves to jansson, which accepts them
+select pm('{"id":1,"number":1,"meta":[9223372036854775807,-9223372036854775808,1e100,-1e-400,1.5e308,0.000001e-99]}');
 select pm('{"id":1,"number":1,"x":' || repeat('[', 100000) || repeat(']', 100000) || '}');
 select pm('{"id":1,"number":1,"x":' || repeat('{"a":', 100000) || 'null' || repeat('}', 100000) || '}');
 select pm('{"id":1,"number":1,"x":' || repeat('[', 100000) || repeat(']', 99999) || '}');
--- a key is compared after unescaping, with its NUL: "id\u0000" is not "id"
+-- a key is compared after unescaping; a NUL in a key refuses the body
 select pm('{"\u0069d":3,"n\u0075mber":4,"l\u006Fg":"k"}');
 select pm('{"id":1,"number":1,"id\u0000":-5,"\u0000id":-5,"number\u0000":"x"}');
 select pm('{"id\u0000":1,"number":1}');
@@ -130,11 +137,12 @@ select pm(E' \t\r\n{ \t\r\n"id" \t\r\n: \t\r\n1 \t\r\n, "number":1} \t\r\n');
 select pm(E'{"id":1,\f"number":1}');
 select pm(U&'\FEFF{"id":1,"number":1}');
 select pm(U&'{"id":1,\FEFF"number":1}');
--- raw NUL and invalid UTF-8: inside "log" they become U+FFFD (counted), in
--- ignored strings they are ignored, outside strings they are syntax errors
+-- raw NUL and invalid UTF-8 refuse the body wherever they are (jansson 2.14
+-- would skip a raw NUL after a number or a literal: it is refused first)
 select pmx('\x7b226964223a312c226e756d626572223a312c226c6f67223a2261006200ff227d'::bytea);
 select pmx('\x7b226964223a312c226e756d626572223a312c226d657461223a2261ff00227d'::bytea);
 select pmx('\x7b226964223a312c226e756d626572223a3100ff7d'::bytea);
+select pmx(convert_to('{"id":1,"number":1,"x":true', 'UTF8') || '\x00'::bytea || convert_to(',"y":null}', 'UTF8'));
 
 -- both parsers agree on 20,000 random mutations of five
 -- well-formed messages (bytes replaced, inserted and deleted)

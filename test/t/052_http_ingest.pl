@@ -151,13 +151,23 @@ is($code, '200', 'PUT parts/last, final');
 is($node->safe_psql('postgres', q{select string_agg(number || ':' || final, ',' order by number) from buildlog.parts(20)}),
 	'0:false,1:false,2147483647:true', 'stored as 0, 1 and travis\' "last"');
 is($node->safe_psql('postgres', 'select buildlog.log(20)'), "first \x{c3}\x{bf}\nsecond\n", 'the content, decoded');
-for my $bad ([ '{not json', 'invalid input syntax for type json' ], [ '[1]', 'must be a JSON object' ],
+# the body is read by jansson: its refusals name the fault and its position
+for my $bad ([ '{not json', q(not valid JSON: string or '}' expected near 'not' (line 1, column 4, position 4)) ],
+	[ '{"content":"\\ud800"}', q(invalid Unicode '\uD800') ], [ qq({"content":"\xff"}), 'unable to decode byte 0xff' ],
+	[ '{"content":"","x":{"k\\u0000":1}}', 'NUL byte in object key not supported' ],
+	[ '{"content":"","x":1e400}', 'real number overflow' ], [ qq({"content":""}\0), 'raw NUL byte at byte offset 14' ],
+	[ '[1]', 'must be a JSON object' ],
 	[ '{"@type":"job","content":""}', 'not "log_part"' ], [ '{"content":5}', '"content" must be a string' ],
 	[ '{"content":"a","encoding":"base64"}', 'not valid base64' ], [ '{"content":"","final":"yes"}', '"final" must be true or false' ])
 {
+	(my $shown = $bad->[0]) =~ s/[^\x20-\x7e]/?/g;
 	($code, $answer) = put(21, 0, token(21, 'write'), $bad->[0]);
-	like("$code|" . ($answer->{detail} // ''), qr/^400\|.*\Q$bad->[1]\E/, "PUT $bad->[0]: 400 ($bad->[1])");
+	like("$code|" . ($answer->{detail} // ''), qr/^400\|.*\Q$bad->[1]\E/, "PUT $shown: 400 ($bad->[1])");
 }
+# "\u0000" in the content is read, and stored as U+FFFD (counted); a duplicated key means its last value
+($code, $answer) = put(22, 0, token(22, 'write'), '{"@type":"log_part","content":"x","content":"a\\u0000b"}');
+is("$code|$answer->{replaced}", '200|1', 'PUT with \u0000 in the content: 200, one replacement');
+is($node->safe_psql('postgres', 'select buildlog.log(22)'), "a\x{ef}\x{bf}\x{bd}b", 'stored with U+FFFD, the last "content"');
 ($code) = put(21, 'x', token(21, 'write'), '{"content":""}');
 is($code, '400', 'PUT parts/x: 400');
 is($node->safe_psql('postgres', 'select count(*) from buildlog.log_parts where job_id = 21'), '0', 'nothing stored for them');
