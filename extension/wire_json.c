@@ -22,11 +22,13 @@
  * What jansson refuses is refused with its own text and position, for
  * example lone surrogate escapes ("invalid Unicode '\uD800'"), numbers beyond
  * a long long or a double ("too big integer", "real number overflow"), NUL
- * in a key, invalid UTF-8 anywhere, nesting deeper than 2048.  Two things
- * are decided before jansson: a leading UTF-8 byte order mark is skipped
- * (RFC 8259 section 8.1 allows it; positions still count it), and a raw NUL
- * byte anywhere refuses the body (never JSON, but jansson 2.14 skips one
- * after a number or a literal).
+ * in a key, nesting deeper than 2048.  Three things are decided before
+ * jansson: a leading UTF-8 byte order mark is skipped (RFC 8259 section 8.1
+ * allows it; positions still count it), a raw NUL byte anywhere refuses the
+ * body (never JSON, but jansson 2.14 skips one after a number or a literal),
+ * and in a message of the wire format invalid UTF-8 sequences become U+FFFD
+ * and are counted (the wire format's rule; jansson refuses any), while an
+ * HTTP body with one is refused.
  *
  * PostgreSQL exports a function named json_object, as jansson does: a call
  * of jansson's json_object() from here would bind to PostgreSQL's and crash
@@ -84,13 +86,14 @@ printable(char *dst, size_t dstlen, const char *src, size_t srclen)
  * then), so a body is never kept aside for the server's lack of memory.
  */
 static json_t *
-load(const char *body, size_t len, char *why, size_t whylen)
+load(const char *body, size_t len, int *cleaned, char *why, size_t whylen)
 {
 	json_error_t error;
 	json_t	   *root;
 	size_t		skip = 0;
 	const char *nul = memchr(body, '\0', len);
 	char		text[JSON_ERROR_TEXT_LENGTH];
+	Utf8Cleaned clean;
 
 	if (nul != NULL)
 	{
@@ -100,6 +103,23 @@ load(const char *body, size_t len, char *why, size_t whylen)
 	}
 	if (len >= BOM_LEN && memcmp(body, BOM, BOM_LEN) == 0)
 		skip = BOM_LEN;
+
+	/*
+	 * The wire format stores invalid byte sequences as U+FFFD: jansson, which
+	 * refuses any, reads the message with them replaced (counted in
+	 * *cleaned; positions then count the replacements' bytes).
+	 */
+	if (cleaned != NULL)
+	{
+		clean = buildlog_utf8_clean(body + skip, len - skip);
+		*cleaned = clean.replaced;
+		if (clean.replaced > 0)
+		{
+			body = clean.data;
+			len = clean.len;
+			skip = 0;
+		}
+	}
 	root = json_loadb(body + skip, len - skip, JSON_ALLOW_NUL, &error);
 	if (root != NULL)
 		return root;
@@ -227,7 +247,8 @@ buildlog_json_parse_part(const char *body, size_t len, int max_part_bytes,
 						 ParsedPart *out)
 {
 	char		why[PART_REASON_LEN];
-	json_t	   *root = load(body, len, why, sizeof(why));
+	int			cleaned = 0;
+	json_t	   *root = load(body, len, &cleaned, why, sizeof(why));
 	char	   *buf = NULL;
 	size_t		loglen = 0;
 	bool		base64 = false;
@@ -247,6 +268,9 @@ buildlog_json_parse_part(const char *body, size_t len, int max_part_bytes,
 		copy_failed(loglen);
 	if (buf != NULL)
 		buildlog_part_content(out, "log", buf, loglen, base64, max_part_bytes);
+	/* the message's invalid sequences count as the part's replacements */
+	if (out->ok)
+		out->replaced += cleaned;
 }
 
 /*
@@ -301,7 +325,8 @@ buildlog_json_parse_log_part(const char *body, size_t len, int max_part_bytes,
 	bool		oom = false;
 
 	memset(out, 0, sizeof(*out));
-	root = load(body, len, why, sizeof(why));
+	/* an HTTP client is told its body is not UTF-8 (400), not cleaned */
+	root = load(body, len, NULL, why, sizeof(why));
 	if (root == NULL)
 	{
 		buildlog_part_reject(out, "The body is not valid JSON: %s.", why);

@@ -53,7 +53,7 @@ set buildlog.max_part_bytes = 10;
 select pm('{"id":1,"number":1,"log":"0123456789A"}');
 select pm('{"id":1,"number":1,"log":"MDEyMzQ1Njc4OUE=","encoding":"base64"}');
 reset buildlog.max_part_bytes;
--- raw invalid UTF-8 anywhere in the JSON text: jansson refuses the body
+-- raw invalid UTF-8 in a message: U+FFFD before jansson reads it, counted
 select pmx('\x7b226964223a312c226e756d626572223a312c226c6f67223a2261ff62227d'::bytea);
 
 
