@@ -519,11 +519,41 @@ queue_exists(AmqpLink *link, int *channel, const char *queue, bool *exists)
 }
 
 /*
+ * Does the exchange exist?  Like queue_exists: a passive declare, the 404
+ * answered and *channel reopened as the next number.
+ */
+static bool
+exchange_exists(AmqpLink *link, int *channel, const char *exchange, bool *exists)
+{
+	amqp_rpc_reply_t r;
+	amqp_channel_close_ok_t close_ok;
+
+	amqp_exchange_declare(link->conn, *channel, amqp_cstring_bytes(exchange),
+						  amqp_cstring_bytes("x-modulus-hash"), 1, 0, 0, 0, amqp_empty_table);
+	r = amqp_get_rpc_reply(link->conn);
+	*exists = r.reply_type == AMQP_RESPONSE_NORMAL;
+	if (*exists)
+		return true;
+	if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION || r.reply.id != AMQP_CHANNEL_CLOSE_METHOD ||
+		((amqp_channel_close_t *) r.reply.decoded)->reply_code != AMQP_NOT_FOUND)
+	{
+		reply_error(link->error, "could not check the exchange", r);
+		return false;
+	}
+	(void) amqp_send_method(link->conn, *channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok);
+	(*channel)++;
+	return open_channel(link, *channel);
+}
+
+/*
  * Declare durable queues of queue_type ("quorum", "classic"; NULL: no
  * x-queue-type, the vhost's default) that do not exist yet (an existing
  * queue is kept as it is: its type cannot change) and, when exchange is
- * given, an x-consistent-hash exchange routing to them (each bound with
- * weight "1").  Tries the URLs of the list in turn until one answers.
+ * given, the exchange routing to them: a new one is x-modulus-hash, as
+ * travis-worker declares its sharded exchange (rabbitmq_sharding plugin); an
+ * existing one keeps its type (an x-consistent-hash exchange reads the
+ * binding key "1" as the queue's weight, x-modulus-hash ignores it).  Tries
+ * the URLs of the list in turn until one answers.
  */
 bool
 buildlog_amqp_declare(const char *urls, const char *exchange, char **queues,
@@ -558,14 +588,21 @@ buildlog_amqp_declare(const char *urls, const char *exchange, char **queues,
 		goto done;
 	if (exchange != NULL)
 	{
-		amqp_exchange_declare(link.conn, 1, amqp_cstring_bytes(exchange),
-							  amqp_cstring_bytes("x-consistent-hash"),
-							  0, 1, 0, 0, amqp_empty_table);
-		r = amqp_get_rpc_reply(link.conn);
-		if (r.reply_type != AMQP_RESPONSE_NORMAL)
-		{
-			reply_error(link.error, "could not declare the exchange", r);
+		bool		exists;
+
+		if (!exchange_exists(&link, &channel, exchange, &exists))
 			goto done;
+		if (!exists)
+		{
+			amqp_exchange_declare(link.conn, channel, amqp_cstring_bytes(exchange),
+								  amqp_cstring_bytes("x-modulus-hash"),
+								  0, 1, 0, 0, amqp_empty_table);
+			r = amqp_get_rpc_reply(link.conn);
+			if (r.reply_type != AMQP_RESPONSE_NORMAL)
+			{
+				reply_error(link.error, "could not declare the exchange", r);
+				goto done;
+			}
 		}
 	}
 	for (i = 0; i < nqueues; i++)

@@ -3,8 +3,9 @@
  *	  declare_queues(): the documented way to set up RabbitMQ for buildlog.
  *
  * Declares the durable queue travis-worker publishes to or, for a sharded
- * deployment, an x-consistent-hash exchange that routes by job id (the
- * routing key) to N durable queues.  New queues are quorum queues
+ * deployment, the exchange that routes by job id (the routing key) to N
+ * durable queues: x-modulus-hash, as travis-worker declares it, unless it
+ * exists already with another type.  New queues are quorum queues
  * (replicated over a cluster's nodes) unless asked otherwise; a queue that
  * exists keeps its type.  Uses buildlog.amqp_url (its first node that
  * answers).
@@ -60,7 +61,7 @@ buildlog_declare_queues(PG_FUNCTION_ARGS)
 				 errmsg("could not declare the buildlog queues"),
 				 errdetail("%s (buildlog.amqp_url is %s)", error,
 						   buildlog_amqp_redact(buildlog_amqp_url, shown, sizeof(shown))),
-				 errhint("Check that RabbitMQ runs and buildlog.amqp_url is right; sharding needs the rabbitmq_consistent_hash_exchange plugin.")));
+				 errhint("Check that RabbitMQ runs and buildlog.amqp_url is right; sharding needs the rabbitmq_sharding plugin (x-modulus-hash).")));
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	for (i = 0; i < n; i++)

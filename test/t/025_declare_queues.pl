@@ -65,7 +65,21 @@ is("$rc|$out|$err", "0|$names|", 'declared again: the same names, no error');
 is(queues(), $before, 'every shard queue keeps its messages');
 is(bindings(), $bindings, 'still one binding per shard queue');
 is(ours(broker_ctl('list_exchanges', '--no-table-headers', 'name', 'type', 'durable')),
-	"$exchange\tx-consistent-hash\ttrue", 'one durable x-consistent-hash exchange');
+	"$exchange\tx-modulus-hash\ttrue", 'one durable x-modulus-hash exchange, as travis-worker declares it');
+
+# ---- an exchange that exists with another type keeps it (declared by an
+# older buildlog as x-consistent-hash: the binding key "1" is the weight)
+my ($mgmt) = need_env('BUILDLOG_RABBITMQ_MGMT');
+my $old = "tq.declc.$$";
+my ($st) = http_request('-u', 'guest:guest', '-X', 'PUT', '-H', 'Content-Type: application/json',
+	'--data', '{"type":"x-consistent-hash","durable":true}', "$mgmt/api/exchanges/%2F/$old");
+like($st, qr/^20[14]$/, 'an x-consistent-hash exchange made through the management API');
+is($node->safe_psql('postgres', "select string_agg(queue_name, ',') from buildlog.declare_queues('tq.declcs.$$', 2, '$old')"),
+	"tq.declcs.$$.1,tq.declcs.$$.2", 'declare_queues on it: its 2 shard queues');
+is(join("\n", grep { /^\Q$old\E\t/ } split /\n/, ours(broker_ctl('list_exchanges', '--no-table-headers', 'name', 'type', 'durable'))),
+	"$old\tx-consistent-hash\ttrue", 'the exchange kept its type');
+is(join("\n", grep { /^\Q$old\E\t/ } split /\n/, ours(broker_ctl('list_bindings', '--no-table-headers', 'source_name', 'destination_name', 'routing_key'))),
+	"$old\ttq.declcs.$$.1\t1\n$old\ttq.declcs.$$.2\t1", 'each shard queue bound with weight 1');
 
 # ---- the broker unreachable, or refusing the login: 08006
 my $secret = 'pw025-not-in-errors';
