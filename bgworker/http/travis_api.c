@@ -71,7 +71,7 @@
 #include "spiutil.h"
 #include "token.h"
 #include "utf8.h"
-#include "wire_base64.h"
+#include "wire.h"
 
 /* What a travis upload does with its body. */
 typedef enum TravisOp
@@ -743,29 +743,26 @@ signature_ok(const char *sig, TravisBatch *b)
 	return pg_strcasecmp(hex, sig) == 0 && strlen(sig) == strlen(hex);
 }
 
-/* Decode and clean a part's content (the drain's rules); a reason when it cannot be. */
+/*
+ * Decode and clean a part's content with the drain's own step (base64,
+ * buildlog.max_part_bytes, UTF-8 cleaning); a reason when it cannot be.
+ */
 static void
 decode_part(TravisPart *p)
 {
-	char		reason[128];
-	char	   *raw = palloc(p->content_len / 4 * 3 + 4);
-	size_t		len = 0;
-	Utf8Cleaned clean;
+	char	   *buf = palloc(VARHDRSZ + p->content_len + 1);
+	ParsedPart	parsed;
 
-	if (!buildlog_base64_decode(p->content, p->content_len, raw, &len, reason, sizeof(reason)))
+	memset(&parsed, 0, sizeof(parsed));
+	memcpy(buf + VARHDRSZ, p->content, p->content_len);
+	buildlog_part_content(&parsed, "content", buf, p->content_len, true, buildlog_max_part_bytes);
+	if (!parsed.ok)
 	{
-		p->reason = psprintf("\"content\" is not base64: %s", reason);
+		p->reason = pstrdup(parsed.reason);
 		return;
 	}
-	if (len > (size_t) buildlog_max_part_bytes)
-	{
-		p->reason = psprintf("the part has %zu bytes, more than buildlog.max_part_bytes (%d)",
-							 len, buildlog_max_part_bytes);
-		return;
-	}
-	clean = buildlog_utf8_clean(raw, len);
-	p->text = cstring_to_text_with_len(clean.data, (int) clean.len);
-	p->replaced = clean.replaced;
+	p->text = parsed.content;
+	p->replaced = parsed.replaced;
 }
 
 /* The body as JSON (jansson's tree, to json_decref), or NULL with why not. */

@@ -302,7 +302,7 @@ $res = post_parts(encode_json($body), 'token sig:' . signature(@b64));
 is($res->{status}, 204, 'a part whose content is not base64: 204');
 is($node->safe_psql('postgres', "select buildlog.log($b64job)"), "good\n", 'the good part stored');
 like($node->safe_psql('postgres', "select reason from buildlog.rejected_parts where routing_key = '$b64job'"),
-	qr/"content" is not base64/, 'the bad one kept aside with the base64 reason');
+	qr/"content" is not valid base64/, 'the bad one kept aside with the base64 reason');
 
 # an empty batch is a no-op
 $res = post_parts('[]', 'token sig:' . sha1_hex(''));
