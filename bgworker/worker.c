@@ -529,9 +529,10 @@ sync_standbys_defined(void)
 
 /*
  * Whether this process's last commit record reached the synchronous
- * standbys it had to wait for.  A wait cut short (the postmaster gone, a shutdown, a
- * cancel) returns from the commit as if it had: the transaction is committed
- * here but perhaps on no standby, so a promoted standby may not have it.
+ * standbys it had to wait for.  A wait cut short (the postmaster gone, a
+ * shutdown, a cancel) returns from the commit as if it had: the transaction
+ * is committed here but perhaps on no standby, so a promoted standby may not
+ * have it.
  */
 static bool
 last_commit_replicated(void)
